@@ -1,0 +1,68 @@
+"""django-tasks-q: a complete, huey-class task queue for Django that never loses a task.
+
+The public API: the hub (:class:`TaskQueue`, also ``Huey``) and the huey-style
+queue classes, tasks and results, ``crontab``, locks, signals and exceptions.
+"""
+
+from .crontab import crontab
+from .exceptions import (
+    CancelExecution,
+    ConfigurationError,
+    EnqueueError,
+    HueyException,
+    InvalidEta,
+    InvalidMessage,
+    InvalidOption,
+    InvalidPriority,
+    MessageTooLarge,
+    RateLimitExceeded,
+    ResultTimeout,
+    RetryTask,
+    SerializationError,
+    StorageError,
+    TaskException,
+    TaskLockedException,
+    TaskNotRegistered,
+    TasksQError,
+    TaskTimeout,
+)
+from .queue import BlackHoleHuey, Huey, MemoryHuey, TaskQueue
+from .result import ChordResult, Result, ResultGroup
+from .task import Task, TaskWrapper, chord, group
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BlackHoleHuey",
+    "CancelExecution",
+    "ChordResult",
+    "ConfigurationError",
+    "EnqueueError",
+    "Huey",
+    "HueyException",
+    "InvalidEta",
+    "InvalidMessage",
+    "InvalidOption",
+    "InvalidPriority",
+    "MemoryHuey",
+    "MessageTooLarge",
+    "RateLimitExceeded",
+    "Result",
+    "ResultGroup",
+    "ResultTimeout",
+    "RetryTask",
+    "SerializationError",
+    "StorageError",
+    "Task",
+    "TaskException",
+    "TaskLockedException",
+    "TaskNotRegistered",
+    "TaskQueue",
+    "TaskTimeout",
+    "TaskWrapper",
+    "TasksQError",
+    "__version__",
+    "chord",
+    "crontab",
+    "group",
+]

@@ -1,0 +1,616 @@
+"""The storage contract: what every django-tasks-q storage does, written for the people who implement one.
+
+The model
+=========
+
+A storage moves **opaque bytes**. The hub (``TaskQueue``) serializes, signs and encodes every message before it
+reaches the storage, and decodes what comes back; a storage never looks inside ``data`` and never needs to know
+about tasks, serializers or Django settings. Everything that goes in as ``bytes`` comes back as the same
+``bytes`` (including ``b""`` and bytes that are not valid UTF-8). Keys are ``str``.
+
+One storage instance serves one queue *name* (``BaseStorage.name``). Two storages with different names that
+share a server or a database must not see each other's data; ``flush_all()`` only clears its own name.
+
+A storage has four areas:
+
+``queue``
+    Messages ready to run. ``enqueue(data, priority)`` adds one; ``dequeue()`` / ``reserve()`` take the next.
+
+``schedule``
+    Messages that become ready at a point in time (``timestamp``: seconds since the epoch, a ``float``, as
+    returned by ``time.time()``). The consumer's scheduler moves due items into the queue with
+    ``enqueue_due()`` (or the older ``read_schedule()`` + ``enqueue()``).
+
+``key/value data``
+    Results, locks, revocations, chord bookkeeping. Values are bytes, optionally with a time to live. Values
+    written with ``is_result=True`` are *results*: ``result_items()`` and ``flush_results()`` see only those.
+
+``in-flight`` and ``dead letters`` (the reliable-delivery extension, below)
+    Messages currently owned by a worker under a lease, and messages given up on.
+
+"No value"
+----------
+
+``peek_data()``, ``pop_data()`` and ``wait_result()`` return the singleton :data:`EmptyData` when a key has no
+value. It is distinct from ``b""`` (a perfectly good value) and from ``None``. Test for it with
+``value is EmptyData``; it is falsy, but so is ``b""``, so never rely on truthiness.
+
+Priority
+--------
+
+A priority is an ``int`` (negative allowed); ``None`` means ``0``. A storage whose class flag ``priority`` is
+true delivers the highest priority first and, within one priority, first-in first-out. A storage with
+``priority = False`` ignores priorities and delivers strictly first-in first-out.
+
+Reliable delivery (at least once)
+---------------------------------
+
+huey's ``dequeue()`` removes a message from the store before the task runs, so a worker that dies mid-task loses
+it (*at most once*). The extension keeps the message in the store until the worker says it is done:
+
+1. ``reserve(lease)`` atomically moves the next ready message to *in-flight*, with a lease deadline
+   (``now + lease``), a fresh **fencing token** and an **attempt** number that rises at every claim. There is no
+   moment at which the message exists only in a worker's memory.
+2. While the task runs, the consumer ``renew()``s the lease.
+3. When the task reached a terminal state the worker ``ack()``s, which deletes the message and (in the same
+   atomic step) may write the task's result.
+4. ``release()`` gives a message back without counting the attempt (graceful shutdown before the task started).
+5. ``bury()`` moves it to the dead letters (a message that must never run, e.g. a bad signature).
+6. ``requeue_expired(now, max_attempts)`` (the reaper, run by every consumer) returns every reservation whose
+   lease ran out to the queue, in its original place, or to the dead letters once it has been claimed
+   ``max_attempts`` times (a task that keeps killing its worker).
+
+``ack``, ``renew``, ``release`` and ``bury`` check the token: once a lease has been reclaimed and the message
+handed to someone else, the old owner's calls return ``False`` and change nothing. A lease that has passed its
+deadline but has not been reclaimed yet still belongs to its holder; only ``requeue_expired`` ends ownership.
+
+Deadlines and ``reserved_at`` are epoch seconds from the clock of the process that reserves (or, for a store
+that keeps time itself, that store's clock expressed in epoch seconds). ``requeue_expired`` compares them with
+the ``now`` it is given, so all consumers sharing a store need roughly synchronised clocks; leases are long
+(60 s by default) compared with usual clock skew.
+
+At-most-once fallback
+---------------------
+
+A storage that implements only huey's seed list still works: the defaults of the extension in this class turn
+``reserve()`` into ``dequeue()`` (token ``""``, attempt ``1``), make ``ack``/``renew``/``release`` trivially
+succeed and report nothing in flight. Delivery is then at most once, and the class flag ``reliable`` stays
+``False`` so a system check can say so. Storages that implement the extension natively set ``reliable = True``
+and must override *every* method of it (and the dead-letter methods) with atomic versions.
+
+Writing a storage
+-----------------
+
+Subclass :class:`BaseStorage`, implement the seed list (``enqueue`` ... ``flush_all``), then whatever else you
+can. Every method's docstring below says what it must do, return and guarantee. Methods that the base class
+cannot provide raise ``NotImplementedError`` naming your class and the method; :meth:`BaseStorage.implements`
+and :meth:`BaseStorage.supports_dead_letters` let the hub and the system checks ask in advance. Raise
+:class:`django_tasks_q.exceptions.StorageError` (chaining the cause) when the store cannot be reached.
+The reusable test-suite ``tests/storage_contract.py`` checks a storage against this contract.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, ClassVar, Final, TypeAlias
+
+__all__ = [
+    "BaseStorage",
+    "DeadLetter",
+    "EmptyData",
+    "EmptyDataType",
+    "Reclaimed",
+    "Reservation",
+    "ResultWrite",
+    "new_token",
+    "normalize_priority",
+]
+
+
+class EmptyDataType(enum.Enum):
+    """The type of :data:`EmptyData`; it has exactly one member, so it survives pickling and copying."""
+
+    EMPTY = "EmptyData"
+
+    def __repr__(self) -> str:
+        return "EmptyData"
+
+    __str__ = __repr__
+
+    def __bool__(self) -> bool:
+        return False
+
+
+EmptyData: Final = EmptyDataType.EMPTY
+"""The "no value" sentinel returned by ``peek_data``, ``pop_data`` and ``wait_result``.
+
+Distinct from ``b""`` and ``None``; compare with ``is``.
+"""
+
+ResultWrite: TypeAlias = tuple[str, bytes, float | None]
+"""``(key, value, ttl)``: a result that ``ack()`` writes atomically with the acknowledgement."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """A message claimed by a worker under a lease (returned by ``reserve`` and ``in_flight_items``).
+
+    A reservation is a plain value: it can be pickled, sent to another process and handed back to ``ack`` /
+    ``renew`` / ``release`` / ``bury``; storages identify the message by ``message_id`` and check ``token``,
+    never rely on object identity.
+    """
+
+    message_id: str
+    """Identifies the stored message; the same on every redelivery of that message. ``""`` when the storage
+    does not track deliveries (the at-most-once fallback)."""
+
+    data: bytes
+    """The message's bytes, exactly as enqueued."""
+
+    token: str
+    """Fencing token, fresh for each reservation (e.g. ``uuid4().hex``). ``""`` in the at-most-once fallback."""
+
+    attempt: int
+    """1 on the first delivery; rises by one at each claim (``release`` takes the claim back)."""
+
+    deadline: float
+    """Epoch seconds when the lease ends, unless renewed."""
+
+    reserved_at: float
+    """Epoch seconds when this reservation was made."""
+
+    priority: int | None = None
+    """The message's priority (``None`` enqueued as ``0``), or ``None`` when the storage does not know it."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A message the system gave up on; kept for inspection, requeueing or purging."""
+
+    id: str
+    """Unique within the storage; pass it to ``requeue_dead_letter`` / ``purge_dead_letters``."""
+
+    data: bytes
+    """The message's bytes, unchanged (possibly not a valid message at all: that may be why it is here)."""
+
+    reason: str
+    """A short machine-readable code: ``"max_attempts"``, ``"bad_signature"``, ``"decode_error"`` ..."""
+
+    detail: str
+    """Free text for people: an error message or a traceback."""
+
+    attempts: int
+    """How many times the message had been claimed when it was given up on."""
+
+    failed_at: float
+    """Epoch seconds when it became a dead letter."""
+
+    priority: int | None = None
+    """The priority it had (used when it is requeued), or ``None`` when unknown."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reclaimed:
+    """One expired reservation handled by ``requeue_expired``."""
+
+    reservation: Reservation
+    """The reservation as it was when its lease ran out (its token is now stale)."""
+
+    dead_lettered: bool
+    """``True`` when it went to the dead letters (``"max_attempts"``), ``False`` when back to the queue."""
+
+
+def new_token() -> str:
+    """Return a fresh, unguessable identifier (32 hex digits) for tokens and ids."""
+    return uuid.uuid4().hex
+
+
+def normalize_priority(priority: int | None) -> int:
+    """Return ``priority`` as an ``int`` (``None`` → ``0``); raise ``TypeError`` for anything but an int."""
+    if priority is None:
+        return 0
+    if isinstance(priority, bool) or not isinstance(priority, int):
+        raise TypeError(f"priority must be an int or None, not {type(priority).__name__}")
+    return priority
+
+
+_DEAD_LETTER_METHODS: Final = ("add_dead_letter", "dead_letters", "requeue_dead_letter", "purge_dead_letters")
+
+
+class BaseStorage:
+    """Base class and contract of every storage. See the module documentation for the model.
+
+    Class flags (override them in a subclass):
+
+    ``blocking``
+        ``True`` when ``dequeue()`` and ``reserve()`` wait a short while for a message when the queue is empty
+        (so the consumer need not sleep between polls). ``False``: they return at once.
+    ``priority``
+        ``True`` when the storage honours priorities (highest first, FIFO within one). ``False``: plain FIFO.
+    ``reliable``
+        ``True`` when the storage implements the reliable-delivery extension natively (at-least-once).
+        ``False``: the at-most-once defaults of this class are in use.
+
+    Thread safety: the consumer calls one storage instance from several threads at once; every method must be
+    safe to call concurrently, and the atomicity promised below must also hold between processes for any
+    storage that can be shared between processes.
+    """
+
+    blocking: ClassVar[bool] = False
+    priority: ClassVar[bool] = True
+    reliable: ClassVar[bool] = False
+
+    def __init__(self, name: str = "huey", **storage_kwargs: Any) -> None:
+        """Remember the queue ``name``; all data of this storage lives under it.
+
+        Extra keyword arguments are accepted (and ignored) so that a subclass can pass its options through, as
+        with huey. A subclass takes the options it understands as named parameters.
+        """
+        self.name = name
+
+    def close(self) -> None:
+        """Release connections, file handles and threads. The default does nothing.
+
+        Calling it twice must be harmless. The storage need not be usable afterwards.
+        """
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} name={self.name!r}>"
+
+    # ------------------------------------------------------------------ capability introspection
+
+    @classmethod
+    def implements(cls, method_name: str) -> bool:
+        """Return ``True`` when this class provides ``method_name`` itself rather than inheriting the default.
+
+        Useful for the methods whose default raises ``NotImplementedError`` (the seed list, ``result_items``,
+        ``incr``, the dead-letter methods): ``MyStorage.implements("incr")``.
+        """
+        base = getattr(BaseStorage, method_name, None)
+        if base is None:
+            raise AttributeError(f"BaseStorage has no method {method_name!r}")
+        return getattr(cls, method_name) is not base
+
+    @classmethod
+    def supports_dead_letters(cls) -> bool:
+        """Return ``True`` when the class implements the dead-letter methods.
+
+        There is no default for them: a dead-letter area built from ``put_data`` / ``peek_data`` could not be
+        listed or changed atomically. A storage without them cannot dead-letter; the hub logs such messages
+        (with their reason) and acknowledges them instead, and a system check says so.
+        """
+        return all(cls.implements(name) for name in _DEAD_LETTER_METHODS)
+
+    def _not_implemented(self, method_name: str) -> NotImplementedError:
+        return NotImplementedError(
+            f"{type(self).__name__} does not implement {method_name}(); "
+            f"see django_tasks_q.backends.base.BaseStorage.{method_name} for what it must do"
+        )
+
+    # ------------------------------------------------------------------ the seed list: the queue
+
+    def enqueue(self, data: bytes, priority: int | None = None) -> None:
+        """Add ``data`` to the ready queue.
+
+        ``priority``: an ``int`` (negative allowed) or ``None`` (the same as ``0``). A storage with
+        ``priority = True`` delivers higher priorities first and is first-in first-out within one priority;
+        one with ``priority = False`` ignores it and is first-in first-out. Identical bytes enqueued twice are
+        two messages. Durable when it returns (for a persistent storage). Returns ``None``.
+        """
+        raise self._not_implemented("enqueue")
+
+    def dequeue(self) -> bytes | None:
+        """Remove and return the next ready message (in the order described in ``enqueue``), or ``None``.
+
+        Atomic: a message is returned to exactly one caller. This is huey's at-most-once path: the message is
+        gone from the store when this returns. Storages with ``blocking = True`` may wait a short, bounded time
+        (about a second at most) for a message before returning ``None``. Messages in flight are not returned.
+        """
+        raise self._not_implemented("dequeue")
+
+    def queue_size(self) -> int:
+        """Return how many messages are ready (in-flight reservations and scheduled items not counted)."""
+        raise self._not_implemented("queue_size")
+
+    def enqueued_items(self, limit: int | None = None) -> list[bytes]:
+        """Return up to ``limit`` ready messages (all when ``None``) in the order they would be dequeued.
+
+        Nothing is removed or reserved.
+        """
+        raise self._not_implemented("enqueued_items")
+
+    def flush_queue(self) -> None:
+        """Remove every ready message. In-flight reservations, the schedule and data are left alone."""
+        raise self._not_implemented("flush_queue")
+
+    # ------------------------------------------------------------------ the seed list: the schedule
+
+    def add_to_schedule(self, data: bytes, timestamp: float, priority: int | None = None) -> None:
+        """Add ``data`` to the schedule, to become ready at ``timestamp`` (epoch seconds, a ``float``).
+
+        ``priority`` is remembered for when the item is moved to the queue by ``enqueue_due``; a storage that
+        cannot remember it must still accept the parameter (and may ignore it). Identical bytes added twice are
+        two items. Returns ``None``.
+        """
+        raise self._not_implemented("add_to_schedule")
+
+    def read_schedule(self, timestamp: float) -> list[bytes]:
+        """Remove and return every scheduled item whose time is ``<= timestamp``, earliest first.
+
+        Atomic: an item is returned to exactly one caller. Items due later stay. Ties keep the order in which
+        they were added where the storage can; callers must not depend on it.
+        """
+        raise self._not_implemented("read_schedule")
+
+    def scheduled_items(self, limit: int | None = None) -> list[bytes]:
+        """Return up to ``limit`` scheduled items (all when ``None``), earliest first, without removing them."""
+        raise self._not_implemented("scheduled_items")
+
+    def schedule_size(self) -> int:
+        """Return how many items are in the schedule, due or not."""
+        raise self._not_implemented("schedule_size")
+
+    def flush_schedule(self) -> None:
+        """Remove every scheduled item. The queue and data are left alone."""
+        raise self._not_implemented("flush_schedule")
+
+    # ------------------------------------------------------------------ the seed list: key/value data
+
+    def put_data(self, key: str, value: bytes, is_result: bool = False, ttl: float | None = None) -> None:
+        """Store ``value`` under ``key``, replacing any previous value (and its flags and ttl).
+
+        ``is_result=True`` marks a task result, so that ``result_items`` / ``flush_results`` can tell results
+        apart from locks, revocations and other bookkeeping. ``ttl``: seconds (``> 0``) after which the value is
+        gone as if deleted; ``None`` keeps it until deleted. A storage that cannot expire values must say so in
+        its documentation (results then live until read or flushed). Wakes ``wait_result`` callers.
+        """
+        raise self._not_implemented("put_data")
+
+    def peek_data(self, key: str) -> bytes | EmptyDataType:
+        """Return the value stored under ``key`` without removing it, or ``EmptyData`` when there is none."""
+        raise self._not_implemented("peek_data")
+
+    def pop_data(self, key: str) -> bytes | EmptyDataType:
+        """Remove and return the value under ``key``, or ``EmptyData`` when there is none.
+
+        Atomic read-and-delete: when several callers pop the same key at once, exactly one gets the value.
+        """
+        raise self._not_implemented("pop_data")
+
+    def has_data_for_key(self, key: str) -> bool:
+        """Return ``True`` when ``key`` holds a value (``b""`` included; expired values excluded)."""
+        raise self._not_implemented("has_data_for_key")
+
+    def put_if_empty(self, key: str, value: bytes, ttl: float | None = None) -> bool:
+        """Store ``value`` under ``key`` only if the key holds no value; return ``True`` if it wrote.
+
+        Atomic (this is how locks are taken): when several callers race on one empty key, exactly one gets
+        ``True``. ``ttl`` as in ``put_data``, applied only when written. The value is not a result.
+        """
+        raise self._not_implemented("put_if_empty")
+
+    def delete_data(self, key: str) -> bool:
+        """Delete the value under ``key``; return ``True`` if there was one, ``False`` otherwise."""
+        raise self._not_implemented("delete_data")
+
+    def flush_all(self) -> None:
+        """Remove everything of this storage's name.
+
+        The queue, the schedule, key/value data (results or not), in-flight reservations, dead letters and
+        counters. Other names sharing the same server or database are left alone.
+        """
+        raise self._not_implemented("flush_all")
+
+    # ------------------------------------------------------------------ huey's extras
+
+    def result_items(self) -> dict[str, bytes]:
+        """Return every stored result (values written with ``is_result=True``) as ``{key: value}``.
+
+        Locks, revocations and other values are left out, and so are expired ones. No default: the seed list
+        cannot enumerate keys.
+        """
+        raise self._not_implemented("result_items")
+
+    def result_store_size(self) -> int:
+        """Return how many results are stored. The default counts ``result_items()``."""
+        return len(self.result_items())
+
+    def flush_results(self) -> None:
+        """Delete every result; locks, revocations and other values stay.
+
+        The default deletes the keys of ``result_items()`` one by one (not atomic as a whole).
+        """
+        for key in self.result_items():
+            self.delete_data(key)
+
+    def incr(self, key: str, amount: int = 1, ttl: float | None = None) -> int:
+        """Atomically add ``amount`` (may be negative or zero) to the counter ``key`` and return the new value.
+
+        A missing (or expired) counter starts at ``0``; ``ttl`` (seconds) is applied only when this call
+        creates the counter, so that a window of a rate limit ends at a fixed time. Counters are read and
+        changed only through ``incr`` (``incr(key, 0)`` reads one); whether they share the key/value namespace
+        is up to the storage, so use keys that no ``put_data`` uses. ``flush_all`` removes them, ``flush_results``
+        does not. No default: it cannot be made atomic from the seed list.
+        """
+        raise self._not_implemented("incr")
+
+    def wait_result(self, key: str, timeout: float | None = None) -> bytes | EmptyDataType:
+        """Wait until ``key`` holds a value and return it (without removing it), or ``EmptyData`` at timeout.
+
+        ``timeout``: seconds; ``None`` waits for ever; ``0`` or less looks once. The default polls
+        ``peek_data`` with a backoff from 1 ms to 100 ms; a storage that can be notified should do better.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = 0.001
+        while True:
+            value = self.peek_data(key)
+            if value is not EmptyData:
+                return value
+            if deadline is None:
+                pause = delay
+            else:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return EmptyData
+                pause = min(delay, remaining)
+            time.sleep(pause)
+            delay = min(delay * 2, 0.1)
+
+    # ------------------------------------------------------------------ reliable delivery
+
+    def reserve(self, lease: float) -> Reservation | None:
+        """Claim the next ready message for ``lease`` seconds and return the reservation, or ``None``.
+
+        Native implementations, atomically: take the next message in dequeue order, move it to in-flight with
+        ``deadline = now + lease``, a fresh token, ``attempt`` = previous claims + 1, and record ``reserved_at``.
+        A message is reserved by exactly one caller; there is no moment at which it exists only in the caller's
+        memory. Blocking storages may wait a short, bounded time, as ``dequeue`` does.
+
+        Default (at most once): ``dequeue()`` and wrap the bytes in a reservation with ``message_id=""``,
+        ``token=""``, ``attempt=1`` and ``priority=None``; nothing is kept in flight.
+        """
+        data = self.dequeue()
+        if data is None:
+            return None
+        now = time.time()
+        return Reservation(
+            message_id="", data=data, token="", attempt=1, deadline=now + lease, reserved_at=now, priority=None
+        )
+
+    def ack(self, reservation: Reservation, result: ResultWrite | None = None) -> bool:
+        """Acknowledge a finished message: delete it from in-flight and optionally write its result.
+
+        Native implementations, in one atomic step: if the message is in flight under ``reservation.token``,
+        delete it and, when ``result = (key, value, ttl)`` is given, store it as ``put_data(key, value,
+        is_result=True, ttl=ttl)`` would; return ``True``. Otherwise (stale token: the lease was reclaimed,
+        or the message was already acked) change nothing, write no result and return ``False``; the caller
+        logs a lost lease.
+
+        Default (at most once): the message is already gone; write the result if given and return ``True``.
+        """
+        if result is not None:
+            key, value, ttl = result
+            self.put_data(key, value, is_result=True, ttl=ttl)
+        return True
+
+    def renew(self, reservation: Reservation, lease: float) -> bool:
+        """Extend a lease: set its deadline to ``now + lease`` if the token still matches; return whether it did.
+
+        ``False`` (nothing changed) when the message is no longer in flight under this token. Default: ``True``.
+        """
+        return True
+
+    def release(self, reservation: Reservation) -> bool:
+        """Give a reserved message back without counting the attempt (a worker shutting down before running it).
+
+        Native implementations, atomically and only if the token matches: move the message from in-flight back
+        to the ready queue *in its original place* (ahead of messages enqueued after it within its priority),
+        with its claim count lowered by one, so the next reservation sees the same ``attempt`` number; return
+        ``True``. Stale token: change nothing, return ``False``.
+
+        Default (at most once): ``enqueue(data, priority)`` again, at the back of the queue; ``True``.
+        """
+        self.enqueue(reservation.data, reservation.priority)
+        return True
+
+    def bury(self, reservation: Reservation, reason: str, detail: str = "") -> bool:
+        """Move a reserved message to the dead letters (it must never run, e.g. a bad signature).
+
+        Native implementations, atomically and only if the token matches: delete it from in-flight and add a
+        dead letter with ``reason``, ``detail``, ``attempts = reservation.attempt``, the message's priority and
+        ``failed_at = now``; return ``True``. Stale token: change nothing, return ``False``.
+
+        Default: ``add_dead_letter(...)`` (the message is already out of the queue) and ``True``; storages
+        without dead letters raise ``NotImplementedError`` from there (check ``supports_dead_letters()``).
+        """
+        self.add_dead_letter(
+            reservation.data, reason, detail, attempts=reservation.attempt, priority=reservation.priority
+        )
+        return True
+
+    def requeue_expired(self, now: float, max_attempts: int | None) -> list[Reclaimed]:
+        """Reclaim every reservation whose ``deadline <= now``; return what was done, earliest deadline first.
+
+        Each one, atomically: if its claim count is ``>= max_attempts`` (``None``: no cap), it becomes a dead
+        letter with reason ``"max_attempts"`` and ``attempts`` = that count; otherwise it goes back to the
+        ready queue in its original place (as ``release`` does) *keeping* its claim count, so the next
+        reservation's ``attempt`` is one higher. Either way the old token is stale from then on. Safe to run
+        from several consumers at once: each expired reservation is reclaimed by exactly one caller.
+
+        Default: ``[]`` (nothing is ever in flight).
+        """
+        return []
+
+    def in_flight_items(self, limit: int | None = None) -> list[Reservation]:
+        """Return up to ``limit`` current reservations (all when ``None``), earliest deadline first.
+
+        Each as the :class:`Reservation` its holder has (current token, attempt and deadline). Read-only.
+        Default: ``[]``.
+        """
+        return []
+
+    def in_flight_size(self) -> int:
+        """Return how many messages are reserved. The default counts ``in_flight_items()``."""
+        return len(self.in_flight_items())
+
+    def enqueue_due(self, timestamp: float) -> int:
+        """Move every scheduled item whose time is ``<= timestamp`` to the ready queue; return how many.
+
+        Native implementations, atomically: items keep the priority given to ``add_to_schedule`` and enter the
+        queue earliest first; no item is lost or moved twice when several schedulers run at once.
+
+        Default: ``read_schedule(timestamp)`` then ``enqueue(data)`` for each. This loses the remembered
+        priority (items enter at priority 0) and an item is lost if the process dies between the two steps.
+        """
+        items = self.read_schedule(timestamp)
+        for data in items:
+            self.enqueue(data)
+        return len(items)
+
+    # ------------------------------------------------------------------ dead letters (no defaults)
+
+    def add_dead_letter(
+        self,
+        data: bytes,
+        reason: str,
+        detail: str = "",
+        attempts: int = 0,
+        priority: int | None = None,
+    ) -> str:
+        """Store ``data`` as a dead letter with ``failed_at = now``; return its new, unique id.
+
+        ``reason``: a short code (``"bad_signature"`` ...); ``detail``: free text; ``attempts``: how many times
+        it had been claimed; ``priority``: used if it is requeued. No default (see ``supports_dead_letters``).
+        """
+        raise self._not_implemented("add_dead_letter")
+
+    def dead_letters(self, limit: int | None = None) -> list[DeadLetter]:
+        """Return up to ``limit`` dead letters (all when ``None``), oldest first. Read-only. No default."""
+        raise self._not_implemented("dead_letters")
+
+    def dead_letter_count(self) -> int:
+        """Return how many dead letters there are. The default counts ``dead_letters()``."""
+        return len(self.dead_letters())
+
+    def requeue_dead_letter(self, dead_letter_id: str) -> bool:
+        """Move a dead letter back to the ready queue; return ``False`` if there is no such id.
+
+        Atomically: it leaves the dead letters and enters the queue at the back of its priority with its claim
+        count reset to 0 (the next reservation is attempt 1). No default.
+        """
+        raise self._not_implemented("requeue_dead_letter")
+
+    def purge_dead_letters(
+        self, ids: Iterable[str] | None = None, older_than: float | None = None
+    ) -> int:
+        """Delete dead letters and return how many were deleted.
+
+        ``ids`` given: those ids (unknown ones ignored). ``older_than`` given: those with ``failed_at <
+        older_than`` (epoch seconds). Both given: those of the ids that are also older. Neither: all. No
+        default.
+        """
+        raise self._not_implemented("purge_dead_letters")

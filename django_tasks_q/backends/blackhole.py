@@ -1,0 +1,163 @@
+"""Black-hole storage: accepts everything and keeps nothing.
+
+For benchmarking the cost of enqueueing (serializing, signing, validating) without any storage cost, and for
+configurations where tasks must be accepted but never run. Every write succeeds and is thrown away; every read
+finds nothing:
+
+* ``enqueue``, ``add_to_schedule``, ``put_data`` and the flushes do nothing;
+* ``dequeue`` and ``reserve`` return ``None``; ``peek_data``, ``pop_data`` and ``wait_result`` return
+  ``EmptyData`` at once (``wait_result`` does not wait: nothing will ever arrive);
+* sizes are ``0``, listings are empty, ``has_data_for_key`` and ``delete_data`` are ``False``;
+* ``put_if_empty`` returns ``True`` (the write "succeeded"), so locks are always acquired;
+* ``incr`` returns ``amount`` (every counter starts afresh);
+* ``ack``, ``renew``, ``release`` and ``bury`` return ``True``; ``requeue_expired`` and ``enqueue_due`` find
+  nothing; ``add_dead_letter`` returns a fresh id, ``requeue_dead_letter`` is ``False`` and
+  ``purge_dead_letters`` deletes ``0``.
+
+Because nothing is ever delivered, there is no delivery guarantee to speak of: ``reliable`` is ``False``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django_tasks_q.backends.base import (
+    BaseStorage,
+    DeadLetter,
+    EmptyData,
+    EmptyDataType,
+    Reclaimed,
+    Reservation,
+    ResultWrite,
+    new_token,
+)
+
+__all__ = ["BlackHoleStorage"]
+
+
+class BlackHoleStorage(BaseStorage):
+    """A storage that discards all data (see the module documentation)."""
+
+    blocking = False
+    priority = True
+    reliable = False
+
+    # queue
+    def enqueue(self, data: bytes, priority: int | None = None) -> None:
+        return None
+
+    def dequeue(self) -> bytes | None:
+        return None
+
+    def queue_size(self) -> int:
+        return 0
+
+    def enqueued_items(self, limit: int | None = None) -> list[bytes]:
+        return []
+
+    def flush_queue(self) -> None:
+        return None
+
+    # schedule
+    def add_to_schedule(self, data: bytes, timestamp: float, priority: int | None = None) -> None:
+        return None
+
+    def read_schedule(self, timestamp: float) -> list[bytes]:
+        return []
+
+    def scheduled_items(self, limit: int | None = None) -> list[bytes]:
+        return []
+
+    def schedule_size(self) -> int:
+        return 0
+
+    def flush_schedule(self) -> None:
+        return None
+
+    def enqueue_due(self, timestamp: float) -> int:
+        return 0
+
+    # key/value data
+    def put_data(self, key: str, value: bytes, is_result: bool = False, ttl: float | None = None) -> None:
+        return None
+
+    def peek_data(self, key: str) -> bytes | EmptyDataType:
+        return EmptyData
+
+    def pop_data(self, key: str) -> bytes | EmptyDataType:
+        return EmptyData
+
+    def has_data_for_key(self, key: str) -> bool:
+        return False
+
+    def put_if_empty(self, key: str, value: bytes, ttl: float | None = None) -> bool:
+        return True
+
+    def delete_data(self, key: str) -> bool:
+        return False
+
+    def flush_all(self) -> None:
+        return None
+
+    def result_items(self) -> dict[str, bytes]:
+        return {}
+
+    def result_store_size(self) -> int:
+        return 0
+
+    def flush_results(self) -> None:
+        return None
+
+    def incr(self, key: str, amount: int = 1, ttl: float | None = None) -> int:
+        return amount
+
+    def wait_result(self, key: str, timeout: float | None = None) -> bytes | EmptyDataType:
+        return EmptyData
+
+    # reliable delivery
+    def reserve(self, lease: float) -> Reservation | None:
+        return None
+
+    def ack(self, reservation: Reservation, result: ResultWrite | None = None) -> bool:
+        return True
+
+    def renew(self, reservation: Reservation, lease: float) -> bool:
+        return True
+
+    def release(self, reservation: Reservation) -> bool:
+        return True
+
+    def bury(self, reservation: Reservation, reason: str, detail: str = "") -> bool:
+        return True
+
+    def requeue_expired(self, now: float, max_attempts: int | None) -> list[Reclaimed]:
+        return []
+
+    def in_flight_items(self, limit: int | None = None) -> list[Reservation]:
+        return []
+
+    def in_flight_size(self) -> int:
+        return 0
+
+    # dead letters
+    def add_dead_letter(
+        self,
+        data: bytes,
+        reason: str,
+        detail: str = "",
+        attempts: int = 0,
+        priority: int | None = None,
+    ) -> str:
+        return new_token()
+
+    def dead_letters(self, limit: int | None = None) -> list[DeadLetter]:
+        return []
+
+    def dead_letter_count(self) -> int:
+        return 0
+
+    def requeue_dead_letter(self, dead_letter_id: str) -> bool:
+        return False
+
+    def purge_dead_letters(self, ids: Iterable[str] | None = None, older_than: float | None = None) -> int:
+        return 0

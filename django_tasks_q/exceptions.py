@@ -1,0 +1,175 @@
+"""Every exception django-tasks-q raises, in one place.
+
+The names huey users know (``TaskException``, ``RetryTask``, ``CancelExecution``,
+``TaskLockedException``, ``ResultTimeout``, ``HueyException``) are kept; the
+rest are specific so that callers can catch exactly what went wrong.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class TasksQError(Exception):
+    """Base class of every error raised by django-tasks-q."""
+
+
+HueyException = TasksQError
+
+
+class ConfigurationError(TasksQError):
+    """A queue, storage or task was configured with a value that cannot work."""
+
+
+class StorageError(TasksQError):
+    """The storage could not be reached or refused an operation; the cause is chained."""
+
+
+# --- enqueue-time validation (RELIABILITY R13): nothing is written when raised ---
+
+
+class EnqueueError(TasksQError):
+    """A call could not be turned into a message; nothing was written.
+
+    ``field`` names the part of the call that was wrong (``"args"``,
+    ``"priority"``, ``"eta"`` ...).
+    """
+
+    field: str = ""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        if field is not None:
+            self.field = field
+
+
+class TaskNotRegistered(EnqueueError):
+    """The task name is not in the queue's registry."""
+
+    field = "name"
+
+
+class SerializationError(EnqueueError):
+    """A value cannot be encoded by the serializer and decoded back unchanged."""
+
+    field = "args"
+
+
+class InvalidPriority(EnqueueError):
+    """The priority is not an integer in the allowed range."""
+
+    field = "priority"
+
+
+class InvalidEta(EnqueueError):
+    """The eta or delay is not a usable point in time."""
+
+    field = "eta"
+
+
+class InvalidOption(EnqueueError):
+    """A task option or call keyword is unknown or has a value of the wrong kind."""
+
+    field = "options"
+
+
+class UnknownQueue(EnqueueError, ConfigurationError):
+    """No queue of that name is configured."""
+
+    field = "queue"
+
+
+# --- consume-time rejection (RELIABILITY R15): the message goes to the dead letters ---
+
+
+class InvalidMessage(TasksQError):
+    """Stored bytes that must not be executed; ``reason`` is the dead-letter reason code."""
+
+    reason: str = "invalid"
+
+
+class BadSignature(InvalidMessage):
+    """The message's HMAC does not verify with the current key or any fallback key."""
+
+    reason = "bad_signature"
+
+
+class MessageDecodeError(InvalidMessage):
+    """The message verified (or signing is off) but its body cannot be decoded."""
+
+    reason = "decode_error"
+
+
+class MessageTooLarge(InvalidMessage, EnqueueError):
+    """The encoded message is larger than the queue's size limit."""
+
+    reason = "too_large"
+    field = "payload"
+
+
+class UnknownTaskInMessage(InvalidMessage):
+    """A stored message names a task this process has not registered."""
+
+    reason = "unknown_task"
+
+
+# --- raised inside or around task execution (huey's semantics) ---
+
+
+class RetryTask(Exception):
+    """Raise from a task to retry it now, or at ``eta`` / after ``delay`` seconds."""
+
+    def __init__(self, msg: str | None = None, eta: Any = None, delay: float | None = None) -> None:
+        super().__init__(msg or "retry requested")
+        self.eta = eta
+        self.delay = delay
+
+
+class CancelExecution(Exception):
+    """Raise from a ``pre_execute`` hook or a task to cancel it; ``retry=True`` retries it."""
+
+    def __init__(self, retry: bool | None = None, *args: Any) -> None:
+        super().__init__(*args)
+        self.retry = retry
+
+
+class TaskLockedException(TasksQError):
+    """A ``lock_task`` lock was already held when the task tried to take it."""
+
+
+class RateLimitExceeded(TasksQError):
+    """A ``rate_limit`` window is full; ``retry_at`` is the epoch second the next one opens."""
+
+    def __init__(self, message: str = "rate limit reached", retry_at: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_at = retry_at
+
+
+class TaskTimeout(TasksQError):
+    """The task ran longer than its ``timeout``."""
+
+
+class ResultTimeout(TasksQError):
+    """``Result.get(blocking=True, timeout=...)`` waited for longer than the timeout."""
+
+
+class TaskException(TasksQError):
+    """The task failed; ``metadata`` holds the error text, traceback, task id and retries.
+
+    Errors are stored as text and never re-instantiated from stored class names
+    (RELIABILITY R23).
+    """
+
+    def __init__(self, metadata: dict[str, Any] | None = None, *args: Any) -> None:
+        self.metadata = metadata or {}
+        super().__init__(self.metadata.get("error", "task failed"), *args)
+
+    @property
+    def error(self) -> str:
+        """The text of the error the task raised."""
+        return str(self.metadata.get("error", ""))
+
+    @property
+    def traceback(self) -> str:
+        """The formatted traceback of the failure, as stored by the worker."""
+        return str(self.metadata.get("traceback", ""))

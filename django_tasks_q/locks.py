@@ -1,0 +1,132 @@
+"""Locks and rate limits kept in the queue's storage, usable as decorators and context managers."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from .exceptions import InvalidOption, RateLimitExceeded, TaskLockedException
+
+if TYPE_CHECKING:
+    from .queue import TaskQueue
+
+LOCK_PREFIX = "lock."
+RATE_LIMIT_PREFIX = "ratelimit."
+
+
+class _DecoratorContext:
+    """Shared decorator behaviour: wrap a sync or async function in ``with self:``.
+
+    Subclasses are context managers (they define ``__enter__`` and ``__exit__``).
+    """
+
+    def __call__(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        if inspect.iscoroutinefunction(func):
+
+            @functools.wraps(func)
+            async def async_inner(*args: Any, **kwargs: Any) -> Any:
+                with self:  # type: ignore[attr-defined]
+                    return await func(*args, **kwargs)
+
+            return async_inner
+
+        @functools.wraps(func)
+        def inner(*args: Any, **kwargs: Any) -> Any:
+            with self:  # type: ignore[attr-defined]
+                return func(*args, **kwargs)
+
+        return inner
+
+
+class TaskLock(_DecoratorContext):
+    """A named lock: only one holder at a time across every process using the storage.
+
+    Entering raises :class:`TaskLockedException` when the lock is held. A
+    ``ttl`` (seconds) lets a lock left by a killed process lapse by itself;
+    without one, ``run_tasks --flush-locks`` or :meth:`TaskQueue.flush_locks`
+    clears it.
+    """
+
+    def __init__(self, queue: TaskQueue, name: str, ttl: float | None = None) -> None:
+        if not isinstance(name, str) or not name:
+            raise InvalidOption(f"lock name must be a non-empty string, got {name!r}", field="name")
+        self.queue = queue
+        self.name = name
+        self.ttl = ttl
+        self.key = f"{LOCK_PREFIX}{name}"
+        queue.known_locks.add(name)
+
+    def is_locked(self) -> bool:
+        """Whether someone holds the lock now."""
+        return self.queue.storage.has_data_for_key(self.key)
+
+    def acquire(self) -> bool:
+        """Take the lock if it is free; True when taken."""
+        return self.queue.storage.put_if_empty(self.key, b"1", ttl=self.ttl)
+
+    def release(self) -> bool:
+        """Give the lock back; True when it was held."""
+        return self.queue.storage.delete_data(self.key)
+
+    def clear(self) -> bool:
+        """Remove the lock whoever holds it (same as :meth:`release`)."""
+        return self.release()
+
+    def __enter__(self) -> TaskLock:
+        if not self.acquire():
+            raise TaskLockedException(f"unable to take lock {self.name!r}: it is held")
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.release()
+
+
+class RateLimit(_DecoratorContext):
+    """At most ``limit`` entries per ``per`` seconds, counted in fixed windows in the storage.
+
+    Entering past the limit raises :class:`RateLimitExceeded` whose
+    ``retry_at`` is the epoch second the next window opens; a task that lets
+    it propagate is rescheduled for then without using a retry.
+    """
+
+    def __init__(self, queue: TaskQueue, name: str, limit: int, per: float) -> None:
+        if not isinstance(name, str) or not name:
+            raise InvalidOption(f"rate limit name must be a non-empty string, got {name!r}", field="name")
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise InvalidOption(f"rate limit {name!r}: limit must be an int >= 1, got {limit!r}", field="limit")
+        if isinstance(per, bool) or not isinstance(per, (int, float)) or not math.isfinite(per) or per <= 0:
+            raise InvalidOption(f"rate limit {name!r}: per must be seconds > 0, got {per!r}", field="per")
+        self.queue = queue
+        self.name = name
+        self.limit = limit
+        self.per = float(per)
+        queue.known_rate_limits.add(name)
+
+    def _window(self, now: float) -> int:
+        return int(now // self.per)
+
+    def acquire(self) -> bool:
+        """Count one entry in the current window; False (and nothing counted twice) when it is full."""
+        now = time.time()
+        window = self._window(now)
+        key = f"{RATE_LIMIT_PREFIX}{self.name}.{window}"
+        count = self.queue.storage.incr(key, 1, ttl=self.per * 2)
+        return count <= self.limit
+
+    def __enter__(self) -> RateLimit:
+        if not self.acquire():
+            now = time.time()
+            retry_at = (self._window(now) + 1) * self.per
+            raise RateLimitExceeded(
+                f"rate limit {self.name!r} of {self.limit} per {self.per:g} s reached; "
+                f"next window in {retry_at - now:.2f} s",
+                retry_at=retry_at,
+            )
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        return None

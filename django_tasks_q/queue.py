@@ -1,0 +1,1134 @@
+"""The hub: :class:`TaskQueue` (also importable as ``Huey``) and the huey-style storage classes.
+
+The hub is the only code that talks to a storage. It owns the registry of
+tasks, encoding and signing of messages, execution semantics (retries,
+revocation, expiry, hooks, locks, rate limits, time limits, pipelines,
+chords) and results. The consumer, the admin and the ``django.tasks``
+backend all go through it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import threading
+import traceback
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from .backends.base import BaseStorage, EmptyData, Reclaimed, Reservation
+from .backends.blackhole import BlackHoleStorage
+from .backends.memory import MemoryStorage
+from .exceptions import (
+    CancelExecution,
+    ConfigurationError,
+    InvalidMessage,
+    InvalidOption,
+    RateLimitExceeded,
+    RetryTask,
+    SerializationError,
+    TaskLockedException,
+    TaskNotRegistered,
+    TaskTimeout,
+    UnknownTaskInMessage,
+)
+from .locks import LOCK_PREFIX, RateLimit, TaskLock
+from .message import Message, MessageCodec, peek_raw, signing_keys_from_settings
+from .registry import TaskRegistry
+from .result import NO_RESULT, ChordResult, Result, ResultGroup, StoredError
+from .signals import (
+    SIGNAL_CANCELED,
+    SIGNAL_COMPLETE,
+    SIGNAL_DEAD_LETTERED,
+    SIGNAL_ENQUEUED,
+    SIGNAL_ERROR,
+    SIGNAL_EXECUTING,
+    SIGNAL_EXPIRED,
+    SIGNAL_INTERRUPTED,
+    SIGNAL_LOCKED,
+    SIGNAL_LOST_LEASE,
+    SIGNAL_RATE_LIMITED,
+    SIGNAL_RECLAIMED,
+    SIGNAL_RETRYING,
+    SIGNAL_REVOKED,
+    SIGNAL_SCHEDULED,
+    SIGNAL_TIMEOUT,
+    SignalRegistry,
+)
+from .task import Task, TaskWrapper, validate_options, validate_priority
+from .timeouts import TimeLimit
+from .timeutils import epoch, from_epoch, now_utc, resolve_eta, resolve_expires, to_utc
+
+logger = logging.getLogger("django_tasks_q")
+
+DEFAULT_MAX_MESSAGE_SIZE = 1024 * 1024
+DEFAULT_LEASE = 60.0
+DEFAULT_MAX_ATTEMPTS = 5
+CHORD_TTL = 7 * 86400
+
+REVOKE_ID_PREFIX = "revoke."
+REVOKE_TASK_PREFIX = "revoke-task."
+CHORD_PREFIX = "chord."
+PERIODIC_PREFIX = "periodic."
+
+_OK = "ok"
+_ERROR = "error"
+
+Hook = Callable[..., Any]
+
+
+class TaskQueue:
+    """A named task queue bound to one storage: decorate functions with :meth:`task`, call them to enqueue.
+
+    Parameters follow huey's ``Huey``: ``name``, ``results`` (store return
+    values), ``store_none`` (store ``None`` too), ``utc`` (naive datetimes are
+    UTC; otherwise local time), ``immediate`` (run tasks synchronously, on an
+    in-memory storage when ``immediate_use_memory``), ``serializer``
+    (``"json"`` — the default — or ``"pickle"``, or an object with
+    ``dumps``/``loads``), ``compression``, ``storage_class`` and any storage
+    keyword arguments. Beyond huey: ``signing`` (``None``: sign with a key
+    derived from Django's ``SECRET_KEY`` when settings are configured; ``True``:
+    require that; ``False``: unsigned; bytes or str: this key),
+    ``max_message_size``, ``result_ttl`` (seconds results are kept),
+    ``lease`` and ``max_attempts`` (reliable delivery).
+    """
+
+    storage_class: type[BaseStorage] | None = None
+
+    def __init__(
+        self,
+        name: str = "huey",
+        results: bool = True,
+        store_none: bool = False,
+        utc: bool = True,
+        immediate: bool = False,
+        serializer: Any = None,
+        compression: bool | int = False,
+        use_zlib: bool = False,
+        immediate_use_memory: bool = True,
+        always_eager: bool | None = None,
+        storage_class: type[BaseStorage] | None = None,
+        *,
+        signing: bool | bytes | str | None = None,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        result_ttl: float | None = None,
+        lease: float = DEFAULT_LEASE,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        **storage_kwargs: Any,
+    ) -> None:
+        if not isinstance(name, str) or not name:
+            raise ConfigurationError(f"queue name must be a non-empty string, got {name!r}")
+        if always_eager is not None:
+            immediate = always_eager
+        if lease <= 0:
+            raise ConfigurationError(f"queue {name!r}: lease must be > 0 seconds, got {lease!r}")
+        if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
+            raise ConfigurationError(f"queue {name!r}: max_attempts must be an int >= 1, got {max_attempts!r}")
+        if result_ttl is not None and result_ttl <= 0:
+            raise ConfigurationError(f"queue {name!r}: result_ttl must be > 0 seconds, got {result_ttl!r}")
+        self.name = name
+        self.results = results
+        self.store_none = store_none
+        self.utc = utc
+        self.serializer = serializer if serializer is not None else "json"
+        self.compression = compression or use_zlib
+        self.immediate_use_memory = immediate_use_memory
+        if storage_class is not None:
+            self.storage_class = storage_class
+        self.storage_kwargs = storage_kwargs
+        self.signing = signing
+        self.max_message_size = max_message_size
+        self.result_ttl = result_ttl
+        self.lease = float(lease)
+        self.max_attempts = max_attempts
+        self.registry = TaskRegistry(name)
+        self.signals = SignalRegistry()
+        self.known_locks: set[str] = set()
+        self.known_rate_limits: set[str] = set()
+        self._pre_execute: dict[str, Hook] = {}
+        self._post_execute: dict[str, Hook] = {}
+        self._startup: dict[str, Hook] = {}
+        self._shutdown: dict[str, Hook] = {}
+        self._lock = threading.RLock()
+        self._storage: BaseStorage | None = None
+        self._regular_storage: BaseStorage | None = None
+        self._codec: MessageCodec | None = None
+        self._immediate = False
+        self.immediate = immediate
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r}>"
+
+    # ------------------------------------------------------------------ storage and codec
+
+    def get_storage(self, **kwargs: Any) -> BaseStorage:
+        """Build the storage from keyword arguments; override to supply a custom storage."""
+        if self.storage_class is None:
+            raise ConfigurationError(
+                f"queue {self.name!r} has no storage: pass storage_class=..., use one of the *Huey "
+                "classes, or override get_storage()"
+            )
+        return self.storage_class(self.name, **kwargs)
+
+    def create_storage(self) -> BaseStorage:
+        """Build this queue's storage from its storage keyword arguments."""
+        return self.get_storage(**self.storage_kwargs)
+
+    @property
+    def storage(self) -> BaseStorage:
+        """The storage in use (built on first use, so nothing connects at import time)."""
+        storage = self._storage
+        if storage is None:
+            with self._lock:
+                if self._storage is None:
+                    self._storage = self.create_storage()
+                storage = self._storage
+        return storage
+
+    @storage.setter
+    def storage(self, storage: BaseStorage) -> None:
+        self._storage = storage
+
+    @property
+    def immediate(self) -> bool:
+        """Whether tasks run synchronously when called (on an in-memory storage by default)."""
+        return self._immediate
+
+    @immediate.setter
+    def immediate(self, value: bool) -> None:
+        with self._lock:
+            value = bool(value)
+            if value == self._immediate:
+                return
+            if self.immediate_use_memory:
+                if value:
+                    self._regular_storage = self._storage
+                    self._storage = MemoryStorage(self.name)
+                else:
+                    self._storage = self._regular_storage
+                    self._regular_storage = None
+            self._immediate = value
+
+    @property
+    def codec(self) -> MessageCodec:
+        """The message codec (serializer, compression, signing, size limit), built on first use."""
+        codec = self._codec
+        if codec is None:
+            with self._lock:
+                if self._codec is None:
+                    key, fallbacks = self._signing_keys()
+                    self._codec = MessageCodec(
+                        serializer=self.serializer,
+                        compression=self.compression,
+                        signing_key=key,
+                        fallback_keys=fallbacks,
+                        max_size=self.max_message_size,
+                    )
+                codec = self._codec
+        return codec
+
+    def reset_codec(self) -> None:
+        """Forget the codec so the next use rebuilds it (after ``SECRET_KEY`` changes)."""
+        with self._lock:
+            self._codec = None
+
+    def _signing_keys(self) -> tuple[bytes | None, list[bytes]]:
+        if self.signing is False:
+            return None, []
+        if isinstance(self.signing, (bytes, str)):
+            key = self.signing.encode() if isinstance(self.signing, str) else self.signing
+            return key, []
+        from django.conf import settings
+
+        if settings.configured and getattr(settings, "SECRET_KEY", None):
+            key, fallbacks = signing_keys_from_settings()
+            return key, list(fallbacks)
+        if self.signing is True:
+            raise ConfigurationError(
+                f"queue {self.name!r}: signing=True needs Django settings with a SECRET_KEY"
+            )
+        return None, []
+
+    # ------------------------------------------------------------------ decorators and hooks
+
+    def task(
+        self,
+        retries: int = 0,
+        retry_delay: float = 0,
+        priority: int | None = None,
+        context: bool = False,
+        name: str | None = None,
+        expires: dt.datetime | dt.timedelta | float | None = None,
+        timeout: float | None = None,
+        retry_backoff: float = 1.0,
+        **kwargs: Any,
+    ) -> Callable[[Callable[..., Any]], TaskWrapper]:
+        """Decorator: register a function as a task of this queue."""
+
+        def decorator(func: Callable[..., Any]) -> TaskWrapper:
+            wrapper = TaskWrapper(
+                self,
+                func,
+                name=name,
+                retries=retries,
+                retry_delay=retry_delay,
+                retry_backoff=retry_backoff,
+                priority=priority,
+                context=context,
+                expires=expires,
+                timeout=timeout,
+                **kwargs,
+            )
+            self.registry.register(wrapper)
+            return wrapper
+
+        return decorator
+
+    def periodic_task(
+        self,
+        validate_datetime: Callable[[dt.datetime], bool],
+        retries: int = 0,
+        retry_delay: float = 0,
+        priority: int | None = None,
+        context: bool = False,
+        name: str | None = None,
+        expires: dt.datetime | dt.timedelta | float | None = None,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> Callable[[Callable[..., Any]], TaskWrapper]:
+        """Decorator: a task enqueued by the consumer's scheduler whenever ``validate_datetime(now)`` is true.
+
+        ``validate_datetime`` is usually a :func:`~django_tasks_q.crontab.crontab`;
+        it is checked once a minute. Periodic tasks take no arguments.
+        """
+        if not callable(validate_datetime):
+            raise ConfigurationError("periodic_task() needs a callable such as crontab(...) as its first argument")
+        return self.task(
+            retries=retries,
+            retry_delay=retry_delay,
+            priority=priority,
+            context=context,
+            name=name,
+            expires=expires,
+            timeout=timeout,
+            validate_datetime=validate_datetime,
+            **kwargs,
+        )
+
+    def context_task(self, obj: Any, as_argument: bool = False, **kwargs: Any) -> Callable[..., TaskWrapper]:
+        """Decorator: a task that runs inside ``with obj:`` (``as_argument`` passes what it yields first)."""
+        return self.task(context_manager=obj, as_argument=as_argument, **kwargs)
+
+    def lock_task(self, lock_name: str, ttl: float | None = None) -> TaskLock:
+        """A named lock, usable as decorator or context manager; a held lock raises TaskLockedException."""
+        return TaskLock(self, lock_name, ttl=ttl)
+
+    def rate_limit(self, name: str, limit: int, per: float) -> RateLimit:
+        """A rate limit of ``limit`` entries per ``per`` seconds, as decorator or context manager."""
+        return RateLimit(self, name, limit, per)
+
+    def is_locked(self, lock_name: str) -> bool:
+        """Whether the named lock is held."""
+        return self.storage.has_data_for_key(f"{LOCK_PREFIX}{lock_name}")
+
+    def flush_locks(self, *names: str) -> set[str]:
+        """Release every lock this queue knows of (and ``names``); returns the names that were held."""
+        flushed = set()
+        for lock_name in self.known_locks | set(names):
+            if self.storage.delete_data(f"{LOCK_PREFIX}{lock_name}"):
+                flushed.add(lock_name)
+        return flushed
+
+    def _hook_decorator(self, hooks: dict[str, Hook], name: str | None) -> Callable[[Hook], Hook]:
+        def decorator(func: Hook) -> Hook:
+            hooks[name or func.__name__] = func
+            return func
+
+        return decorator
+
+    @staticmethod
+    def _unregister_hook(hooks: dict[str, Hook], name_or_fn: str | Hook) -> bool:
+        key = name_or_fn if isinstance(name_or_fn, str) else name_or_fn.__name__
+        return hooks.pop(key, None) is not None
+
+    def pre_execute(self, name: str | None = None) -> Callable[[Hook], Hook]:
+        """Decorator: ``hook(task)`` runs before each task; raising CancelExecution cancels the task."""
+        return self._hook_decorator(self._pre_execute, name)
+
+    def post_execute(self, name: str | None = None) -> Callable[[Hook], Hook]:
+        """Decorator: ``hook(task, task_value, exc)`` runs after each task."""
+        return self._hook_decorator(self._post_execute, name)
+
+    def on_startup(self, name: str | None = None) -> Callable[[Hook], Hook]:
+        """Decorator: ``hook()`` runs when each consumer worker starts."""
+        return self._hook_decorator(self._startup, name)
+
+    def on_shutdown(self, name: str | None = None) -> Callable[[Hook], Hook]:
+        """Decorator: ``hook()`` runs when each consumer worker stops."""
+        return self._hook_decorator(self._shutdown, name)
+
+    def unregister_pre_execute(self, name_or_fn: str | Hook) -> bool:
+        """Remove a pre-execute hook by name or function."""
+        return self._unregister_hook(self._pre_execute, name_or_fn)
+
+    def unregister_post_execute(self, name_or_fn: str | Hook) -> bool:
+        """Remove a post-execute hook by name or function."""
+        return self._unregister_hook(self._post_execute, name_or_fn)
+
+    def unregister_on_startup(self, name_or_fn: str | Hook) -> bool:
+        """Remove a startup hook by name or function."""
+        return self._unregister_hook(self._startup, name_or_fn)
+
+    def unregister_on_shutdown(self, name_or_fn: str | Hook) -> bool:
+        """Remove a shutdown hook by name or function."""
+        return self._unregister_hook(self._shutdown, name_or_fn)
+
+    def run_startup_hooks(self) -> None:
+        """Run every startup hook; one that raises is logged and the others still run."""
+        self._run_lifecycle_hooks(self._startup, "startup")
+
+    def run_shutdown_hooks(self) -> None:
+        """Run every shutdown hook; one that raises is logged and the others still run."""
+        self._run_lifecycle_hooks(self._shutdown, "shutdown")
+
+    def _run_lifecycle_hooks(self, hooks: dict[str, Hook], kind: str) -> None:
+        for hook_name, hook in list(hooks.items()):
+            try:
+                hook()
+            except Exception:
+                logger.exception("%s hook %r of queue %r failed", kind, hook_name, self.name)
+
+    def signal(self, *signals: str) -> Callable[[Hook], Hook]:
+        """Decorator: call ``receiver(signal, task, *extra)`` for the named signals (all when none)."""
+
+        def decorator(receiver: Hook) -> Hook:
+            self.signals.connect(receiver, *signals)
+            return receiver
+
+        return decorator
+
+    def disconnect_signal(self, receiver: Hook, *signals: str) -> bool:
+        """Stop sending the named signals (all when none) to ``receiver``."""
+        return self.signals.disconnect(receiver, *signals)
+
+    def _emit(self, signal: str, task: Task | None, *args: Any) -> None:
+        self.signals.send(self, signal, task, *args)
+
+    # ------------------------------------------------------------------ building and enqueueing
+
+    def build_task(
+        self,
+        wrapper: TaskWrapper,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        id: str | None = None,
+        **options: Any,
+    ) -> Task:
+        """Validate a call of ``wrapper`` and return it as a :class:`Task` (nothing is written)."""
+        if self.registry._tasks.get(wrapper.name) is not wrapper:
+            raise TaskNotRegistered(f"task {wrapper.name!r} is not registered on queue {self.name!r}")
+        unknown = set(options) - {"eta", "delay", "priority", "retries", "retry_delay", "expires", "timeout"}
+        if unknown:
+            raise InvalidOption(f"task {wrapper.name!r}: unknown call option(s) {sorted(unknown)}")
+        where = f"task {wrapper.name!r}"
+        validate_options(where, **{k: v for k, v in options.items() if k in ("retries", "retry_delay", "timeout")})
+        if "priority" in options:
+            validate_priority(options["priority"], where)
+        if id is not None and (not isinstance(id, str) or not id):
+            raise InvalidOption(f"{where}: id must be a non-empty string, got {id!r}", field="id")
+        wrapper.check_arguments(args, kwargs)
+        eta = resolve_eta(options.get("eta"), options.get("delay"), naive_is_utc=self.utc)
+        expires = options.get("expires", wrapper.expires)
+        return Task(
+            wrapper.name,
+            args,
+            kwargs,
+            id=id,
+            eta=eta,
+            priority=options.get("priority", wrapper.priority),
+            retries=options.get("retries", wrapper.retries),
+            retry_delay=options.get("retry_delay", wrapper.retry_delay),
+            retry_backoff=wrapper.retry_backoff,
+            expires=resolve_expires(expires, naive_is_utc=self.utc),
+            timeout=options.get("timeout", wrapper.timeout),
+            wrapper=wrapper,
+        )
+
+    def _encode(self, task: Task) -> bytes:
+        message = task.to_message()
+        message.enqueued_at = now_utc()
+        return self.codec.encode(message)
+
+    def _store(self, task: Task, data: bytes) -> bool:
+        """Write an encoded call to the queue, or to the schedule when its eta is ahead; True if scheduled."""
+        if task.eta is not None and task.eta > now_utc():
+            self.storage.add_to_schedule(data, epoch(task.eta), task.priority)
+            return True
+        self.storage.enqueue(data, task.priority)
+        return False
+
+    def enqueue(self, task: Task) -> Result | ResultGroup | None:
+        """Enqueue a call (and its pipeline); returns a Result, a ResultGroup for pipelines, or None.
+
+        The call is validated and encoded before anything is written: a bad call
+        raises a specific :class:`~django_tasks_q.exceptions.EnqueueError`.
+        """
+        if task.wrapper is None:
+            task.wrapper = self.registry.get(task.name)
+        data = self._encode(task)
+        self._send(task, data)
+        return self._result_for(task)
+
+    def enqueue_many(self, tasks: Iterable[Task]) -> ResultGroup:
+        """Enqueue several calls; all are validated and encoded before the first is written."""
+        tasks = list(tasks)
+        encoded = []
+        for task in tasks:
+            if task.wrapper is None:
+                task.wrapper = self.registry.get(task.name)
+            encoded.append(self._encode(task))
+        for task, data in zip(tasks, encoded, strict=True):
+            self._send(task, data)
+        return ResultGroup([Result(self, task) for task in tasks])
+
+    def _send(self, task: Task, data: bytes) -> None:
+        if self._immediate and (task.eta is None or task.eta <= now_utc()):
+            self._emit(SIGNAL_ENQUEUED, task)
+            self.execute(Task.from_message(self.codec.decode(data), self.registry.get))
+            return
+        scheduled = self._store(task, data)
+        self._emit(SIGNAL_ENQUEUED, task)
+        if scheduled:
+            self._emit(SIGNAL_SCHEDULED, task)
+
+    def _result_for(self, task: Task) -> Result | ResultGroup | None:
+        if not self.results:
+            return None
+        if task.on_complete is not None:
+            return ResultGroup([Result(self, step) for step in task.chain()])
+        return Result(self, task)
+
+    def enqueue_call(
+        self,
+        name: str,
+        args: Iterable[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> Result | ResultGroup | None:
+        """Enqueue a registered task by name (for the admin and the ``django.tasks`` backend)."""
+        wrapper = self.registry.get(name)
+        return self.enqueue(self.build_task(wrapper, tuple(args), dict(kwargs or {}), **options))
+
+    def enqueue_chord(self, header: list[Task], callback: Task) -> ChordResult:
+        """Enqueue ``header`` calls bound to ``callback`` (see :func:`~django_tasks_q.task.chord`)."""
+        if not isinstance(callback, Task):
+            raise InvalidOption("chord() callback must be a task call made with .s()")
+        chord_id = uuid.uuid4().hex
+        callback_data = callback.to_message().to_dict()
+        for index, member in enumerate(header):
+            member.chord = {"id": chord_id, "size": len(header), "index": index, "callback": callback_data}
+        group = self.enqueue_many(header)
+        return ChordResult(self, callback, group)
+
+    def reschedule(
+        self,
+        task: Task,
+        *,
+        eta: dt.datetime | None = None,
+        delay: float | dt.timedelta | None = None,
+        expires: dt.datetime | dt.timedelta | float | None = None,
+        priority: int | None = None,
+        preserve_pipeline: bool = True,
+    ) -> Result:
+        """Revoke ``task`` and enqueue a copy with a new id at the new time; returns the copy's Result."""
+        self.revoke_by_id(task.id, revoke_once=True)
+        changes: dict[str, Any] = {"eta": resolve_eta(eta, delay, naive_is_utc=self.utc)}
+        if expires is not None:
+            changes["expires"] = resolve_expires(expires, naive_is_utc=self.utc)
+        if priority is not None:
+            changes["priority"] = validate_priority(priority, f"task {task.name!r}")
+        if not preserve_pipeline:
+            changes["on_complete"] = None
+            changes["on_error"] = None
+        clone = task.copy(**changes)
+        self.enqueue(clone)
+        return Result(self, clone)
+
+    # ------------------------------------------------------------------ consuming
+
+    def reserve(self, lease: float | None = None) -> Reservation | None:
+        """Claim the next ready message under a lease (the consumer's entry point)."""
+        return self.storage.reserve(lease or self.lease)
+
+    def process(self, reservation: Reservation, timestamp: dt.datetime | None = None) -> None:
+        """Run one reserved message through size → signature → decode → registry → execute (R15).
+
+        A message that fails a check before execution is dead-lettered with the
+        reason and never executed.
+        """
+        try:
+            message = self.codec.decode(reservation.data)
+            if message.name not in self.registry:
+                raise UnknownTaskInMessage(
+                    f"message names task {message.name!r}, which is not registered on queue {self.name!r}"
+                )
+            wrapper = self.registry.get(message.name)
+        except InvalidMessage as exc:
+            self.dead_letter(reservation, exc.reason, str(exc))
+            return
+        task = Task.from_message(message, lambda _name: wrapper)
+        task.attempt = reservation.attempt
+        task.redelivered = reservation.attempt > 1
+        self.execute(task, timestamp=timestamp, reservation=reservation)
+
+    def dead_letter(self, reservation: Reservation, reason: str, detail: str) -> None:
+        """Move a reserved message to the dead letters (logged and signalled, R27)."""
+        buried = self.storage.bury(reservation, reason, detail)
+        logger.error(
+            "queue %r: message %s dead-lettered (%s): %s; first bytes: %s",
+            self.name,
+            reservation.message_id,
+            reason,
+            detail,
+            peek_raw(reservation.data, 80),
+        )
+        if buried:
+            self._emit(SIGNAL_DEAD_LETTERED, None, reason, detail, reservation.message_id)
+        else:
+            self._lost_lease(reservation, None)
+
+    def _lost_lease(self, reservation: Reservation, task: Task | None) -> None:
+        logger.warning(
+            "queue %r: lease on message %s (task %s) was lost before it was acknowledged; "
+            "another worker owns it now, so this worker's outcome is dropped",
+            self.name,
+            reservation.message_id,
+            task.id if task else "?",
+        )
+        self._emit(SIGNAL_LOST_LEASE, task, reservation.message_id)
+
+    def execute(
+        self,
+        task: Task,
+        timestamp: dt.datetime | None = None,
+        reservation: Reservation | None = None,
+    ) -> Any:
+        """Run one call with huey's semantics and return its value (None when it did not complete).
+
+        Order: not yet due → schedule; revoked; expired; pre-execute hooks; run
+        (within ``timeout``); store the value or the error; post-execute hooks;
+        pipeline follow-up or error handler; chord bookkeeping; retry. With a
+        ``reservation`` the result write and the acknowledgement are one
+        fenced storage step.
+        """
+        now = timestamp or now_utc()
+        if task.wrapper is None:
+            task.wrapper = self.registry.get(task.name)
+        outcome = _Outcome()
+        try:
+            value = self._execute(task, now, outcome)
+        except BaseException:
+            # Interrupted (shutdown): the reservation is left to the consumer (release or lease expiry).
+            raise
+        self._finish(task, reservation, outcome)
+        return value
+
+    def _execute(self, task: Task, now: dt.datetime, outcome: _Outcome) -> Any:
+        if task.eta is not None and task.eta > now:
+            outcome.follow_ups.append(lambda: self._requeue(task, SIGNAL_SCHEDULED))
+            return None
+        if self.is_revoked(task, timestamp=now, peek=False):
+            self._emit(SIGNAL_REVOKED, task)
+            return None
+        if isinstance(task.expires, dt.datetime) and now > task.expires:
+            self._emit(SIGNAL_EXPIRED, task)
+            return None
+        try:
+            for hook in list(self._pre_execute.values()):
+                hook(task)
+        except CancelExecution as exc:
+            self._emit(SIGNAL_CANCELED, task)
+            self._plan_cancel_retry(task, exc, outcome)
+            return None
+
+        self._emit(SIGNAL_EXECUTING, task)
+        exception: BaseException | None = None
+        value: Any = None
+        retry_eta: dt.datetime | None = None
+        consume_retry = True
+        try:
+            with TimeLimit(task.timeout):
+                value = self.run_function(task.wrapper, task.args, task.kwargs, task)
+        except TaskLockedException as exc:
+            logger.warning("task %s not run: unable to acquire its lock (%s)", task, exc)
+            exception = exc
+            self._emit(SIGNAL_LOCKED, task)
+        except RateLimitExceeded as exc:
+            self._emit(SIGNAL_RATE_LIMITED, task)
+            retry_at = from_epoch(exc.retry_at) if exc.retry_at else now
+            outcome.follow_ups.append(lambda: self._requeue(task.copy(id=task.id, eta=retry_at), SIGNAL_SCHEDULED))
+            return None
+        except RetryTask as exc:
+            logger.info("task %s raised RetryTask, retrying", task)
+            exception = exc
+            consume_retry = False
+            if exc.eta is not None or exc.delay is not None:
+                retry_eta = resolve_eta(exc.eta, exc.delay, naive_is_utc=self.utc)
+        except CancelExecution as exc:
+            self._emit(SIGNAL_CANCELED, task)
+            self._plan_cancel_retry(task, exc, outcome)
+            return None
+        except TaskTimeout as exc:
+            exception = TaskTimeout(f"task {task.name} ({task.id}) ran longer than its timeout of {task.timeout:g} s")
+            exception.__cause__ = exc
+            logger.error("%s", exception)
+            self._emit(SIGNAL_TIMEOUT, task)
+        except KeyboardInterrupt:
+            logger.info("task %s interrupted by shutdown before it finished", task)
+            self._emit(SIGNAL_INTERRUPTED, task)
+            raise
+        except Exception as exc:
+            logger.exception("task %s failed", task)
+            exception = exc
+        else:
+            if self.results and (value is not None or self.store_none):
+                try:
+                    outcome.result = self.codec.encode_value([_OK, value])
+                except SerializationError as exc:
+                    exception = SerializationError(
+                        f"task {task.name} ({task.id}) returned a value that cannot be stored: {exc}"
+                    )
+                    logger.error("%s", exception)
+                    consume_retry = False
+                    outcome.final_failure = True
+
+        if exception is None:
+            self._emit(SIGNAL_COMPLETE, task)
+        else:
+            metadata = self.error_metadata(task, exception)
+            if self.results and not isinstance(exception, RetryTask):
+                outcome.result = self.codec.encode_value([_ERROR, metadata])
+            if not isinstance(exception, (TaskLockedException, TaskTimeout, RetryTask)):
+                self._emit(SIGNAL_ERROR, task, exception)
+
+        for hook in list(self._post_execute.values()):
+            try:
+                hook(task, value, exception)
+            except Exception:
+                logger.exception("post-execute hook failed for task %s", task)
+
+        will_retry = exception is not None and not outcome.final_failure and (
+            isinstance(exception, RetryTask) or task.retries > 0
+        )
+        if exception is None:
+            if task.on_complete is not None:
+                follow = task.on_complete
+                follow.extend_data(value)
+                outcome.follow_ups.append(lambda: self._enqueue_follow_up(follow))
+            if task.chord:
+                outcome.follow_ups.append(lambda: self._chord_member_done(task, [_OK, value]))
+        elif not will_retry:
+            metadata = self.error_metadata(task, exception)
+            if task.on_error is not None:
+                handler = task.on_error
+                handler.args = (*handler.args, metadata)
+                outcome.follow_ups.append(lambda: self._enqueue_follow_up(handler))
+            if task.chord:
+                outcome.follow_ups.append(lambda: self._chord_member_done(task, [_ERROR, metadata]))
+        if will_retry:
+            outcome.follow_ups.append(lambda: self._retry(task, retry_eta, consume_retry))
+        return value if exception is None else None
+
+    def _plan_cancel_retry(self, task: Task, exc: CancelExecution, outcome: _Outcome) -> None:
+        if exc.retry or (exc.retry is None and task.retries > 0):
+            outcome.follow_ups.append(lambda: self._retry(task, None, consume=task.retries > 0))
+
+    def run_function(
+        self, wrapper: TaskWrapper, args: tuple[Any, ...], kwargs: dict[str, Any], task: Task | None
+    ) -> Any:
+        """Call the task's function (inside its context manager; awaiting it when it is ``async``)."""
+        kwargs = dict(kwargs)
+        if wrapper.context:
+            kwargs["task"] = task
+        if wrapper.context_manager is not None:
+            with wrapper.context_manager as entered:
+                if wrapper.as_argument:
+                    args = (entered, *args)
+                return self._call(wrapper, args, kwargs)
+        return self._call(wrapper, args, kwargs)
+
+    @staticmethod
+    def _call(wrapper: TaskWrapper, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if not wrapper.is_async:
+            return wrapper.func(*args, **kwargs)
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(wrapper.func(*args, **kwargs))
+        box: dict[str, Any] = {}
+
+        def run_in_thread() -> None:
+            try:
+                box["value"] = asyncio.run(wrapper.func(*args, **kwargs))
+            except BaseException as exc:
+                box["error"] = exc
+
+        thread = threading.Thread(target=run_in_thread, name=f"tasks-q-async-{wrapper.name}")
+        thread.start()
+        thread.join()
+        if "error" in box:
+            raise box["error"]
+        return box.get("value")
+
+    @staticmethod
+    def error_metadata(task: Task, exception: BaseException) -> dict[str, Any]:
+        """The stored description of a failure: text only (R23)."""
+        kind = type(exception)
+        return {
+            "task_id": task.id,
+            "task": task.name,
+            "error": f"{kind.__name__}({str(exception)!r})",
+            "type": f"{kind.__module__}.{kind.__qualname__}",
+            "message": str(exception),
+            "traceback": "".join(traceback.format_exception(kind, exception, exception.__traceback__)),
+            "retries": task.retries,
+            "attempt": task.attempt,
+        }
+
+    def _finish(self, task: Task, reservation: Reservation | None, outcome: _Outcome) -> None:
+        result = None
+        if outcome.result is not None:
+            result = (task.id, outcome.result, self.result_ttl)
+        if reservation is None:
+            for follow_up in outcome.follow_ups:
+                follow_up()
+            if result is not None:
+                self._put_result(*result)
+            return
+        if outcome.follow_ups and not self.storage.renew(reservation, self.lease):
+            self._lost_lease(reservation, task)
+            return
+        for follow_up in outcome.follow_ups:
+            follow_up()
+        if not self.storage.ack(reservation, result):
+            self._lost_lease(reservation, task)
+
+    def _put_result(self, key: str, value: bytes, ttl: float | None) -> None:
+        if ttl is None:
+            self.storage.put_data(key, value, is_result=True)
+        else:
+            self.storage.put_data(key, value, is_result=True, ttl=ttl)
+
+    def _requeue(self, task: Task, signal: str) -> None:
+        data = self._encode(task)
+        if self._store(task, data):
+            self._emit(SIGNAL_SCHEDULED, task)
+        else:
+            self._emit(SIGNAL_ENQUEUED, task)
+            if self._immediate:
+                self.storage.dequeue()
+                self.execute(task)
+
+    def _retry(self, task: Task, eta: dt.datetime | None, consume: bool) -> None:
+        retried = task.copy(id=task.id)
+        if consume:
+            retried.retries = max(task.retries - 1, 0)
+        if eta is None and task.retry_delay:
+            eta = now_utc() + dt.timedelta(seconds=task.retry_delay)
+        retried.eta = eta
+        retried.retry_delay = task.retry_delay * task.retry_backoff
+        self._emit(SIGNAL_RETRYING, task)
+        self._requeue(retried, SIGNAL_SCHEDULED)
+
+    def _enqueue_follow_up(self, follow: Task) -> None:
+        follow.wrapper = self.registry.get(follow.name)
+        self.enqueue(follow)
+
+    # ------------------------------------------------------------------ chords
+
+    def _chord_member_done(self, task: Task, outcome: list[Any]) -> None:
+        info = task.chord or {}
+        chord_id, size, index = info["id"], int(info["size"]), int(info["index"])
+        member_key = f"{CHORD_PREFIX}{chord_id}.{index}"
+        ttl = self.result_ttl or CHORD_TTL
+        if self.storage.put_if_empty(member_key, self.codec.encode_value(outcome), ttl=ttl):
+            count = self.storage.incr(f"{CHORD_PREFIX}{chord_id}.count", 1, ttl=ttl)
+            if count < size:
+                return
+        members = []
+        for position in range(size):
+            raw = self.storage.peek_data(f"{CHORD_PREFIX}{chord_id}.{position}")
+            if raw is EmptyData:
+                return
+            members.append(self.codec.decode_value(raw))
+        if not self.storage.put_if_empty(f"{CHORD_PREFIX}{chord_id}.fired", b"1", ttl=ttl):
+            return
+        callback = Task.from_message(Message.from_dict(info["callback"]), self.registry.get)
+        failed = [payload for kind, payload in members if kind == _ERROR]
+        if failed:
+            self._fail_chord_callback(callback, failed[0])
+        else:
+            callback.args = (*callback.args, [payload for _kind, payload in members])
+            self.enqueue(callback)
+        for position in range(size):
+            self.storage.delete_data(f"{CHORD_PREFIX}{chord_id}.{position}")
+        self.storage.delete_data(f"{CHORD_PREFIX}{chord_id}.count")
+
+    def _fail_chord_callback(self, callback: Task, member_error: dict[str, Any]) -> None:
+        error = RuntimeError(
+            f"chord member {member_error.get('task')} ({member_error.get('task_id')}) failed: "
+            f"{member_error.get('error')}"
+        )
+        metadata = self.error_metadata(callback, error)
+        metadata["traceback"] = member_error.get("traceback", "")
+        if self.results:
+            self._put_result(callback.id, self.codec.encode_value([_ERROR, metadata]), self.result_ttl)
+        self._emit(SIGNAL_ERROR, callback, error)
+        if callback.on_error is not None:
+            handler = callback.on_error
+            handler.args = (*handler.args, metadata)
+            self._enqueue_follow_up(handler)
+
+    # ------------------------------------------------------------------ scheduling and recovery
+
+    def enqueue_due(self, timestamp: dt.datetime | None = None) -> int:
+        """Move every scheduled message that is due into the queue; returns how many moved."""
+        moved = self.storage.enqueue_due(epoch(timestamp or now_utc()))
+        if self._immediate:
+            while (data := self.storage.dequeue()) is not None:
+                self.execute(Task.from_message(self.codec.decode(data), self.registry.get))
+        return moved
+
+    def read_periodic(self, timestamp: dt.datetime | None = None) -> list[Task]:
+        """Calls of the periodic tasks whose schedule matches ``timestamp`` (not enqueued)."""
+        moment = self._periodic_moment(timestamp)
+        due = []
+        for wrapper in self.registry.periodic():
+            assert wrapper.validate_datetime is not None
+            try:
+                matches = wrapper.validate_datetime(moment)
+            except Exception:
+                logger.exception("schedule of periodic task %r failed for %s", wrapper.name, moment)
+                continue
+            if matches:
+                due.append(self.build_task(wrapper, (), {}))
+        return due
+
+    def enqueue_periodic(self, timestamp: dt.datetime | None = None) -> list[Task]:
+        """Enqueue the periodic tasks due at ``timestamp``'s minute, each at most once per minute.
+
+        Any number of consumers may call this for the same minute: a marker in
+        the storage lets exactly one enqueue each task.
+        """
+        moment = self._periodic_moment(timestamp)
+        minute = moment.astimezone(dt.UTC).strftime("%Y%m%d%H%M")
+        enqueued = []
+        for task in self.read_periodic(moment):
+            marker = f"{PERIODIC_PREFIX}{task.name}.{minute}"
+            if self.storage.put_if_empty(marker, b"1", ttl=3 * 3600):
+                self.enqueue(task)
+                enqueued.append(task)
+        return enqueued
+
+    def _periodic_moment(self, timestamp: dt.datetime | None) -> dt.datetime:
+        moment = to_utc(timestamp, naive_is_utc=self.utc) if timestamp else now_utc()
+        moment = moment.replace(second=0, microsecond=0)
+        return moment if self.utc else moment.astimezone()
+
+    def reclaim_expired(self, now: dt.datetime | None = None) -> list[Reclaimed]:
+        """Put expired reservations back in the queue (or dead-letter them at the attempt limit)."""
+        reclaimed = self.storage.requeue_expired(epoch(now or now_utc()), self.max_attempts)
+        for item in reclaimed:
+            task_id = self._task_id_of(item.reservation.data)
+            if item.dead_lettered:
+                logger.error(
+                    "queue %r: task %s dead-lettered after %d attempts whose leases expired",
+                    self.name,
+                    task_id,
+                    item.reservation.attempt,
+                )
+                self._emit(SIGNAL_DEAD_LETTERED, None, "max_attempts", task_id, item.reservation.message_id)
+            else:
+                logger.warning(
+                    "queue %r: task %s reclaimed after its lease expired (attempt %d)",
+                    self.name,
+                    task_id,
+                    item.reservation.attempt,
+                )
+                self._emit(SIGNAL_RECLAIMED, None, task_id, item.reservation.message_id)
+        return reclaimed
+
+    def _task_id_of(self, data: bytes) -> str:
+        try:
+            return self.codec.decode(data).id
+        except InvalidMessage:
+            return "<undecodable>"
+
+    # ------------------------------------------------------------------ revocation
+
+    def _revoke_value(self, revoke_until: dt.datetime | None, revoke_once: bool) -> bytes:
+        until = epoch(to_utc(revoke_until, naive_is_utc=self.utc)) if revoke_until else None
+        return self.codec.encode_value([until, bool(revoke_once)])
+
+    def revoke_all(
+        self, task: TaskWrapper, revoke_until: dt.datetime | None = None, revoke_once: bool = False
+    ) -> None:
+        """Revoke every call of a task (until a time, or only the next one)."""
+        self.storage.put_data(f"{REVOKE_TASK_PREFIX}{task.name}", self._revoke_value(revoke_until, revoke_once))
+
+    def restore_all(self, task: TaskWrapper) -> bool:
+        """Undo :meth:`revoke_all`."""
+        return self.storage.delete_data(f"{REVOKE_TASK_PREFIX}{task.name}")
+
+    def revoke_by_id(
+        self, id: str, revoke_until: dt.datetime | None = None, revoke_once: bool = False
+    ) -> None:
+        """Revoke one call by task id."""
+        self.storage.put_data(f"{REVOKE_ID_PREFIX}{id}", self._revoke_value(revoke_until, revoke_once))
+
+    def restore_by_id(self, id: str) -> bool:
+        """Undo :meth:`revoke_by_id`."""
+        return self.storage.delete_data(f"{REVOKE_ID_PREFIX}{id}")
+
+    def revoke(self, task: Task, revoke_until: dt.datetime | None = None, revoke_once: bool = False) -> None:
+        """Revoke one call."""
+        self.revoke_by_id(task.id, revoke_until, revoke_once)
+
+    def restore(self, task: Task) -> bool:
+        """Undo :meth:`revoke`."""
+        return self.restore_by_id(task.id)
+
+    def is_revoked(
+        self, task: Task | TaskWrapper, timestamp: dt.datetime | None = None, peek: bool = True
+    ) -> bool:
+        """Whether a call (by id or by task) or a whole task is revoked at ``timestamp``.
+
+        With ``peek=False`` a ``revoke_once`` revocation is used up.
+        """
+        now = epoch(timestamp or now_utc())
+        if isinstance(task, Task) and self._check_revocation(f"{REVOKE_ID_PREFIX}{task.id}", now, peek):
+            return True
+        return self._check_revocation(f"{REVOKE_TASK_PREFIX}{task.name}", now, peek)
+
+    def _check_revocation(self, key: str, now: float, peek: bool) -> bool:
+        raw = self.storage.peek_data(key)
+        if raw is EmptyData:
+            return False
+        try:
+            until, once = self.codec.decode_value(raw)
+        except InvalidMessage as exc:
+            logger.error("queue %r: ignoring revocation %s that does not verify: %s", self.name, key, exc)
+            return False
+        if until is not None and now >= until:
+            self.storage.delete_data(key)
+            return False
+        if once and not peek:
+            return self.storage.pop_data(key) is not EmptyData
+        return True
+
+    # ------------------------------------------------------------------ results
+
+    def read_result(self, id: str, preserve: bool = False) -> Any:
+        """The stored value of a call, a :class:`StoredError`, or ``NO_RESULT``; removed unless ``preserve``."""
+        raw = self.storage.peek_data(id) if preserve else self.storage.pop_data(id)
+        if raw is EmptyData:
+            return NO_RESULT
+        kind, payload = self.codec.decode_value(raw)
+        if kind == _ERROR:
+            return StoredError(payload)
+        return payload
+
+    def result(self, id: str, blocking: bool = False, timeout: float | None = None, **kwargs: Any) -> Any:
+        """Read the result of a call by id (``Result.get`` semantics)."""
+        return Result(self, Task("", id=id)).get(blocking=blocking, timeout=timeout, **kwargs)
+
+    def result_exists(self, id: str) -> bool:
+        """Whether a value or error is stored for ``id``."""
+        return self.storage.has_data_for_key(id)
+
+    def wait_for_result(self, id: str, timeout: float) -> None:
+        """Block up to ``timeout`` seconds until a value is stored for ``id`` (or return early)."""
+        self.storage.wait_result(id, timeout)
+
+    def put_result(self, id: str, value: Any) -> None:
+        """Store ``value`` as the result of ``id``."""
+        self._put_result(id, self.codec.encode_value([_OK, value]), self.result_ttl)
+
+    # ------------------------------------------------------------------ introspection and maintenance
+
+    def _decode_items(self, items: list[bytes]) -> list[Task]:
+        tasks = []
+        for data in items:
+            try:
+                tasks.append(Task.from_message(self.codec.decode(data)))
+            except InvalidMessage as exc:
+                logger.warning("queue %r: skipping a stored message that does not decode: %s", self.name, exc)
+        return tasks
+
+    def pending(self, limit: int | None = None) -> list[Task]:
+        """Calls waiting in the queue, in the order they will run."""
+        return self._decode_items(self.storage.enqueued_items(limit))
+
+    def pending_count(self) -> int:
+        """How many messages wait in the queue."""
+        return self.storage.queue_size()
+
+    def scheduled(self, limit: int | None = None) -> list[Task]:
+        """Calls waiting for their eta, soonest first."""
+        return self._decode_items(self.storage.scheduled_items(limit))
+
+    def scheduled_count(self) -> int:
+        """How many messages wait in the schedule."""
+        return self.storage.schedule_size()
+
+    def all_results(self) -> dict[str, Any]:
+        """Every stored result by task id: the value, or a :class:`StoredError`."""
+        results: dict[str, Any] = {}
+        for key, raw in self.storage.result_items().items():
+            try:
+                kind, payload = self.codec.decode_value(raw)
+            except InvalidMessage as exc:
+                logger.warning("queue %r: result %s does not decode: %s", self.name, key, exc)
+                continue
+            results[key] = StoredError(payload) if kind == _ERROR else payload
+        return results
+
+    def result_count(self) -> int:
+        """How many results are stored."""
+        return self.storage.result_store_size()
+
+    def __len__(self) -> int:
+        return self.pending_count()
+
+    def flush(self) -> None:
+        """Remove everything this queue stores: queue, schedule, results, locks, in-flight, dead letters."""
+        self.storage.flush_all()
+
+
+class _Outcome:
+    """What an execution leaves to do once the task has run: a result to write, follow-ups to enqueue."""
+
+    __slots__ = ("final_failure", "follow_ups", "result")
+
+    def __init__(self) -> None:
+        self.result: bytes | None = None
+        self.follow_ups: list[Callable[[], None]] = []
+        self.final_failure = False
+
+
+Huey = TaskQueue
+
+
+class MemoryHuey(TaskQueue):
+    """A queue on :class:`~django_tasks_q.backends.memory.MemoryStorage`: per process, not durable."""
+
+    storage_class = MemoryStorage
+
+
+class BlackHoleHuey(TaskQueue):
+    """A queue on :class:`~django_tasks_q.backends.blackhole.BlackHoleStorage`: everything is discarded."""
+
+    storage_class = BlackHoleStorage

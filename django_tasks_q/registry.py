@@ -1,0 +1,72 @@
+"""Task registry: the only way a stored task name becomes code (RELIABILITY R23).
+
+Names are never imported from a payload; a message naming a task this process
+has not registered is rejected.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from .exceptions import ConfigurationError, TaskNotRegistered
+
+if TYPE_CHECKING:
+    from .task import TaskWrapper
+
+
+class TaskRegistry:
+    """Registered tasks of one queue, by name."""
+
+    def __init__(self, queue_name: str) -> None:
+        self.queue_name = queue_name
+        self._tasks: dict[str, TaskWrapper] = {}
+        self._lock = threading.Lock()
+
+    def register(self, wrapper: TaskWrapper) -> None:
+        """Add a task under its name.
+
+        Registering the same function again (a re-imported or reloaded module)
+        replaces the entry; a *different* function under a name already taken is
+        a :class:`ConfigurationError` naming both.
+        """
+        with self._lock:
+            existing = self._tasks.get(wrapper.name)
+            if existing is not None and existing.origin != wrapper.origin:
+                raise ConfigurationError(
+                    f"task name {wrapper.name!r} on queue {self.queue_name!r} is already used by "
+                    f"{existing.origin}; {wrapper.origin} needs another name (pass name=...)"
+                )
+            self._tasks[wrapper.name] = wrapper
+
+    def unregister(self, name: str) -> bool:
+        """Remove a task; True when it was registered."""
+        with self._lock:
+            return self._tasks.pop(name, None) is not None
+
+    def get(self, name: str) -> TaskWrapper:
+        """The task registered under ``name``; :class:`TaskNotRegistered` when there is none."""
+        try:
+            return self._tasks[name]
+        except KeyError:
+            raise TaskNotRegistered(
+                f"no task named {name!r} is registered on queue {self.queue_name!r}"
+            ) from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._tasks
+
+    def __iter__(self) -> Iterator[TaskWrapper]:
+        return iter(list(self._tasks.values()))
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def names(self) -> list[str]:
+        """Sorted names of all registered tasks."""
+        return sorted(self._tasks)
+
+    def periodic(self) -> list[TaskWrapper]:
+        """The registered periodic tasks."""
+        return [wrapper for wrapper in self._tasks.values() if wrapper.validate_datetime is not None]

@@ -1,0 +1,446 @@
+"""Tasks: what the decorators return (:class:`TaskWrapper`) and one call of a task (:class:`Task`).
+
+A :class:`TaskWrapper` is the decorated function: calling it enqueues a
+:class:`Task` and returns a :class:`~django_tasks_q.result.Result`. A
+:class:`Task` is one invocation with its id, arguments and options; it is
+what hooks, signal receivers and ``context=True`` tasks receive, and what
+pipelines (``.then()`` / ``.error()``), groups and chords are built from.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import inspect
+import math
+import uuid
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from .exceptions import ConfigurationError, InvalidOption, InvalidPriority
+from .message import Message
+
+if TYPE_CHECKING:
+    from .queue import TaskQueue
+    from .result import ChordResult, Result, ResultGroup
+
+PRIORITY_MIN = -32768
+PRIORITY_MAX = 32767
+
+CALL_OPTIONS = ("eta", "delay", "retries", "retry_delay", "priority", "expires", "timeout")
+"""Keywords a task call takes as options rather than arguments (unless the function declares them)."""
+
+
+def validate_priority(priority: object, where: str) -> int | None:
+    """Return ``priority`` when it is None or an int in range, else raise :class:`InvalidPriority`."""
+    if priority is None:
+        return None
+    if isinstance(priority, bool) or not isinstance(priority, int):
+        raise InvalidPriority(f"{where}: priority must be an int, got {type(priority).__name__}: {priority!r}")
+    if not PRIORITY_MIN <= priority <= PRIORITY_MAX:
+        raise InvalidPriority(
+            f"{where}: priority {priority} is out of range [{PRIORITY_MIN}, {PRIORITY_MAX}]"
+        )
+    return priority
+
+
+def _non_negative(value: object, option: str, where: str, *, integer: bool = False) -> Any:
+    kinds: tuple[type, ...] = (int,) if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds) or not math.isfinite(value) or value < 0:
+        kind = "a non-negative int" if integer else "a non-negative number"
+        raise InvalidOption(f"{where}: {option} must be {kind}, got {value!r}", field=option)
+    return value
+
+
+def validate_options(where: str, **options: Any) -> dict[str, Any]:
+    """Check the numeric task options that were given; return them unchanged."""
+    if options.get("retries") is not None:
+        _non_negative(options["retries"], "retries", where, integer=True)
+    if options.get("retry_delay") is not None:
+        _non_negative(options["retry_delay"], "retry_delay", where)
+    if options.get("retry_backoff") is not None:
+        backoff = _non_negative(options["retry_backoff"], "retry_backoff", where)
+        if backoff < 1:
+            raise InvalidOption(f"{where}: retry_backoff must be >= 1, got {backoff!r}", field="retry_backoff")
+    if options.get("timeout") is not None:
+        timeout = _non_negative(options["timeout"], "timeout", where)
+        if timeout == 0:
+            raise InvalidOption(f"{where}: timeout must be > 0 seconds (or None)", field="timeout")
+    if "priority" in options:
+        validate_priority(options["priority"], where)
+    return options
+
+
+class Task:
+    """One call of a task: its id, arguments and options, as carried by a message."""
+
+    def __init__(
+        self,
+        name: str,
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+        *,
+        id: str | None = None,
+        eta: dt.datetime | None = None,
+        priority: int | None = None,
+        retries: int = 0,
+        retry_delay: float = 0,
+        retry_backoff: float = 1.0,
+        expires: dt.datetime | dt.timedelta | float | None = None,
+        timeout: float | None = None,
+        on_complete: Task | None = None,
+        on_error: Task | None = None,
+        chord: dict[str, Any] | None = None,
+        enqueued_at: dt.datetime | None = None,
+        extra: dict[str, Any] | None = None,
+        wrapper: TaskWrapper | None = None,
+    ) -> None:
+        self.name = name
+        self.args = tuple(args)
+        self.kwargs = dict(kwargs or {})
+        self.id = id or uuid.uuid4().hex
+        self.eta = eta
+        self.priority = priority
+        self.retries = retries
+        self.retry_delay = retry_delay
+        self.retry_backoff = retry_backoff
+        self.expires = expires
+        self.timeout = timeout
+        self.on_complete = on_complete
+        self.on_error = on_error
+        self.chord = chord
+        self.enqueued_at = enqueued_at
+        self.extra = dict(extra or {})
+        self.wrapper = wrapper
+        self.attempt = 1
+        self.redelivered = False
+
+    # --- pipelines (huey's semantics) ---
+
+    def then(self, task: TaskWrapper | Task, *args: Any, **kwargs: Any) -> Task:
+        """Run ``task`` after this one (and after any already chained) succeeds; returns ``self``.
+
+        The previous task's return value is appended to the next task's
+        arguments (a tuple extends them, a dict updates the keyword arguments,
+        ``None`` adds nothing).
+        """
+        if self.on_complete is not None:
+            self.on_complete.then(task, *args, **kwargs)
+        else:
+            self.on_complete = _as_task(task, args, kwargs)
+        return self
+
+    def error(self, task: TaskWrapper | Task, *args: Any, **kwargs: Any) -> Task:
+        """Run ``task`` if this task fails for good; it receives the error as its last argument.
+
+        The error is a dict ``{"task_id", "task", "error", "type", "traceback"}``
+        (errors are passed as text so that every serializer can carry them).
+        """
+        if self.on_error is not None:
+            self.on_error.error(task, *args, **kwargs)
+        else:
+            self.on_error = _as_task(task, args, kwargs)
+        return self
+
+    def extend_data(self, data: Any) -> None:
+        """Add the previous pipeline step's return value to this task's arguments."""
+        if data is None:
+            return
+        if isinstance(data, tuple):
+            self.args = self.args + data
+        elif isinstance(data, dict):
+            self.kwargs.update(data)
+        else:
+            self.args = (*self.args, data)
+
+    def chain(self) -> list[Task]:
+        """This task and every ``on_complete`` follow-up, in order."""
+        tasks: list[Task] = []
+        node: Task | None = self
+        while node is not None:
+            tasks.append(node)
+            node = node.on_complete
+        return tasks
+
+    # --- conversion ---
+
+    def to_message(self) -> Message:
+        """The wire envelope of this call (``expires`` must already be absolute)."""
+        expires = self.expires if isinstance(self.expires, dt.datetime) or self.expires is None else None
+        return Message(
+            id=self.id,
+            name=self.name,
+            args=self.args,
+            kwargs=self.kwargs,
+            eta=self.eta,
+            priority=self.priority,
+            retries=self.retries,
+            retry_delay=self.retry_delay,
+            retry_backoff=self.retry_backoff,
+            expires=expires,
+            timeout=self.timeout,
+            on_complete=self.on_complete.to_message() if self.on_complete else None,
+            on_error=self.on_error.to_message() if self.on_error else None,
+            chord=self.chord,
+            enqueued_at=self.enqueued_at,
+            extra=self.extra,
+        )
+
+    @classmethod
+    def from_message(cls, message: Message, registry_get: Callable[[str], TaskWrapper] | None = None) -> Task:
+        """Rebuild a call from its envelope; ``registry_get`` binds it (and its follow-ups) to tasks."""
+        wrapper = None
+        if registry_get is not None:
+            wrapper = registry_get(message.name)
+        return cls(
+            message.name,
+            tuple(message.args),
+            dict(message.kwargs),
+            id=message.id,
+            eta=message.eta,
+            priority=message.priority,
+            retries=message.retries,
+            retry_delay=message.retry_delay,
+            retry_backoff=message.retry_backoff,
+            expires=message.expires,
+            timeout=message.timeout,
+            on_complete=cls.from_message(message.on_complete) if message.on_complete else None,
+            on_error=cls.from_message(message.on_error) if message.on_error else None,
+            chord=message.chord,
+            enqueued_at=message.enqueued_at,
+            extra=message.extra,
+            wrapper=wrapper,
+        )
+
+    def copy(self, **changes: Any) -> Task:
+        """A new call with the same data, a new id unless ``id`` is given, and ``changes`` applied."""
+        clone = Task.from_message(self.to_message())
+        clone.wrapper = self.wrapper
+        clone.id = changes.pop("id", None) or uuid.uuid4().hex
+        for key, value in changes.items():
+            setattr(clone, key, value)
+        return clone
+
+    def __repr__(self) -> str:
+        parts = [f"{self.name}: {self.id}"]
+        if self.eta:
+            parts.append(f"@{self.eta.isoformat()}")
+        if self.priority:
+            parts.append(f"p={self.priority}")
+        if self.retries:
+            parts.append(f"{self.retries} retries")
+        return " ".join(parts)
+
+
+def _as_task(task: TaskWrapper | Task, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Task:
+    if isinstance(task, TaskWrapper):
+        return task.s(*args, **kwargs)
+    if isinstance(task, Task):
+        if args or kwargs:
+            raise InvalidOption("pass arguments either to .s() or to .then()/.error(), not both")
+        return task
+    raise InvalidOption(f"expected a task or a task call (.s()), got {type(task).__name__}")
+
+
+class TaskWrapper:
+    """A decorated task function. Call it to enqueue; ``call_local`` runs it here and now."""
+
+    def __init__(
+        self,
+        queue: TaskQueue,
+        func: Callable[..., Any],
+        *,
+        name: str | None = None,
+        retries: int = 0,
+        retry_delay: float = 0,
+        retry_backoff: float = 1.0,
+        priority: int | None = None,
+        context: bool = False,
+        expires: dt.datetime | dt.timedelta | float | None = None,
+        timeout: float | None = None,
+        validate_datetime: Callable[[dt.datetime], bool] | None = None,
+        context_manager: Any = None,
+        as_argument: bool = False,
+        **extra: Any,
+    ) -> None:
+        self.queue = queue
+        self.func = func
+        self.name = name or f"{func.__module__}.{func.__qualname__}"
+        self.origin = f"{func.__module__}.{func.__qualname__}"
+        where = f"task {self.name!r}"
+        validate_options(
+            where,
+            retries=retries,
+            retry_delay=retry_delay,
+            retry_backoff=retry_backoff,
+            priority=priority,
+            timeout=timeout,
+        )
+        if expires is not None and not isinstance(expires, (dt.datetime, dt.timedelta, int, float)):
+            raise InvalidOption(f"{where}: expires must be seconds, a timedelta or a datetime", field="expires")
+        self.retries = retries
+        self.retry_delay = retry_delay
+        self.retry_backoff = retry_backoff
+        self.priority = priority
+        self.context = context
+        self.expires = expires
+        self.timeout = timeout
+        self.validate_datetime = validate_datetime
+        self.context_manager = context_manager
+        self.as_argument = as_argument
+        self.extra = extra
+        self.is_async = inspect.iscoroutinefunction(func)
+        self._signature = _signature_or_none(func)
+        self._own_params = self._declared_parameters()
+        if context and not self._accepts("task"):
+            raise ConfigurationError(
+                f"{where} is declared with context=True, so it is called with a 'task' keyword "
+                "argument; add a 'task' parameter (or **kwargs) to the function"
+            )
+        self.__doc__ = func.__doc__
+        self.__name__ = getattr(func, "__name__", self.name)
+        self.__qualname__ = getattr(func, "__qualname__", self.name)
+        self.__module__ = func.__module__
+        self.__wrapped__ = func
+
+    def _declared_parameters(self) -> frozenset[str]:
+        if self._signature is None:
+            return frozenset()
+        return frozenset(
+            name
+            for name, param in self._signature.parameters.items()
+            if param.kind in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY)
+        )
+
+    def _accepts(self, keyword: str) -> bool:
+        if self._signature is None:
+            return True
+        return keyword in self._own_params or any(
+            p.kind is p.VAR_KEYWORD for p in self._signature.parameters.values()
+        )
+
+    def check_arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """Raise :class:`InvalidOption` when the arguments do not fit the function's signature."""
+        if self._signature is None:
+            return
+        call_kwargs = dict(kwargs)
+        if self.context:
+            call_kwargs["task"] = None
+        if self.as_argument:
+            args = (None, *args)
+        try:
+            self._signature.bind(*args, **call_kwargs)
+        except TypeError as exc:
+            raise InvalidOption(f"task {self.name!r}: arguments do not match its signature: {exc}") from None
+
+    def split_call_options(self, kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Separate reserved call keywords (``eta``, ``delay``, ...) from the task's own arguments.
+
+        A keyword the function itself declares is always passed to the function.
+        """
+        options = {}
+        arguments = {}
+        for key, value in kwargs.items():
+            if key in CALL_OPTIONS and key not in self._own_params:
+                options[key] = value
+            else:
+                arguments[key] = value
+        return arguments, options
+
+    def s(self, *args: Any, **kwargs: Any) -> Task:
+        """A call of this task that is not enqueued yet (for pipelines, groups and chords)."""
+        arguments, options = self.split_call_options(kwargs)
+        return self.queue.build_task(self, args, arguments, **options)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Result | ResultGroup | None:
+        """Enqueue a call of this task; returns its :class:`Result` (``None`` when results are off)."""
+        return self.queue.enqueue(self.s(*args, **kwargs))
+
+    def schedule(
+        self,
+        args: Iterable[Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        eta: dt.datetime | None = None,
+        delay: float | dt.timedelta | None = None,
+        priority: int | None = None,
+        retries: int | None = None,
+        retry_delay: float | None = None,
+        expires: dt.datetime | dt.timedelta | float | None = None,
+        timeout: float | None = None,
+        id: str | None = None,
+    ) -> Result | ResultGroup | None:
+        """Enqueue a call to run at ``eta`` or after ``delay`` seconds, with per-call options."""
+        options = {
+            "eta": eta,
+            "delay": delay,
+            "priority": priority,
+            "retries": retries,
+            "retry_delay": retry_delay,
+            "expires": expires,
+            "timeout": timeout,
+        }
+        task = self.queue.build_task(
+            self,
+            tuple(args or ()),
+            dict(kwargs or {}),
+            id=id,
+            **{k: v for k, v in options.items() if v is not None},
+        )
+        return self.queue.enqueue(task)
+
+    def map(self, iterable: Iterable[Any]) -> ResultGroup:
+        """Enqueue one call per item (a tuple item is the positional arguments); returns a ResultGroup."""
+        tasks = [self.s(*(item if isinstance(item, tuple) else (item,))) for item in iterable]
+        return self.queue.enqueue_many(tasks)
+
+    def call_local(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the function in this process, bypassing the queue (context managers still apply)."""
+        return self.queue.run_function(self, args, kwargs, task=None)
+
+    def revoke(self, revoke_until: dt.datetime | None = None, revoke_once: bool = False) -> None:
+        """Revoke every call of this task (until ``revoke_until``, or just the next one with ``revoke_once``)."""
+        self.queue.revoke_all(self, revoke_until=revoke_until, revoke_once=revoke_once)
+
+    def restore(self) -> bool:
+        """Undo :meth:`revoke`; True when a revocation was removed."""
+        return self.queue.restore_all(self)
+
+    def is_revoked(self, timestamp: dt.datetime | None = None) -> bool:
+        """Whether calls of this task are revoked now (or at ``timestamp``)."""
+        return self.queue.is_revoked(self, timestamp=timestamp)
+
+    def __repr__(self) -> str:
+        kind = "periodic task" if self.validate_datetime is not None else "task"
+        return f"<{kind} {self.name!r} on queue {self.queue.name!r}>"
+
+
+def _signature_or_none(func: Callable[..., Any]) -> inspect.Signature | None:
+    try:
+        return inspect.signature(func)
+    except (TypeError, ValueError):
+        return None
+
+
+def group(tasks: Iterable[Task]) -> ResultGroup:
+    """Enqueue several calls at once; returns a :class:`ResultGroup` of their results."""
+    tasks = list(tasks)
+    if not tasks:
+        raise InvalidOption("group() needs at least one task call")
+    return _queue_of(tasks[0]).enqueue_many(tasks)
+
+
+def chord(header: Iterable[Task], callback: Task) -> ChordResult:
+    """Run ``header`` calls in parallel, then ``callback`` with the list of their results appended.
+
+    If any member fails for good, the callback does not run: its result is an
+    error naming the failed member, and its ``.error()`` handler (if any) runs.
+    """
+    header = list(header)
+    if not header:
+        raise InvalidOption("chord() needs at least one task call in its header")
+    return _queue_of(header[0]).enqueue_chord(header, callback)
+
+
+def _queue_of(task: Task) -> TaskQueue:
+    if not isinstance(task, Task) or task.wrapper is None:
+        raise InvalidOption("group() and chord() take task calls made with .s()")
+    return task.wrapper.queue

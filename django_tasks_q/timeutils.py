@@ -1,0 +1,89 @@
+"""Time helpers: the hub works in aware UTC datetimes and stores epoch seconds."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import time
+
+from .exceptions import InvalidEta
+
+UTC = dt.UTC
+
+
+def now_utc() -> dt.datetime:
+    """The current time as an aware UTC datetime."""
+    return dt.datetime.now(UTC)
+
+
+def to_utc(value: dt.datetime, *, naive_is_utc: bool = True) -> dt.datetime:
+    """Return ``value`` as an aware UTC datetime.
+
+    A naive value is taken as UTC when ``naive_is_utc`` (the queue's ``utc=True``),
+    otherwise as the machine's local time.
+    """
+    if value.tzinfo is None or value.utcoffset() is None:
+        value = value.replace(tzinfo=UTC) if naive_is_utc else value.astimezone()
+    return value.astimezone(UTC)
+
+
+def resolve_eta(
+    eta: dt.datetime | None, delay: float | dt.timedelta | None, *, naive_is_utc: bool = True
+) -> dt.datetime | None:
+    """Turn an ``eta`` or a ``delay`` (seconds or timedelta) into an aware UTC datetime.
+
+    Raises :class:`InvalidEta` naming the argument when both are given or when
+    either is of the wrong kind (not a datetime, negative or non-finite delay).
+    """
+    if eta is not None and delay is not None:
+        raise InvalidEta("give either eta or delay, not both", field="eta")
+    if delay is not None:
+        seconds = _delay_seconds(delay, "delay")
+        return now_utc() + dt.timedelta(seconds=seconds)
+    if eta is None:
+        return None
+    if not isinstance(eta, dt.datetime):
+        raise InvalidEta(f"eta must be a datetime, got {type(eta).__name__}: {eta!r}", field="eta")
+    return to_utc(eta, naive_is_utc=naive_is_utc)
+
+
+def resolve_expires(
+    expires: dt.datetime | dt.timedelta | float | None, *, naive_is_utc: bool = True
+) -> dt.datetime | None:
+    """Turn ``expires`` (seconds from now, a timedelta or a datetime) into an aware UTC datetime."""
+    if expires is None:
+        return None
+    if isinstance(expires, dt.datetime):
+        return to_utc(expires, naive_is_utc=naive_is_utc)
+    seconds = _delay_seconds(expires, "expires")
+    return now_utc() + dt.timedelta(seconds=seconds)
+
+
+def _delay_seconds(value: object, field: str) -> float:
+    if isinstance(value, dt.timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        raise InvalidEta(
+            f"{field} must be a number of seconds or a timedelta, got {type(value).__name__}: {value!r}",
+            field=field,
+        )
+    if not math.isfinite(seconds) or seconds < 0:
+        raise InvalidEta(f"{field} must be a finite, non-negative duration, got {value!r}", field=field)
+    return seconds
+
+
+def epoch(value: dt.datetime) -> float:
+    """Epoch seconds of an aware datetime (what storages keep for schedule times)."""
+    return value.timestamp()
+
+
+def from_epoch(seconds: float) -> dt.datetime:
+    """The aware UTC datetime of an epoch timestamp."""
+    return dt.datetime.fromtimestamp(seconds, UTC)
+
+
+def monotonic() -> float:
+    """A monotonic clock reading, for durations."""
+    return time.monotonic()

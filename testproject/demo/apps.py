@@ -1,0 +1,9 @@
+"""The demo app: example tasks for trying django-tasks-q."""
+
+from django.apps import AppConfig
+
+
+class DemoConfig(AppConfig):
+    name = "demo"
+    verbose_name = "Demo"
+    default_auto_field = "django.db.models.BigAutoField"

@@ -1,0 +1,73 @@
+"""Shared pytest fixtures for the django-tasks-q test suite.
+
+Keep this file small: feature-specific fixtures live beside their tests (for example ``tests/storage_contract.py``).
+"""
+
+import os
+
+import pytest
+
+REDIS_HOST = "127.0.0.1"
+REDIS_PORT = 6379
+
+
+def _unavailable(message):
+    """Skip on a developer's machine; fail under CI (``CI`` set), where every test must run."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{message} (CI is set, so these tests may not be skipped)", pytrace=False)
+    pytest.skip(message)
+
+
+def _flush(url):
+    import redis
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
+    try:
+        client.flushdb()
+    finally:
+        client.close()
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    """URL of the dedicated Redis test database on 127.0.0.1:6379.
+
+    The database number comes from ``TASKS_Q_TEST_REDIS_DB`` (default 15). Redis is checked once per session;
+    when it does not answer the test is skipped, or failed under CI. The database is flushed at the start and
+    end of the session; use ``fresh_redis_url`` for a database emptied around each test.
+    """
+    try:
+        import redis
+    except ImportError:
+        _unavailable("the 'redis' package is not installed — pip install -e '.[test,redis]'")
+
+    raw_db = os.environ.get("TASKS_Q_TEST_REDIS_DB", "15")
+    try:
+        db = int(raw_db)
+    except ValueError:
+        raise pytest.UsageError(
+            f"TASKS_Q_TEST_REDIS_DB must be a Redis database number, not {raw_db!r}"
+        ) from None
+
+    url = f"redis://{REDIS_HOST}:{REDIS_PORT}/{db}"
+    client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
+    try:
+        client.ping()
+    except redis.exceptions.RedisError:
+        _unavailable(
+            f"Redis not reachable at {REDIS_HOST}:{REDIS_PORT} — start redis-server to run the Redis tests"
+        )
+    finally:
+        client.close()
+
+    _flush(url)
+    yield url
+    _flush(url)
+
+
+@pytest.fixture
+def fresh_redis_url(redis_url):
+    """Like ``redis_url``, but the database is flushed before and after this test."""
+    _flush(redis_url)
+    yield redis_url
+    _flush(redis_url)

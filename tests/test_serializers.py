@@ -1,0 +1,492 @@
+"""Tests for django_tasks_q.serializers: exact JSON round trips, path-precise refusals, pickle, lookup."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import json
+import math
+import uuid
+import zoneinfo
+from collections import OrderedDict
+from decimal import Decimal
+
+import pytest
+
+from django_tasks_q.exceptions import ConfigurationError, MessageDecodeError, SerializationError
+from django_tasks_q.serializers import (
+    TAG_KEY,
+    BaseSerializer,
+    JSONSerializer,
+    PickleSerializer,
+    check_roundtrip,
+    get_serializer,
+)
+
+PARIS = zoneinfo.ZoneInfo("Europe/Paris")
+NEW_YORK = zoneinfo.ZoneInfo("America/New_York")
+
+
+def roundtrip(value):
+    s = JSONSerializer()
+    return s.loads(s.dumps(value))
+
+
+def assert_same(a, b):
+    """Equal, and of exactly the same types all the way down (1 == 1.0 == True would hide bugs)."""
+    assert type(a) is type(b), (a, b)
+    if isinstance(a, dict):
+        assert list(a) == list(b)
+        for key in a:
+            assert_same(a[key], b[key])
+    elif isinstance(a, list | tuple):
+        assert len(a) == len(b)
+        for x, y in zip(a, b, strict=True):
+            assert_same(x, y)
+    elif isinstance(a, set | frozenset):
+        assert a == b
+    elif isinstance(a, dt.datetime | dt.time):
+        assert a == b
+        assert a.tzinfo == b.tzinfo or a.tzinfo is b.tzinfo
+        assert a.fold == b.fold
+        assert a.isoformat() == b.isoformat()
+        if a.tzinfo is not None:
+            assert a.tzname() == b.tzname()
+    elif isinstance(a, float) and math.isnan(a):
+        raise AssertionError("NaN should have been refused")
+    elif isinstance(a, Decimal):
+        assert str(a) == str(b)  # same digits and exponent, not just numerically equal
+    else:
+        assert a == b
+
+
+# ----------------------------------------------------------------------------- round trips
+
+SCALARS = [
+    None,
+    True,
+    False,
+    0,
+    -1,
+    2**63,
+    -(2**200),
+    0.0,
+    -0.0,
+    1.5,
+    1e-310,
+    1.7976931348623157e308,
+    0.1 + 0.2,
+    "",
+    "plain",
+    "ünïcødé ✓ 𝄞 日本",
+    "\x00\n\t\"'\\",
+    [],
+    {},
+]
+
+TAGGED = [
+    (),
+    (1,),
+    (1, "a", None),
+    set(),
+    {1, 2, 3},
+    {"a", 1, (2, 3)},
+    frozenset(),
+    frozenset({"x", frozenset({1})}),
+    b"",
+    b"\x00\xff binary \x80",
+    bytes(range(256)),
+    dt.datetime(2024, 2, 29, 12, 30, 45, 123456),
+    dt.datetime(1, 1, 1),
+    dt.datetime(9999, 12, 31, 23, 59, 59, 999999),
+    dt.datetime(2024, 2, 29, 12, 30, tzinfo=dt.UTC),
+    dt.datetime(2024, 2, 29, 12, 30, tzinfo=dt.timezone(dt.timedelta(hours=5, minutes=30))),
+    dt.datetime(2024, 2, 29, 12, 30, tzinfo=dt.timezone(dt.timedelta(hours=-3), "BRT")),
+    dt.datetime(2024, 2, 29, 12, 30, tzinfo=dt.timezone(dt.timedelta(seconds=3661, microseconds=7))),
+    dt.datetime(2024, 7, 1, 9, 0, tzinfo=PARIS),
+    dt.datetime(2024, 1, 1, 9, 0, tzinfo=NEW_YORK),
+    dt.datetime(2024, 11, 3, 1, 30, tzinfo=NEW_YORK, fold=0),  # ambiguous wall time, first
+    dt.datetime(2024, 11, 3, 1, 30, tzinfo=NEW_YORK, fold=1),  # ... and second occurrence
+    dt.datetime(2024, 11, 3, 1, 30, fold=1),  # naive with fold
+    dt.date(2024, 2, 29),
+    dt.date(1, 1, 1),
+    dt.time(0, 0),
+    dt.time(23, 59, 59, 999999),
+    dt.time(8, 15, tzinfo=dt.timezone(dt.timedelta(hours=2))),
+    dt.time(8, 15, tzinfo=PARIS),
+    dt.timedelta(0),
+    dt.timedelta(days=-1, seconds=5, microseconds=7),
+    dt.timedelta(days=999999999, seconds=86399, microseconds=999999),
+    Decimal("1.10"),
+    Decimal("0.1000000000000000000000000000000000000001"),
+    Decimal("-0"),
+    Decimal("1E+3"),
+    Decimal("123456789012345678901234567890.123456789"),
+    Decimal("NaN"),
+    Decimal("-Infinity"),
+    uuid.UUID("12345678-1234-5678-1234-567812345678"),
+    uuid.uuid4(),
+]
+
+
+@pytest.mark.parametrize("value", SCALARS + TAGGED, ids=repr)
+def test_every_supported_type_round_trips_exactly(value):
+    result = roundtrip(value)
+    if isinstance(value, Decimal) and value.is_nan():
+        assert type(result) is Decimal and result.is_nan()
+        return
+    assert_same(value, result)
+
+
+@pytest.mark.parametrize("value", TAGGED, ids=repr)
+def test_tagged_types_round_trip_nested_in_tuples_lists_and_dicts(value):
+    if isinstance(value, Decimal) and value.is_nan():
+        pytest.skip("NaN is not equal to itself")
+    nested = {"outer": [(value, {"inner": (value,)})], "t": ((value,),)}
+    assert_same(nested, roundtrip(nested))
+
+
+def test_aware_datetime_keeps_zone_and_offset():
+    value = dt.datetime(2024, 7, 1, 9, 0, tzinfo=PARIS)
+    back = roundtrip(value)
+    assert back.tzinfo is PARIS  # zoneinfo caches instances by key
+    assert back.utcoffset() == dt.timedelta(hours=2)
+    fixed = dt.datetime(2024, 7, 1, 9, 0, tzinfo=dt.timezone(dt.timedelta(hours=-7)))
+    assert roundtrip(fixed).utcoffset() == dt.timedelta(hours=-7)
+    assert roundtrip(dt.datetime(2024, 7, 1, tzinfo=dt.UTC)).tzinfo is dt.UTC
+
+
+def test_naive_datetime_stays_naive():
+    value = dt.datetime(2024, 7, 1, 9, 0)
+    back = roundtrip(value)
+    assert back.tzinfo is None
+    assert back == value
+
+
+def test_ambiguous_time_keeps_fold():
+    first = dt.datetime(2024, 11, 3, 1, 30, tzinfo=NEW_YORK)
+    second = first.replace(fold=1)
+    assert roundtrip(first).utcoffset() == dt.timedelta(hours=-4)
+    assert roundtrip(second).utcoffset() == dt.timedelta(hours=-5)
+
+
+def test_decimal_precision_is_exact():
+    value = Decimal("3.14159265358979323846264338327950288419716939937510")
+    back = roundtrip(value)
+    assert str(back) == str(value)
+    assert back.as_tuple() == value.as_tuple()
+    assert str(roundtrip(Decimal("2.50"))) == "2.50"  # trailing zeros kept
+
+
+def test_dict_key_order_is_kept():
+    value = {"z": 1, "a": 2, "m": 3}
+    assert list(roundtrip(value)) == ["z", "a", "m"]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {TAG_KEY: "tuple", "v": [1, 2]},
+        {TAG_KEY: 1},
+        {TAG_KEY: "dict", "v": [["a", 1]], "other": (1, 2)},
+        {"nested": {TAG_KEY: {TAG_KEY: "x"}}},
+        [{TAG_KEY: "set", "v": []}],
+        {"v": 1, TAG_KEY: "uuid"},
+    ],
+    ids=repr,
+)
+def test_dict_colliding_with_the_tag_marker_round_trips(value):
+    back = roundtrip(value)
+    assert_same(value, back)
+
+
+def test_output_is_compact_utf8_without_ascii_escapes():
+    data = JSONSerializer().dumps({"a": [1, 2], "b": "é✓"})
+    assert data == '{"a":[1,2],"b":"é✓"}'.encode()
+
+
+def test_set_encoding_is_deterministic():
+    s = JSONSerializer()
+    assert s.dumps({3, 1, 2, "b", "a"}) == s.dumps({"a", 2, "b", 1, 3})
+
+
+def test_mutating_a_container_does_not_matter_for_shared_non_cyclic_references():
+    shared = [1, 2]
+    value = [shared, shared, {"a": shared}]
+    assert roundtrip(value) == value
+
+
+# ----------------------------------------------------------------------------- refusals
+
+
+class Foo:
+    pass
+
+
+class Color(enum.IntEnum):
+    RED = 1
+
+
+class MyStr(str):
+    pass
+
+
+class MyDict(dict):
+    pass
+
+
+class FakeTz(dt.tzinfo):
+    def utcoffset(self, d):
+        return dt.timedelta(hours=1)
+
+    def dst(self, d):
+        return dt.timedelta(0)
+
+    def tzname(self, d):
+        return "FAKE"
+
+
+cyclic_list: list = [1]
+cyclic_list.append(cyclic_list)
+cyclic_dict: dict = {}
+cyclic_dict["me"] = cyclic_dict
+
+BAD_VALUES = [
+    (
+        {"args": [1, {"when": Foo()}]},
+        "",
+        "args[1]['when']: object of type tests.test_serializers.Foo cannot be serialized as JSON",
+        "args",
+    ),
+    ({"kwargs": {"d": {3: "x"}}}, "", "kwargs['d']: dict key 3 is not a string", "kwargs"),
+    ({"kwargs": {"d": {(1, 2): "x"}}}, "", "kwargs['d']: dict key (1, 2) is not a string", "kwargs"),
+    ({"kwargs": {"d": {None: "x"}}}, "", "kwargs['d']: dict key None is not a string", "kwargs"),
+    (
+        {"args": [float("nan")]},
+        "",
+        "args[0]: float nan cannot be serialized as JSON (JSON has no NaN or Infinity)",
+        "args",
+    ),
+    (
+        [1.0, (2, float("inf"))],
+        "value",
+        "value[1][1]: float inf cannot be serialized as JSON (JSON has no NaN or Infinity)",
+        "value",
+    ),
+    (
+        {"x": -float("inf")},
+        "result",
+        "result['x']: float -inf cannot be serialized as JSON (JSON has no NaN or Infinity)",
+        "result",
+    ),
+    (
+        {"args": [Color.RED]},
+        "",
+        "args[0]: object of type tests.test_serializers.Color cannot be serialized as JSON "
+        "(it is a subclass of int and would come back as a plain int)",
+        "args",
+    ),
+    (
+        {"kwargs": {"s": MyStr("x")}},
+        "",
+        "kwargs['s']: object of type tests.test_serializers.MyStr cannot be serialized as JSON "
+        "(it is a subclass of str and would come back as a plain str)",
+        "kwargs",
+    ),
+    (
+        {"kwargs": {"o": OrderedDict(a=1)}},
+        "",
+        "kwargs['o']: object of type collections.OrderedDict cannot be serialized as JSON "
+        "(it is a subclass of dict and would come back as a plain dict)",
+        "kwargs",
+    ),
+    (
+        {"kwargs": {"o": MyDict(a=1)}},
+        "",
+        "kwargs['o']: object of type tests.test_serializers.MyDict cannot be serialized as JSON "
+        "(it is a subclass of dict and would come back as a plain dict)",
+        "kwargs",
+    ),
+    ({"args": [{MyStr("k"): 1}]}, "", "args[0]: dict key 'k' is a tests.test_serializers.MyStr, not a plain str", "args"),
+    (
+        {"args": [bytearray(b"x")]},
+        "",
+        "args[0]: object of type bytearray cannot be serialized as JSON",
+        "args",
+    ),
+    (
+        {"args": [{Foo}]},
+        "",
+        "args[0][<set element>]: object of type type cannot be serialized as JSON",
+        "args",
+    ),
+    (
+        {"args": [lambda: 1]},
+        "",
+        "args[0]: object of type function cannot be serialized as JSON",
+        "args",
+    ),
+    (
+        {"args": [dt.datetime(2024, 1, 1, tzinfo=FakeTz())]},
+        "",
+        "args[0]: datetime with tzinfo of type tests.test_serializers.FakeTz cannot be serialized as JSON "
+        "(use zoneinfo.ZoneInfo or datetime.timezone)",
+        "args",
+    ),
+    (
+        {"args": ["ok", "bad \ud800 surrogate"]},
+        "",
+        "args[1]: string contains a lone surrogate at index 4 and is not valid UTF-8",
+        "args",
+    ),
+    ({"chord": cyclic_list}, "", "chord[1]: circular reference: this list contains itself", "chord"),
+    ({"extra": cyclic_dict}, "", "extra['me']: circular reference: this dict contains itself", "extra"),
+    (Foo(), "value", "value: object of type tests.test_serializers.Foo cannot be serialized as JSON", "value"),
+    ({"a": {"b": [(1, 2, {"c": Foo()})]}}, "", "a['b'][0][2]['c']: object of type "
+     "tests.test_serializers.Foo cannot be serialized as JSON", "a"),
+    ({"args": [10**5000]}, "", "args[0]: integer with 16610 bits has more digits than Python converts to text",
+     "args"),
+]
+
+
+@pytest.mark.parametrize(("value", "where", "message", "field"), BAD_VALUES, ids=[row[2][:60] for row in BAD_VALUES])
+def test_unserializable_values_name_their_path(value, where, message, field):
+    with pytest.raises(SerializationError) as info:
+        JSONSerializer().dumps(value, where=where)
+    assert str(info.value) == message
+    assert info.value.field == field
+
+
+def test_check_roundtrip_helper():
+    check_roundtrip({"ok": (1, dt.date(2024, 1, 1))}, "kwargs")
+    with pytest.raises(SerializationError, match=r"^kwargs\['x'\]\[0\]: object of type"):
+        check_roundtrip({"x": [Foo()]}, "kwargs")
+
+
+def test_too_deep_nesting_is_a_serialization_error():
+    value: list = []
+    for _ in range(10_000):
+        value = [value]
+    with pytest.raises(SerializationError, match="nested too deeply"):
+        JSONSerializer().dumps(value)
+
+
+# ----------------------------------------------------------------------------- decoding bad input
+
+
+@pytest.mark.parametrize(
+    ("data", "fragment"),
+    [
+        (b"\xff\xfe", "not valid UTF-8"),
+        (b"{", "not valid JSON"),
+        (b'{"a": 1', "not valid JSON"),
+        (b"NaN", "NaN"),
+        (b"[Infinity]", "Infinity"),
+        (b'{"a":1,"a":2}', "duplicate key"),
+        (b'{"__dtq__":"nope","v":1}', "unknown tag 'nope'"),
+        (b'{"__dtq__":"tuple"}', "missing 'v'"),
+        (b'{"__dtq__":"tuple","v":1}', "bad tagged value 'tuple'"),
+        (b'{"__dtq__":"tuple","v":[],"x":1}', "unexpected members"),
+        (b'{"__dtq__":"set","v":[[1]]}', "bad tagged value 'set'"),
+        (b'{"__dtq__":"bytes","v":"***"}', "bad tagged value 'bytes'"),
+        (b'{"__dtq__":"datetime","v":"yesterday"}', "bad tagged value 'datetime'"),
+        (b'{"__dtq__":"datetime","v":"2024-01-01T00:00:00","zone":"Mars/Olympus"}', "unknown time zone"),
+        (b'{"__dtq__":"datetime","v":"2024-01-01T00:00:00","zone":"../../etc/passwd"}', "unknown time zone"),
+        (b'{"__dtq__":"datetime","v":"2024-01-01T00:00:00","fold":7}', "fold must be 0 or 1"),
+        (b'{"__dtq__":"decimal","v":"abc"}', "bad tagged value 'decimal'"),
+        (b'{"__dtq__":"uuid","v":"abc"}', "bad tagged value 'uuid'"),
+        (b'{"__dtq__":"timedelta","v":[1,2]}', "bad tagged value 'timedelta'"),
+        (b'{"__dtq__":"timedelta","v":[1e400,0,0]}', "bad tagged value 'timedelta'"),
+        (b'{"__dtq__":"dict","v":[[1,2]]}', "bad tagged value 'dict'"),
+        (b'{"__dtq__":"os.system","v":"echo hi"}', "unknown tag 'os.system'"),
+        (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+        (b"1" * 5000, "cannot be decoded"),
+    ],
+    ids=lambda v: str(v)[:40],
+)
+def test_bad_json_is_a_decode_error_with_a_reason(data, fragment):
+    with pytest.raises(MessageDecodeError) as info:
+        JSONSerializer().loads(data)
+    assert fragment in str(info.value)
+    assert info.value.reason == "decode_error"
+
+
+def test_loads_refuses_non_bytes():
+    with pytest.raises(MessageDecodeError, match="expected bytes"):
+        JSONSerializer().loads("[]")  # type: ignore[arg-type]
+
+
+def test_tag_objects_are_plain_data_in_the_json():
+    data = JSONSerializer().dumps((1, dt.date(2024, 5, 6)))
+    assert json.loads(data) == {TAG_KEY: "tuple", "v": [1, {TAG_KEY: "date", "v": "2024-05-06"}]}
+
+
+# ----------------------------------------------------------------------------- pickle
+
+
+class Point:
+    def __init__(self, x, y):
+        self.x, self.y = x, y
+
+    def __eq__(self, other):
+        return isinstance(other, Point) and (self.x, self.y) == (other.x, other.y)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def test_pickle_round_trips_arbitrary_objects():
+    s = PickleSerializer()
+    value = {"p": Point(1, 2), "dq": OrderedDict(a=1), "n": float("nan")}
+    back = s.loads(s.dumps(value))
+    assert back["p"] == Point(1, 2)
+    assert type(back["dq"]) is OrderedDict
+    assert math.isnan(back["n"])
+    assert s.safe_without_signing is False
+
+
+def test_pickle_errors():
+    s = PickleSerializer()
+    with pytest.raises(SerializationError, match=r"^result: cannot be pickled") as info:
+        s.dumps(lambda: 1, where="result")
+    assert info.value.field == "result"
+    with pytest.raises(MessageDecodeError, match="cannot be unpickled"):
+        s.loads(b"not a pickle")
+
+
+# ----------------------------------------------------------------------------- get_serializer
+
+
+def test_get_serializer_by_name_and_instance():
+    assert isinstance(get_serializer("json"), JSONSerializer)
+    assert isinstance(get_serializer("JSON"), JSONSerializer)
+    assert isinstance(get_serializer("pickle"), PickleSerializer)
+    custom = JSONSerializer()
+    assert get_serializer(custom) is custom
+
+    class Duck:
+        def dumps(self, obj):
+            return b""
+
+        def loads(self, data):
+            return None
+
+    duck = Duck()
+    assert get_serializer(duck) is duck
+    assert JSONSerializer.safe_without_signing is True
+    assert BaseSerializer.safe_without_signing is False
+
+
+@pytest.mark.parametrize(
+    ("spec", "fragment"),
+    [
+        ("yaml", "unknown serializer 'yaml'"),
+        ("myproject.serializers.Fast", "unknown serializer 'myproject.serializers.Fast'"),
+        (42, "unknown serializer 42"),
+        (JSONSerializer, "is a class; pass an instance"),
+        (None, "unknown serializer None"),
+    ],
+)
+def test_get_serializer_refuses_unknown_specs(spec, fragment):
+    with pytest.raises(ConfigurationError) as info:
+        get_serializer(spec)
+    assert fragment in str(info.value)

@@ -26,7 +26,18 @@ from .exceptions import (
     TasksQError,
     TaskTimeout,
 )
-from .queue import BlackHoleHuey, Huey, MemoryHuey, TaskQueue
+from .queue import (
+    BlackHoleHuey,
+    FileHuey,
+    Huey,
+    MemoryHuey,
+    PriorityRedisExpireHuey,
+    PriorityRedisHuey,
+    RedisExpireHuey,
+    RedisHuey,
+    SqliteHuey,
+    TaskQueue,
+)
 from .result import ChordResult, Result, ResultGroup
 from .task import Task, TaskWrapper, chord, group
 
@@ -38,6 +49,7 @@ __all__ = [
     "ChordResult",
     "ConfigurationError",
     "EnqueueError",
+    "FileHuey",
     "Huey",
     "HueyException",
     "InvalidEta",
@@ -46,12 +58,17 @@ __all__ = [
     "InvalidPriority",
     "MemoryHuey",
     "MessageTooLarge",
+    "PriorityRedisExpireHuey",
+    "PriorityRedisHuey",
     "RateLimitExceeded",
+    "RedisExpireHuey",
+    "RedisHuey",
     "Result",
     "ResultGroup",
     "ResultTimeout",
     "RetryTask",
     "SerializationError",
+    "SqliteHuey",
     "StorageError",
     "Task",
     "TaskException",

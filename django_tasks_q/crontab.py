@@ -26,7 +26,8 @@ item           meaning                                         example (hour fie
 
 Ranges: ``minute`` 0-59, ``hour`` 0-23, ``day`` (of the month) 1-31, ``month`` 1-12 and ``day_of_week``
 0-6 where **0 is Sunday** (huey's convention), 1 Monday, ..., 6 Saturday; 7 is accepted as Sunday too, so
-``"5-7"`` means Friday, Saturday and Sunday. Anything else -- a value out of range, a reversed range
+``"5-7"`` means Friday, Saturday and Sunday. Unlike huey, ``*/n`` and ``m-n/k`` also work in
+``day_of_week`` (``"*/2"`` is Sunday, Tuesday, Thursday, Saturday). Anything else -- a value out of range, a reversed range
 (``"5-2"``), a step of 0, an empty item, a type other than ``int``/``str`` -- raises ``ValueError`` naming the
 field and the value as soon as ``crontab()`` is called.
 
@@ -60,8 +61,6 @@ from typing import ClassVar
 from zoneinfo import ZoneInfo
 
 __all__ = ["SEARCH_HORIZON_YEARS", "Crontab", "crontab"]
-
-_UTC = UTC
 
 #: ``next_runs`` gives up after this many years without a single match. The rarest satisfiable
 #: schedule (29 February on a given weekday) can go 40 years between runs, so every satisfiable
@@ -286,7 +285,7 @@ class Crontab:
         if self._tz is None:
             return dt
         if not _is_aware(dt):
-            dt = dt.replace(tzinfo=_UTC)
+            dt = dt.replace(tzinfo=UTC)
         return dt.astimezone(self._tz)
 
     def _matches_wall(self, wall: datetime) -> bool:
@@ -333,10 +332,10 @@ class Crontab:
 
         zone = self._tz if self._tz is not None else after.tzinfo
         assert zone is not None
-        after_utc = after.astimezone(_UTC).replace(tzinfo=None) if aware else after
+        after_utc = after.astimezone(UTC).replace(tzinfo=None) if aware else after
         instants = self._next_instants(after_utc, zone, count)
         if aware:
-            return [instant.replace(tzinfo=_UTC).astimezone(zone) for instant in instants]
+            return [instant.replace(tzinfo=UTC).astimezone(zone) for instant in instants]
         return instants
 
     def _matching_days(self, start: date) -> Iterator[date]:
@@ -384,7 +383,7 @@ class Crontab:
         one: UTC offsets are under 24 hours, so any instant from local day D or later is after D's
         midnight minus 24 hours.
         """
-        local_start = after_utc.replace(tzinfo=_UTC).astimezone(zone).date()
+        local_start = after_utc.replace(tzinfo=UTC).astimezone(zone).date()
         # A local time on the previous day can still occur after ``after`` (repeated hour), so start there.
         start = local_start - _ONE_DAY if local_start > date.min else local_start
         pending: list[datetime] = []
@@ -420,7 +419,7 @@ class Crontab:
             wall = midnight.replace(hour=hour, minute=minute)
             previous = None
             for fold in (0, 1):
-                instant = wall.replace(tzinfo=zone, fold=fold).astimezone(_UTC)
+                instant = wall.replace(tzinfo=zone, fold=fold).astimezone(UTC)
                 if instant.astimezone(zone).replace(tzinfo=None) != wall:
                     continue  # this local minute does not exist (skipped by a spring change)
                 instant = instant.replace(tzinfo=None)

@@ -497,10 +497,13 @@ class MessageCodec:
         self.compress_threshold = compress_threshold
 
         if self.signing_key is None and not getattr(self.serializer, "safe_without_signing", False):
+            if self._kind == SERIALIZER_PICKLE:
+                raise ConfigurationError(
+                    "pickle requires signing: loading pickle runs code, so a pickle queue needs a signing key"
+                )
             raise ConfigurationError(
-                f"the {getattr(self.serializer, 'name', '') or type(self.serializer).__name__} serializer "
-                "requires signing: pickle (or any serializer not marked safe_without_signing) requires "
-                "signing, because loading it runs code; set a signing key"
+                f"serializer {self.serializer!r} requires signing: it is not marked safe_without_signing, "
+                "so a signing key is needed before its bytes are loaded"
             )
 
     @property

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import importlib
 import logging
 import threading
 import traceback
@@ -92,10 +93,14 @@ class TaskQueue:
     derived from Django's ``SECRET_KEY`` when settings are configured; ``True``:
     require that; ``False``: unsigned; bytes or str: this key),
     ``max_message_size``, ``result_ttl`` (seconds results are kept),
-    ``lease`` and ``max_attempts`` (reliable delivery).
+    ``lease`` and ``max_attempts`` (reliable delivery), and ``registry`` (a
+    :class:`~django_tasks_q.registry.TaskRegistry` shared with queues built
+    from settings, so tasks survive a rebuild of the queue).
     """
 
     storage_class: type[BaseStorage] | None = None
+    storage_path: str | None = None
+    """Dotted path of the storage class, imported on first use (for storages with optional dependencies)."""
 
     def __init__(
         self,
@@ -116,6 +121,7 @@ class TaskQueue:
         result_ttl: float | None = None,
         lease: float = DEFAULT_LEASE,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        registry: TaskRegistry | None = None,
         **storage_kwargs: Any,
     ) -> None:
         if not isinstance(name, str) or not name:
@@ -143,7 +149,7 @@ class TaskQueue:
         self.result_ttl = result_ttl
         self.lease = float(lease)
         self.max_attempts = max_attempts
-        self.registry = TaskRegistry(name)
+        self.registry = registry if registry is not None else TaskRegistry(name)
         self.signals = SignalRegistry()
         self.known_locks: set[str] = set()
         self.known_rate_limits: set[str] = set()
@@ -165,6 +171,8 @@ class TaskQueue:
 
     def get_storage(self, **kwargs: Any) -> BaseStorage:
         """Build the storage from keyword arguments; override to supply a custom storage."""
+        if self.storage_class is None and self.storage_path is not None:
+            self.storage_class = _import_storage(self.storage_path)
         if self.storage_class is None:
             raise ConfigurationError(
                 f"queue {self.name!r} has no storage: pass storage_class=..., use one of the *Huey "
@@ -205,7 +213,7 @@ class TaskQueue:
             if self.immediate_use_memory:
                 if value:
                     self._regular_storage = self._storage
-                    self._storage = MemoryStorage(self.name)
+                    self._storage = MemoryStorage(self.name, block_timeout=0)
                 else:
                     self._storage = self._regular_storage
                     self._regular_storage = None
@@ -425,9 +433,13 @@ class TaskQueue:
         kwargs: dict[str, Any],
         *,
         id: str | None = None,
+        partial: bool = False,
         **options: Any,
     ) -> Task:
-        """Validate a call of ``wrapper`` and return it as a :class:`Task` (nothing is written)."""
+        """Validate a call of ``wrapper`` and return it as a :class:`Task` (nothing is written).
+
+        ``partial`` accepts incomplete arguments (pipeline steps, chord callbacks).
+        """
         if self.registry._tasks.get(wrapper.name) is not wrapper:
             raise TaskNotRegistered(f"task {wrapper.name!r} is not registered on queue {self.name!r}")
         unknown = set(options) - {"eta", "delay", "priority", "retries", "retry_delay", "expires", "timeout"}
@@ -439,7 +451,7 @@ class TaskQueue:
             validate_priority(options["priority"], where)
         if id is not None and (not isinstance(id, str) or not id):
             raise InvalidOption(f"{where}: id must be a non-empty string, got {id!r}", field="id")
-        wrapper.check_arguments(args, kwargs)
+        wrapper.check_arguments(args, kwargs, partial=partial)
         eta = resolve_eta(options.get("eta"), options.get("delay"), naive_is_utc=self.utc)
         expires = options.get("expires", wrapper.expires)
         return Task(
@@ -638,7 +650,7 @@ class TaskQueue:
 
     def _execute(self, task: Task, now: dt.datetime, outcome: _Outcome) -> Any:
         if task.eta is not None and task.eta > now:
-            outcome.follow_ups.append(lambda: self._requeue(task, SIGNAL_SCHEDULED))
+            outcome.follow_ups.append(lambda: self._requeue(task))
             return None
         if self.is_revoked(task, timestamp=now, peek=False):
             self._emit(SIGNAL_REVOKED, task)
@@ -669,7 +681,7 @@ class TaskQueue:
         except RateLimitExceeded as exc:
             self._emit(SIGNAL_RATE_LIMITED, task)
             retry_at = from_epoch(exc.retry_at) if exc.retry_at else now
-            outcome.follow_ups.append(lambda: self._requeue(task.copy(id=task.id, eta=retry_at), SIGNAL_SCHEDULED))
+            outcome.follow_ups.append(lambda: self._requeue(task.copy(id=task.id, eta=retry_at)))
             return None
         except RetryTask as exc:
             logger.info("task %s raised RetryTask, retrying", task)
@@ -822,15 +834,16 @@ class TaskQueue:
         else:
             self.storage.put_data(key, value, is_result=True, ttl=ttl)
 
-    def _requeue(self, task: Task, signal: str) -> None:
+    def _requeue(self, task: Task) -> None:
+        """Put a call back (retry, not yet due, rate limited): SCHEDULED or ENQUEUED, not both."""
         data = self._encode(task)
-        if self._store(task, data):
+        if self._immediate and (task.eta is None or task.eta <= now_utc()):
+            self._emit(SIGNAL_ENQUEUED, task)
+            self.execute(Task.from_message(self.codec.decode(data), self.registry.get))
+        elif self._store(task, data):
             self._emit(SIGNAL_SCHEDULED, task)
         else:
             self._emit(SIGNAL_ENQUEUED, task)
-            if self._immediate:
-                self.storage.dequeue()
-                self.execute(task)
 
     def _retry(self, task: Task, eta: dt.datetime | None, consume: bool) -> None:
         retried = task.copy(id=task.id)
@@ -841,7 +854,7 @@ class TaskQueue:
         retried.eta = eta
         retried.retry_delay = task.retry_delay * task.retry_backoff
         self._emit(SIGNAL_RETRYING, task)
-        self._requeue(retried, SIGNAL_SCHEDULED)
+        self._requeue(retried)
 
     def _enqueue_follow_up(self, follow: Task) -> None:
         follow.wrapper = self.registry.get(follow.name)
@@ -1132,3 +1145,49 @@ class BlackHoleHuey(TaskQueue):
     """A queue on :class:`~django_tasks_q.backends.blackhole.BlackHoleStorage`: everything is discarded."""
 
     storage_class = BlackHoleStorage
+
+
+def _import_storage(path: str) -> type[BaseStorage]:
+    module_name, _, class_name = path.rpartition(".")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        hint = " (install django-tasks-q[redis])" if "redis" in module_name else ""
+        raise ConfigurationError(f"cannot import storage {path!r}: {exc}{hint}") from exc
+    return getattr(module, class_name)
+
+
+class RedisHuey(TaskQueue):
+    """A queue on Redis (huey's ``RedisHuey`` parameters: host, port, db, password, url, connection_pool, ...)."""
+
+    storage_path = "django_tasks_q.backends.redis.RedisStorage"
+
+
+class RedisExpireHuey(RedisHuey):
+    """Redis with results that expire after ``expire_time`` seconds (default 86400)."""
+
+    storage_path = "django_tasks_q.backends.redis.RedisExpireStorage"
+
+
+class PriorityRedisHuey(RedisHuey):
+    """Redis with priorities: higher first, first-in first-out within one priority."""
+
+    storage_path = "django_tasks_q.backends.redis.PriorityRedisStorage"
+
+
+class PriorityRedisExpireHuey(PriorityRedisHuey):
+    """Redis with priorities and expiring results."""
+
+    storage_path = "django_tasks_q.backends.redis.PriorityRedisExpireStorage"
+
+
+class SqliteHuey(TaskQueue):
+    """A queue in a SQLite file (filename, cache_mb, fsync, timeout, strict_fifo)."""
+
+    storage_path = "django_tasks_q.backends.sqlite.SqliteStorage"
+
+
+class FileHuey(TaskQueue):
+    """A queue in a folder of files (path, levels, use_thread_lock)."""
+
+    storage_path = "django_tasks_q.backends.file.FileStorage"

@@ -262,7 +262,7 @@ class TaskWrapper:
         as_argument: bool = False,
         **extra: Any,
     ) -> None:
-        self.queue = queue
+        self._queue = queue
         self.func = func
         self.name = name or f"{func.__module__}.{func.__qualname__}"
         self.origin = f"{func.__module__}.{func.__qualname__}"
@@ -302,6 +302,11 @@ class TaskWrapper:
         self.__module__ = func.__module__
         self.__wrapped__ = func
 
+    @property
+    def queue(self) -> TaskQueue:
+        """The queue this task is enqueued on."""
+        return self._queue
+
     def _declared_parameters(self) -> frozenset[str]:
         if self._signature is None:
             return frozenset()
@@ -318,8 +323,12 @@ class TaskWrapper:
             p.kind is p.VAR_KEYWORD for p in self._signature.parameters.values()
         )
 
-    def check_arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        """Raise :class:`InvalidOption` when the arguments do not fit the function's signature."""
+    def check_arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any], *, partial: bool = False) -> None:
+        """Raise :class:`InvalidOption` when the arguments do not fit the function's signature.
+
+        With ``partial`` missing arguments are allowed (a pipeline step receives
+        the previous step's value later).
+        """
         if self._signature is None:
             return
         call_kwargs = dict(kwargs)
@@ -328,7 +337,10 @@ class TaskWrapper:
         if self.as_argument:
             args = (None, *args)
         try:
-            self._signature.bind(*args, **call_kwargs)
+            if partial:
+                self._signature.bind_partial(*args, **call_kwargs)
+            else:
+                self._signature.bind(*args, **call_kwargs)
         except TypeError as exc:
             raise InvalidOption(f"task {self.name!r}: arguments do not match its signature: {exc}") from None
 
@@ -347,13 +359,18 @@ class TaskWrapper:
         return arguments, options
 
     def s(self, *args: Any, **kwargs: Any) -> Task:
-        """A call of this task that is not enqueued yet (for pipelines, groups and chords)."""
+        """A call of this task that is not enqueued yet (for pipelines, groups and chords).
+
+        Arguments may be incomplete: a pipeline step or chord callback receives
+        the previous results as its last arguments.
+        """
         arguments, options = self.split_call_options(kwargs)
-        return self.queue.build_task(self, args, arguments, **options)
+        return self.queue.build_task(self, args, arguments, partial=True, **options)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Result | ResultGroup | None:
         """Enqueue a call of this task; returns its :class:`Result` (``None`` when results are off)."""
-        return self.queue.enqueue(self.s(*args, **kwargs))
+        arguments, options = self.split_call_options(kwargs)
+        return self.queue.enqueue(self.queue.build_task(self, args, arguments, **options))
 
     def schedule(
         self,
@@ -389,7 +406,9 @@ class TaskWrapper:
 
     def map(self, iterable: Iterable[Any]) -> ResultGroup:
         """Enqueue one call per item (a tuple item is the positional arguments); returns a ResultGroup."""
-        tasks = [self.s(*(item if isinstance(item, tuple) else (item,))) for item in iterable]
+        tasks = [
+            self.queue.build_task(self, item if isinstance(item, tuple) else (item,), {}) for item in iterable
+        ]
         return self.queue.enqueue_many(tasks)
 
     def call_local(self, *args: Any, **kwargs: Any) -> Any:

@@ -358,6 +358,9 @@ def test_next_runs_through_the_skipped_hour_has_no_gap_minutes():
         ("15,45 1,2 * * *", "Australia/Lord_Howe", utc(2026, 4, 3), 4),  # half-hour DST shift
         ("0 12 * * *", "Pacific/Apia", utc(2011, 12, 27), 6),  # 2011-12-30 was skipped entirely
         ("*/10 9-10 * * 1-5", "America/New_York", utc(2026, 3, 6), 6),
+        ("*/15 23,0 * * *", "America/Moncton", utc(2006, 10, 28, 12), 2),  # repeated hour spans midnight
+        ("*/15 23,0 * * *", "America/Moncton", utc(2006, 10, 29, 3, 0, 30), 1),  # starts inside it
+        ("*/30 22,23,0 * * *", "America/St_Johns", utc(1988, 10, 29, 12), 2),  # two-hour fall back
     ],
 )
 def test_next_runs_agrees_with_a_minute_by_minute_search(expression, zone, after, days):
@@ -367,6 +370,32 @@ def test_next_runs_agrees_with_a_minute_by_minute_search(expression, zone, after
     assert runs == expected
     assert [run.utcoffset() for run in runs] == [run.utcoffset() for run in expected]
     assert all(schedule(run) for run in runs)
+
+
+def test_next_runs_when_the_repeated_hour_spans_midnight():
+    """America/Moncton, 2006-10-29: at 00:01 ADT clocks went back to 23:01 AST on the 28th.
+
+    So 00:00 on the 29th comes *before* the second 23:30 on the 28th, and a run on the 28th can follow a
+    moment that is already the 29th locally.
+    """
+    moncton = ZoneInfo("America/Moncton")
+    schedule = crontab(minute="*/30", hour="23,0", tz=moncton)
+    runs = schedule.next_runs(utc(2006, 10, 28, 12), 6)
+    assert [(run.day, run.hour, run.minute, run.fold) for run in runs] == [
+        (28, 23, 0, 0),
+        (28, 23, 30, 0),
+        (29, 0, 0, 0),
+        (28, 23, 30, 1),  # 23:00 AST does not exist: the repeat starts at 23:01
+        (29, 0, 0, 1),
+        (29, 0, 30, 0),
+    ]
+    assert [run.astimezone(UTC) for run in runs] == [
+        utc(2006, 10, 29, h, m) for h, m in ((2, 0), (2, 30), (3, 0), (3, 30), (4, 0), (4, 30))
+    ]
+    # Just after 00:00 ADT on the 29th, the next run is 23:30 AST on the 28th.
+    assert schedule.next_runs(utc(2006, 10, 29, 3, 0, 30), 1) == [
+        datetime(2006, 10, 28, 23, 30, tzinfo=moncton, fold=1)
+    ]
 
 
 # -- next_runs -------------------------------------------------------------------------------------------

@@ -243,6 +243,8 @@ class BaseStorage:
     blocking: ClassVar[bool] = False
     priority: ClassVar[bool] = True
     reliable: ClassVar[bool] = False
+    shared_between_processes: ClassVar[bool] = True
+    """False for storages that live inside one process (memory, black hole): ``run_tasks`` refuses them."""
 
     def __init__(self, name: str = "huey", **storage_kwargs: Any) -> None:
         """Remember the queue ``name``; all data of this storage lives under it.
@@ -478,7 +480,13 @@ class BaseStorage:
             return None
         now = time.time()
         return Reservation(
-            message_id="", data=data, token="", attempt=1, deadline=now + lease, reserved_at=now, priority=None
+            message_id="",
+            data=data,
+            token="",
+            attempt=1,
+            deadline=now + lease,
+            reserved_at=now,
+            priority=None,
         )
 
     def ack(self, reservation: Reservation, result: ResultWrite | None = None) -> bool:
@@ -504,13 +512,15 @@ class BaseStorage:
         """
         return True
 
-    def release(self, reservation: Reservation) -> bool:
-        """Give a reserved message back without counting the attempt (a worker shutting down before running it).
+    def release(self, reservation: Reservation, count_attempt: bool = False) -> bool:
+        """Give a reserved message back to the queue now (a worker shutting down).
 
         Native implementations, atomically and only if the token matches: move the message from in-flight back
-        to the ready queue *in its original place* (ahead of messages enqueued after it within its priority),
-        with its claim count lowered by one, so the next reservation sees the same ``attempt`` number; return
-        ``True``. Stale token: change nothing, return ``False``.
+        to the ready queue *in its original place* (ahead of messages enqueued after it within its priority);
+        unless ``count_attempt``, lower its claim count by one, so the next reservation sees the same
+        ``attempt`` number (the task never started). With ``count_attempt`` (a task that started but could not
+        finish before shutdown) the claim stays counted, so a task that keeps being interrupted still reaches
+        the attempt limit. Return ``True``. Stale token: change nothing, return ``False``.
 
         Default (at most once): ``enqueue(data, priority)`` again, at the back of the queue; ``True``.
         """
@@ -604,9 +614,7 @@ class BaseStorage:
         """
         raise self._not_implemented("requeue_dead_letter")
 
-    def purge_dead_letters(
-        self, ids: Iterable[str] | None = None, older_than: float | None = None
-    ) -> int:
+    def purge_dead_letters(self, ids: Iterable[str] | None = None, older_than: float | None = None) -> int:
         """Delete dead letters and return how many were deleted.
 
         ``ids`` given: those ids (unknown ones ignored). ``older_than`` given: those with ``failed_at <

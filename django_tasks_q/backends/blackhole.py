@@ -41,6 +41,7 @@ class BlackHoleStorage(BaseStorage):
     blocking = False
     priority = True
     reliable = False
+    shared_between_processes = False
 
     # queue
     def enqueue(self, data: bytes, priority: int | None = None) -> None:

@@ -114,6 +114,7 @@ class MemoryStorage(BaseStorage):
     blocking = True
     priority = True
     reliable = True
+    shared_between_processes = False
 
     def __init__(self, name: str = "huey", block_timeout: float = 1.0, **storage_kwargs: Any) -> None:
         super().__init__(name, **storage_kwargs)
@@ -407,13 +408,14 @@ class MemoryStorage(BaseStorage):
             held.deadline = time.time() + lease
             return True
 
-    def release(self, reservation: Reservation) -> bool:
+    def release(self, reservation: Reservation, count_attempt: bool = False) -> bool:
         with self._lock:
             held = self._owned(reservation)
             if held is None:
                 return False
             del self._in_flight[reservation.message_id]
-            held.message.claims = max(0, held.message.claims - 1)
+            if not count_attempt:
+                held.message.claims = max(0, held.message.claims - 1)
             self._push_ready(held.message)
             self._ready_changed.notify()
             return True

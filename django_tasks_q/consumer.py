@@ -1,0 +1,411 @@
+"""The consumer: worker threads or processes per queue, a scheduler, a lease keeper and a reaper.
+
+:class:`Consumer` runs until it is stopped. SIGTERM and SIGINT stop it
+gracefully (no new reservations; running tasks get ``shutdown_timeout``
+seconds, then are handed back to the queue with their attempt counted); a
+second signal stops it at once; SIGHUP restarts the process in place.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from .exceptions import ConfigurationError
+from .signals import (
+    SIGNAL_CANCELED,
+    SIGNAL_COMPLETE,
+    SIGNAL_ERROR,
+    SIGNAL_EXECUTING,
+    SIGNAL_EXPIRED,
+    SIGNAL_LOCKED,
+    SIGNAL_RATE_LIMITED,
+    SIGNAL_RETRYING,
+    SIGNAL_REVOKED,
+    SIGNAL_TIMEOUT,
+)
+from .timeutils import now_utc
+from .workers import LeaseKeeper, RunningTasks, WorkerLoop, backoff_delay, process_worker_main
+
+logger = logging.getLogger("django_tasks_q.consumer")
+
+WORKER_TYPES = ("thread", "process")
+
+
+@dataclass
+class ConsumerOptions:
+    """How one queue is consumed (huey's consumer options, plus shutdown and recycling)."""
+
+    workers: int = 1
+    worker_type: str = "thread"
+    periodic: bool = True
+    initial_delay: float = 0.1
+    backoff: float = 1.15
+    max_delay: float = 1.0
+    scheduler_interval: float = 1.0
+    check_worker_health: bool = True
+    health_check_interval: float = 10.0
+    max_tasks: int | None = None
+    shutdown_timeout: float = 30.0
+
+    def __post_init__(self) -> None:
+        def positive(name: str, integer: bool = False) -> None:
+            value = getattr(self, name)
+            kinds = (int,) if integer else (int, float)
+            if isinstance(value, bool) or not isinstance(value, kinds) or value <= 0:
+                kind = "an int" if integer else "a number"
+                raise ConfigurationError(f"consumer option {name} must be {kind} > 0, got {value!r}")
+
+        positive("workers", integer=True)
+        if self.worker_type not in WORKER_TYPES:
+            raise ConfigurationError(
+                f"consumer option worker_type must be one of {WORKER_TYPES}, got {self.worker_type!r}"
+            )
+        for name in ("initial_delay", "max_delay", "scheduler_interval", "health_check_interval", "shutdown_timeout"):
+            positive(name)
+        if isinstance(self.backoff, bool) or not isinstance(self.backoff, (int, float)) or self.backoff < 1:
+            raise ConfigurationError(f"consumer option backoff must be a number >= 1, got {self.backoff!r}")
+        if self.max_tasks is not None:
+            positive("max_tasks", integer=True)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], *, where: str) -> ConsumerOptions:
+        """Build from a ``CONSUMER`` settings dict; unknown keys are a ConfigurationError naming ``where``."""
+        known = set(cls.__dataclass_fields__)
+        unknown = set(values) - known
+        if unknown:
+            raise ConfigurationError(f"{where}: unknown consumer option(s) {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**values)
+
+
+class _WorkerHandle:
+    """A running worker (thread or process) and how to tell whether it is alive."""
+
+    def __init__(self, name: str, queue: Any, kind: str) -> None:
+        self.name = name
+        self.queue = queue
+        self.kind = kind
+        self.thread: threading.Thread | None = None
+        self.process: Any = None
+
+    def is_alive(self) -> bool:
+        if self.thread is not None:
+            return self.thread.is_alive()
+        return self.process is not None and self.process.is_alive()
+
+
+class Consumer:
+    """Consume ``queues`` (TaskQueue objects) with per-queue :class:`ConsumerOptions`.
+
+    Process workers rebuild their queue from ``TASKS_Q`` by name, so they are
+    available for queues configured in settings.
+    """
+
+    def __init__(
+        self,
+        queues: list[Any],
+        options: dict[str, ConsumerOptions] | ConsumerOptions | None = None,
+        *,
+        burst: bool = False,
+        flush_locks: bool = False,
+        install_signal_handlers: bool = True,
+    ) -> None:
+        if not queues:
+            raise ConfigurationError("the consumer needs at least one queue")
+        self.queues = list(queues)
+        if isinstance(options, ConsumerOptions) or options is None:
+            shared = options or ConsumerOptions()
+            self.options = {queue.name: shared for queue in self.queues}
+        else:
+            self.options = {queue.name: options.get(queue.name, ConsumerOptions()) for queue in self.queues}
+        self.burst = burst
+        self.flush_locks = flush_locks
+        self.install_signal_handlers = install_signal_handlers
+        self.identity = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.stop_event = threading.Event()
+        self.running = RunningTasks()
+        self.wake = {queue.name: threading.Event() for queue in self.queues}
+        self._workers: list[_WorkerHandle] = []
+        self._signals_seen = 0
+        self._restart = False
+        self._threads: list[threading.Thread] = []
+        self._stopped_workers = threading.Event()
+        self._task_starts: dict[str, float] = {}
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def run(self) -> int:
+        """Start everything and block until stopped; returns the exit status."""
+        if self.install_signal_handlers and threading.current_thread() is threading.main_thread():
+            self._install_signal_handlers()
+        self.start()
+        try:
+            self._supervise()
+        finally:
+            self.shutdown()
+        if self._restart:
+            logger.info("consumer %s restarting (SIGHUP)", self.identity)
+            os.execv(sys.executable, [sys.executable, *sys.argv])
+        return 0
+
+    def start(self) -> None:
+        """Start workers, scheduler, lease keeper; log the start-up summary."""
+        for queue in self.queues:
+            self._connect_task_logging(queue)
+            if self.flush_locks:
+                flushed = queue.flush_locks()
+                if flushed:
+                    logger.info("queue %r: flushed locks %s", queue.name, sorted(flushed))
+        self._log_summary()
+        for queue in self.queues:
+            options = self.options[queue.name]
+            for index in range(options.workers):
+                self._start_worker(_WorkerHandle(f"{queue.name}-{index + 1}", queue, options.worker_type))
+        min_lease = min(queue.lease for queue in self.queues)
+        keeper = LeaseKeeper(self.running, self.stop_event, max(min_lease / 4, 0.05))
+        keeper.start()
+        scheduler = threading.Thread(target=self._schedule_loop, name="tasks-q-scheduler", daemon=True)
+        scheduler.start()
+        self._threads = [keeper, scheduler]
+
+    def stop(self, graceful: bool = True) -> None:
+        """Ask the consumer to stop (what SIGTERM does)."""
+        self.stop_event.set()
+        for wake in self.wake.values():
+            wake.set()
+        if not graceful:
+            self._hand_back_running()
+
+    def shutdown(self) -> None:
+        """Stop workers: wait up to the shutdown timeout for running tasks, then hand them back."""
+        self.stop()
+        timeout = max(options.shutdown_timeout for options in self.options.values())
+        deadline = time.monotonic() + timeout
+        for handle in self._workers:
+            if handle.process is not None and handle.process.is_alive():
+                handle.process.terminate()
+        for handle in self._workers:
+            remaining = max(deadline - time.monotonic(), 0)
+            if handle.thread is not None:
+                handle.thread.join(remaining)
+            elif handle.process is not None:
+                handle.process.join(remaining + 5)
+                if handle.process.is_alive():
+                    logger.error("worker process %s did not stop; killing it", handle.name)
+                    handle.process.kill()
+                    handle.process.join(5)
+        if len(self.running):
+            logger.warning("shutdown timeout reached with %d task(s) running; handing them back", len(self.running))
+            self._hand_back_running()
+        for thread in self._threads:
+            thread.join(2)
+        logger.info("consumer %s stopped", self.identity)
+
+    def _hand_back_running(self) -> None:
+        for worker, item in self.running.snapshot().items():
+            try:
+                item.queue.release(item.reservation, count_attempt=True)
+                logger.warning("task message %s of worker %s handed back to queue %r",
+                               item.reservation.message_id, worker, item.queue.name)
+            except Exception:
+                logger.exception("could not hand back message %s", item.reservation.message_id)
+
+    # ------------------------------------------------------------------ OS signals
+
+    def _install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_stop_signal)
+        signal.signal(signal.SIGINT, self._on_stop_signal)
+        if hasattr(signal, "SIGHUP"):
+            signal.signal(signal.SIGHUP, self._on_restart_signal)
+
+    def _on_stop_signal(self, signum: int, frame: Any) -> None:
+        self._signals_seen += 1
+        if self._signals_seen > 1:
+            logger.warning("second stop signal: stopping at once")
+            self._hand_back_running()
+            os._exit(1)
+        logger.info("received %s: stopping gracefully (send it again to stop at once)", signal.Signals(signum).name)
+        self.stop()
+
+    def _on_restart_signal(self, signum: int, frame: Any) -> None:
+        logger.info("received SIGHUP: restarting gracefully")
+        self._restart = True
+        self.stop()
+
+    # ------------------------------------------------------------------ workers
+
+    def _start_worker(self, handle: _WorkerHandle) -> None:
+        options = self.options[handle.queue.name]
+        if handle.kind == "thread":
+            loop = WorkerLoop(
+                handle.name,
+                handle.queue,
+                self.stop_event,
+                self.running,
+                initial_delay=options.initial_delay,
+                backoff=options.backoff,
+                max_delay=options.max_delay,
+                max_tasks=options.max_tasks,
+                wake=self.wake[handle.queue.name],
+            )
+            handle.thread = threading.Thread(target=loop.run, name=f"tasks-q-worker-{handle.name}", daemon=True)
+            handle.thread.start()
+        else:
+            context = multiprocessing.get_context("spawn")
+            worker_options = asdict(options) | {"lease_interval": max(handle.queue.lease / 4, 0.05)}
+            handle.process = context.Process(
+                target=process_worker_main,
+                args=(handle.queue.name, handle.name, worker_options, os.getpid()),
+                name=f"tasks-q-worker-{handle.name}",
+                daemon=False,
+            )
+            handle.process.start()
+        if handle not in self._workers:
+            self._workers.append(handle)
+
+    def _supervise(self) -> None:
+        interval = min(options.health_check_interval for options in self.options.values())
+        tick = min(interval, 0.5 if self.burst else 1.0)
+        next_health = time.monotonic() + interval
+        while not self.stop_event.wait(tick):
+            if self.burst and self._drained():
+                logger.info("burst mode: nothing left that is due; exiting")
+                self.stop()
+                return
+            if time.monotonic() >= next_health:
+                self.check_workers()
+                next_health = time.monotonic() + interval
+
+    def check_workers(self) -> list[str]:
+        """Restart workers that died or were recycled; returns their names."""
+        restarted = []
+        for handle in self._workers:
+            if self.stop_event.is_set() or handle.is_alive():
+                continue
+            if not self.options[handle.queue.name].check_worker_health:
+                continue
+            exitcode = handle.process.exitcode if handle.process is not None else None
+            logger.warning("worker %s is not running (exit code %s); starting a new one", handle.name, exitcode)
+            handle.thread = None
+            handle.process = None
+            self._start_worker(handle)
+            restarted.append(handle.name)
+        return restarted
+
+    def _drained(self) -> bool:
+        if len(self.running):
+            return False
+        now = now_utc()
+        for queue in self.queues:
+            queue.enqueue_due(now)
+            if queue.pending_count() or queue.storage.in_flight_size():
+                return False
+        return True
+
+    # ------------------------------------------------------------------ scheduler, reaper
+
+    def _schedule_loop(self) -> None:
+        interval = min(options.scheduler_interval for options in self.options.values())
+        reap_every = {queue.name: max(min(queue.lease / 2, 30.0), 0.05) for queue in self.queues}
+        next_reap = {queue.name: 0.0 for queue in self.queues}
+        last_minute: dict[str, dt.datetime] = {}
+        error_delay = interval
+        while not self.stop_event.is_set():
+            try:
+                self.scheduler_tick(now_utc(), next_reap, reap_every, last_minute)
+                error_delay = interval
+                wait = interval
+            except Exception as exc:
+                logger.warning("scheduler: storage failed (%s); retrying in %.2f s", exc, error_delay)
+                wait = error_delay
+                error_delay = backoff_delay(error_delay, 2.0, 30.0)
+            self.stop_event.wait(wait)
+
+    def scheduler_tick(
+        self,
+        now: dt.datetime,
+        next_reap: dict[str, float],
+        reap_every: dict[str, float],
+        last_minute: dict[str, dt.datetime],
+    ) -> None:
+        """One pass: move due messages, enqueue periodic tasks for a new minute, reap expired leases."""
+        minute = now.replace(second=0, microsecond=0)
+        for queue in self.queues:
+            if queue.enqueue_due(now):
+                self.wake[queue.name].set()
+            if self.options[queue.name].periodic and last_minute.get(queue.name) != minute:
+                previous = last_minute.get(queue.name)
+                if previous is not None and minute - previous > dt.timedelta(minutes=1):
+                    logger.warning(
+                        "queue %r: scheduler skipped %d minute(s) of periodic tasks (missed runs are not caught up)",
+                        queue.name,
+                        int((minute - previous).total_seconds() // 60) - 1,
+                    )
+                for task in queue.enqueue_periodic(minute):
+                    logger.info("queue %r: enqueued periodic task %s", queue.name, task.name)
+                    self.wake[queue.name].set()
+                last_minute[queue.name] = minute
+            if time.monotonic() >= next_reap[queue.name]:
+                reclaimed = queue.reclaim_expired(now)
+                if reclaimed:
+                    self.wake[queue.name].set()
+                next_reap[queue.name] = time.monotonic() + reap_every[queue.name]
+
+    # ------------------------------------------------------------------ logging
+
+    def _connect_task_logging(self, queue: Any) -> None:
+        outcomes = (
+            SIGNAL_COMPLETE,
+            SIGNAL_ERROR,
+            SIGNAL_RETRYING,
+            SIGNAL_REVOKED,
+            SIGNAL_EXPIRED,
+            SIGNAL_CANCELED,
+            SIGNAL_LOCKED,
+            SIGNAL_TIMEOUT,
+            SIGNAL_RATE_LIMITED,
+        )
+
+        def log_task(signal_name: str, task: Any, *args: Any) -> None:
+            if task is None:
+                return
+            if signal_name == SIGNAL_EXECUTING:
+                self._task_starts[task.id] = time.monotonic()
+                return
+            started = self._task_starts.pop(task.id, None)
+            duration = f"{time.monotonic() - started:.3f}s" if started is not None else "-"
+            level = logging.WARNING if signal_name in (SIGNAL_ERROR, SIGNAL_TIMEOUT) else logging.INFO
+            logger.log(level, "%s %s %s %s", task.name, task.id, signal_name, duration)
+
+        queue.signal(SIGNAL_EXECUTING, *outcomes)(log_task)
+
+    def _log_summary(self) -> None:
+        lines = [f"consumer {self.identity} starting"]
+        for queue in self.queues:
+            options = self.options[queue.name]
+            storage = type(queue.storage).__name__
+            lines.append(
+                f"  queue {queue.name!r}: storage {storage}, {options.workers} {options.worker_type} worker(s), "
+                f"lease {queue.lease:g}s, periodic {'on' if options.periodic else 'off'}"
+            )
+            for name in queue.registry.names():
+                wrapper = queue.registry.get(name)
+                if wrapper.validate_datetime is None:
+                    lines.append(f"    task {name}")
+                    continue
+                next_run = ""
+                if hasattr(wrapper.validate_datetime, "next_runs"):
+                    runs = wrapper.validate_datetime.next_runs(now_utc(), 1)
+                    next_run = f", next run {runs[0].isoformat()}" if runs else ", never runs"
+                lines.append(f"    periodic task {name}{next_run}")
+        logger.info("\n".join(lines))

@@ -1,0 +1,96 @@
+"""Queue URLs: the one-string form of a queue's storage (``TASKS_Q = {"default": {"URL": ...}}``).
+
+=================================================  ===========================================
+URL                                                storage
+=================================================  ===========================================
+``redis://[:password@]host[:port][/db]``           Redis (``rediss://`` for TLS)
+``redis+priority://...`` or ``redis://...?priority=1``  priority Redis
+``redis://...?expire_time=3600``                   expiring Redis (with ``priority=1``: both)
+``sqlite:///relative.db``, ``sqlite:////abs.db``    SQLite file
+``file:///var/tasks``                              file system
+``orm://`` / ``orm://alias``                       Django ORM table (on database ``alias``)
+``memory://``, ``blackhole://``                    memory, black hole
+=================================================  ===========================================
+
+Other query parameters become storage options; ``1``/``true``/``yes`` and
+``0``/``false``/``no`` become booleans and numbers become numbers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from .exceptions import ConfigurationError
+
+_SCHEMES = ("redis", "rediss", "redis+priority", "rediss+priority", "sqlite", "file", "orm", "memory", "blackhole")
+
+
+def _coerce(value: str) -> Any:
+    lowered = value.lower()
+    if lowered in ("true", "yes", "on"):
+        return True
+    if lowered in ("false", "no", "off"):
+        return False
+    try:
+        return int(value)
+    except ValueError:
+        pass
+    try:
+        return float(value)
+    except ValueError:
+        return value
+
+
+def parse_queue_url(url: str, *, where: str = "URL") -> tuple[str, dict[str, Any]]:
+    """Split a queue URL into a backend alias and storage options.
+
+    Raises :class:`ConfigurationError` naming ``where`` (the setting) when the
+    URL cannot be used.
+    """
+    if not isinstance(url, str) or "://" not in url:
+        raise ConfigurationError(f"{where}: {url!r} is not a queue URL (expected scheme://...; one of {_SCHEMES})")
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # validates the port
+    except ValueError as exc:
+        raise ConfigurationError(f"{where}: cannot parse {url!r}: {exc}") from None
+    scheme = parts.scheme.lower()
+    if scheme not in _SCHEMES:
+        raise ConfigurationError(f"{where}: unknown URL scheme {scheme!r} in {url!r}; expected one of {_SCHEMES}")
+    options = {key: _coerce(value) for key, value in parse_qsl(parts.query, keep_blank_values=False)}
+    if scheme.startswith("redis"):
+        return _redis(url, scheme, options, where)
+    if scheme == "sqlite":
+        path = unquote(parts.path)
+        if parts.netloc:
+            raise ConfigurationError(f"{where}: sqlite URL takes no host; write sqlite:///file.db or sqlite:////abs.db")
+        filename = path[1:] if path.startswith("/") else path
+        if not filename:
+            raise ConfigurationError(f"{where}: sqlite URL {url!r} names no file")
+        return "sqlite", {"filename": filename, **options}
+    if scheme == "file":
+        path = unquote(parts.path)
+        if not path:
+            raise ConfigurationError(f"{where}: file URL {url!r} names no folder")
+        return "file", {"path": path, **options}
+    if scheme == "orm":
+        alias = parts.netloc
+        return "orm", ({"using": alias} if alias else {}) | options
+    return scheme, options
+
+
+def _redis(url: str, scheme: str, options: dict[str, Any], where: str) -> tuple[str, dict[str, Any]]:
+    priority = scheme.endswith("+priority") or bool(options.pop("priority", False))
+    expiring = "expire_time" in options
+    alias = {
+        (False, False): "redis",
+        (True, False): "priority-redis",
+        (False, True): "redis-expire",
+        (True, True): "priority-redis-expire",
+    }[(priority, expiring)]
+    base_scheme = scheme.split("+", 1)[0]
+    rest = url.split("://", 1)[1].split("?", 1)[0]
+    if not rest or rest.startswith("/"):
+        raise ConfigurationError(f"{where}: Redis URL {url!r} names no host")
+    return alias, {"url": f"{base_scheme}://{rest}", **options}

@@ -1,0 +1,276 @@
+"""Worker loops: reserve a message, hand it to the hub, repeat — in a thread or in a child process.
+
+The hub decides everything about a task; a worker only keeps the loop going:
+it backs off (capped, with jitter) when the storage fails, never exits on a
+storage error, closes stale database connections around each task, and
+records what it is running so that the lease keeper can renew its lease.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import random
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from .backends.base import Reservation
+
+logger = logging.getLogger("django_tasks_q.consumer")
+
+
+@dataclass
+class Running:
+    """A reservation a worker is processing right now."""
+
+    queue: Any
+    reservation: Reservation
+    started: float = field(default_factory=time.monotonic)
+
+
+class RunningTasks:
+    """Thread-safe map of worker name → what it is running (read by the lease keeper)."""
+
+    def __init__(self) -> None:
+        self._items: dict[str, Running] = {}
+        self._lock = threading.Lock()
+
+    def start(self, worker: str, queue: Any, reservation: Reservation) -> None:
+        """Record that ``worker`` began processing ``reservation``."""
+        with self._lock:
+            self._items[worker] = Running(queue, reservation)
+
+    def finish(self, worker: str) -> None:
+        """Record that ``worker`` is idle again."""
+        with self._lock:
+            self._items.pop(worker, None)
+
+    def snapshot(self) -> dict[str, Running]:
+        """A copy of what is running now."""
+        with self._lock:
+            return dict(self._items)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._items)
+
+
+def backoff_delay(current: float, factor: float, maximum: float) -> float:
+    """The next delay of a capped exponential backoff, with up to 25% jitter."""
+    grown = min(current * factor, maximum)
+    return min(maximum, grown * (1 + random.uniform(0, 0.25)))
+
+
+class WorkerLoop:
+    """Reserve from one queue and process until ``stop`` is set (or ``max_tasks`` were run)."""
+
+    def __init__(
+        self,
+        name: str,
+        queue: Any,
+        stop: threading.Event,
+        running: RunningTasks,
+        *,
+        initial_delay: float,
+        backoff: float,
+        max_delay: float,
+        max_tasks: int | None = None,
+        wake: threading.Event | None = None,
+    ) -> None:
+        self.name = name
+        self.queue = queue
+        self.stop = stop
+        self.running = running
+        self.initial_delay = initial_delay
+        self.backoff = backoff
+        self.max_delay = max_delay
+        self.max_tasks = max_tasks
+        self.wake = wake
+        self.tasks_run = 0
+
+    def run(self) -> None:
+        """The loop; returns when stopped or recycled."""
+        self.queue.run_startup_hooks()
+        try:
+            self._loop()
+        finally:
+            self.queue.run_shutdown_hooks()
+
+    def _loop(self) -> None:
+        idle_delay = self.initial_delay
+        error_delay = self.initial_delay
+        while not self.stop.is_set():
+            try:
+                reservation = self.queue.reserve()
+            except Exception as exc:
+                logger.warning(
+                    "worker %s: storage of queue %r failed (%s); retrying in %.2f s",
+                    self.name,
+                    self.queue.name,
+                    exc,
+                    error_delay,
+                )
+                self.stop.wait(error_delay)
+                error_delay = backoff_delay(error_delay, 2.0, self.max_delay)
+                continue
+            error_delay = self.initial_delay
+            if reservation is None:
+                if not self.queue.storage.blocking:
+                    self._idle(idle_delay)
+                    idle_delay = min(idle_delay * self.backoff, self.max_delay)
+                continue
+            idle_delay = self.initial_delay
+            self._process(reservation)
+            self.tasks_run += 1
+            if self.max_tasks and self.tasks_run >= self.max_tasks:
+                logger.info("worker %s ran %d tasks; recycling it", self.name, self.tasks_run)
+                return
+
+    def _idle(self, delay: float) -> None:
+        if self.wake is not None:
+            if self.wake.wait(delay):
+                self.wake.clear()
+        else:
+            self.stop.wait(delay)
+
+    def _process(self, reservation: Reservation) -> None:
+        self.running.start(self.name, self.queue, reservation)
+        try:
+            close_old_connections()
+            self.queue.process(reservation)
+        except Exception:
+            logger.exception(
+                "worker %s: message %s of queue %r could not be finished; its lease will expire and "
+                "it will be delivered again",
+                self.name,
+                reservation.message_id,
+                self.queue.name,
+            )
+        finally:
+            self.running.finish(self.name)
+            close_old_connections()
+
+
+def close_old_connections() -> None:
+    """Close Django database connections that are broken or past their lifetime (huey's ``db_task``)."""
+    from django.db import close_old_connections as django_close
+
+    django_close()
+
+
+class LeaseKeeper(threading.Thread):
+    """Renews the leases of running tasks every ``interval`` seconds (task code never has to)."""
+
+    def __init__(self, running: RunningTasks, stop: threading.Event, interval: float) -> None:
+        super().__init__(name="tasks-q-lease-keeper", daemon=True)
+        self.running = running
+        self.stop_event = stop
+        self.interval = interval
+
+    def run(self) -> None:
+        """Renew until stopped."""
+        while not self.stop_event.wait(self.interval):
+            self.renew_all()
+
+    def renew_all(self) -> None:
+        """Renew every running reservation once; a lost lease is logged."""
+        for worker, item in self.running.snapshot().items():
+            try:
+                renewed = item.queue.storage.renew(item.reservation, item.queue.lease)
+            except Exception as exc:
+                logger.warning("lease keeper: could not renew %s of %s: %s", item.reservation.message_id, worker, exc)
+                continue
+            if not renewed:
+                logger.warning(
+                    "lease keeper: the lease of message %s (worker %s, queue %r) was lost; another worker may "
+                    "run it too",
+                    item.reservation.message_id,
+                    worker,
+                    item.queue.name,
+                )
+
+
+# ---------------------------------------------------------------------------------------- process workers
+
+
+def die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when its parent dies (RELIABILITY R8); no-op elsewhere."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    except OSError:
+        return
+    pr_set_pdeathsig = 1
+    libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+
+def process_worker_main(
+    queue_name: str,
+    worker_name: str,
+    options: dict[str, Any],
+    parent_pid: int,
+) -> None:
+    """Entry point of a worker process (started with ``spawn``): set Django up and run a worker loop."""
+    die_with_parent()
+    if os.getppid() != parent_pid:
+        os._exit(0)
+    import django
+
+    django.setup()
+    from .conf import queues
+
+    queue = queues[queue_name]
+    stop = threading.Event()
+    running = RunningTasks()
+
+    def on_term(signum: int, frame: Any) -> None:
+        if stop.is_set():
+            _release_running(running, count_attempt=True)
+            os._exit(1)
+        stop.set()
+        timer = threading.Timer(options["shutdown_timeout"], _give_up, args=(running,))
+        timer.daemon = True
+        timer.start()
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)
+    keeper = LeaseKeeper(running, stop, options["lease_interval"])
+    keeper.start()
+    watcher = threading.Thread(target=_watch_parent, args=(parent_pid, stop), daemon=True, name="tasks-q-orphan")
+    watcher.start()
+    loop = WorkerLoop(
+        worker_name,
+        queue,
+        stop,
+        running,
+        initial_delay=options["initial_delay"],
+        backoff=options["backoff"],
+        max_delay=options["max_delay"],
+        max_tasks=options["max_tasks"],
+    )
+    loop.run()
+    stop.set()
+
+
+def _give_up(running: RunningTasks) -> None:
+    logger.warning("worker process %d: shutdown timeout reached; releasing its running task", os.getpid())
+    _release_running(running, count_attempt=True)
+    os._exit(1)
+
+
+def _release_running(running: RunningTasks, *, count_attempt: bool) -> None:
+    for item in running.snapshot().values():
+        try:
+            item.queue.release(item.reservation, count_attempt=count_attempt)
+        except Exception:
+            logger.exception("could not release message %s", item.reservation.message_id)
+
+
+def _watch_parent(parent_pid: int, stop: threading.Event) -> None:
+    while not stop.wait(1.0):
+        if os.getppid() != parent_pid:
+            logger.error("worker process %d: consumer %d is gone; exiting", os.getpid(), parent_pid)
+            os._exit(1)

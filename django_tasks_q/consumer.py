@@ -57,6 +57,8 @@ class ConsumerOptions:
     health_check_interval: float = 10.0
     max_tasks: int | None = None
     shutdown_timeout: float = 30.0
+    renew_interval: float | None = None
+    """Seconds between lease renewals of running tasks; ``None``: a quarter of the queue's lease."""
 
     def __post_init__(self) -> None:
         def positive(name: str, integer: bool = False) -> None:
@@ -77,6 +79,8 @@ class ConsumerOptions:
             raise ConfigurationError(f"consumer option backoff must be a number >= 1, got {self.backoff!r}")
         if self.max_tasks is not None:
             positive("max_tasks", integer=True)
+        if self.renew_interval is not None:
+            positive("renew_interval")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], *, where: str) -> ConsumerOptions:
@@ -171,8 +175,7 @@ class Consumer:
             options = self.options[queue.name]
             for index in range(options.workers):
                 self._start_worker(_WorkerHandle(f"{queue.name}-{index + 1}", queue, options.worker_type))
-        min_lease = min(queue.lease for queue in self.queues)
-        keeper = LeaseKeeper(self.running, self.stop_event, max(min_lease / 4, 0.05))
+        keeper = LeaseKeeper(self.running, self.stop_event, min(map(self._renew_interval, self.queues)))
         keeper.start()
         scheduler = threading.Thread(target=self._schedule_loop, name="tasks-q-scheduler", daemon=True)
         scheduler.start()
@@ -262,7 +265,7 @@ class Consumer:
             handle.thread.start()
         else:
             context = multiprocessing.get_context("spawn")
-            worker_options = asdict(options) | {"lease_interval": max(handle.queue.lease / 4, 0.05)}
+            worker_options = asdict(options) | {"lease_interval": self._renew_interval(handle.queue)}
             handle.process = context.Process(
                 target=process_worker_main,
                 args=(handle.queue.name, handle.name, worker_options, os.getpid()),
@@ -272,6 +275,10 @@ class Consumer:
             handle.process.start()
         if handle not in self._workers:
             self._workers.append(handle)
+
+    def _renew_interval(self, queue: Any) -> float:
+        configured = self.options[queue.name].renew_interval
+        return configured if configured is not None else max(queue.lease / 4, 0.05)
 
     def _supervise(self) -> None:
         interval = min(options.health_check_interval for options in self.options.values())

@@ -27,6 +27,7 @@ from .exceptions import (
     ConfigurationError,
     InvalidMessage,
     InvalidOption,
+    MessageTooLarge,
     RateLimitExceeded,
     RetryTask,
     SerializationError,
@@ -477,7 +478,10 @@ class TaskQueue:
     def _store(self, task: Task, data: bytes) -> bool:
         """Write an encoded call to the queue, or to the schedule when its eta is ahead; True if scheduled."""
         if task.eta is not None and task.eta > now_utc():
-            self.storage.add_to_schedule(data, epoch(task.eta), task.priority)
+            if task.priority is None:
+                self.storage.add_to_schedule(data, epoch(task.eta))
+            else:
+                self.storage.add_to_schedule(data, epoch(task.eta), task.priority)
             return True
         self.storage.enqueue(data, task.priority)
         return False
@@ -575,6 +579,13 @@ class TaskQueue:
         """Claim the next ready message under a lease (the consumer's entry point)."""
         return self.storage.reserve(lease or self.lease)
 
+    def release(self, reservation: Reservation, count_attempt: bool = False) -> bool:
+        """Hand a reserved message back to the queue now (shutdown); ``count_attempt`` if it had started."""
+        released = self.storage.release(reservation, count_attempt=count_attempt)
+        if not released:
+            self._lost_lease(reservation, None)
+        return released
+
     def process(self, reservation: Reservation, timestamp: dt.datetime | None = None) -> None:
         """Run one reserved message through size → signature → decode → registry → execute (R15).
 
@@ -598,7 +609,10 @@ class TaskQueue:
 
     def dead_letter(self, reservation: Reservation, reason: str, detail: str) -> None:
         """Move a reserved message to the dead letters (logged and signalled, R27)."""
-        buried = self.storage.bury(reservation, reason, detail)
+        if self.storage.supports_dead_letters():
+            buried = self.storage.bury(reservation, reason, detail)
+        else:
+            buried = self.storage.ack(reservation)
         logger.error(
             "queue %r: message %s dead-lettered (%s): %s; first bytes: %s",
             self.name,
@@ -708,10 +722,11 @@ class TaskQueue:
         else:
             if self.results and (value is not None or self.store_none):
                 try:
-                    outcome.result = self.codec.encode_value([_OK, value])
-                except SerializationError as exc:
+                    outcome.result = self.codec.encode_value([_OK, value], where="result")
+                except (SerializationError, MessageTooLarge):
                     exception = SerializationError(
-                        f"task {task.name} ({task.id}) returned a value that cannot be stored: {exc}"
+                        f"task {task.name} ({task.id}) returned a value that cannot be stored: "
+                        f"{self._serialization_problem(value)}"
                     )
                     logger.error("%s", exception)
                     consume_retry = False
@@ -753,6 +768,13 @@ class TaskQueue:
         if will_retry:
             outcome.follow_ups.append(lambda: self._retry(task, retry_eta, consume_retry))
         return value if exception is None else None
+
+    def _serialization_problem(self, value: Any) -> str:
+        try:
+            self.codec.encode_value(value, where="return value")
+        except (SerializationError, MessageTooLarge) as exc:
+            return str(exc)
+        return "the encoded result is larger than the message size limit"
 
     def _plan_cancel_retry(self, task: Task, exc: CancelExecution, outcome: _Outcome) -> None:
         if exc.retry or (exc.retry is None and task.retries > 0):

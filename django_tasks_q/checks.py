@@ -1,0 +1,204 @@
+"""System checks for ``TASKS_Q``: every misconfiguration has an id and names the queue and the key.
+
+========================  =========================================================================
+id                        problem
+========================  =========================================================================
+django_tasks_q.E001       ``TASKS_Q`` is not a non-empty dict of queue name → settings dict
+django_tasks_q.E002       a queue has unknown keys
+django_tasks_q.E003       ``BACKEND`` is not a known alias, or its dotted path does not import
+django_tasks_q.E004       ``URL`` cannot be parsed
+django_tasks_q.E005       ``OPTIONS`` holds a parameter the storage does not accept
+django_tasks_q.E006       a Redis backend is configured but the ``redis`` package is not installed
+django_tasks_q.E007       ``SERIALIZER`` is pickle (or unsafe) while signing is off
+django_tasks_q.E008       the lease is shorter than three lease renewals
+django_tasks_q.E009       ``CONSUMER`` holds an unknown or invalid option
+django_tasks_q.E010       a queue option (``LEASE``, ``MAX_ATTEMPTS``, ``RESULT_TTL`` ...) is invalid
+django_tasks_q.W001       a per-process storage (memory, black hole) without ``IMMEDIATE``: a separate
+                          ``run_tasks`` process never sees its tasks
+django_tasks_q.W002       the storage has no reliable delivery: a task is lost if its worker dies
+django_tasks_q.W003       periodic tasks are registered on a queue whose consumer has periodic off
+========================  =========================================================================
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+from typing import Any
+
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
+
+from .conf import BACKEND_ALIASES, QUEUE_KEYS, configured_queues, load_backend, registry_for
+from .exceptions import ConfigurationError
+from .urls_config import parse_queue_url
+
+ID = "django_tasks_q"
+
+
+def _error(code: str, msg: str, hint: str | None = None) -> Error:
+    return Error(msg, hint=hint, id=f"{ID}.{code}")
+
+
+def _warning(code: str, msg: str, hint: str | None = None) -> Warning:
+    return Warning(msg, hint=hint, id=f"{ID}.{code}")
+
+
+@register(Tags.compatibility)
+def check_tasks_q_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Check every queue of ``TASKS_Q``."""
+    try:
+        queues_conf = configured_queues()
+    except ConfigurationError as exc:
+        return [_error("E001", str(exc), "See the settings reference in docs/settings.md.")]
+    messages: list[CheckMessage] = []
+    for name, conf in queues_conf.items():
+        messages.extend(check_queue(name, conf))
+    return messages
+
+
+def check_queue(name: str, conf: dict[str, Any]) -> list[CheckMessage]:
+    """The check messages of one queue's settings."""
+    where = f"TASKS_Q[{name!r}]"
+    unknown = sorted(set(conf) - QUEUE_KEYS)
+    if unknown:
+        return [_error("E002", f"{where}: unknown key(s) {unknown}", f"Valid keys: {sorted(QUEUE_KEYS)}.")]
+    backend = conf.get("BACKEND")
+    options = dict(conf.get("OPTIONS") or {})
+    if conf.get("URL"):
+        try:
+            alias, url_options = parse_queue_url(conf["URL"], where=f"{where}['URL']")
+        except ConfigurationError as exc:
+            return [_error("E004", str(exc))]
+        if backend and backend != alias:
+            return [_error("E003", f"{where}: BACKEND {backend!r} contradicts URL, which means {alias!r}")]
+        backend = alias
+        options = url_options | options
+    if not backend:
+        return [_error("E003", f"{where} has neither BACKEND nor URL", f"Use one of {sorted(BACKEND_ALIASES)}.")]
+    if _is_redis(backend) and importlib.util.find_spec("redis") is None:
+        return [
+            _error(
+                "E006",
+                f"{where}['BACKEND'] is {backend!r} but the redis package is not installed",
+                "pip install 'django-tasks-q[redis]'",
+            )
+        ]
+    try:
+        storage_class = load_backend(backend, where=f"{where}['BACKEND']")
+    except ConfigurationError as exc:
+        return [_error("E003", str(exc), f"Aliases: {sorted(BACKEND_ALIASES)}.")]
+    messages: list[CheckMessage] = []
+    messages.extend(_check_options(where, storage_class, options))
+    messages.extend(_check_hub_options(where, name, conf, storage_class))
+    messages.extend(_check_consumer(where, name, conf))
+    return messages
+
+
+def _is_redis(backend: Any) -> bool:
+    return isinstance(backend, str) and "redis" in BACKEND_ALIASES.get(backend, backend).rsplit(".", 1)[-1].lower()
+
+
+def _check_options(where: str, storage_class: type, options: dict[str, Any]) -> list[CheckMessage]:
+    accepted = set()
+    for klass in storage_class.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        params = inspect.signature(init).parameters.values()
+        accepted |= {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            break
+    accepted -= {"self", "name"}
+    unknown = sorted(set(options) - accepted)
+    if unknown:
+        return [
+            _error(
+                "E005",
+                f"{where}['OPTIONS']: {storage_class.__name__} does not accept {unknown}",
+                f"It accepts {sorted(accepted)}.",
+            )
+        ]
+    return []
+
+
+def _check_hub_options(where: str, name: str, conf: dict[str, Any], storage_class: type) -> list[CheckMessage]:
+    from .message import MessageCodec
+    from .queue import TaskQueue
+
+    messages: list[CheckMessage] = []
+    try:
+        TaskQueue(
+            name,
+            storage_class=storage_class,
+            **{param: conf[key] for key, param in _hub_keys().items() if key in conf and key != "SERIALIZER"},
+        )
+    except (ConfigurationError, TypeError, ValueError) as exc:
+        messages.append(_error("E010", f"{where}: {exc}"))
+    serializer = conf.get("SERIALIZER", "json")
+    signing = conf.get("SIGNING")
+    if signing is False:
+        try:
+            MessageCodec(serializer=serializer)
+        except ConfigurationError as exc:
+            messages.append(
+                _error("E007", f"{where}: SERIALIZER {serializer!r} with SIGNING off: {exc}", "Remove SIGNING: False.")
+            )
+    if not conf.get("IMMEDIATE") and not getattr(storage_class, "shared_between_processes", True):
+        messages.append(
+            _warning(
+                "W001",
+                f"{where} uses {storage_class.__name__}, which lives inside one process: "
+                "run_tasks cannot consume what this process enqueues",
+                "Use orm, sqlite, file or redis, or set IMMEDIATE: True (tests, development).",
+            )
+        )
+    elif not getattr(storage_class, "reliable", False) and getattr(storage_class, "shared_between_processes", True):
+        messages.append(
+            _warning(
+                "W002",
+                f"{where}: {storage_class.__name__} has no reliable delivery; a task whose worker dies is lost",
+                "Use one of the storages shipped with django-tasks-q, or implement reserve/ack in yours.",
+            )
+        )
+    return messages
+
+
+def _hub_keys() -> dict[str, str]:
+    from .conf import HUB_KEYS
+
+    return HUB_KEYS
+
+
+def _check_consumer(where: str, name: str, conf: dict[str, Any]) -> list[CheckMessage]:
+    from .consumer import ConsumerOptions
+
+    consumer_conf = conf.get("CONSUMER") or {}
+    if not isinstance(consumer_conf, dict):
+        return [_error("E009", f"{where}['CONSUMER'] must be a dict, got {type(consumer_conf).__name__}")]
+    try:
+        options = ConsumerOptions.from_dict(consumer_conf, where=f"{where}['CONSUMER']")
+    except (ConfigurationError, TypeError) as exc:
+        return [_error("E009", str(exc))]
+    messages: list[CheckMessage] = []
+    lease = conf.get("LEASE", 60.0)
+    renew = options.renew_interval
+    if renew is not None and isinstance(lease, (int, float)) and lease > 0 and renew * 3 > lease:
+        messages.append(
+            _error(
+                "E008",
+                f"{where}: LEASE {lease:g}s is shorter than three renewals of "
+                f"CONSUMER['renew_interval'] {renew:g}s",
+                "A lease must survive two missed renewals; raise LEASE or renew more often.",
+            )
+        )
+    if not options.periodic and registry_for(name).periodic():
+        names = sorted(wrapper.name for wrapper in registry_for(name).periodic())
+        messages.append(
+            _warning(
+                "W003",
+                f"{where}: periodic tasks {names} are registered but CONSUMER['periodic'] is False, "
+                "so no consumer enqueues them",
+                "Remove 'periodic': False, or move the periodic tasks to another queue.",
+            )
+        )
+    return messages

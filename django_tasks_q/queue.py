@@ -1088,6 +1088,23 @@ class TaskQueue:
         """Block up to ``timeout`` seconds until a value is stored for ``id`` (or return early)."""
         self.storage.wait_result(id, timeout)
 
+    def put_record(self, key: str, value: Any, ttl: float | None = None) -> None:
+        """Store ``value`` (encoded and signed like a message) under ``key`` in the key/value area."""
+        data = self.codec.encode_value(value, where=key)
+        if ttl is None:
+            self.storage.put_data(key, data)
+        else:
+            self.storage.put_data(key, data, ttl=ttl)
+
+    def get_record(self, key: str) -> Any:
+        """The value stored with :meth:`put_record`, or ``None``."""
+        raw = self.storage.peek_data(key)
+        return None if raw is EmptyData else self.codec.decode_value(raw)
+
+    def delete_record(self, key: str) -> bool:
+        """Remove a value stored with :meth:`put_record`."""
+        return self.storage.delete_data(key)
+
     def put_result(self, id: str, value: Any) -> None:
         """Store ``value`` as the result of ``id``."""
         self._put_result(id, self.codec.encode_value([_OK, value]), self.result_ttl)

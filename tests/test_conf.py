@@ -128,9 +128,11 @@ def test_hub_options_and_storage_options_reach_the_hub() -> None:
 
 
 def test_unknown_key_is_a_clear_error() -> None:
-    with override_settings(TASKS_Q={"q": {"BACKEND": "memory", "OPTONS": {}}}):
-        with pytest.raises(ConfigurationError, match=r"TASKS_Q\['q'\]: unknown key\(s\) \['OPTONS'\]"):
-            queues["q"]
+    with (
+        override_settings(TASKS_Q={"q": {"BACKEND": "memory", "OPTONS": {}}}),
+        pytest.raises(ConfigurationError, match=r"TASKS_Q\['q'\]: unknown key\(s\) \['OPTONS'\]"),
+    ):
+        queues["q"]
 
 
 def test_concurrent_first_access_builds_one_hub() -> None:

@@ -57,7 +57,7 @@ ALL_SIGNALS = frozenset(
 )
 
 task_event = Signal()
-"""Django signal sent for every task event: ``sender`` (the queue), ``signal``, ``task``, ``args``."""
+"""Django signal sent for every task event: ``sender`` (the queue), ``event`` (the signal name), ``task``, ``args``."""
 
 Receiver = Callable[..., Any]
 
@@ -100,7 +100,7 @@ class SignalRegistry:
             except Exception:
                 logger.exception("signal receiver %r failed for %s of task %s", receiver, signal, task)
         if task_event.receivers:
-            for receiver, response in task_event.send_robust(sender, signal=signal, task=task, args=args):
+            for receiver, response in task_event.send_robust(sender, event=signal, task=task, args=args):
                 if isinstance(response, Exception):
                     logger.error(
                         "task_event receiver %r failed for %s of task %s",

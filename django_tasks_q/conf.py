@@ -51,6 +51,8 @@ HUB_KEYS = {
     "LEASE": "lease",
     "MAX_ATTEMPTS": "max_attempts",
     "MAX_MESSAGE_SIZE": "max_message_size",
+    "ENQUEUE_ON_COMMIT": "enqueue_on_commit",
+    "ON_COMMIT_USING": "on_commit_using",
 }
 QUEUE_KEYS = frozenset({"BACKEND", "OPTIONS", "URL", "CONSUMER", *HUB_KEYS})
 

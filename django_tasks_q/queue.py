@@ -96,7 +96,9 @@ class TaskQueue:
     ``max_message_size``, ``result_ttl`` (seconds results are kept),
     ``lease`` and ``max_attempts`` (reliable delivery), and ``registry`` (a
     :class:`~django_tasks_q.registry.TaskRegistry` shared with queues built
-    from settings, so tasks survive a rebuild of the queue).
+    from settings, so tasks survive a rebuild of the queue), and
+    ``enqueue_on_commit`` (write messages only when the transaction of
+    ``on_commit_using`` commits; nothing on rollback).
     """
 
     storage_class: type[BaseStorage] | None = None
@@ -123,6 +125,8 @@ class TaskQueue:
         lease: float = DEFAULT_LEASE,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         registry: TaskRegistry | None = None,
+        enqueue_on_commit: bool = False,
+        on_commit_using: str = "default",
         **storage_kwargs: Any,
     ) -> None:
         if not isinstance(name, str) or not name:
@@ -151,6 +155,8 @@ class TaskQueue:
         self.lease = float(lease)
         self.max_attempts = max_attempts
         self.registry = registry if registry is not None else TaskRegistry(name)
+        self.enqueue_on_commit = enqueue_on_commit
+        self.on_commit_using = on_commit_using
         self.signals = SignalRegistry()
         self.known_locks: set[str] = set()
         self.known_rate_limits: set[str] = set()
@@ -486,16 +492,24 @@ class TaskQueue:
         self.storage.enqueue(data, task.priority)
         return False
 
-    def enqueue(self, task: Task) -> Result | ResultGroup | None:
+    def enqueue(self, task: Task, *, on_commit: bool | None = None) -> Result | ResultGroup | None:
         """Enqueue a call (and its pipeline); returns a Result, a ResultGroup for pipelines, or None.
 
         The call is validated and encoded before anything is written: a bad call
         raises a specific :class:`~django_tasks_q.exceptions.EnqueueError`.
+        With ``on_commit`` (default: the queue's ``enqueue_on_commit``) the
+        message is written when the surrounding transaction commits, and never
+        if it rolls back; outside a transaction it is written at once.
         """
         if task.wrapper is None:
             task.wrapper = self.registry.get(task.name)
         data = self._encode(task)
-        self._send(task, data)
+        if on_commit if on_commit is not None else self.enqueue_on_commit:
+            from django.db import transaction
+
+            transaction.on_commit(lambda: self._send(task, data), using=self.on_commit_using)
+        else:
+            self._send(task, data)
         return self._result_for(task)
 
     def enqueue_many(self, tasks: Iterable[Task]) -> ResultGroup:

@@ -372,6 +372,12 @@ class TaskWrapper:
         arguments, options = self.split_call_options(kwargs)
         return self.queue.enqueue(self.queue.build_task(self, args, arguments, **options))
 
+    def enqueue_on_commit(self, *args: Any, **kwargs: Any) -> Result | ResultGroup | None:
+        """Enqueue a call when the current database transaction commits (never if it rolls back)."""
+        arguments, options = self.split_call_options(kwargs)
+        task = self.queue.build_task(self, args, arguments, **options)
+        return self.queue.enqueue(task, on_commit=True)
+
     def schedule(
         self,
         args: Iterable[Any] | None = None,

@@ -74,6 +74,7 @@ REVOKE_ID_PREFIX = "revoke."
 REVOKE_TASK_PREFIX = "revoke-task."
 CHORD_PREFIX = "chord."
 PERIODIC_PREFIX = "periodic."
+PROGRESS_PREFIX = "progress."
 
 _OK = "ok"
 _ERROR = "error"
@@ -1118,6 +1119,17 @@ class TaskQueue:
     def delete_record(self, key: str) -> bool:
         """Remove a value stored with :meth:`put_record`."""
         return self.storage.delete_data(key)
+
+    def report_progress(self, id: str, fraction: float, message: str = "") -> None:
+        """Record the progress of call ``id`` (a fraction from 0 to 1 and a message)."""
+        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 <= fraction <= 1:
+            raise InvalidOption(f"progress must be a number from 0 to 1, got {fraction!r}", field="progress")
+        record = {"fraction": float(fraction), "message": str(message), "at": now_utc()}
+        self.put_record(f"{PROGRESS_PREFIX}{id}", record, ttl=self.result_ttl or CHORD_TTL)
+
+    def get_progress(self, id: str) -> dict[str, Any] | None:
+        """The last progress reported by call ``id`` (``fraction``, ``message``, ``at``), or None."""
+        return self.get_record(f"{PROGRESS_PREFIX}{id}")
 
     def put_result(self, id: str, value: Any) -> None:
         """Store ``value`` as the result of ``id``."""

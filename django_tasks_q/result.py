@@ -94,6 +94,10 @@ class Result:
                 return value
             delay = min(delay * backoff, max_delay)
 
+    def progress(self) -> dict[str, Any] | None:
+        """The last progress the task reported (``fraction``, ``message``, ``at``), or None."""
+        return self.queue.get_progress(self.id)
+
     def revoke(self, revoke_once: bool = True) -> None:
         """Revoke this call so that it does not run (unless it already started)."""
         self.queue.revoke_by_id(self.id, revoke_once=revoke_once)

@@ -114,6 +114,12 @@ class Task:
         self.attempt = 1
         self.redelivered = False
 
+    def report_progress(self, fraction: float, message: str = "") -> None:
+        """Record how far this call has got (0.0 to 1.0, with an optional message) for the admin and Results."""
+        if self.wrapper is None:
+            raise InvalidOption(f"task call {self.id} is not bound to a queue; cannot report progress")
+        self.wrapper.queue.report_progress(self.id, fraction, message)
+
     # --- pipelines (huey's semantics) ---
 
     def then(self, task: TaskWrapper | Task, *args: Any, **kwargs: Any) -> Task:

@@ -1,0 +1,26 @@
+"""``manage.py demo_setup``: create the demo admin user (once) and print how to log in."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+
+USERNAME = "demo"
+PASSWORD = "demo-password"
+
+
+class Command(BaseCommand):
+    """Create the demo superuser if it does not exist and print its credentials."""
+
+    help = "Create the demo admin user and print its credentials."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        """Create or reset the demo superuser."""
+        user_model = get_user_model()
+        user, created = user_model.objects.get_or_create(username=USERNAME, defaults={"is_staff": True})
+        user.is_staff = user.is_superuser = True
+        user.set_password(PASSWORD)
+        user.save()
+        self.stdout.write(f"admin user {'created' if created else 'ready'}: {USERNAME} / {PASSWORD}")

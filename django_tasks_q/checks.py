@@ -23,7 +23,6 @@ django_tasks_q.W003       periodic tasks are registered on a queue whose consume
 from __future__ import annotations
 
 import importlib.util
-import inspect
 from typing import Any
 
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
@@ -99,16 +98,9 @@ def _is_redis(backend: Any) -> bool:
 
 
 def _check_options(where: str, storage_class: type, options: dict[str, Any]) -> list[CheckMessage]:
-    accepted = set()
-    for klass in storage_class.__mro__:
-        init = klass.__dict__.get("__init__")
-        if init is None:
-            continue
-        params = inspect.signature(init).parameters.values()
-        accepted |= {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
-        if not any(p.kind is p.VAR_KEYWORD for p in params):
-            break
-    accepted -= {"self", "name"}
+    accepted = storage_class.accepted_options()
+    if accepted is None:
+        return []
     unknown = sorted(set(options) - accepted)
     if unknown:
         return [

@@ -118,3 +118,8 @@ class AtMostOnceStorage(BaseStorage):
 
     def __init__(self, name: str = "huey") -> None:
         super().__init__(name)
+
+
+def test_e005_accepts_options_a_storage_forwards_to_its_client() -> None:
+    assert ids({"q": {"URL": "redis://127.0.0.1:6379/0?socket_timeout=10", "OPTIONS": {"ssl": False}}}) == []
+    assert ids({"q": {"URL": "redis://127.0.0.1:6379/0", "OPTIONS": {"sockettimeout": 1}}}) == ["django_tasks_q.E005"]

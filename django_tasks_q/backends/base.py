@@ -92,6 +92,7 @@ The reusable test-suite ``tests/storage_contract.py`` checks a storage against t
 from __future__ import annotations
 
 import enum
+import inspect
 import time
 import uuid
 from collections.abc import Iterable
@@ -276,6 +277,26 @@ class BaseStorage:
         if base is None:
             raise AttributeError(f"BaseStorage has no method {method_name!r}")
         return getattr(cls, method_name) is not base
+
+    @classmethod
+    def accepted_options(cls) -> frozenset[str] | None:
+        """The constructor keywords this storage accepts (for settings checks), or ``None`` for "any".
+
+        Default: the named parameters of ``__init__`` along the class hierarchy, stopping at the first
+        ``__init__`` that takes no ``**kwargs``; ``None`` when every ``__init__`` passes ``**kwargs`` on to
+        this base class (which accepts and ignores anything). Storages that forward extra keywords to a client
+        library override this with the full list.
+        """
+        accepted: set[str] = set()
+        for klass in cls.__mro__:
+            init = klass.__dict__.get("__init__")
+            if init is None or klass is object:
+                continue
+            params = list(inspect.signature(init).parameters.values())
+            accepted |= {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+            if not any(p.kind is p.VAR_KEYWORD for p in params) or klass is BaseStorage:
+                return frozenset(accepted - {"self", "name"})
+        return None
 
     @classmethod
     def supports_dead_letters(cls) -> bool:

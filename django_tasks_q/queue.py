@@ -25,6 +25,7 @@ from .backends.memory import MemoryStorage
 from .exceptions import (
     CancelExecution,
     ConfigurationError,
+    InvalidEta,
     InvalidMessage,
     InvalidOption,
     MessageTooLarge,
@@ -502,8 +503,7 @@ class TaskQueue:
         message is written when the surrounding transaction commits, and never
         if it rolls back; outside a transaction it is written at once.
         """
-        if task.wrapper is None:
-            task.wrapper = self.registry.get(task.name)
+        self._bind(task)
         data = self._encode(task)
         if on_commit if on_commit is not None else self.enqueue_on_commit:
             from django.db import transaction
@@ -518,12 +518,23 @@ class TaskQueue:
         tasks = list(tasks)
         encoded = []
         for task in tasks:
-            if task.wrapper is None:
-                task.wrapper = self.registry.get(task.name)
+            self._bind(task)
             encoded.append(self._encode(task))
         for task, data in zip(tasks, encoded, strict=True):
             self._send(task, data)
         return ResultGroup([Result(self, task) for task in tasks])
+
+    def _bind(self, task: Task) -> None:
+        """Bind a call, its pipeline steps and its error handlers to the tasks registered on this queue.
+
+        Raises TaskNotRegistered (nothing written) for a step that is not registered here, such as a
+        call of another queue's task, instead of leaving it to be dead-lettered by a worker (R13).
+        """
+        pending = [task]
+        while pending:
+            node = pending.pop()
+            node.wrapper = self.registry.get(node.name)
+            pending.extend(step for step in (node.on_complete, node.on_error) if step is not None)
 
     def _send(self, task: Task, data: bytes) -> None:
         if self._immediate and (task.eta is None or task.eta <= now_utc()):
@@ -557,6 +568,7 @@ class TaskQueue:
         """Enqueue ``header`` calls bound to ``callback`` (see :func:`~django_tasks_q.task.chord`)."""
         if not isinstance(callback, Task):
             raise InvalidOption("chord() callback must be a task call made with .s()")
+        self._bind(callback)
         chord_id = uuid.uuid4().hex
         callback_data = callback.to_message().to_dict()
         for index, member in enumerate(header):
@@ -683,19 +695,28 @@ class TaskQueue:
             return None
         if self.is_revoked(task, timestamp=now, peek=False):
             self._emit(SIGNAL_REVOKED, task)
+            self._plan_chord_skip(task, "revoked", outcome)
             return None
         if isinstance(task.expires, dt.datetime) and now > task.expires:
             self._emit(SIGNAL_EXPIRED, task)
+            self._plan_chord_skip(task, "expired", outcome)
             return None
         try:
-            for hook in list(self._pre_execute.values()):
-                hook(task)
+            for hook_name, hook in list(self._pre_execute.items()):
+                try:
+                    hook(task)
+                except CancelExecution:
+                    raise
+                except Exception:
+                    logger.exception("pre-execute hook %r failed for task %s", hook_name, task)
         except CancelExecution as exc:
             self._emit(SIGNAL_CANCELED, task)
             self._plan_cancel_retry(task, exc, outcome)
             return None
 
         self._emit(SIGNAL_EXECUTING, task)
+        # As in huey, periodic tasks store no result: nobody holds a handle to read (and remove) it.
+        store = self.results and task.wrapper.validate_datetime is None
         exception: BaseException | None = None
         value: Any = None
         retry_eta: dt.datetime | None = None
@@ -717,7 +738,12 @@ class TaskQueue:
             exception = exc
             consume_retry = False
             if exc.eta is not None or exc.delay is not None:
-                retry_eta = resolve_eta(exc.eta, exc.delay, naive_is_utc=self.utc)
+                try:
+                    retry_eta = resolve_eta(exc.eta, exc.delay, naive_is_utc=self.utc)
+                except InvalidEta as bad:
+                    logger.error("task %s raised RetryTask with an unusable time: %s", task, bad)
+                    exception = bad
+                    consume_retry = True
         except CancelExecution as exc:
             self._emit(SIGNAL_CANCELED, task)
             self._plan_cancel_retry(task, exc, outcome)
@@ -735,7 +761,7 @@ class TaskQueue:
             logger.exception("task %s failed", task)
             exception = exc
         else:
-            if self.results and (value is not None or self.store_none):
+            if store and (value is not None or self.store_none):
                 try:
                     outcome.result = self.codec.encode_value([_OK, value], where="result")
                 except (SerializationError, MessageTooLarge):
@@ -751,7 +777,7 @@ class TaskQueue:
             self._emit(SIGNAL_COMPLETE, task)
         else:
             metadata = self.error_metadata(task, exception)
-            if self.results and not isinstance(exception, RetryTask):
+            if store and not isinstance(exception, RetryTask):
                 outcome.result = self.codec.encode_value([_ERROR, metadata])
             if not isinstance(exception, (TaskLockedException, TaskTimeout, RetryTask)):
                 self._emit(SIGNAL_ERROR, task, exception)
@@ -794,6 +820,14 @@ class TaskQueue:
     def _plan_cancel_retry(self, task: Task, exc: CancelExecution, outcome: _Outcome) -> None:
         if exc.retry or (exc.retry is None and task.retries > 0):
             outcome.follow_ups.append(lambda: self._retry(task, None, consume=task.retries > 0))
+        else:
+            self._plan_chord_skip(task, "canceled", outcome)
+
+    def _plan_chord_skip(self, task: Task, what: str, outcome: _Outcome) -> None:
+        """A chord member that will never run counts as failed, so its chord fails instead of waiting forever."""
+        if task.chord:
+            metadata = self.error_metadata(task, RuntimeError(f"task {task.name} ({task.id}) was {what}"))
+            outcome.follow_ups.append(lambda: self._chord_member_done(task, [_ERROR, metadata]))
 
     def run_function(
         self, wrapper: TaskWrapper, args: tuple[Any, ...], kwargs: dict[str, Any], task: Task | None
@@ -852,10 +886,12 @@ class TaskQueue:
         if outcome.result is not None:
             result = (task.id, outcome.result, self.result_ttl)
         if reservation is None:
-            for follow_up in outcome.follow_ups:
-                follow_up()
+            # The result first: a follow-up may run a retry of this very task id at once (immediate
+            # mode), whose result must not be overwritten by this attempt's.
             if result is not None:
                 self._put_result(*result)
+            for follow_up in outcome.follow_ups:
+                follow_up()
             return
         if outcome.follow_ups and not self.storage.renew(reservation, self.lease):
             self._lost_lease(reservation, task)
@@ -894,6 +930,17 @@ class TaskQueue:
         self._requeue(retried)
 
     def _enqueue_follow_up(self, follow: Task) -> None:
+        if follow.name not in self.registry:
+            # The step's task is gone (a deploy removed it). Failing here would leave the finished task
+            # unacknowledged, to run again at every redelivery; keep the step as a dead letter instead.
+            detail = f"follow-up task {follow.name!r} is not registered on queue {self.name!r}"
+            logger.error("queue %r: %s (task id %s); dead-lettered", self.name, detail, follow.id)
+            if self.storage.supports_dead_letters():
+                letter = self.storage.add_dead_letter(
+                    self._encode(follow), "unknown_task", detail, priority=follow.priority
+                )
+                self._emit(SIGNAL_DEAD_LETTERED, follow, "unknown_task", detail, letter)
+            return
         follow.wrapper = self.registry.get(follow.name)
         self.enqueue(follow)
 
@@ -949,7 +996,7 @@ class TaskQueue:
         moved = self.storage.enqueue_due(epoch(timestamp or now_utc()))
         if self._immediate:
             while (data := self.storage.dequeue()) is not None:
-                self.execute(Task.from_message(self.codec.decode(data), self.registry.get))
+                self.execute(Task.from_message(self.codec.decode(data), self.registry.get), timestamp=timestamp)
         return moved
 
     def read_periodic(self, timestamp: dt.datetime | None = None) -> list[Task]:

@@ -38,13 +38,12 @@ def resolve_eta(
     if eta is not None and delay is not None:
         raise InvalidEta("give either eta or delay, not both", field="eta")
     if delay is not None:
-        seconds = _delay_seconds(delay, "delay")
-        return now_utc() + dt.timedelta(seconds=seconds)
+        return _from_now(delay, "delay")
     if eta is None:
         return None
     if not isinstance(eta, dt.datetime):
         raise InvalidEta(f"eta must be a datetime, got {type(eta).__name__}: {eta!r}", field="eta")
-    return to_utc(eta, naive_is_utc=naive_is_utc)
+    return _checked_utc(eta, "eta", naive_is_utc)
 
 
 def resolve_expires(
@@ -54,9 +53,23 @@ def resolve_expires(
     if expires is None:
         return None
     if isinstance(expires, dt.datetime):
-        return to_utc(expires, naive_is_utc=naive_is_utc)
-    seconds = _delay_seconds(expires, "expires")
-    return now_utc() + dt.timedelta(seconds=seconds)
+        return _checked_utc(expires, "expires", naive_is_utc)
+    return _from_now(expires, "expires")
+
+
+def _from_now(value: object, field: str) -> dt.datetime:
+    seconds = _delay_seconds(value, field)
+    try:
+        return now_utc() + dt.timedelta(seconds=seconds)
+    except OverflowError:
+        raise InvalidEta(f"{field} {value!r} reaches beyond the last representable date", field=field) from None
+
+
+def _checked_utc(value: dt.datetime, field: str, naive_is_utc: bool) -> dt.datetime:
+    try:
+        return to_utc(value, naive_is_utc=naive_is_utc)
+    except OverflowError:
+        raise InvalidEta(f"{field} {value!r} cannot be expressed in UTC: out of range", field=field) from None
 
 
 def _delay_seconds(value: object, field: str) -> float:

@@ -620,7 +620,7 @@ class MessageCodec:
                 f"truncated frame: {size} bytes, shorter than the {HEADER_SIZE}-byte header"
             )
         if data[:3] != MAGIC:
-            raise MessageDecodeError(f"not a django-tasks-q frame (starts with {peek_raw(data[:3])!r})")
+            raise MessageDecodeError(f"not a django-tasks-q frame (starts with '{peek_raw(data[:3])}')")
         if data[3] != FRAME_VERSION:
             raise MessageDecodeError(
                 f"unknown frame version {data[3]} (this code reads version {FRAME_VERSION})"

@@ -76,6 +76,7 @@ REVOKE_TASK_PREFIX = "revoke-task."
 CHORD_PREFIX = "chord."
 PERIODIC_PREFIX = "periodic."
 PROGRESS_PREFIX = "progress."
+EXPIRES_IN = "expires_in"
 
 _OK = "ok"
 _ERROR = "error"
@@ -463,6 +464,12 @@ class TaskQueue:
         wrapper.check_arguments(args, kwargs, partial=partial)
         eta = resolve_eta(options.get("eta"), options.get("delay"), naive_is_utc=self.utc)
         expires = options.get("expires", wrapper.expires)
+        resolved = resolve_expires(expires, naive_is_utc=self.utc)
+        extra = {}
+        if expires is not None and not isinstance(expires, dt.datetime):
+            # Relative expiry counts from when the call is enqueued (a pipeline step's is resolved later).
+            extra[EXPIRES_IN] = expires.total_seconds() if isinstance(expires, dt.timedelta) else float(expires)
+            resolved = None
         return Task(
             wrapper.name,
             args,
@@ -473,14 +480,18 @@ class TaskQueue:
             retries=options.get("retries", wrapper.retries),
             retry_delay=options.get("retry_delay", wrapper.retry_delay),
             retry_backoff=wrapper.retry_backoff,
-            expires=resolve_expires(expires, naive_is_utc=self.utc),
+            expires=resolved,
             timeout=options.get("timeout", wrapper.timeout),
+            extra=extra,
             wrapper=wrapper,
         )
 
     def _encode(self, task: Task) -> bytes:
+        now = now_utc()
+        if task.expires is None and EXPIRES_IN in task.extra:
+            task.expires = now + dt.timedelta(seconds=task.extra[EXPIRES_IN])
         message = task.to_message()
-        message.enqueued_at = now_utc()
+        message.enqueued_at = now
         return self.codec.encode(message)
 
     def _store(self, task: Task, data: bytes) -> bool:
@@ -773,12 +784,16 @@ class TaskQueue:
                     consume_retry = False
                     outcome.final_failure = True
 
+        will_retry = exception is not None and not outcome.final_failure and (
+            isinstance(exception, RetryTask) or task.retries > 0
+        )
         if exception is None:
             self._emit(SIGNAL_COMPLETE, task)
         else:
-            metadata = self.error_metadata(task, exception)
-            if store and not isinstance(exception, RetryTask):
-                outcome.result = self.codec.encode_value([_ERROR, metadata])
+            if store and not will_retry:
+                # Only the final outcome is a result: an attempt that will be retried stores nothing, so a
+                # reader waits for the last attempt and a fast retry's success is never overwritten.
+                outcome.result = self.codec.encode_value([_ERROR, self.error_metadata(task, exception)])
             if not isinstance(exception, (TaskLockedException, TaskTimeout, RetryTask)):
                 self._emit(SIGNAL_ERROR, task, exception)
 
@@ -788,9 +803,6 @@ class TaskQueue:
             except Exception:
                 logger.exception("post-execute hook failed for task %s", task)
 
-        will_retry = exception is not None and not outcome.final_failure and (
-            isinstance(exception, RetryTask) or task.retries > 0
-        )
         if exception is None:
             if task.on_complete is not None:
                 follow = task.on_complete
@@ -961,10 +973,16 @@ class TaskQueue:
             if raw is EmptyData:
                 return
             members.append(self.codec.decode_value(raw))
+        callback = Task.from_message(Message.from_dict(info["callback"]))
         if not self.storage.put_if_empty(f"{CHORD_PREFIX}{chord_id}.fired", b"1", ttl=ttl):
             return
-        callback = Task.from_message(Message.from_dict(info["callback"]), self.registry.get)
         failed = [payload for kind, payload in members if kind == _ERROR]
+        if callback.name not in self.registry:
+            logger.error("queue %r: chord %s finished but its callback %r is not registered", self.name,
+                         chord_id, callback.name)
+            failed = [{"task": callback.name, "task_id": callback.id, "error": "callback task is not registered"}]
+        else:
+            callback.wrapper = self.registry.get(callback.name)
         if failed:
             self._fail_chord_callback(callback, failed[0])
         else:

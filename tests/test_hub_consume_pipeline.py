@@ -176,7 +176,7 @@ def test_random_bytes_are_not_a_frame():
     run_next(q)
     [letter] = q.storage.dead_letters()
     assert letter.reason == "decode_error"
-    assert letter.detail.startswith("not a django-tasks-q frame (starts with '")
+    assert letter.detail.startswith("not a django-tasks-q frame (starts with '\\x00")
 
 
 def test_a_dead_lettered_message_is_logged_with_its_first_bytes(caplog):

@@ -350,11 +350,6 @@ def test_a_chord_member_that_never_runs_fails_the_chord_instead_of_hanging(how):
     assert events.for_task(result.id) == ["error"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known deviation from huey: a step's relative expiry is resolved when the pipeline is built, "
-    "not when the step is enqueued, so a slow earlier step makes later steps expire",
-)
 def test_a_pipeline_steps_relative_expiry_counts_from_its_own_enqueue(monkeypatch):
     import django_tasks_q.queue as queue_module
     import django_tasks_q.timeutils as timeutils_module
@@ -378,3 +373,23 @@ def test_a_pipeline_steps_relative_expiry_counts_from_its_own_enqueue(monkeypatc
     clock["now"] = start + dt.timedelta(seconds=100)  # 50 s after the second step was enqueued
     assert run_next(q, clock["now"]) is True
     assert ran == [1, 2]
+
+
+def test_a_chord_whose_callback_is_no_longer_registered_fails_instead_of_vanishing():
+    q = new_queue()
+
+    @q.task()
+    def part(n):
+        return n
+
+    @q.task()
+    def combine(values):
+        return sum(values)
+
+    result = chord([part.s(1), part.s(2)], combine.s())
+    q.registry.unregister(combine.name)
+    drain(q)
+    with pytest.raises(TaskException) as info:
+        result.get()
+    assert "callback task is not registered" in info.value.error
+    assert [r.get() for r in result.header] == [1, 2]

@@ -1,0 +1,1079 @@
+"""File storage: the whole contract in a folder, maildir style, safe for several processes on one host.
+
+Parameters (huey's ``FileStorage`` names and defaults)
+------------------------------------------------------
+
+``path='/tmp/huey'``
+    The base folder. This queue's files live in ``path/<name>/`` (the queue name, with characters other than
+    letters, digits, ``-``, ``_`` and ``.`` percent-encoded), so several queues can share one ``path``. The
+    folders are created on the first operation, not when the storage is built. A relative path is resolved
+    against the working directory when the storage is created.
+``levels=2``
+    How many levels of hashed sub-folders hold key/value entries and counters (``data/3f/a2/<sha256>``), so
+    that no folder grows too large. It is part of the layout: changing it hides the existing values.
+``use_thread_lock=True``
+    Serialize this storage's operations within the process with a lock. Operations are safe without it (every
+    one is atomic between processes, hence between threads); the lock only saves threads from racing each
+    other for the same files. ``False`` lets threads work in parallel.
+
+Layout of ``path/<name>/``
+--------------------------
+
+``tmp/``
+    Every file is first written here under a random name, ``fsync``-ed, then renamed into place; a crash
+    leaves at most an orphan here, never a half-written file elsewhere. Orphans older than an hour are removed.
+``ready/<message_id>.<claims>``
+    Ready messages. ``message_id`` is ``<inverted priority, 16 hex digits>-<enqueue time, ns, 20 digits>-
+    <32 random hex digits>``, so the sorted folder listing is the delivery order (highest priority first,
+    then first in, first out). ``claims`` counts the deliveries so far. The file holds the message's bytes.
+``inflight/<message_id>.<claims>.<token>.<reserved_at, µs>``
+    Reserved messages. The file's modification time is the lease deadline (``os.utime`` renews it); the
+    fencing token is part of the name, so once a message is reclaimed or acknowledged the old holder's rename
+    or unlink finds no file and fails.
+``schedule/<due time, ns>-<sequence>-<random>.<priority>``
+    Scheduled messages, in due order.
+``data/<levels of hash folders>/<sha256 of key>``
+    Key/value entries: one JSON header line (key, result flag, expiry) and the value's bytes.
+``counters/<levels of hash folders>/<sha256 of key>``
+    ``incr`` counters (JSON: key, value, expiry).
+``dead/<order>-<id>.<attempts>.<priority>.msg`` and ``dead/<order>-<id>.json``
+    A dead letter's bytes and its reason and detail. ``order`` is the time it was given up on (ns).
+``locks/``
+    Lock files for ``fcntl.flock``: ``inflight.lock`` and ``kv-<xx>.lock`` (256 stripes by key hash).
+
+How each operation is atomic
+----------------------------
+
+* ``enqueue`` / ``add_to_schedule`` / ``put_data`` / dead letters: write to ``tmp/``, ``fsync``, ``rename`` into
+  place, ``fsync`` the folder. A reader sees the whole file or nothing.
+* ``reserve``: set the ready file's mtime to the new deadline, then ``rename`` it into ``inflight/`` under a
+  name carrying a fresh token. Exactly one of several racing processes' renames succeeds; the others move on
+  to the next file. The message is on disk, in ``ready/`` or ``inflight/``, at every instant.
+* ``dequeue`` / ``read_schedule``: read the file, then ``unlink`` it; only the caller whose ``unlink``
+  succeeds returns it.
+* ``release`` / ``bury`` / ``requeue_expired`` / ``enqueue_due`` / ``requeue_dead_letter``: one ``rename``
+  (back to ``ready/`` under the original ``message_id``, hence the original place; or into ``dead/``).
+* ``ack``: ``unlink`` of the token-named file. With a result, under the ``inflight.lock`` ``flock``: check the
+  file, write the result, then unlink; a crash in between leaves the result written and the message in flight,
+  to be redelivered (at least once), and a stale holder never writes a result.
+* ``renew`` and ``requeue_expired`` hold ``inflight.lock``, so a lease cannot be renewed between the reaper's
+  check of its deadline and its reclaim.
+* ``put_if_empty`` / ``incr`` / ``put_data`` and the purge of expired values hold the key's stripe lock;
+  ``put_if_empty`` creates the entry with ``link()``, which fails if the name exists. ``pop_data`` and
+  ``delete_data`` take the entry by renaming it into ``tmp/`` first: exactly one caller gets it.
+
+Requirements and limits: a POSIX system (``fcntl``), one host (locks and renames are not reliable on network
+file systems such as NFS or SMB: do not use this storage there), a file system with sub-second modification
+times for short leases, and clocks that do not jump backwards (file names carry wall-clock times).
+Enumerating results and purging expired values walk the whole ``data/`` tree.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import functools
+import hashlib
+import heapq
+import json
+import os
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, ClassVar, TypeVar, cast
+
+from django_tasks_q.backends.base import (
+    BaseStorage,
+    DeadLetter,
+    EmptyData,
+    EmptyDataType,
+    Reclaimed,
+    Reservation,
+    ResultWrite,
+    new_token,
+    normalize_priority,
+)
+from django_tasks_q.exceptions import ConfigurationError, StorageError
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = ["FileStorage"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_SUBDIRS = ("tmp", "ready", "inflight", "schedule", "data", "counters", "dead", "locks")
+_PRIORITY_BIAS = 2**63 - 1
+_INT64_MIN = -(2**63)
+_INT64_MAX = 2**63 - 1
+_MAX_NS = 10**20 - 1
+_HEADER_LIMIT = 64 * 1024
+
+_MID = r"[0-9a-f]{16}-[0-9]{20}-[0-9a-f]{32}"
+_MID_RE = re.compile(rf"^{_MID}$")
+_TOKEN_RE = re.compile(r"^[0-9a-f]{32}$")
+_READY_RE = re.compile(rf"^({_MID})\.([0-9]+)$")
+_INFLIGHT_RE = re.compile(rf"^({_MID})\.([0-9]+)\.([0-9a-f]{{32}})\.([0-9]+)$")
+_SCHEDULE_RE = re.compile(r"^([0-9]{20})-([0-9]{20})-([0-9a-f]{32})\.(-?[0-9]+)$")
+_DEAD_RE = re.compile(r"^(([0-9]{20})-([0-9a-f-]+))\.([0-9]+)\.(-?[0-9]+|n)\.msg$")
+_HASH_RE = re.compile(r"^[0-9a-f]{64}$")
+
+# ---------------------------------------------------------------------------- a per-process sequence
+
+_seq_lock = threading.Lock()
+_last_seq = 0
+
+
+def _next_seq() -> int:
+    """Return wall-clock nanoseconds, strictly increasing within this process."""
+    global _last_seq
+    with _seq_lock:
+        _last_seq = max(time.time_ns(), _last_seq + 1)
+        return _last_seq
+
+
+def _reset_seq_lock() -> None:
+    global _seq_lock
+    _seq_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_seq_lock)
+
+# ---------------------------------------------------------------------------- small helpers
+
+
+def _check_bytes(value: object, what: str) -> bytes:
+    if not isinstance(value, bytes):
+        raise TypeError(f"{what} must be bytes, not {type(value).__name__}")
+    return value
+
+
+def _priority(priority: int | None) -> int:
+    value = normalize_priority(priority)
+    if not _INT64_MIN <= value <= _INT64_MAX:
+        raise ValueError(f"priority {value} does not fit in a 64-bit integer")
+    return value
+
+
+def _expiry(ttl: float | None, now: float) -> float | None:
+    if ttl is None:
+        return None
+    if ttl <= 0:
+        raise ValueError(f"ttl must be a positive number of seconds or None, not {ttl!r}")
+    return now + ttl
+
+
+def _live(expires_at: float | None, now: float) -> bool:
+    return expires_at is None or expires_at > now
+
+
+def _ns(timestamp: float) -> int:
+    return min(max(int(float(timestamp) * 1e9), 0), _MAX_NS)
+
+
+def _new_message_id(priority: int) -> str:
+    return f"{_PRIORITY_BIAS - priority:016x}-{_next_seq():020d}-{new_token()}"
+
+
+def _message_priority(message_id: str) -> int:
+    return _PRIORITY_BIAS - int(message_id[:16], 16)
+
+
+def _dir_name(name: str) -> str:
+    """The queue name as one safe folder name (percent-encoding anything unusual, and a leading dot)."""
+    out = []
+    for char in name:
+        if char.isascii() and (char.isalnum() or char in "-_."):
+            out.append(char)
+        else:
+            out.extend(f"%{byte:02X}" for byte in char.encode("utf-8", "surrogatepass"))
+    encoded = "".join(out)
+    if encoded.startswith("."):
+        encoded = "%2E" + encoded[1:]
+    return encoded
+
+
+def _read(path: str) -> bytes | None:
+    """Return the file's bytes, or ``None`` when it does not exist (any more)."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
+
+
+def _unlink(path: str) -> bool:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def _encode_entry(key: str, value: bytes, is_result: bool, expires_at: float | None) -> bytes:
+    header = json.dumps({"key": key, "result": is_result, "expires": expires_at}, ensure_ascii=True)
+    if len(header) >= _HEADER_LIMIT:
+        raise ValueError(f"key is too long for the file storage ({len(key)} characters)")
+    return header.encode("ascii") + b"\n" + value
+
+
+def _decode_entry(raw: bytes) -> tuple[str, bool, float | None, bytes] | None:
+    """Return ``(key, is_result, expires_at, value)``, or ``None`` for bytes that are not an entry."""
+    newline = raw.find(b"\n", 0, _HEADER_LIMIT)
+    if newline < 0:
+        return None
+    try:
+        header = json.loads(raw[:newline])
+        return str(header["key"]), bool(header["result"]), header["expires"], raw[newline + 1 :]
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def _operation(method: F) -> F:
+    """Make a public method: folders ready, the thread lock held (if enabled), OS errors explained."""
+
+    @functools.wraps(method)
+    def wrapper(self: FileStorage, *args: Any, **kwargs: Any) -> Any:
+        self._ensure_layout()
+        with self._guard():
+            try:
+                return method(self, *args, **kwargs)
+            except OSError as exc:
+                raise self._os_error(exc, method.__name__) from exc
+
+    return cast(F, wrapper)
+
+
+class FileStorage(BaseStorage):
+    """Storage in a folder of files: durable, reliable (at least once), shared by the processes of one host.
+
+    See the module documentation for the parameters, the layout on disk and how each operation is atomic.
+    Not for network file systems.
+    """
+
+    blocking = False
+    priority = True
+    reliable = True
+
+    purge_interval: ClassVar[float] = 60.0
+    """At most this often (seconds), a write also sweeps expired values and stale temporary files."""
+    orphan_age: ClassVar[float] = 3600.0
+    """Temporary files older than this (seconds) are leftovers of a crash and are removed by the sweep."""
+
+    def __init__(
+        self,
+        name: str = "huey",
+        path: str | os.PathLike[str] = "/tmp/huey",
+        levels: int = 2,
+        use_thread_lock: bool = True,
+        **storage_kwargs: Any,
+    ) -> None:
+        super().__init__(name, **storage_kwargs)
+        where = f"FileStorage({name!r})"
+        if fcntl is None:  # pragma: no cover - not POSIX
+            raise ConfigurationError(
+                f"{where}: the file storage needs POSIX file locks (fcntl); use SqliteHuey"
+            )
+        if not isinstance(name, str) or not name:
+            raise ConfigurationError(f"{where}: the queue name must be a non-empty string")
+        try:
+            path = os.fspath(path)
+        except TypeError:
+            raise ConfigurationError(
+                f"{where}: path must be a folder path (str or os.PathLike), got {type(path).__name__}"
+            ) from None
+        if not isinstance(path, str) or not path:
+            raise ConfigurationError(f"{where}: path must be a non-empty str folder path, got {path!r}")
+        if isinstance(levels, bool) or not isinstance(levels, int) or not 0 <= levels <= 8:
+            raise ConfigurationError(f"{where}: levels must be an int from 0 to 8, got {levels!r}")
+        if use_thread_lock not in (True, False):  # 0 and 1 too (as written in a URL query)
+            raise ConfigurationError(
+                f"{where}: use_thread_lock must be True or False, got {use_thread_lock!r}"
+            )
+        self.path = path
+        self.levels = levels
+        self.use_thread_lock = bool(use_thread_lock)
+        self.root = os.path.join(os.path.abspath(path), _dir_name(name))
+        """This queue's folder: ``path/<name>`` (absolute)."""
+        self._dirs = {sub: os.path.join(self.root, sub) for sub in _SUBDIRS}
+        self._pid = os.getpid()
+        self._lock = threading.RLock()
+        self._layout_pid = 0
+        self._last_purge = time.monotonic()
+
+    def __repr__(self) -> str:
+        return f"<FileStorage name={self.name!r} path={self.path!r}>"
+
+    # ------------------------------------------------------------------ set-up, locks and errors
+
+    def _guard(self) -> contextlib.AbstractContextManager[Any]:
+        if not self.use_thread_lock:
+            return contextlib.nullcontext()
+        if os.getpid() != self._pid:  # forked: the parent's lock may have been held by another thread
+            self._lock = threading.RLock()
+            self._pid = os.getpid()
+        return self._lock
+
+    def _ensure_layout(self) -> None:
+        """Create the folders (once per process) and check that they are writable."""
+        if self._layout_pid == os.getpid():
+            return
+        where = f"FileStorage({self.name!r}) path={self.path!r}"
+        try:
+            for folder in self._dirs.values():
+                os.makedirs(folder, exist_ok=True)
+            probe = os.path.join(self._dirs["tmp"], f"probe-{new_token()}.tmp")
+            fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            os.close(fd)
+            os.unlink(probe)
+        except (NotADirectoryError, FileExistsError) as exc:
+            raise ConfigurationError(
+                f"{where}: cannot create the storage folder {self.root!r}: {exc.strerror} ({exc.filename!r} is "
+                "a file, not a folder). Set path= to a folder; it is created when missing"
+            ) from exc
+        except OSError as exc:
+            raise ConfigurationError(
+                f"{where}: cannot create or write the storage folder {self.root!r}: {exc.strerror or exc}. "
+                "Create it and make it writable by the user running Django and the consumer, or set path= to "
+                "a writable folder on a local disk"
+            ) from exc
+        self._layout_pid = os.getpid()
+
+    def _os_error(self, exc: OSError, action: str) -> Exception:
+        where = f"FileStorage({self.name!r}) path={self.path!r}"
+        if isinstance(exc, FileNotFoundError) and not os.path.isdir(self.root):
+            self._layout_pid = 0  # the folders are created again by the next operation
+            return StorageError(
+                f"{where}: {action} failed: the storage folder {self.root!r} disappeared while in use ({exc}); "
+                "it is created again on the next operation, but what it held is gone"
+            )
+        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            return ConfigurationError(
+                f"{where}: {action} failed: {exc}. Make {self.root!r} writable by the user running Django and "
+                "the consumer, or set path= to a writable folder"
+            )
+        if exc.errno == errno.ENOSPC:
+            return StorageError(f"{where}: {action} failed: the disk is full ({exc}); free space")
+        return StorageError(f"{where}: {action} failed: {exc}")
+
+    @contextlib.contextmanager
+    def _flock(self, lock_name: str) -> Iterator[None]:
+        """Hold an exclusive ``flock`` on ``locks/<lock_name>`` (a fresh descriptor: it excludes threads too)."""
+        fd = os.open(os.path.join(self._dirs["locks"], lock_name), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def _kv_lock(self, digest: str) -> contextlib.AbstractContextManager[None]:
+        return self._flock(f"kv-{digest[:2]}.lock")
+
+    # ------------------------------------------------------------------ writing files atomically
+
+    def _stage(self, content: bytes) -> str:
+        """Write ``content`` to a new file in ``tmp/`` and ``fsync`` it; return its path."""
+        staged = os.path.join(self._dirs["tmp"], f"{new_token()}.tmp")
+        fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            view = memoryview(content)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            os.fsync(fd)
+        except BaseException:
+            os.close(fd)
+            _unlink(staged)
+            raise
+        os.close(fd)
+        return staged
+
+    @staticmethod
+    def _sync_dir(folder: str) -> None:
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        except OSError:  # some file systems cannot fsync a folder
+            pass
+        finally:
+            os.close(fd)
+
+    def _publish(self, content: bytes, destination: str) -> None:
+        """Stage ``content`` and rename it to ``destination`` (replacing any file there); durable on return."""
+        staged = self._stage(content)
+        try:
+            os.rename(staged, destination)
+        except BaseException:
+            _unlink(staged)
+            raise
+        self._sync_dir(os.path.dirname(destination))
+
+    # ------------------------------------------------------------------ the queue
+
+    def _ready_names(self) -> list[str]:
+        return sorted(name for name in os.listdir(self._dirs["ready"]) if _READY_RE.match(name))
+
+    def _ready_in_order(self) -> Iterator[str]:
+        """Ready names in delivery order, lazily: a heap, so taking the first few costs one listing."""
+        names = os.listdir(self._dirs["ready"])
+        heapq.heapify(names)
+        while names:
+            name = heapq.heappop(names)
+            if _READY_RE.match(name):
+                yield name
+
+    def _ready_path(self, name: str) -> str:
+        return os.path.join(self._dirs["ready"], name)
+
+    @_operation
+    def enqueue(self, data: bytes, priority: int | None = None) -> None:
+        """Write the message to ``tmp/``, fsync, rename it into ``ready/``."""
+        data = _check_bytes(data, "data")
+        message_id = _new_message_id(_priority(priority))
+        self._publish(data, self._ready_path(f"{message_id}.0"))
+
+    @_operation
+    def dequeue(self) -> bytes | None:
+        """Read the first ready file and unlink it; the caller whose unlink succeeds has it."""
+        for name in self._ready_in_order():
+            path = self._ready_path(name)
+            data = _read(path)
+            if data is not None and _unlink(path):
+                return data
+        return None
+
+    @_operation
+    def queue_size(self) -> int:
+        """Count the files in ``ready/``."""
+        return len(self._ready_names())
+
+    @_operation
+    def enqueued_items(self, limit: int | None = None) -> list[bytes]:
+        """Read ready files in delivery order (the sorted listing)."""
+        wanted = None if limit is None else max(int(limit), 0)
+        items: list[bytes] = []
+        for name in self._ready_in_order():
+            if wanted is not None and len(items) >= wanted:
+                break
+            data = _read(self._ready_path(name))
+            if data is not None:
+                items.append(data)
+        return items
+
+    @_operation
+    def flush_queue(self) -> None:
+        """Unlink every ready file."""
+        for name in self._ready_names():
+            _unlink(self._ready_path(name))
+
+    # ------------------------------------------------------------------ the schedule
+
+    def _schedule_names(self) -> list[str]:
+        return sorted(name for name in os.listdir(self._dirs["schedule"]) if _SCHEDULE_RE.match(name))
+
+    def _due_names(self, timestamp: float) -> list[str]:
+        cutoff = _ns(timestamp)
+        return [name for name in self._schedule_names() if int(name[:20]) <= cutoff]
+
+    def _schedule_path(self, name: str) -> str:
+        return os.path.join(self._dirs["schedule"], name)
+
+    @_operation
+    def add_to_schedule(self, data: bytes, timestamp: float, priority: int | None = None) -> None:
+        """Write the item to ``tmp/``, fsync, rename it into ``schedule/`` (due time and priority in its name)."""
+        data = _check_bytes(data, "data")
+        prio = _priority(priority)
+        name = f"{_ns(timestamp):020d}-{_next_seq():020d}-{new_token()}.{prio}"
+        self._publish(data, self._schedule_path(name))
+
+    @_operation
+    def read_schedule(self, timestamp: float) -> list[bytes]:
+        """Read each due file and unlink it; an item is returned by the caller whose unlink succeeds."""
+        items = []
+        for name in self._due_names(timestamp):
+            path = self._schedule_path(name)
+            data = _read(path)
+            if data is not None and _unlink(path):
+                items.append(data)
+        return items
+
+    @_operation
+    def scheduled_items(self, limit: int | None = None) -> list[bytes]:
+        """Read scheduled files, earliest first."""
+        wanted = None if limit is None else max(int(limit), 0)
+        items: list[bytes] = []
+        for name in self._schedule_names():
+            if wanted is not None and len(items) >= wanted:
+                break
+            data = _read(self._schedule_path(name))
+            if data is not None:
+                items.append(data)
+        return items
+
+    @_operation
+    def schedule_size(self) -> int:
+        """Count the files in ``schedule/``."""
+        return len(self._schedule_names())
+
+    @_operation
+    def flush_schedule(self) -> None:
+        """Unlink every scheduled file."""
+        for name in self._schedule_names():
+            _unlink(self._schedule_path(name))
+
+    @_operation
+    def enqueue_due(self, timestamp: float) -> int:
+        """Rename each due file into ``ready/`` with a new message id (its priority kept); one rename each."""
+        moved = 0
+        for name in self._due_names(timestamp):
+            prio = int(name.rsplit(".", 1)[1])
+            target = self._ready_path(f"{_new_message_id(prio)}.0")
+            try:
+                os.rename(self._schedule_path(name), target)
+            except FileNotFoundError:
+                continue  # another scheduler moved it
+            moved += 1
+        if moved:
+            self._sync_dir(self._dirs["ready"])
+        return moved
+
+    # ------------------------------------------------------------------ key/value data
+
+    def _entry_path(self, area: str, key: str) -> tuple[str, str]:
+        digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+        parts = [digest[2 * level : 2 * level + 2] for level in range(self.levels)]
+        return os.path.join(self._dirs[area], *parts, digest), digest
+
+    def _read_entry(self, path: str, key: str, now: float) -> tuple[bytes, bool] | None:
+        """Return ``(value, is_result)`` of a live entry for ``key`` at ``path``, else ``None``."""
+        raw = _read(path)
+        if raw is None:
+            return None
+        entry = _decode_entry(raw)
+        if entry is None or entry[0] != key or not _live(entry[2], now):
+            return None
+        return entry[3], entry[1]
+
+    def _put(self, key: str, value: bytes, is_result: bool, expires_at: float | None) -> None:
+        path, digest = self._entry_path("data", key)
+        staged = self._stage(_encode_entry(key, value, is_result, expires_at))
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with self._kv_lock(digest):
+                os.rename(staged, path)
+        except BaseException:
+            _unlink(staged)
+            raise
+        self._sync_dir(os.path.dirname(path))
+
+    def _take(self, path: str) -> bytes | None:
+        """Atomically remove the file at ``path`` by renaming it into ``tmp/``; return its bytes or ``None``."""
+        taken = os.path.join(self._dirs["tmp"], f"{new_token()}.taken")
+        try:
+            os.rename(path, taken)
+        except FileNotFoundError:
+            return None
+        try:
+            return _read(taken)
+        finally:
+            _unlink(taken)
+
+    @_operation
+    def put_data(self, key: str, value: bytes, is_result: bool = False, ttl: float | None = None) -> None:
+        """Stage the entry and rename it over the key's file (under the key's stripe lock)."""
+        value = _check_bytes(value, "value")
+        expires_at = _expiry(ttl, time.time())
+        self._put(key, value, bool(is_result), expires_at)
+        self._maybe_purge()
+
+    @_operation
+    def peek_data(self, key: str) -> bytes | EmptyDataType:
+        """Read the key's file; an expired entry is no value."""
+        found = self._read_entry(self._entry_path("data", key)[0], key, time.time())
+        return EmptyData if found is None else found[0]
+
+    @_operation
+    def pop_data(self, key: str) -> bytes | EmptyDataType:
+        """Take the key's file by renaming it away, then read it: exactly one caller gets the value."""
+        raw = self._take(self._entry_path("data", key)[0])
+        entry = None if raw is None else _decode_entry(raw)
+        if entry is None or entry[0] != key or not _live(entry[2], time.time()):
+            return EmptyData
+        return entry[3]
+
+    @_operation
+    def has_data_for_key(self, key: str) -> bool:
+        """Whether the key's file holds a live entry."""
+        return self._read_entry(self._entry_path("data", key)[0], key, time.time()) is not None
+
+    @_operation
+    def put_if_empty(self, key: str, value: bytes, ttl: float | None = None) -> bool:
+        """Under the key's stripe lock: drop an expired entry, then ``link()`` the staged file into place."""
+        value = _check_bytes(value, "value")
+        now = time.time()
+        expires_at = _expiry(ttl, now)
+        path, digest = self._entry_path("data", key)
+        staged = self._stage(_encode_entry(key, value, False, expires_at))
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with self._kv_lock(digest):
+                if self._read_entry(path, key, now) is not None:
+                    return False
+                _unlink(path)  # an expired entry (or nothing)
+                try:
+                    os.link(staged, path)
+                except FileExistsError:
+                    return False
+        finally:
+            _unlink(staged)
+        self._sync_dir(os.path.dirname(path))
+        self._maybe_purge()
+        return True
+
+    @_operation
+    def delete_data(self, key: str) -> bool:
+        """Take the key's file by renaming it away; ``True`` if it held a live entry."""
+        raw = self._take(self._entry_path("data", key)[0])
+        entry = None if raw is None else _decode_entry(raw)
+        return entry is not None and entry[0] == key and _live(entry[2], time.time())
+
+    def _entry_files(self, area: str) -> Iterator[tuple[str, str]]:
+        for folder, _subfolders, files in os.walk(self._dirs[area]):
+            for filename in files:
+                if _HASH_RE.match(filename):
+                    yield os.path.join(folder, filename), filename
+
+    def _remove_entry_if(self, path: str, digest: str, condition: Callable[[bytes], bool]) -> bool:
+        """Under the stripe lock, unlink ``path`` if its current bytes satisfy ``condition``."""
+        with self._kv_lock(digest):
+            raw = _read(path)
+            if raw is None or not condition(raw):
+                return False
+            return _unlink(path)
+
+    @_operation
+    def flush_all(self) -> None:
+        """Unlink every message, scheduled item, reservation, dead letter, entry and counter of this queue."""
+        for area in ("ready", "schedule", "dead"):
+            folder = self._dirs[area]
+            for name in os.listdir(folder):
+                _unlink(os.path.join(folder, name))
+        with self._flock("inflight.lock"):
+            for name in os.listdir(self._dirs["inflight"]):
+                _unlink(os.path.join(self._dirs["inflight"], name))
+        for area in ("data", "counters"):
+            for path, digest in list(self._entry_files(area)):
+                with self._kv_lock(digest):
+                    _unlink(path)
+
+    # ------------------------------------------------------------------ huey's extras
+
+    @_operation
+    def result_items(self) -> dict[str, bytes]:
+        """Walk ``data/`` and return the live results."""
+        now = time.time()
+        items = {}
+        for path, _digest in self._entry_files("data"):
+            raw = _read(path)
+            entry = None if raw is None else _decode_entry(raw)
+            if entry is not None and entry[1] and _live(entry[2], now):
+                items[entry[0]] = entry[3]
+        return items
+
+    @_operation
+    def flush_results(self) -> None:
+        """Unlink every result entry (each under its stripe lock, re-checked there)."""
+
+        def is_result(raw: bytes) -> bool:
+            entry = _decode_entry(raw)
+            return entry is not None and entry[1]
+
+        for path, digest in list(self._entry_files("data")):
+            self._remove_entry_if(path, digest, is_result)
+
+    @_operation
+    def incr(self, key: str, amount: int = 1, ttl: float | None = None) -> int:
+        """Read, add and rewrite the counter file under the key's stripe lock."""
+        now = time.time()
+        path, digest = self._entry_path("counters", key)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with self._kv_lock(digest):
+            value, expires_at = 0, _expiry(ttl, now)
+            raw = _read(path)
+            if raw is not None:
+                try:
+                    counter = json.loads(raw)
+                    if counter["key"] == key and _live(counter["expires"], now):
+                        value, expires_at = int(counter["value"]), counter["expires"]
+                except (ValueError, KeyError, TypeError):
+                    pass
+            value += amount
+            content = json.dumps({"key": key, "value": value, "expires": expires_at}).encode("ascii")
+            staged = self._stage(content)
+            try:
+                os.rename(staged, path)
+            except BaseException:
+                _unlink(staged)
+                raise
+        self._maybe_purge()
+        return value
+
+    # ------------------------------------------------------------------ expiry sweep
+
+    def _maybe_purge(self) -> None:
+        if time.monotonic() >= self._last_purge + self.purge_interval:
+            self._last_purge = time.monotonic()
+            self._purge(time.time())
+
+    def _purge(self, now: float) -> int:
+        def expired_entry(raw: bytes) -> bool:
+            entry = _decode_entry(raw)
+            return entry is not None and not _live(entry[2], now)
+
+        def expired_counter(raw: bytes) -> bool:
+            try:
+                return not _live(json.loads(raw)["expires"], now)
+            except (ValueError, KeyError, TypeError):
+                return False
+
+        removed = 0
+        for area, condition in (("data", expired_entry), ("counters", expired_counter)):
+            for path, digest in list(self._entry_files(area)):
+                raw = _read(path)
+                if raw is not None and condition(raw) and self._remove_entry_if(path, digest, condition):
+                    removed += 1
+        stale = time.time() - self.orphan_age
+        letters = {match.group(1) for match in self._dead_entries()}
+        leftovers = [os.path.join(self._dirs["tmp"], name) for name in os.listdir(self._dirs["tmp"])]
+        leftovers += [
+            os.path.join(self._dirs["dead"], name)
+            for name in os.listdir(self._dirs["dead"])
+            if name.endswith(".json") and name[: -len(".json")] not in letters
+        ]
+        for path in leftovers:
+            try:
+                if os.stat(path).st_mtime < stale:
+                    _unlink(path)
+            except FileNotFoundError:
+                pass
+        return removed
+
+    @_operation
+    def purge_expired(self, now: float | None = None) -> int:
+        """Delete expired entries and counters (and crash leftovers); return how many entries were deleted.
+
+        Expired values are already invisible to every read; this reclaims their files. Writes call it by
+        themselves at most every ``purge_interval`` seconds. It walks the ``data/`` and ``counters/`` trees.
+        """
+        return self._purge(time.time() if now is None else now)
+
+    # ------------------------------------------------------------------ reliable delivery
+
+    def _inflight_path(self, name: str) -> str:
+        return os.path.join(self._dirs["inflight"], name)
+
+    def _find_inflight(self, reservation: Reservation) -> tuple[str, re.Match[str]] | None:
+        """The in-flight file of ``reservation`` if it still holds the lease under that token."""
+        if not _MID_RE.match(reservation.message_id) or not _TOKEN_RE.match(reservation.token or ""):
+            return None
+        prefix = f"{reservation.message_id}."
+        for name in os.listdir(self._dirs["inflight"]):
+            if name.startswith(prefix):
+                match = _INFLIGHT_RE.match(name)
+                if match and match.group(3) == reservation.token:
+                    return self._inflight_path(name), match
+        return None
+
+    @_operation
+    def reserve(self, lease: float) -> Reservation | None:
+        """Set the next ready file's mtime to the deadline and rename it into ``inflight/`` with a new token."""
+        now = time.time()
+        deadline_ns = int((now + lease) * 1e9)
+        reserved_us = int(now * 1e6)
+        for name in self._ready_in_order():
+            match = _READY_RE.match(name)
+            assert match is not None
+            message_id, claims = match.group(1), int(match.group(2)) + 1
+            source = self._ready_path(name)
+            data = _read(source)
+            if data is None:
+                continue
+            token = new_token()
+            target = self._inflight_path(f"{message_id}.{claims}.{token}.{reserved_us}")
+            try:
+                os.utime(source, ns=(deadline_ns, deadline_ns))
+                os.rename(source, target)
+            except FileNotFoundError:
+                continue  # another worker claimed it first
+            with contextlib.suppress(FileNotFoundError):  # a racing claimer may have touched it: ours wins
+                os.utime(target, ns=(deadline_ns, deadline_ns))
+            return Reservation(
+                message_id=message_id,
+                data=data,
+                token=token,
+                attempt=claims,
+                deadline=deadline_ns / 1e9,
+                reserved_at=reserved_us / 1e6,
+                priority=_message_priority(message_id),
+            )
+        return None
+
+    @_operation
+    def ack(self, reservation: Reservation, result: ResultWrite | None = None) -> bool:
+        """Unlink the token-named file; with a result, check, write and unlink under ``inflight.lock``."""
+        if result is None:
+            found = self._find_inflight(reservation)
+            return found is not None and _unlink(found[0])
+        key, value, ttl = result
+        value = _check_bytes(value, "result value")
+        expires_at = _expiry(ttl, time.time())
+        with self._flock("inflight.lock"):
+            found = self._find_inflight(reservation)
+            if found is None:
+                return False
+            self._put(key, value, True, expires_at)
+            _unlink(found[0])
+        self._maybe_purge()
+        return True
+
+    @_operation
+    def renew(self, reservation: Reservation, lease: float) -> bool:
+        """Under ``inflight.lock``: set the token-named file's mtime to the new deadline."""
+        with self._flock("inflight.lock"):
+            found = self._find_inflight(reservation)
+            if found is None:
+                return False
+            deadline_ns = int((time.time() + lease) * 1e9)
+            try:
+                os.utime(found[0], ns=(deadline_ns, deadline_ns))
+            except FileNotFoundError:
+                return False
+            return True
+
+    @_operation
+    def release(self, reservation: Reservation, count_attempt: bool = False) -> bool:
+        """Rename the token-named file back to ``ready/<message_id>.<claims>``: its original place."""
+        found = self._find_inflight(reservation)
+        if found is None:
+            return False
+        path, match = found
+        claims = int(match.group(2))
+        if not count_attempt:
+            claims = max(claims - 1, 0)
+        try:
+            os.rename(path, self._ready_path(f"{match.group(1)}.{claims}"))
+        except FileNotFoundError:
+            return False
+        return True
+
+    def _dead_letter_from(self, path: str, match: re.Match[str], reason: str, detail: str) -> bool:
+        """Rename an in-flight file into ``dead/`` (the fence), then write its reason beside it."""
+        message_id, claims = match.group(1), int(match.group(2))
+        key = f"{_next_seq():020d}-{message_id}"
+        try:
+            os.rename(
+                path, os.path.join(self._dirs["dead"], f"{key}.{claims}.{_message_priority(message_id)}.msg")
+            )
+        except FileNotFoundError:
+            return False
+        self._write_reason(key, reason, detail)
+        return True
+
+    def _write_reason(self, key: str, reason: str, detail: str) -> None:
+        content = json.dumps({"reason": str(reason), "detail": str(detail)}).encode("ascii")
+        self._publish(content, os.path.join(self._dirs["dead"], f"{key}.json"))
+
+    @_operation
+    def bury(self, reservation: Reservation, reason: str, detail: str = "") -> bool:
+        """Rename the token-named file into ``dead/`` and write the reason beside it."""
+        found = self._find_inflight(reservation)
+        if found is None:
+            return False
+        return self._dead_letter_from(found[0], found[1], reason, detail)
+
+    @_operation
+    def requeue_expired(self, now: float, max_attempts: int | None) -> list[Reclaimed]:
+        """Under ``inflight.lock``: rename every file whose mtime is past ``now`` back to ready or to dead."""
+        reclaimed = []
+        with self._flock("inflight.lock"):
+            expired = []
+            for name in os.listdir(self._dirs["inflight"]):
+                match = _INFLIGHT_RE.match(name)
+                if match is None:
+                    continue
+                try:
+                    mtime_ns = os.stat(self._inflight_path(name)).st_mtime_ns
+                except FileNotFoundError:
+                    continue
+                if mtime_ns / 1e9 <= now:
+                    expired.append((mtime_ns, name, match))
+            expired.sort(key=lambda item: (item[0], item[1]))
+            for mtime_ns, name, match in expired:
+                path = self._inflight_path(name)
+                data = _read(path)
+                if data is None:
+                    continue
+                message_id, claims = match.group(1), int(match.group(2))
+                dead = max_attempts is not None and claims >= max_attempts
+                if dead:
+                    detail = f"lease expired after {claims} attempt(s); the limit is {max_attempts}"
+                    if not self._dead_letter_from(path, match, "max_attempts", detail):
+                        continue
+                else:
+                    try:
+                        os.rename(path, self._ready_path(f"{message_id}.{claims}"))
+                    except FileNotFoundError:
+                        continue
+                reservation = Reservation(
+                    message_id=message_id,
+                    data=data,
+                    token=match.group(3),
+                    attempt=claims,
+                    deadline=mtime_ns / 1e9,
+                    reserved_at=int(match.group(4)) / 1e6,
+                    priority=_message_priority(message_id),
+                )
+                reclaimed.append(Reclaimed(reservation, dead))
+        return reclaimed
+
+    def _in_flight(self) -> list[tuple[int, str, re.Match[str]]]:
+        entries = []
+        for name in os.listdir(self._dirs["inflight"]):
+            match = _INFLIGHT_RE.match(name)
+            if match is None:
+                continue
+            try:
+                entries.append((os.stat(self._inflight_path(name)).st_mtime_ns, name, match))
+            except FileNotFoundError:
+                continue
+        entries.sort(key=lambda item: (item[0], item[1]))
+        return entries
+
+    @_operation
+    def in_flight_items(self, limit: int | None = None) -> list[Reservation]:
+        """List ``inflight/``: deadline from each file's mtime, token and attempt from its name."""
+        wanted = None if limit is None else max(int(limit), 0)
+        items: list[Reservation] = []
+        for mtime_ns, name, match in self._in_flight():
+            if wanted is not None and len(items) >= wanted:
+                break
+            data = _read(self._inflight_path(name))
+            if data is None:
+                continue
+            message_id = match.group(1)
+            items.append(
+                Reservation(
+                    message_id=message_id,
+                    data=data,
+                    token=match.group(3),
+                    attempt=int(match.group(2)),
+                    deadline=mtime_ns / 1e9,
+                    reserved_at=int(match.group(4)) / 1e6,
+                    priority=_message_priority(message_id),
+                )
+            )
+        return items
+
+    @_operation
+    def in_flight_size(self) -> int:
+        """Count the files in ``inflight/``."""
+        return sum(1 for name in os.listdir(self._dirs["inflight"]) if _INFLIGHT_RE.match(name))
+
+    # ------------------------------------------------------------------ dead letters
+
+    def _dead_entries(self) -> list[re.Match[str]]:
+        matches = (_DEAD_RE.match(name) for name in os.listdir(self._dirs["dead"]))
+        return sorted((m for m in matches if m is not None), key=lambda m: m.group(0))
+
+    @_operation
+    def add_dead_letter(
+        self,
+        data: bytes,
+        reason: str,
+        detail: str = "",
+        attempts: int = 0,
+        priority: int | None = None,
+    ) -> str:
+        """Write the reason file, then the message file (each staged, fsynced and renamed into ``dead/``)."""
+        data = _check_bytes(data, "data")
+        prio = "n" if priority is None else str(_priority(priority))
+        letter_id = new_token()
+        key = f"{_next_seq():020d}-{letter_id}"
+        self._write_reason(key, reason, detail)
+        self._publish(data, os.path.join(self._dirs["dead"], f"{key}.{max(int(attempts), 0)}.{prio}.msg"))
+        return letter_id
+
+    @_operation
+    def dead_letters(self, limit: int | None = None) -> list[DeadLetter]:
+        """Read ``dead/``, oldest first; a letter whose reason file is missing (a crash) says so."""
+        wanted = None if limit is None else max(int(limit), 0)
+        letters: list[DeadLetter] = []
+        for match in self._dead_entries():
+            if wanted is not None and len(letters) >= wanted:
+                break
+            data = _read(os.path.join(self._dirs["dead"], match.group(0)))
+            if data is None:
+                continue
+            reason, detail = (
+                "unknown",
+                "the reason was not recorded (the process stopped while dead-lettering)",
+            )
+            meta = _read(os.path.join(self._dirs["dead"], f"{match.group(1)}.json"))
+            if meta is not None:
+                with contextlib.suppress(ValueError, KeyError, TypeError):
+                    parsed = json.loads(meta)
+                    reason, detail = str(parsed["reason"]), str(parsed["detail"])
+            prio = match.group(5)
+            letters.append(
+                DeadLetter(
+                    id=match.group(3),
+                    data=data,
+                    reason=reason,
+                    detail=detail,
+                    attempts=int(match.group(4)),
+                    failed_at=int(match.group(2)) / 1e9,
+                    priority=None if prio == "n" else int(prio),
+                )
+            )
+        return letters
+
+    @_operation
+    def dead_letter_count(self) -> int:
+        """Count the dead letters' message files."""
+        return len(self._dead_entries())
+
+    @_operation
+    def requeue_dead_letter(self, dead_letter_id: str) -> bool:
+        """Rename the letter's message file into ``ready/`` (new id: back of its priority, claims 0)."""
+        for match in self._dead_entries():
+            if match.group(3) != dead_letter_id:
+                continue
+            prio = 0 if match.group(5) == "n" else int(match.group(5))
+            target = self._ready_path(f"{_new_message_id(prio)}.0")
+            try:
+                os.rename(os.path.join(self._dirs["dead"], match.group(0)), target)
+            except FileNotFoundError:
+                continue
+            _unlink(os.path.join(self._dirs["dead"], f"{match.group(1)}.json"))
+            self._sync_dir(self._dirs["ready"])
+            return True
+        return False
+
+    @_operation
+    def purge_dead_letters(self, ids: Iterable[str] | None = None, older_than: float | None = None) -> int:
+        """Unlink the chosen letters' message files (then their reason files)."""
+        wanted = None if ids is None else {str(i) for i in ids}
+        deleted = 0
+        for match in self._dead_entries():
+            if wanted is not None and match.group(3) not in wanted:
+                continue
+            if older_than is not None and not int(match.group(2)) / 1e9 < older_than:
+                continue
+            if _unlink(os.path.join(self._dirs["dead"], match.group(0))):
+                deleted += 1
+            _unlink(os.path.join(self._dirs["dead"], f"{match.group(1)}.json"))
+        return deleted

@@ -1,0 +1,1116 @@
+"""SQLite storage: the whole contract in one SQLite file, safe for several processes on one host.
+
+Parameters (huey's ``SqliteStorage`` names and defaults)
+--------------------------------------------------------
+
+``filename='huey.db'``
+    The database file (``str`` or path-like). A relative name is resolved against the working directory when
+    the storage is created. Nothing is opened until the first operation; the folder must exist. The file is
+    independent of Django's ``DATABASES`` (it may even be the same file: every table name starts with
+    ``tasks_q_``).
+``cache_mb=8``
+    SQLite page cache per connection, in MiB (``PRAGMA cache_size = -cache_mb * 1024``).
+``fsync=False``
+    ``False``: ``PRAGMA synchronous=NORMAL`` — in WAL mode a committed write survives a crash of the process but
+    may be lost in a power failure. ``True``: ``synchronous=FULL`` — every commit is on disk when it returns.
+``timeout=60``
+    Seconds a connection waits for another one's write lock (``busy_timeout``) before the operation fails with
+    :class:`~django_tasks_q.exceptions.StorageError`.
+``strict_fifo=False``
+    ``True`` creates the message table with ``AUTOINCREMENT``: message ids are never reused, even after the
+    newest message is deleted, so delivery order within a priority is enqueue order under all circumstances.
+    ``False`` uses plain rowids (a little faster). The choice is fixed when the file's tables are created;
+    opening the file with the other value is a :class:`~django_tasks_q.exceptions.ConfigurationError`.
+
+How it is made safe
+-------------------
+
+* One connection per thread and per process (a connection is never shared between threads, and a process
+  that was forked opens its own instead of using its parent's).
+* ``PRAGMA journal_mode=WAL``: readers never wait for the writer.
+* Every write is one short ``BEGIN IMMEDIATE`` … ``COMMIT`` transaction: the write lock is taken up front, so
+  a transaction never has to upgrade a read lock (the classic source of "database is locked" errors that no
+  busy timeout can cure); contenders wait up to ``timeout``. No transaction is ever left open while a task
+  runs: every method commits before it returns.
+* The claim is one statement: ``UPDATE … SET state = in-flight, token = …, claims = claims + 1 WHERE id =
+  (SELECT the next ready id) RETURNING …`` (SQLite 3.35+; older libraries do the same ``SELECT`` and
+  ``UPDATE`` inside the same write transaction, which is just as atomic).
+
+Tables (shared by every queue in the file; each row carries its queue ``name``)
+-------------------------------------------------------------------------------
+
+``tasks_q_message``
+    Ready and in-flight messages in one table: ``id`` (delivery order within a priority), ``queue``,
+    ``message_id``, ``data``, ``priority``, ``state`` (0 ready, 1 in flight), ``claims``, ``token``,
+    ``deadline``, ``reserved_at``. A message keeps its row (and so its place) for life; ``reserve`` /
+    ``release`` / ``requeue_expired`` only change its state. Ready order: ``priority DESC, id``.
+``tasks_q_schedule``
+    ``queue``, ``data``, ``timestamp``, ``priority``; due order ``timestamp, id``.
+``tasks_q_kv``
+    ``queue``, ``key``, ``value``, ``is_result``, ``expires_at`` (results, locks, revocations ...).
+``tasks_q_counter``
+    ``queue``, ``key``, ``value``, ``expires_at`` (``incr``).
+``tasks_q_dead``
+    Dead letters: ``queue``, ``letter_id``, ``data``, ``reason``, ``detail``, ``attempts``, ``failed_at``,
+    ``priority``.
+
+Values with a ttl are invisible once expired and are deleted by :meth:`SqliteStorage.purge_expired`, which
+writes run at most every ``purge_interval`` seconds.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterable
+from typing import Any, ClassVar, TypeVar
+
+from django_tasks_q.backends.base import (
+    BaseStorage,
+    DeadLetter,
+    EmptyData,
+    EmptyDataType,
+    Reclaimed,
+    Reservation,
+    ResultWrite,
+    new_token,
+    normalize_priority,
+)
+from django_tasks_q.exceptions import ConfigurationError, StorageError
+
+__all__ = ["SUPPORTS_RETURNING", "SqliteStorage"]
+
+T = TypeVar("T")
+
+SUPPORTS_RETURNING = sqlite3.sqlite_version_info >= (3, 35, 0)
+"""Whether the SQLite library linked into this Python knows ``UPDATE … RETURNING`` (3.35.0, March 2021)."""
+
+READY = 0
+IN_FLIGHT = 1
+
+_INT64_MIN = -(2**63)
+_INT64_MAX = 2**63 - 1
+
+# Connections inherited from a parent process are never closed in the child (closing them there could disturb
+# the parent's locks); they are parked here instead.
+_INHERITED: list[Any] = []
+
+
+def _schema(strict_fifo: bool) -> list[str]:
+    autoincrement = " AUTOINCREMENT" if strict_fifo else ""
+    return [
+        f"""CREATE TABLE IF NOT EXISTS tasks_q_message (
+            id INTEGER PRIMARY KEY{autoincrement},
+            queue TEXT NOT NULL,
+            message_id TEXT NOT NULL,
+            data BLOB NOT NULL,
+            priority INTEGER NOT NULL DEFAULT 0,
+            state INTEGER NOT NULL DEFAULT 0,
+            claims INTEGER NOT NULL DEFAULT 0,
+            token TEXT,
+            deadline REAL,
+            reserved_at REAL
+        )""",
+        "CREATE INDEX IF NOT EXISTS tasks_q_message_order ON tasks_q_message (queue, state, priority DESC, id)",
+        "CREATE INDEX IF NOT EXISTS tasks_q_message_lease ON tasks_q_message (queue, state, deadline)",
+        "CREATE UNIQUE INDEX IF NOT EXISTS tasks_q_message_ident ON tasks_q_message (queue, message_id)",
+        """CREATE TABLE IF NOT EXISTS tasks_q_schedule (
+            id INTEGER PRIMARY KEY,
+            queue TEXT NOT NULL,
+            data BLOB NOT NULL,
+            timestamp REAL NOT NULL,
+            priority INTEGER NOT NULL DEFAULT 0
+        )""",
+        "CREATE INDEX IF NOT EXISTS tasks_q_schedule_due ON tasks_q_schedule (queue, timestamp, id)",
+        """CREATE TABLE IF NOT EXISTS tasks_q_kv (
+            id INTEGER PRIMARY KEY,
+            queue TEXT NOT NULL,
+            key TEXT NOT NULL,
+            value BLOB NOT NULL,
+            is_result INTEGER NOT NULL DEFAULT 0,
+            expires_at REAL,
+            UNIQUE (queue, key)
+        )""",
+        "CREATE INDEX IF NOT EXISTS tasks_q_kv_expiry ON tasks_q_kv (queue, expires_at)",
+        """CREATE TABLE IF NOT EXISTS tasks_q_counter (
+            id INTEGER PRIMARY KEY,
+            queue TEXT NOT NULL,
+            key TEXT NOT NULL,
+            value INTEGER NOT NULL,
+            expires_at REAL,
+            UNIQUE (queue, key)
+        )""",
+        "CREATE INDEX IF NOT EXISTS tasks_q_counter_expiry ON tasks_q_counter (queue, expires_at)",
+        """CREATE TABLE IF NOT EXISTS tasks_q_dead (
+            id INTEGER PRIMARY KEY,
+            queue TEXT NOT NULL,
+            letter_id TEXT NOT NULL,
+            data BLOB NOT NULL,
+            reason TEXT NOT NULL,
+            detail TEXT NOT NULL,
+            attempts INTEGER NOT NULL,
+            failed_at REAL NOT NULL,
+            priority INTEGER,
+            UNIQUE (queue, letter_id)
+        )""",
+    ]
+
+
+_TABLES = ("tasks_q_message", "tasks_q_schedule", "tasks_q_kv", "tasks_q_counter", "tasks_q_dead")
+_LIVE = "(expires_at IS NULL OR expires_at > ?)"
+
+
+def _check_bytes(value: object, what: str) -> bytes:
+    if not isinstance(value, bytes):
+        raise TypeError(f"{what} must be bytes, not {type(value).__name__}")
+    return value
+
+
+def _priority(priority: int | None) -> int:
+    value = normalize_priority(priority)
+    if not _INT64_MIN <= value <= _INT64_MAX:
+        raise ValueError(f"priority {value} does not fit in a 64-bit integer")
+    return value
+
+
+def _expiry(ttl: float | None, now: float) -> float | None:
+    if ttl is None:
+        return None
+    if ttl <= 0:
+        raise ValueError(f"ttl must be a positive number of seconds or None, not {ttl!r}")
+    return now + ttl
+
+
+def _limit(limit: int | None) -> int:
+    return -1 if limit is None else max(int(limit), 0)
+
+
+class _Handle:
+    """Holds one thread's connection; weakly tracked so that ``close()`` can reach every live connection.
+
+    When the thread ends, its thread-local handle is dropped and the connection closed with it.
+    """
+
+    __slots__ = ("__weakref__", "conn")
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __del__(self) -> None:
+        try:
+            self.conn.close()
+        except Exception:
+            pass
+
+
+class SqliteStorage(BaseStorage):
+    """Storage in a SQLite file: durable, reliable (at least once), shared by the processes of one host.
+
+    See the module documentation for the parameters, the tables and how each operation is made atomic.
+    """
+
+    blocking = False
+    priority = True
+    reliable = True
+
+    purge_interval: ClassVar[float] = 5.0
+    """At most this often (seconds), a write also deletes expired values and counters (``purge_expired``)."""
+
+    def __init__(
+        self,
+        name: str = "huey",
+        filename: str | os.PathLike[str] = "huey.db",
+        cache_mb: int = 8,
+        fsync: bool = False,
+        timeout: float = 60,
+        strict_fifo: bool = False,
+        **storage_kwargs: Any,
+    ) -> None:
+        super().__init__(name, **storage_kwargs)
+        where = f"SqliteStorage({name!r})"
+        try:
+            filename = os.fspath(filename)
+        except TypeError:
+            raise ConfigurationError(
+                f"{where}: filename must be a path (str or os.PathLike), got {type(filename).__name__}"
+            ) from None
+        if not isinstance(filename, str):
+            raise ConfigurationError(f"{where}: filename must be a str path, got bytes {filename!r}")
+        if filename in ("", ":memory:") or filename.startswith("file:"):
+            raise ConfigurationError(
+                f"{where}: filename={filename!r} is not a database file; each thread and process would see a "
+                "different database. Set filename= to a file path (e.g. 'tasks.db'), or use MemoryHuey for a "
+                "storage that lives in one process"
+            )
+        if isinstance(cache_mb, bool) or not isinstance(cache_mb, int) or cache_mb < 0:
+            raise ConfigurationError(f"{where}: cache_mb must be an int >= 0 (MiB), got {cache_mb!r}")
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0:
+            raise ConfigurationError(f"{where}: timeout must be a number of seconds >= 0, got {timeout!r}")
+        if fsync not in (True, False):  # 0 and 1 too (as written in a URL query)
+            raise ConfigurationError(f"{where}: fsync must be True or False, got {fsync!r}")
+        if strict_fifo not in (True, False):
+            raise ConfigurationError(f"{where}: strict_fifo must be True or False, got {strict_fifo!r}")
+        self.filename = filename
+        self.cache_mb = cache_mb
+        self.fsync = bool(fsync)
+        self.timeout = float(timeout)
+        self.strict_fifo = bool(strict_fifo)
+        self.database_path = os.path.abspath(filename)
+        """The absolute path of the database file (``filename`` resolved when the storage was created)."""
+        self._use_returning = SUPPORTS_RETURNING
+        self._pid = os.getpid()
+        self._local = threading.local()
+        self._handles: weakref.WeakSet[_Handle] = weakref.WeakSet()
+        self._setup_lock = threading.Lock()
+        self._schema_ready = False
+        self._last_purge = 0.0
+
+    def __repr__(self) -> str:
+        return f"<SqliteStorage name={self.name!r} filename={self.filename!r}>"
+
+    # ------------------------------------------------------------------ connections
+
+    def _connection(self) -> sqlite3.Connection:
+        if os.getpid() != self._pid:
+            self._forget_parent_connections()
+        handle = getattr(self._local, "handle", None)
+        if handle is None:
+            handle = _Handle(self._open())
+            self._local.handle = handle
+            self._handles.add(handle)
+        return handle.conn
+
+    def _forget_parent_connections(self) -> None:
+        """In a forked child: never use (nor close) the parent's connections; open fresh ones on demand."""
+        _INHERITED.extend(list(self._handles))
+        inherited = getattr(self._local, "handle", None)
+        if inherited is not None:
+            _INHERITED.append(inherited)
+        self._handles = weakref.WeakSet()
+        self._local = threading.local()
+        self._setup_lock = threading.Lock()
+        self._pid = os.getpid()
+
+    def _open(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(
+                self.database_path, timeout=self.timeout, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as exc:
+            raise self._error(exc, "open the database") from exc
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
+            self._use_wal(conn)
+            conn.execute(f"PRAGMA synchronous = {'FULL' if self.fsync else 'NORMAL'}")
+            conn.execute(f"PRAGMA cache_size = {-self.cache_mb * 1024}")
+            if not self._schema_ready:
+                with self._setup_lock:
+                    if not self._schema_ready:
+                        self._create_schema(conn)
+                        self._schema_ready = True
+        except sqlite3.Error as exc:
+            conn.close()
+            raise self._error(exc, "open the database") from exc
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _use_wal(self, conn: sqlite3.Connection) -> None:
+        mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+        if str(mode).lower() == "wal":
+            return
+        deadline = time.monotonic() + self.timeout
+        while True:
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() == "wal":
+                return
+            if time.monotonic() >= deadline:
+                raise StorageError(
+                    f"SqliteStorage filename={self.filename!r}: could not switch the database to WAL mode "
+                    f"(it stays in {mode!r} mode) within timeout={self.timeout:g} s; another program keeps "
+                    "it open in another journal mode. Stop that program or point filename= at another file"
+                )
+            time.sleep(0.05)
+
+    def _create_schema(self, conn: sqlite3.Connection) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            row = conn.execute(
+                "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'tasks_q_message'"
+            ).fetchone()
+            if row is not None:
+                created_strict = "AUTOINCREMENT" in row[0].upper()
+                if created_strict != self.strict_fifo:
+                    raise ConfigurationError(
+                        f"SqliteStorage filename={self.filename!r}: this file's message table was created "
+                        f"with strict_fifo={created_strict}, and the storage was opened with "
+                        f"strict_fifo={self.strict_fifo}; the table cannot change. Use strict_fifo="
+                        f"{created_strict} for every queue in this file, or point filename= at a new file"
+                    )
+            for statement in _schema(self.strict_fifo):
+                conn.execute(statement)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def close(self) -> None:
+        """Close this process's connections (every thread's). Harmless twice; the storage reopens on demand."""
+        if os.getpid() != self._pid:
+            self._forget_parent_connections()
+            return
+        handles = list(self._handles)
+        self._handles = weakref.WeakSet()
+        self._local = threading.local()
+        for handle in handles:
+            try:
+                handle.conn.close()
+            except sqlite3.Error:
+                pass
+
+    # ------------------------------------------------------------------ errors and transactions
+
+    def _error(self, exc: sqlite3.Error, action: str) -> Exception:
+        """Turn a sqlite3 error into a StorageError / ConfigurationError that says what to do."""
+        code = getattr(exc, "sqlite_errorname", "") or ""
+        where = f"SqliteStorage({self.name!r}) filename={self.filename!r}"
+        folder = os.path.dirname(self.database_path) or "."
+        if code.startswith("SQLITE_CANTOPEN") or code.startswith("SQLITE_PERM"):
+            if os.path.isdir(self.database_path):
+                hint = f"{self.database_path!r} is a folder; set filename= to a file inside it"
+            elif not os.path.isdir(folder):
+                hint = (
+                    f"the folder {folder!r} does not exist; create it or set filename= to a path that exists"
+                )
+            else:
+                hint = (
+                    f"check that {folder!r} and the file are writable by the user running Django and the "
+                    "consumer, or set filename= to a writable path"
+                )
+            return ConfigurationError(f"{where}: cannot {action} ({exc}): {hint}")
+        if code.startswith("SQLITE_READONLY"):
+            return ConfigurationError(
+                f"{where}: cannot {action} ({exc}): the database is read-only; make the file and its folder "
+                f"{folder!r} writable (SQLite writes -wal and -shm files beside it), or set filename= elsewhere"
+            )
+        if code.startswith("SQLITE_NOTADB") or code.startswith("SQLITE_CORRUPT"):
+            return StorageError(
+                f"{where}: cannot {action} ({exc}): the file is not a SQLite database or it is corrupt. Nothing "
+                "was written to it. Move it aside (keep it: `sqlite3 FILE .recover` may rescue data) and let the "
+                "storage create a new one, or set filename= to another file"
+            )
+        if code.startswith("SQLITE_BUSY") or code.startswith("SQLITE_LOCKED"):
+            return StorageError(
+                f"{where}: cannot {action} ({exc}): another connection held the database's write lock for longer "
+                f"than timeout={self.timeout:g} s. Find the process holding a long transaction on this file, or "
+                "raise timeout="
+            )
+        if code.startswith("SQLITE_FULL"):
+            return StorageError(
+                f"{where}: cannot {action} ({exc}): the disk is full; free space in {folder!r}"
+            )
+        return StorageError(f"{where}: cannot {action}: {exc} ({code or type(exc).__name__})")
+
+    def _write(self, action: str, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``work`` in one ``BEGIN IMMEDIATE`` transaction; commit, or roll back on any exception."""
+        conn = self._connection()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise self._error(exc, action) from exc
+        try:
+            result = work(conn)
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            if conn.in_transaction:
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+            if isinstance(exc, sqlite3.Error):
+                raise self._error(exc, action) from exc
+            raise
+        return result
+
+    def _read(self, action: str, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run read-only ``work`` (single statements in autocommit mode: each sees one consistent snapshot)."""
+        conn = self._connection()
+        try:
+            return work(conn)
+        except sqlite3.Error as exc:
+            raise self._error(exc, action) from exc
+
+    def _maybe_purge(self, conn: sqlite3.Connection, now: float) -> None:
+        if now >= self._last_purge + self.purge_interval:
+            self._last_purge = now
+            self._purge(conn, now)
+
+    def _purge(self, conn: sqlite3.Connection, now: float) -> int:
+        deleted = conn.execute(
+            "DELETE FROM tasks_q_kv WHERE queue = ? AND expires_at <= ?", (self.name, now)
+        ).rowcount
+        deleted += conn.execute(
+            "DELETE FROM tasks_q_counter WHERE queue = ? AND expires_at <= ?", (self.name, now)
+        ).rowcount
+        return deleted
+
+    def purge_expired(self, now: float | None = None) -> int:
+        """Delete every value and counter whose ttl has run out; return how many rows were deleted.
+
+        Expired values are already invisible to every read; this reclaims their space. Writes call it by
+        themselves at most every ``purge_interval`` seconds.
+        """
+        moment = time.time() if now is None else now
+        return self._write("purge expired values", lambda conn: self._purge(conn, moment))
+
+    # ------------------------------------------------------------------ the queue
+
+    def enqueue(self, data: bytes, priority: int | None = None) -> None:
+        """Insert a ready message (one ``INSERT`` in a write transaction)."""
+        data = _check_bytes(data, "data")
+        prio = _priority(priority)
+        self._write(
+            "enqueue",
+            lambda conn: conn.execute(
+                "INSERT INTO tasks_q_message (queue, message_id, data, priority) VALUES (?, ?, ?, ?)",
+                (self.name, new_token(), data, prio),
+            ),
+        )
+
+    def _has_ready(self, conn: sqlite3.Connection) -> bool:
+        row = conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM tasks_q_message WHERE queue = ? AND state = 0)", (self.name,)
+        ).fetchone()
+        return bool(row[0])
+
+    _NEXT_READY = (
+        "SELECT id FROM tasks_q_message WHERE queue = ? AND state = 0 ORDER BY priority DESC, id LIMIT 1"
+    )
+
+    def dequeue(self) -> bytes | None:
+        """Delete and return the next ready message (``DELETE … RETURNING`` in one write transaction)."""
+        if not self._read("dequeue", self._has_ready):
+            return None
+
+        def work(conn: sqlite3.Connection) -> bytes | None:
+            if self._use_returning:
+                row = conn.execute(
+                    f"DELETE FROM tasks_q_message WHERE id = ({self._NEXT_READY}) RETURNING data",
+                    (self.name,),
+                ).fetchone()
+                return None if row is None else bytes(row[0])
+            row = conn.execute(
+                "SELECT id, data FROM tasks_q_message WHERE queue = ? AND state = 0 "
+                "ORDER BY priority DESC, id LIMIT 1",
+                (self.name,),
+            ).fetchone()
+            if row is None:
+                return None
+            conn.execute("DELETE FROM tasks_q_message WHERE id = ?", (row[0],))
+            return bytes(row[1])
+
+        return self._write("dequeue", work)
+
+    def queue_size(self) -> int:
+        """Count ready messages."""
+        return self._read(
+            "count the queue",
+            lambda conn: conn.execute(
+                "SELECT COUNT(*) FROM tasks_q_message WHERE queue = ? AND state = 0", (self.name,)
+            ).fetchone()[0],
+        )
+
+    def enqueued_items(self, limit: int | None = None) -> list[bytes]:
+        """Return ready messages in delivery order (``priority DESC, id``)."""
+        rows = self._read(
+            "list the queue",
+            lambda conn: conn.execute(
+                "SELECT data FROM tasks_q_message WHERE queue = ? AND state = 0 "
+                "ORDER BY priority DESC, id LIMIT ?",
+                (self.name, _limit(limit)),
+            ).fetchall(),
+        )
+        return [bytes(row[0]) for row in rows]
+
+    def flush_queue(self) -> None:
+        """Delete every ready message (in-flight rows stay)."""
+        self._write(
+            "flush the queue",
+            lambda conn: conn.execute(
+                "DELETE FROM tasks_q_message WHERE queue = ? AND state = 0", (self.name,)
+            ),
+        )
+
+    # ------------------------------------------------------------------ the schedule
+
+    def add_to_schedule(self, data: bytes, timestamp: float, priority: int | None = None) -> None:
+        """Insert a scheduled item with its priority."""
+        data = _check_bytes(data, "data")
+        prio = _priority(priority)
+        when = float(timestamp)
+        self._write(
+            "add to the schedule",
+            lambda conn: conn.execute(
+                "INSERT INTO tasks_q_schedule (queue, data, timestamp, priority) VALUES (?, ?, ?, ?)",
+                (self.name, data, when, prio),
+            ),
+        )
+
+    def _has_due(self, conn: sqlite3.Connection, timestamp: float) -> bool:
+        row = conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM tasks_q_schedule WHERE queue = ? AND timestamp <= ?)",
+            (self.name, timestamp),
+        ).fetchone()
+        return bool(row[0])
+
+    def read_schedule(self, timestamp: float) -> list[bytes]:
+        """Select and delete the due items in one write transaction; earliest first."""
+        when = float(timestamp)
+        if not self._read("read the schedule", lambda conn: self._has_due(conn, when)):
+            return []
+
+        def work(conn: sqlite3.Connection) -> list[bytes]:
+            rows = conn.execute(
+                "SELECT data FROM tasks_q_schedule WHERE queue = ? AND timestamp <= ? ORDER BY timestamp, id",
+                (self.name, when),
+            ).fetchall()
+            conn.execute("DELETE FROM tasks_q_schedule WHERE queue = ? AND timestamp <= ?", (self.name, when))
+            return [bytes(row[0]) for row in rows]
+
+        return self._write("read the schedule", work)
+
+    def scheduled_items(self, limit: int | None = None) -> list[bytes]:
+        """Return scheduled items, earliest first."""
+        rows = self._read(
+            "list the schedule",
+            lambda conn: conn.execute(
+                "SELECT data FROM tasks_q_schedule WHERE queue = ? ORDER BY timestamp, id LIMIT ?",
+                (self.name, _limit(limit)),
+            ).fetchall(),
+        )
+        return [bytes(row[0]) for row in rows]
+
+    def schedule_size(self) -> int:
+        """Count scheduled items."""
+        return self._read(
+            "count the schedule",
+            lambda conn: conn.execute(
+                "SELECT COUNT(*) FROM tasks_q_schedule WHERE queue = ?", (self.name,)
+            ).fetchone()[0],
+        )
+
+    def flush_schedule(self) -> None:
+        """Delete every scheduled item."""
+        self._write(
+            "flush the schedule",
+            lambda conn: conn.execute("DELETE FROM tasks_q_schedule WHERE queue = ?", (self.name,)),
+        )
+
+    def enqueue_due(self, timestamp: float) -> int:
+        """``INSERT … SELECT`` the due items into the queue (earliest first, priority kept), then delete them.
+
+        Both statements run in one write transaction, so an item is moved exactly once even with several
+        schedulers, and a crash in between changes nothing.
+        """
+        when = float(timestamp)
+        if not self._read("move due items", lambda conn: self._has_due(conn, when)):
+            return 0
+
+        def work(conn: sqlite3.Connection) -> int:
+            moved = conn.execute(
+                "INSERT INTO tasks_q_message (queue, message_id, data, priority) "
+                "SELECT queue, lower(hex(randomblob(16))), data, priority FROM tasks_q_schedule "
+                "WHERE queue = ? AND timestamp <= ? ORDER BY timestamp, id",
+                (self.name, when),
+            ).rowcount
+            conn.execute("DELETE FROM tasks_q_schedule WHERE queue = ? AND timestamp <= ?", (self.name, when))
+            return moved
+
+        return self._write("move due items", work)
+
+    # ------------------------------------------------------------------ key/value data
+
+    def _put(
+        self, conn: sqlite3.Connection, key: str, value: bytes, is_result: bool, expires_at: float | None
+    ) -> None:
+        conn.execute(
+            "INSERT OR REPLACE INTO tasks_q_kv (queue, key, value, is_result, expires_at) VALUES (?, ?, ?, ?, ?)",
+            (self.name, key, value, int(is_result), expires_at),
+        )
+
+    def put_data(self, key: str, value: bytes, is_result: bool = False, ttl: float | None = None) -> None:
+        """Insert or replace ``key`` (value, result flag and expiry together)."""
+        value = _check_bytes(value, "value")
+        now = time.time()
+        expires_at = _expiry(ttl, now)
+
+        def work(conn: sqlite3.Connection) -> None:
+            self._put(conn, key, value, bool(is_result), expires_at)
+            self._maybe_purge(conn, now)
+
+        self._write("store a value", work)
+
+    def peek_data(self, key: str) -> bytes | EmptyDataType:
+        """Return the live value of ``key`` or ``EmptyData``."""
+        row = self._read(
+            "read a value",
+            lambda conn: conn.execute(
+                f"SELECT value FROM tasks_q_kv WHERE queue = ? AND key = ? AND {_LIVE}",
+                (self.name, key, time.time()),
+            ).fetchone(),
+        )
+        return EmptyData if row is None else bytes(row[0])
+
+    def pop_data(self, key: str) -> bytes | EmptyDataType:
+        """Select and delete ``key`` in one write transaction (an expired value counts as none)."""
+        now = time.time()
+
+        def work(conn: sqlite3.Connection) -> bytes | EmptyDataType:
+            row = conn.execute(
+                "SELECT value, expires_at FROM tasks_q_kv WHERE queue = ? AND key = ?", (self.name, key)
+            ).fetchone()
+            if row is None:
+                return EmptyData
+            conn.execute("DELETE FROM tasks_q_kv WHERE queue = ? AND key = ?", (self.name, key))
+            if row[1] is not None and row[1] <= now:
+                return EmptyData
+            return bytes(row[0])
+
+        return self._write("pop a value", work)
+
+    def has_data_for_key(self, key: str) -> bool:
+        """Whether ``key`` holds a live value."""
+        row = self._read(
+            "read a value",
+            lambda conn: conn.execute(
+                f"SELECT EXISTS (SELECT 1 FROM tasks_q_kv WHERE queue = ? AND key = ? AND {_LIVE})",
+                (self.name, key, time.time()),
+            ).fetchone(),
+        )
+        return bool(row[0])
+
+    def put_if_empty(self, key: str, value: bytes, ttl: float | None = None) -> bool:
+        """Drop an expired value, then ``INSERT OR IGNORE``: one write transaction, so exactly one racer wins."""
+        value = _check_bytes(value, "value")
+        now = time.time()
+        expires_at = _expiry(ttl, now)
+
+        def work(conn: sqlite3.Connection) -> bool:
+            conn.execute(
+                "DELETE FROM tasks_q_kv WHERE queue = ? AND key = ? AND expires_at <= ?",
+                (self.name, key, now),
+            )
+            written = conn.execute(
+                "INSERT OR IGNORE INTO tasks_q_kv (queue, key, value, is_result, expires_at) VALUES (?, ?, ?, 0, ?)",
+                (self.name, key, value, expires_at),
+            ).rowcount
+            self._maybe_purge(conn, now)
+            return written == 1
+
+        return self._write("store a value if empty", work)
+
+    def delete_data(self, key: str) -> bool:
+        """Delete ``key``; ``True`` if it held a live value."""
+        now = time.time()
+
+        def work(conn: sqlite3.Connection) -> bool:
+            live = conn.execute(
+                f"DELETE FROM tasks_q_kv WHERE queue = ? AND key = ? AND {_LIVE}", (self.name, key, now)
+            ).rowcount
+            conn.execute("DELETE FROM tasks_q_kv WHERE queue = ? AND key = ?", (self.name, key))
+            return live > 0
+
+        return self._write("delete a value", work)
+
+    def flush_all(self) -> None:
+        """Delete every row of this queue name from every table, in one transaction."""
+
+        def work(conn: sqlite3.Connection) -> None:
+            for table in _TABLES:
+                conn.execute(f"DELETE FROM {table} WHERE queue = ?", (self.name,))
+
+        self._write("flush everything", work)
+
+    # ------------------------------------------------------------------ huey's extras
+
+    def result_items(self) -> dict[str, bytes]:
+        """Every live result as ``{key: value}``."""
+        rows = self._read(
+            "list results",
+            lambda conn: conn.execute(
+                f"SELECT key, value FROM tasks_q_kv WHERE queue = ? AND is_result = 1 AND {_LIVE} ORDER BY id",
+                (self.name, time.time()),
+            ).fetchall(),
+        )
+        return {row[0]: bytes(row[1]) for row in rows}
+
+    def result_store_size(self) -> int:
+        """Count live results."""
+        return self._read(
+            "count results",
+            lambda conn: conn.execute(
+                f"SELECT COUNT(*) FROM tasks_q_kv WHERE queue = ? AND is_result = 1 AND {_LIVE}",
+                (self.name, time.time()),
+            ).fetchone()[0],
+        )
+
+    def flush_results(self) -> None:
+        """Delete every result in one statement (other values stay)."""
+        self._write(
+            "flush results",
+            lambda conn: conn.execute(
+                "DELETE FROM tasks_q_kv WHERE queue = ? AND is_result = 1", (self.name,)
+            ),
+        )
+
+    def incr(self, key: str, amount: int = 1, ttl: float | None = None) -> int:
+        """Read, add and write the counter in one write transaction; a missing or expired one starts at 0."""
+        now = time.time()
+        expires_at = _expiry(ttl, now)
+
+        def work(conn: sqlite3.Connection) -> int:
+            row = conn.execute(
+                "SELECT value, expires_at FROM tasks_q_counter WHERE queue = ? AND key = ?", (self.name, key)
+            ).fetchone()
+            if row is not None and (row[1] is None or row[1] > now):
+                value = int(row[0]) + amount
+                conn.execute(
+                    "UPDATE tasks_q_counter SET value = ? WHERE queue = ? AND key = ?",
+                    (value, self.name, key),
+                )
+            else:
+                value = amount
+                conn.execute(
+                    "INSERT OR REPLACE INTO tasks_q_counter (queue, key, value, expires_at) VALUES (?, ?, ?, ?)",
+                    (self.name, key, value, expires_at),
+                )
+            self._maybe_purge(conn, now)
+            return value
+
+        return self._write("increment a counter", work)
+
+    # ------------------------------------------------------------------ reliable delivery
+
+    def reserve(self, lease: float) -> Reservation | None:
+        """Claim the next ready message with one ``UPDATE … RETURNING`` in a write transaction."""
+        if not self._read("reserve", self._has_ready):
+            return None
+        token = new_token()
+
+        def work(conn: sqlite3.Connection) -> Reservation | None:
+            now = time.time()
+            deadline = now + lease
+            if self._use_returning:
+                row = conn.execute(
+                    "UPDATE tasks_q_message SET state = 1, claims = claims + 1, token = ?, deadline = ?, "
+                    f"reserved_at = ? WHERE id = ({self._NEXT_READY}) "
+                    "RETURNING message_id, data, claims, priority",
+                    (token, deadline, now, self.name),
+                ).fetchone()
+            else:
+                found = conn.execute(
+                    "SELECT id, message_id, data, claims, priority FROM tasks_q_message "
+                    "WHERE queue = ? AND state = 0 ORDER BY priority DESC, id LIMIT 1",
+                    (self.name,),
+                ).fetchone()
+                row = None
+                if found is not None:
+                    conn.execute(
+                        "UPDATE tasks_q_message SET state = 1, claims = claims + 1, token = ?, deadline = ?, "
+                        "reserved_at = ? WHERE id = ?",
+                        (token, deadline, now, found[0]),
+                    )
+                    row = (found[1], found[2], found[3] + 1, found[4])
+            if row is None:
+                return None
+            return Reservation(
+                message_id=row[0],
+                data=bytes(row[1]),
+                token=token,
+                attempt=int(row[2]),
+                deadline=deadline,
+                reserved_at=now,
+                priority=int(row[3]),
+            )
+
+        return self._write("reserve", work)
+
+    _OWNED = "queue = ? AND message_id = ? AND state = 1 AND token = ?"
+
+    def _owned_args(self, reservation: Reservation) -> tuple[str, str, str]:
+        return (self.name, reservation.message_id, reservation.token)
+
+    def ack(self, reservation: Reservation, result: ResultWrite | None = None) -> bool:
+        """Delete the row if the token matches and write the result, in one write transaction."""
+        if not reservation.token:
+            return False
+        now = time.time()
+        if result is not None:
+            key, value, ttl = result
+            value = _check_bytes(value, "result value")
+            expires_at = _expiry(ttl, now)
+
+        def work(conn: sqlite3.Connection) -> bool:
+            deleted = conn.execute(
+                f"DELETE FROM tasks_q_message WHERE {self._OWNED}", self._owned_args(reservation)
+            ).rowcount
+            if deleted != 1:
+                return False
+            if result is not None:
+                self._put(conn, key, value, True, expires_at)
+                self._maybe_purge(conn, now)
+            return True
+
+        return self._write("acknowledge", work)
+
+    def renew(self, reservation: Reservation, lease: float) -> bool:
+        """Move the deadline if the token matches (one ``UPDATE``)."""
+        if not reservation.token:
+            return False
+
+        def work(conn: sqlite3.Connection) -> bool:
+            return (
+                conn.execute(
+                    f"UPDATE tasks_q_message SET deadline = ? WHERE {self._OWNED}",
+                    (time.time() + lease, *self._owned_args(reservation)),
+                ).rowcount
+                == 1
+            )
+
+        return self._write("renew a lease", work)
+
+    def release(self, reservation: Reservation, count_attempt: bool = False) -> bool:
+        """Make the row ready again (same id, so same place) if the token matches; one ``UPDATE``."""
+        if not reservation.token:
+            return False
+        claims = "claims" if count_attempt else "MAX(claims - 1, 0)"
+
+        def work(conn: sqlite3.Connection) -> bool:
+            return (
+                conn.execute(
+                    f"UPDATE tasks_q_message SET state = 0, claims = {claims}, token = NULL, deadline = NULL, "
+                    f"reserved_at = NULL WHERE {self._OWNED}",
+                    self._owned_args(reservation),
+                ).rowcount
+                == 1
+            )
+
+        return self._write("release", work)
+
+    def _bury_row(
+        self, conn: sqlite3.Connection, row_id: int, reason: str, detail: str, failed_at: float
+    ) -> None:
+        conn.execute(
+            "INSERT INTO tasks_q_dead (queue, letter_id, data, reason, detail, attempts, failed_at, priority) "
+            "SELECT m.queue, CASE WHEN EXISTS (SELECT 1 FROM tasks_q_dead d WHERE d.queue = m.queue "
+            "AND d.letter_id = m.message_id) THEN lower(hex(randomblob(16))) ELSE m.message_id END, "
+            "m.data, ?, ?, m.claims, ?, m.priority FROM tasks_q_message m WHERE m.id = ?",
+            (reason, detail, failed_at, row_id),
+        )
+        conn.execute("DELETE FROM tasks_q_message WHERE id = ?", (row_id,))
+
+    def bury(self, reservation: Reservation, reason: str, detail: str = "") -> bool:
+        """Copy the row to the dead letters and delete it if the token matches, in one write transaction."""
+        if not reservation.token:
+            return False
+
+        def work(conn: sqlite3.Connection) -> bool:
+            row = conn.execute(
+                f"SELECT id FROM tasks_q_message WHERE {self._OWNED}", self._owned_args(reservation)
+            ).fetchone()
+            if row is None:
+                return False
+            self._bury_row(conn, row[0], str(reason), str(detail), time.time())
+            return True
+
+        return self._write("bury", work)
+
+    def requeue_expired(self, now: float, max_attempts: int | None) -> list[Reclaimed]:
+        """Reclaim expired rows in one write transaction: back to ready (same id) or to the dead letters."""
+        moment = float(now)
+
+        def has_expired(conn: sqlite3.Connection) -> bool:
+            return bool(
+                conn.execute(
+                    "SELECT EXISTS (SELECT 1 FROM tasks_q_message WHERE queue = ? AND state = 1 AND deadline <= ?)",
+                    (self.name, moment),
+                ).fetchone()[0]
+            )
+
+        if not self._read("reclaim expired leases", has_expired):
+            return []
+
+        def work(conn: sqlite3.Connection) -> list[Reclaimed]:
+            rows = conn.execute(
+                "SELECT id, message_id, data, token, claims, deadline, reserved_at, priority FROM tasks_q_message "
+                "WHERE queue = ? AND state = 1 AND deadline <= ? ORDER BY deadline, id",
+                (self.name, moment),
+            ).fetchall()
+            failed_at = time.time()
+            reclaimed = []
+            back = []
+            for row_id, message_id, data, token, claims, deadline, reserved_at, prio in rows:
+                dead = max_attempts is not None and claims >= max_attempts
+                if dead:
+                    detail = f"lease expired after {claims} attempt(s); the limit is {max_attempts}"
+                    self._bury_row(conn, row_id, "max_attempts", detail, failed_at)
+                else:
+                    back.append((row_id,))
+                reservation = Reservation(
+                    message_id=message_id,
+                    data=bytes(data),
+                    token=token,
+                    attempt=int(claims),
+                    deadline=float(deadline),
+                    reserved_at=float(reserved_at),
+                    priority=int(prio),
+                )
+                reclaimed.append(Reclaimed(reservation, dead))
+            conn.executemany(
+                "UPDATE tasks_q_message SET state = 0, token = NULL, deadline = NULL, reserved_at = NULL "
+                "WHERE id = ?",
+                back,
+            )
+            return reclaimed
+
+        return self._write("reclaim expired leases", work)
+
+    def in_flight_items(self, limit: int | None = None) -> list[Reservation]:
+        """Current reservations, earliest deadline first."""
+        rows = self._read(
+            "list reservations",
+            lambda conn: conn.execute(
+                "SELECT message_id, data, token, claims, deadline, reserved_at, priority FROM tasks_q_message "
+                "WHERE queue = ? AND state = 1 ORDER BY deadline, id LIMIT ?",
+                (self.name, _limit(limit)),
+            ).fetchall(),
+        )
+        return [
+            Reservation(
+                message_id=message_id,
+                data=bytes(data),
+                token=token,
+                attempt=int(claims),
+                deadline=float(deadline),
+                reserved_at=float(reserved_at),
+                priority=int(prio),
+            )
+            for message_id, data, token, claims, deadline, reserved_at, prio in rows
+        ]
+
+    def in_flight_size(self) -> int:
+        """Count reservations."""
+        return self._read(
+            "count reservations",
+            lambda conn: conn.execute(
+                "SELECT COUNT(*) FROM tasks_q_message WHERE queue = ? AND state = 1", (self.name,)
+            ).fetchone()[0],
+        )
+
+    # ------------------------------------------------------------------ dead letters
+
+    def add_dead_letter(
+        self,
+        data: bytes,
+        reason: str,
+        detail: str = "",
+        attempts: int = 0,
+        priority: int | None = None,
+    ) -> str:
+        """Insert a dead letter; return its new id."""
+        data = _check_bytes(data, "data")
+        prio = None if priority is None else _priority(priority)
+        letter_id = new_token()
+        self._write(
+            "add a dead letter",
+            lambda conn: conn.execute(
+                "INSERT INTO tasks_q_dead (queue, letter_id, data, reason, detail, attempts, failed_at, priority) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (self.name, letter_id, data, str(reason), str(detail), int(attempts), time.time(), prio),
+            ),
+        )
+        return letter_id
+
+    def dead_letters(self, limit: int | None = None) -> list[DeadLetter]:
+        """Dead letters, oldest first."""
+        rows = self._read(
+            "list dead letters",
+            lambda conn: conn.execute(
+                "SELECT letter_id, data, reason, detail, attempts, failed_at, priority FROM tasks_q_dead "
+                "WHERE queue = ? ORDER BY id LIMIT ?",
+                (self.name, _limit(limit)),
+            ).fetchall(),
+        )
+        return [
+            DeadLetter(
+                id=letter_id,
+                data=bytes(data),
+                reason=reason,
+                detail=detail,
+                attempts=int(attempts),
+                failed_at=float(failed_at),
+                priority=None if prio is None else int(prio),
+            )
+            for letter_id, data, reason, detail, attempts, failed_at, prio in rows
+        ]
+
+    def dead_letter_count(self) -> int:
+        """Count dead letters."""
+        return self._read(
+            "count dead letters",
+            lambda conn: conn.execute(
+                "SELECT COUNT(*) FROM tasks_q_dead WHERE queue = ?", (self.name,)
+            ).fetchone()[0],
+        )
+
+    def requeue_dead_letter(self, dead_letter_id: str) -> bool:
+        """``INSERT … SELECT`` the letter into the queue (claims 0, new id: back of its priority), then delete it."""
+
+        def work(conn: sqlite3.Connection) -> bool:
+            row = conn.execute(
+                "SELECT id FROM tasks_q_dead WHERE queue = ? AND letter_id = ?", (self.name, dead_letter_id)
+            ).fetchone()
+            if row is None:
+                return False
+            taken = conn.execute(
+                "SELECT EXISTS (SELECT 1 FROM tasks_q_message WHERE queue = ? AND message_id = ?)",
+                (self.name, dead_letter_id),
+            ).fetchone()[0]
+            conn.execute(
+                "INSERT INTO tasks_q_message (queue, message_id, data, priority) "
+                "SELECT queue, ?, data, COALESCE(priority, 0) FROM tasks_q_dead WHERE id = ?",
+                (new_token() if taken else dead_letter_id, row[0]),
+            )
+            conn.execute("DELETE FROM tasks_q_dead WHERE id = ?", (row[0],))
+            return True
+
+        return self._write("requeue a dead letter", work)
+
+    def purge_dead_letters(self, ids: Iterable[str] | None = None, older_than: float | None = None) -> int:
+        """Delete dead letters by id and/or age, in one write transaction."""
+        id_list = None if ids is None else list(dict.fromkeys(str(i) for i in ids))
+        if id_list == []:
+            return 0
+
+        def work(conn: sqlite3.Connection) -> int:
+            age = "" if older_than is None else " AND failed_at < ?"
+            age_args: tuple[Any, ...] = () if older_than is None else (float(older_than),)
+            if id_list is None:
+                return conn.execute(
+                    f"DELETE FROM tasks_q_dead WHERE queue = ?{age}", (self.name, *age_args)
+                ).rowcount
+            deleted = 0
+            for start in range(0, len(id_list), 500):
+                chunk = id_list[start : start + 500]
+                marks = ", ".join("?" * len(chunk))
+                deleted += conn.execute(
+                    f"DELETE FROM tasks_q_dead WHERE queue = ? AND letter_id IN ({marks}){age}",
+                    (self.name, *chunk, *age_args),
+                ).rowcount
+            return deleted
+
+        return self._write("purge dead letters", work)

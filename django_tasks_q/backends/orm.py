@@ -1,0 +1,1295 @@
+"""ORM storage: the queue in your Django database (alias ``orm``; the default when ``TASKS_Q`` is not set).
+
+Everything lives in five tables of the ``django_tasks_q`` app (see :mod:`django_tasks_q.orm_models`), so
+``python manage.py migrate`` is the only set-up. Runs on PostgreSQL, MariaDB/MySQL and SQLite (3.35 or newer).
+Implements the whole contract of :class:`~django_tasks_q.backends.base.BaseStorage`, including reliable
+delivery (at least once) and dead letters; results honour their ttl (expired values read as absent, are
+deleted when a read finds them, and are swept by :meth:`OrmStorage.purge_expired`, which the storage also runs
+by itself every ``purge_interval`` seconds after writes).
+
+Transactions
+============
+
+Every method is atomic and safe between threads and processes, and none holds a transaction open longer than
+its own few statements (never while a task runs). Called *inside* a caller's ``transaction.atomic()`` block, a
+method takes part in that transaction (in a savepoint, so a failure of the storage leaves the caller's
+transaction usable): ``enqueue`` inside ``atomic()`` is committed with the caller's data, or not at all.
+Outside, each call is its own short transaction.
+
+The claim (``reserve``), per database:
+
+PostgreSQL — one statement::
+
+    UPDATE message SET state = 'in_flight', token = %s, attempts = attempts + 1, deadline = %s, reserved_at = %s
+    WHERE id = (SELECT id FROM message WHERE queue = %s AND state = 'ready'
+                ORDER BY priority DESC, id LIMIT 1 FOR UPDATE SKIP LOCKED)
+      AND state = 'ready'
+    RETURNING id, data, attempts, priority
+
+MariaDB / MySQL — one short transaction: ``SELECT ... ORDER BY priority DESC, id LIMIT 1 FOR UPDATE SKIP
+LOCKED`` (plain ``FOR UPDATE`` on servers without SKIP LOCKED: MariaDB < 10.6, MySQL < 8), then ``UPDATE ...
+WHERE id = %s AND state = 'ready'``.
+
+SQLite — the PostgreSQL statement without the locking clause: a single ``UPDATE ... RETURNING`` statement holds
+SQLite's write lock from its start, so it is atomic by itself.
+
+The other multi-statement methods (``ack`` with a result, ``bury``, ``requeue_expired``, ``enqueue_due``,
+``requeue_dead_letter`` ...) run in ``transaction.atomic()``; they lock the rows they decide on with
+``SELECT ... FOR UPDATE`` (``SKIP LOCKED`` for the reaper and the scheduler, so that several consumers share the
+work) on PostgreSQL and MariaDB/MySQL. On SQLite the transaction's first statement is a write that changes
+nothing, which takes the database's write lock at once (waiting for it with the busy timeout), so what the
+following statements read cannot change before they commit. ``ack``, ``renew`` and ``release`` are single
+``UPDATE``/``DELETE`` statements whose ``WHERE`` checks the fencing token. ``put_if_empty`` inserts in a savepoint
+and reports ``False`` on the unique-key conflict; ``incr`` is one upsert (``INSERT ... ON CONFLICT DO UPDATE``
+/ ``ON DUPLICATE KEY UPDATE``) that starts a new window when the old one has expired.
+
+Deadlocks and serialization failures reported by PostgreSQL or MariaDB/MySQL are retried a few times when the
+call is not part of a caller's transaction. SQLite serializes writers: within one process the storage lets one
+thread at a time use a given SQLite database (SQLite's own locking then only arbitrates between processes);
+across processes, each call waits for the write lock up to the busy timeout (``DATABASES[...]['OPTIONS']
+['timeout']``, 5 s by default) and, when that runs out, is tried twice more (SQLite's lock is not fair: busy
+writers can keep one waiting for long) before ``StorageError`` is raised.
+
+Connections are Django's: one per thread and alias, opened on first use and left open; a process that uses the
+storage from its own threads should call ``django.db.connections.close_all()`` as a thread ends. A connection
+found broken after an error is closed, so the next call reconnects.
+
+Errors
+======
+
+* tables missing: :class:`OrmTablesMissing` (both a ``ConfigurationError`` and a ``StorageError``) saying to run
+  ``python manage.py migrate``;
+* the database refuses connections: :class:`~django_tasks_q.exceptions.StorageError` naming the
+  ``DATABASES`` entry and what to check;
+* any other database error: ``StorageError`` with the cause chained. Nothing is half-written: a failed call
+  rolls back all it did.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import logging
+import random
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import Any, ClassVar, TypeVar
+
+from django.db import Error as DjangoDatabaseError
+from django.db import IntegrityError, connections, transaction
+from django.utils.connection import ConnectionDoesNotExist
+
+from ..exceptions import ConfigurationError, StorageError
+from .base import (
+    BaseStorage,
+    DeadLetter,
+    EmptyData,
+    EmptyDataType,
+    Reclaimed,
+    Reservation,
+    ResultWrite,
+    new_token,
+    normalize_priority,
+)
+
+__all__ = ["OrmStorage", "OrmTablesMissing"]
+
+logger = logging.getLogger("django_tasks_q.backends.orm")
+
+T = TypeVar("T")
+
+READY = "ready"
+IN_FLIGHT = "in_flight"
+NAME_MAX_LENGTH = 191
+REASON_MAX_LENGTH = 191
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+MIN_SQLITE_VERSION = (3, 35)
+TRANSIENT_RETRIES = 5  # attempts at a call that hit a deadlock (PostgreSQL, MariaDB/MySQL)
+SQLITE_BUSY_ATTEMPTS = 3  # attempts at a call that waited out SQLite's busy timeout (each waits that long)
+CHUNK = 500  # ids per "IN (...)" list
+
+TABLES = {
+    "msg": "django_tasks_q_message",
+    "sched": "django_tasks_q_schedule",
+    "dead": "django_tasks_q_deadletter",
+    "kv": "django_tasks_q_keyvalue",
+    "counter": "django_tasks_q_counter",
+}
+COLUMNS = (
+    *(
+        "id",
+        "queue",
+        "data",
+        "priority",
+        "state",
+        "token",
+        "attempts",
+        "deadline",
+        "reserved_at",
+        "created_at",
+    ),
+    *(
+        "eta",
+        "reason",
+        "detail",
+        "failed_at",
+        "key_hash",
+        "key",
+        "value",
+        "is_result",
+        "expires_at",
+        "updated_at",
+    ),
+)
+
+_TOKEN_RE = re.compile(r"[0-9a-f]{32}")
+_PG_TRANSIENT = frozenset({"40P01", "40001"})  # deadlock_detected, serialization_failure
+_MYSQL_TRANSIENT = frozenset({1213})  # ER_LOCK_DEADLOCK
+_SQLITE_TRANSIENT = frozenset({5, 6})  # SQLITE_BUSY, SQLITE_LOCKED (primary result codes)
+
+_sqlite_locks: dict[str, threading.RLock] = {}
+_sqlite_locks_guard = threading.Lock()
+
+
+class OrmTablesMissing(ConfigurationError, StorageError):
+    """The ORM storage's tables do not exist in the database: ``python manage.py migrate`` has not been run."""
+
+
+def _check_bytes(value: object, what: str) -> bytes:
+    if not isinstance(value, bytes):
+        raise TypeError(f"{what} must be bytes, not {type(value).__name__}")
+    return value
+
+
+def _check_key(key: object) -> str:
+    if not isinstance(key, str):
+        raise TypeError(f"key must be a str, not {type(key).__name__}")
+    return key
+
+
+def _key_hash(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def _expiry(ttl: float | None, now: float) -> float | None:
+    if ttl is None:
+        return None
+    if ttl <= 0:
+        raise ValueError(f"ttl must be a positive number of seconds or None, not {ttl!r}")
+    return now + ttl
+
+
+def _priority(priority: int | None) -> int:
+    value = normalize_priority(priority)
+    if not INT32_MIN <= value <= INT32_MAX:
+        raise ValueError(f"priority {value} does not fit the database column (a 32-bit integer)")
+    return value
+
+
+def _message_pk(message_id: object) -> int | None:
+    if isinstance(message_id, str) and message_id.isascii() and message_id.isdigit() and len(message_id) < 19:
+        return int(message_id)
+    return None
+
+
+def _chunks(values: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def _placeholders(count: int) -> str:
+    return ", ".join(["%s"] * count)
+
+
+def _live(expires_at: float | None, now: float) -> bool:
+    return expires_at is None or expires_at > now
+
+
+class OrmStorage(BaseStorage):
+    """Storage in the Django database's tables (see the module documentation).
+
+    ``name``: the queue name; every row carries it (at most 191 characters, compared exactly).
+    ``using``: the database alias (a key of ``DATABASES``), ``"default"`` unless given. The tables must exist
+    in that database: ``python manage.py migrate --database <alias>``.
+    ``purge_interval``: seconds between automatic sweeps of expired values and counters, run after a write
+    that can leave such rows (``put_data``, ``put_if_empty``, ``incr``, ``ack`` with a result); ``None`` turns
+    the sweeps off (call :meth:`purge_expired` yourself, e.g. from a periodic task).
+    """
+
+    blocking = False
+    priority = True
+    reliable = True
+    shared_between_processes = True
+
+    supported_vendors: ClassVar[tuple[str, ...]] = ("postgresql", "mysql", "sqlite")
+
+    def __init__(
+        self,
+        name: str = "huey",
+        using: str = "default",
+        purge_interval: float | None = 300.0,
+        **storage_kwargs: Any,
+    ) -> None:
+        super().__init__(name, **storage_kwargs)
+        if not isinstance(name, str) or not name:
+            raise ConfigurationError(f"ORM storage: the queue name must be a non-empty string, got {name!r}")
+        if len(name) > NAME_MAX_LENGTH:
+            raise ConfigurationError(
+                f"ORM storage: the queue name {name[:40]!r}... is {len(name)} characters long; "
+                f"the queue column holds at most {NAME_MAX_LENGTH}"
+            )
+        if not isinstance(using, str) or not using:
+            raise ConfigurationError(
+                f"ORM storage of queue {name!r}: `using` must be a database alias, got {using!r}"
+            )
+        try:
+            conn = connections[using]
+        except ConnectionDoesNotExist:
+            raise ConfigurationError(
+                f"ORM storage of queue {name!r}: there is no database {using!r} in settings.DATABASES "
+                f"(configured: {sorted(connections.settings)}); set the storage's `using` option "
+                f"(TASKS_Q[{name!r}]['OPTIONS']['using']) to one of them"
+            ) from None
+        if conn.vendor not in self.supported_vendors:
+            raise ConfigurationError(
+                f"ORM storage of queue {name!r}: DATABASES[{using!r}] is a {conn.vendor} database; the ORM "
+                f"storage runs on {', '.join(self.supported_vendors)}"
+            )
+        if conn.vendor == "sqlite":
+            version = tuple(conn.Database.sqlite_version_info)
+            if version < MIN_SQLITE_VERSION:
+                raise ConfigurationError(
+                    f"ORM storage of queue {name!r}: SQLite {'.'.join(map(str, version))} is too old; the ORM "
+                    f"storage needs SQLite {'.'.join(map(str, MIN_SQLITE_VERSION))} or newer (for RETURNING)"
+                )
+        if conn.settings_dict.get("AUTOCOMMIT") is False:
+            raise ConfigurationError(
+                f"ORM storage of queue {name!r}: DATABASES[{using!r}]['AUTOCOMMIT'] is False, so nothing the "
+                "storage writes outside your own transactions would ever be committed; use a database alias "
+                "with AUTOCOMMIT on (Django's default)"
+            )
+        if purge_interval is not None and purge_interval <= 0:
+            raise ConfigurationError(
+                f"ORM storage of queue {name!r}: purge_interval must be > 0 seconds or None, got {purge_interval!r}"
+            )
+        self.using = using
+        self.purge_interval = purge_interval
+        self._vendor: str = conn.vendor
+        quote = conn.ops.quote_name
+        self._names = {alias: quote(table) for alias, table in TABLES.items()}
+        self._names.update({column: quote(column) for column in COLUMNS})
+        self._sql_cache: dict[str, str] = {}
+        self._skip_locked: bool | None = None
+        self._next_purge = 0.0 if purge_interval is None else time.monotonic() + purge_interval
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} name={self.name!r} using={self.using!r}>"
+
+    def close(self) -> None:
+        """Nothing to release: connections belong to Django (``django.db.connections``), one per thread."""
+
+    # ================================================================== plumbing
+
+    def _sql(self, template: str) -> str:
+        """``template`` with ``{msg}``, ``{queue}`` ... replaced by quoted table and column names."""
+        sql = self._sql_cache.get(template)
+        if sql is None:
+            sql = self._sql_cache[template] = template.format_map(self._names)
+        return sql
+
+    def _execute(self, conn: Any, template: str, params: Sequence[Any] = ()) -> int:
+        with conn.cursor() as cursor:
+            cursor.execute(self._sql(template), params)
+            return cursor.rowcount
+
+    def _fetchall(self, conn: Any, template: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with conn.cursor() as cursor:
+            cursor.execute(self._sql(template), params)
+            return list(cursor.fetchall())
+
+    def _fetchone(self, conn: Any, template: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        with conn.cursor() as cursor:
+            cursor.execute(self._sql(template), params)
+            return cursor.fetchone()
+
+    def _scalar(self, conn: Any, template: str, params: Sequence[Any] = ()) -> Any:
+        row = self._fetchone(conn, template, params)
+        return None if row is None else row[0]
+
+    @property
+    def _returning(self) -> bool:
+        """Whether this database has ``UPDATE/DELETE ... RETURNING`` (PostgreSQL, SQLite >= 3.35)."""
+        return self._vendor in ("postgresql", "sqlite")
+
+    def _lock_clause(self, conn: Any, skip_locked: bool = False) -> str:
+        """`` FOR UPDATE [SKIP LOCKED]`` where the database has row locks; ``""`` on SQLite."""
+        if self._vendor == "sqlite":
+            return ""
+        if not skip_locked:
+            return " FOR UPDATE"
+        if self._skip_locked is None:
+            self._skip_locked = bool(conn.features.has_select_for_update_skip_locked)
+        return " FOR UPDATE SKIP LOCKED" if self._skip_locked else " FOR UPDATE"
+
+    @contextmanager
+    def _txn(self, conn: Any) -> Iterator[None]:
+        """One atomic step: ``transaction.atomic`` (a savepoint inside a caller's transaction).
+
+        On SQLite the first statement is a write that changes nothing: it takes the write lock at once, so
+        the reads that follow stay true until commit (see the module documentation).
+        """
+        with transaction.atomic(using=self.using):
+            if self._vendor == "sqlite":
+                self._execute(conn, "UPDATE {msg} SET {id} = {id} WHERE 1 = 0")
+            yield
+
+    def _process_lock(self, conn: Any) -> AbstractContextManager[Any]:
+        """On SQLite, one thread of this process at a time per database (outside a caller's transaction)."""
+        if self._vendor != "sqlite" or conn.in_atomic_block:
+            return nullcontext()
+        key = str(conn.settings_dict.get("NAME"))
+        lock = _sqlite_locks.get(key)
+        if lock is None:
+            with _sqlite_locks_guard:
+                lock = _sqlite_locks.setdefault(key, threading.RLock())
+        return lock
+
+    def _run(self, what: str, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(conn, *args)`` as one storage operation: connect, isolate, retry, translate errors."""
+        conn = connections[self.using]
+        outer = conn.in_atomic_block
+        for attempt in itertools.count(1):
+            with self._process_lock(conn):
+                self._connect(conn)
+                try:
+                    if outer:
+                        with transaction.atomic(using=self.using):  # a savepoint: the caller's tx survives
+                            return fn(conn, *args)
+                    return fn(conn, *args)
+                except DjangoDatabaseError as exc:  # DatabaseError, and InterfaceError (a lost connection)
+                    error: DjangoDatabaseError = exc
+            limit = SQLITE_BUSY_ATTEMPTS if self._vendor == "sqlite" else TRANSIENT_RETRIES
+            if not outer and attempt < limit and self._is_transient(error):
+                logger.debug("ORM storage %r: %s() hit %s; retrying", self.name, what, error)
+                time.sleep(random.uniform(0, min(0.02 * 2**attempt, 0.5)))
+                continue
+            raise self._translate(conn, error, what, outer) from error
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _connect(self, conn: Any) -> None:
+        if conn.connection is not None:
+            return
+        try:
+            conn.ensure_connection()
+        except DjangoDatabaseError as exc:
+            raise StorageError(self._connect_message(conn, exc)) from exc
+
+    def _connect_message(self, conn: Any, exc: BaseException) -> str:
+        settings = conn.settings_dict
+        where = ", ".join(
+            f"{key} {settings.get(key)!r}"
+            for key in ("HOST", "PORT", "NAME")
+            if settings.get(key) not in (None, "")
+        )
+        return (
+            f"ORM storage of queue {self.name!r} cannot connect to the database DATABASES[{self.using!r}] "
+            f"({conn.vendor}{', ' + where if where else ''}): {exc}. Check DATABASES[{self.using!r}] in your "
+            f"settings and that the database server is running and accepts connections; the storage's `using` "
+            f"option (TASKS_Q[{self.name!r}]['OPTIONS']['using']) chooses the alias."
+        )
+
+    def _is_transient(self, error: DjangoDatabaseError) -> bool:
+        cause = error.__cause__
+        if self._vendor == "postgresql":
+            return getattr(cause, "sqlstate", None) in _PG_TRANSIENT
+        if self._vendor == "mysql":
+            code = (getattr(cause, "args", None) or error.args or (None,))[0]
+            return code in _MYSQL_TRANSIENT
+        # SQLite: SQLITE_BUSY (the busy timeout ran out: writers starve each other under heavy contention) or
+        # SQLITE_LOCKED; either way the statement or transaction was rolled back, so trying again is safe.
+        code = getattr(cause, "sqlite_errorcode", None)
+        if code is not None:
+            return code & 0xFF in _SQLITE_TRANSIENT
+        return "locked" in str(error)
+
+    def _translate(self, conn: Any, error: DjangoDatabaseError, what: str, outer: bool) -> StorageError:
+        if not outer:
+            self._discard_if_broken(conn)
+        missing = self._missing_tables(conn)
+        if missing:
+            return OrmTablesMissing(
+                f"ORM storage of queue {self.name!r}: table(s) {', '.join(missing)} do not exist in database "
+                f"{self.using!r} ({error}). Run `python manage.py migrate"
+                + ("" if self.using == "default" else f" --database {self.using}")
+                + "` to create them."
+            )
+        return StorageError(
+            f"ORM storage of queue {self.name!r}: {what}() failed on database {self.using!r}: {error}"
+        )
+
+    def _discard_if_broken(self, conn: Any) -> None:
+        """Close a connection that no longer works, so that the next call reconnects."""
+        try:
+            if conn.connection is not None and not conn.is_usable():
+                conn.close()
+        except Exception:  # a broken connection may fail to close too; it is dropped either way
+            logger.debug("ORM storage %r: closing a broken connection failed", self.name, exc_info=True)
+
+    def _missing_tables(self, conn: Any) -> list[str]:
+        try:
+            with conn.cursor() as cursor:
+                existing = {name.lower() for name in conn.introspection.table_names(cursor)}
+        except Exception:
+            return []
+        return [table for table in TABLES.values() if table not in existing]
+
+    def _maybe_purge(self) -> None:
+        """Sweep expired values now and then (``purge_interval``), never inside a caller's transaction."""
+        if self.purge_interval is None or time.monotonic() < self._next_purge:
+            return
+        if connections[self.using].in_atomic_block:
+            return
+        self._next_purge = time.monotonic() + self.purge_interval
+        try:
+            self.purge_expired()
+        except StorageError:
+            logger.warning("ORM storage %r: sweeping expired values failed", self.name, exc_info=True)
+
+    # ================================================================== the queue
+
+    def _insert_message(
+        self,
+        conn: Any,
+        data: bytes,
+        priority: int,
+        now: float,
+        created_at: float | None = None,
+    ) -> None:
+        self._execute(
+            conn,
+            "INSERT INTO {msg} ({queue}, {data}, {priority}, {state}, {token}, {attempts}, {created_at}) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            [self.name, data, priority, READY, "", 0, now if created_at is None else created_at],
+        )
+
+    def enqueue(self, data: bytes, priority: int | None = None) -> None:
+        """Insert a ready message; inside ``transaction.atomic()`` it commits (or not) with the caller."""
+        data = _check_bytes(data, "data")
+        prio = _priority(priority)
+        self._run("enqueue", self._insert_message, data, prio, time.time())
+
+    def _claim_sql_returning(self, conn: Any, action: str, returning: str) -> str:
+        lock = self._lock_clause(conn, skip_locked=True)
+        return (
+            f"{action} WHERE {{id}} = (SELECT {{id}} FROM {{msg}} WHERE {{queue}} = %s AND {{state}} = '{READY}' "
+            f"ORDER BY {{priority}} DESC, {{id}} LIMIT 1{lock}) AND {{state}} = '{READY}' RETURNING {returning}"
+        )
+
+    def _next_ready_locked(self, conn: Any) -> tuple[Any, ...] | None:
+        """MariaDB/MySQL: lock the next ready row (inside a transaction) and return (id, data, attempts, priority)."""
+        return self._fetchone(
+            conn,
+            "SELECT {id}, {data}, {attempts}, {priority} FROM {msg} WHERE {queue} = %s AND {state} = 'ready' "
+            "ORDER BY {priority} DESC, {id} LIMIT 1" + self._lock_clause(conn, skip_locked=True),
+            [self.name],
+        )
+
+    def _dequeue(self, conn: Any) -> bytes | None:
+        if self._returning:
+            row = self._fetchone(
+                conn, self._claim_sql_returning(conn, "DELETE FROM {msg}", "{data}"), [self.name]
+            )
+            return None if row is None else bytes(row[0])
+        for _ in range(10):
+            with self._txn(conn):
+                row = self._next_ready_locked(conn)
+                if row is None:
+                    return None
+                if (
+                    self._execute(conn, "DELETE FROM {msg} WHERE {id} = %s AND {state} = 'ready'", [row[0]])
+                    == 1
+                ):
+                    return bytes(row[1])
+        return None
+
+    def dequeue(self) -> bytes | None:
+        """Remove and return the next ready message (highest priority, then oldest), or ``None`` at once."""
+        return self._run("dequeue", self._dequeue)
+
+    def queue_size(self) -> int:
+        """Count the ready messages."""
+        return self._run(
+            "queue_size",
+            lambda conn: int(
+                self._scalar(
+                    conn, "SELECT COUNT(*) FROM {msg} WHERE {queue} = %s AND {state} = 'ready'", [self.name]
+                )
+            ),
+        )
+
+    def enqueued_items(self, limit: int | None = None) -> list[bytes]:
+        """The ready messages in claim order (up to ``limit``), without removing them."""
+        if limit is not None and limit <= 0:
+            return []
+
+        def read(conn: Any) -> list[bytes]:
+            sql = "SELECT {data} FROM {msg} WHERE {queue} = %s AND {state} = 'ready' ORDER BY {priority} DESC, {id}"
+            params: list[Any] = [self.name]
+            if limit is not None:
+                sql += " LIMIT %s"
+                params.append(int(limit))
+            return [bytes(row[0]) for row in self._fetchall(conn, sql, params)]
+
+        return self._run("enqueued_items", read)
+
+    def flush_queue(self) -> None:
+        """Delete the ready messages (reservations stay)."""
+        self._run(
+            "flush_queue",
+            lambda conn: self._execute(
+                conn, "DELETE FROM {msg} WHERE {queue} = %s AND {state} = 'ready'", [self.name]
+            ),
+        )
+
+    # ================================================================== the schedule
+
+    def add_to_schedule(self, data: bytes, timestamp: float, priority: int | None = None) -> None:
+        """Insert a scheduled message due at ``timestamp`` (epoch seconds), remembering ``priority``."""
+        data = _check_bytes(data, "data")
+        prio = _priority(priority)
+        eta = float(timestamp)
+        self._run(
+            "add_to_schedule",
+            lambda conn: self._execute(
+                conn,
+                "INSERT INTO {sched} ({queue}, {data}, {priority}, {eta}, {created_at}) VALUES (%s, %s, %s, %s, %s)",
+                [self.name, data, prio, eta, time.time()],
+            ),
+        )
+
+    def _take_due(self, conn: Any, timestamp: float) -> list[tuple[Any, ...]]:
+        """Delete and return the due items as (id, data, priority, eta), earliest first. Call inside _txn."""
+        if self._returning:
+            if self._vendor == "postgresql":
+                sql = (
+                    "DELETE FROM {sched} WHERE {id} IN (SELECT {id} FROM {sched} WHERE {queue} = %s AND {eta} <= %s"
+                    + self._lock_clause(conn, skip_locked=True)
+                    + ") RETURNING {id}, {data}, {priority}, {eta}"
+                )
+            else:
+                sql = "DELETE FROM {sched} WHERE {queue} = %s AND {eta} <= %s RETURNING {id}, {data}, {priority}, {eta}"
+            rows = self._fetchall(conn, sql, [self.name, timestamp])
+        else:
+            rows = self._fetchall(
+                conn,
+                "SELECT {id}, {data}, {priority}, {eta} FROM {sched} WHERE {queue} = %s AND {eta} <= %s "
+                "ORDER BY {eta}, {id}" + self._lock_clause(conn, skip_locked=True),
+                [self.name, timestamp],
+            )
+            for chunk in _chunks([row[0] for row in rows]):
+                self._execute(
+                    conn, "DELETE FROM {sched} WHERE {id} IN (" + _placeholders(len(chunk)) + ")", chunk
+                )
+        rows.sort(key=lambda row: (row[3], row[0]))
+        return rows
+
+    def read_schedule(self, timestamp: float) -> list[bytes]:
+        """Remove and return the items due at ``timestamp``, earliest first (each to exactly one caller)."""
+
+        def take(conn: Any) -> list[bytes]:
+            with self._txn(conn):
+                return [bytes(row[1]) for row in self._take_due(conn, float(timestamp))]
+
+        return self._run("read_schedule", take)
+
+    def enqueue_due(self, timestamp: float) -> int:
+        """Move the items due at ``timestamp`` into the queue with their priority, in one transaction."""
+
+        def move(conn: Any) -> int:
+            now = time.time()
+            with self._txn(conn):
+                due = self._take_due(conn, float(timestamp))
+                if due:
+                    with conn.cursor() as cursor:
+                        cursor.executemany(
+                            self._sql(
+                                "INSERT INTO {msg} ({queue}, {data}, {priority}, {state}, {token}, {attempts}, "
+                                "{created_at}) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+                            ),
+                            [[self.name, row[1], row[2], READY, "", 0, now] for row in due],
+                        )
+                return len(due)
+
+        return self._run("enqueue_due", move)
+
+    def scheduled_items(self, limit: int | None = None) -> list[bytes]:
+        """The scheduled items, earliest first (up to ``limit``), without removing them."""
+        if limit is not None and limit <= 0:
+            return []
+
+        def read(conn: Any) -> list[bytes]:
+            sql = "SELECT {data} FROM {sched} WHERE {queue} = %s ORDER BY {eta}, {id}"
+            params: list[Any] = [self.name]
+            if limit is not None:
+                sql += " LIMIT %s"
+                params.append(int(limit))
+            return [bytes(row[0]) for row in self._fetchall(conn, sql, params)]
+
+        return self._run("scheduled_items", read)
+
+    def schedule_size(self) -> int:
+        """Count the scheduled items, due or not."""
+        return self._run(
+            "schedule_size",
+            lambda conn: int(
+                self._scalar(conn, "SELECT COUNT(*) FROM {sched} WHERE {queue} = %s", [self.name])
+            ),
+        )
+
+    def flush_schedule(self) -> None:
+        """Delete every scheduled item."""
+        self._run(
+            "flush_schedule",
+            lambda conn: self._execute(conn, "DELETE FROM {sched} WHERE {queue} = %s", [self.name]),
+        )
+
+    # ================================================================== key/value data
+
+    def _upsert_value(
+        self, conn: Any, key: str, value: bytes, is_result: bool, expires_at: float | None, now: float
+    ) -> None:
+        params = [self.name, _key_hash(key), key, value, is_result, expires_at, now]
+        insert = (
+            "INSERT INTO {kv} ({queue}, {key_hash}, {key}, {value}, {is_result}, {expires_at}, {updated_at}) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s)"
+        )
+        if self._vendor == "mysql":
+            self._execute(
+                conn,
+                insert
+                + " ON DUPLICATE KEY UPDATE {value} = %s, {is_result} = %s, {expires_at} = %s, {updated_at} = %s",
+                [*params, value, is_result, expires_at, now],
+            )
+        else:
+            self._execute(
+                conn,
+                insert + " ON CONFLICT ({queue}, {key_hash}) DO UPDATE SET {value} = EXCLUDED.{value}, "
+                "{is_result} = EXCLUDED.{is_result}, {expires_at} = EXCLUDED.{expires_at}, "
+                "{updated_at} = EXCLUDED.{updated_at}",
+                params,
+            )
+
+    def put_data(self, key: str, value: bytes, is_result: bool = False, ttl: float | None = None) -> None:
+        """Store ``value`` under ``key`` (one upsert), replacing value, flag and expiry."""
+        key = _check_key(key)
+        value = _check_bytes(value, "value")
+        now = time.time()
+        expires_at = _expiry(ttl, now)
+        self._run("put_data", self._upsert_value, key, value, bool(is_result), expires_at, now)
+        self._maybe_purge()
+
+    def _read_value(self, conn: Any, key: str, column: str) -> tuple[bool, Any]:
+        """(found, column value) for a live value; deletes the row when it has expired."""
+        key_hash = _key_hash(key)
+        row = self._fetchone(
+            conn,
+            "SELECT " + column + ", {expires_at} FROM {kv} WHERE {queue} = %s AND {key_hash} = %s",
+            [self.name, key_hash],
+        )
+        if row is None:
+            return False, None
+        now = time.time()
+        if not _live(row[1], now):
+            self._delete_expired_value(conn, key_hash, now)
+            return False, None
+        return True, row[0]
+
+    def _delete_expired_value(self, conn: Any, key_hash: str, now: float) -> int:
+        return self._execute(
+            conn,
+            "DELETE FROM {kv} WHERE {queue} = %s AND {key_hash} = %s AND {expires_at} IS NOT NULL AND {expires_at} <= %s",
+            [self.name, key_hash, now],
+        )
+
+    def peek_data(self, key: str) -> bytes | EmptyDataType:
+        """The value under ``key``, or ``EmptyData`` (an expired value counts as none, and is deleted)."""
+        key = _check_key(key)
+        found, value = self._run("peek_data", self._read_value, key, "{value}")
+        return bytes(value) if found else EmptyData
+
+    def has_data_for_key(self, key: str) -> bool:
+        """Whether ``key`` holds a live value."""
+        key = _check_key(key)
+        return self._run("has_data_for_key", self._read_value, key, "{id}")[0]
+
+    def _pop(self, conn: Any, key: str) -> bytes | EmptyDataType:
+        key_hash = _key_hash(key)
+        if self._returning:
+            row = self._fetchone(
+                conn,
+                "DELETE FROM {kv} WHERE {queue} = %s AND {key_hash} = %s RETURNING {value}, {expires_at}",
+                [self.name, key_hash],
+            )
+        else:
+            with self._txn(conn):
+                found = self._fetchone(
+                    conn,
+                    "SELECT {id}, {value}, {expires_at} FROM {kv} WHERE {queue} = %s AND {key_hash} = %s"
+                    + self._lock_clause(conn),
+                    [self.name, key_hash],
+                )
+                row = None
+                if found is not None:
+                    self._execute(conn, "DELETE FROM {kv} WHERE {id} = %s", [found[0]])
+                    row = found[1:]
+        if row is None or not _live(row[1], time.time()):
+            return EmptyData
+        return bytes(row[0])
+
+    def pop_data(self, key: str) -> bytes | EmptyDataType:
+        """Delete and return the value under ``key`` (exactly one of concurrent callers gets it)."""
+        key = _check_key(key)
+        return self._run("pop_data", self._pop, key)
+
+    def _put_if_empty(self, conn: Any, key: str, value: bytes, expires_at: float | None, now: float) -> bool:
+        key_hash = _key_hash(key)
+        with self._txn(conn):
+            self._delete_expired_value(conn, key_hash, now)
+            try:
+                with transaction.atomic(using=self.using):  # savepoint: the conflict leaves the tx usable
+                    self._execute(
+                        conn,
+                        "INSERT INTO {kv} ({queue}, {key_hash}, {key}, {value}, {is_result}, {expires_at}, "
+                        "{updated_at}) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                        [self.name, key_hash, key, value, False, expires_at, now],
+                    )
+            except IntegrityError:
+                return False
+        return True
+
+    def put_if_empty(self, key: str, value: bytes, ttl: float | None = None) -> bool:
+        """Store ``value`` only if ``key`` holds no live value; ``True`` if it wrote (the lock primitive)."""
+        key = _check_key(key)
+        value = _check_bytes(value, "value")
+        now = time.time()
+        expires_at = _expiry(ttl, now)
+        written = self._run("put_if_empty", self._put_if_empty, key, value, expires_at, now)
+        self._maybe_purge()
+        return written
+
+    def _delete(self, conn: Any, key: str) -> bool:
+        key_hash = _key_hash(key)
+        now = time.time()
+        deleted = self._execute(
+            conn,
+            "DELETE FROM {kv} WHERE {queue} = %s AND {key_hash} = %s AND ({expires_at} IS NULL OR {expires_at} > %s)",
+            [self.name, key_hash, now],
+        )
+        if not deleted:
+            self._delete_expired_value(conn, key_hash, now)
+        return deleted > 0
+
+    def delete_data(self, key: str) -> bool:
+        """Delete the value under ``key``; ``True`` if there was a live one."""
+        key = _check_key(key)
+        return self._run("delete_data", self._delete, key)
+
+    def _flush_all(self, conn: Any) -> None:
+        with self._txn(conn):
+            for table in ("msg", "sched", "dead", "kv", "counter"):
+                self._execute(conn, "DELETE FROM {" + table + "} WHERE {queue} = %s", [self.name])
+
+    def flush_all(self) -> None:
+        """Delete every row of this queue name from the five tables, in one transaction."""
+        self._run("flush_all", self._flush_all)
+
+    # ================================================================== results and counters
+
+    def result_items(self) -> dict[str, bytes]:
+        """Every live result as ``{key: value}``."""
+
+        def read(conn: Any) -> dict[str, bytes]:
+            rows = self._fetchall(
+                conn,
+                "SELECT {key}, {value} FROM {kv} WHERE {queue} = %s AND {is_result} = %s "
+                "AND ({expires_at} IS NULL OR {expires_at} > %s)",
+                [self.name, True, time.time()],
+            )
+            return {key: bytes(value) for key, value in rows}
+
+        return self._run("result_items", read)
+
+    def result_store_size(self) -> int:
+        """Count the live results."""
+        return self._run(
+            "result_store_size",
+            lambda conn: int(
+                self._scalar(
+                    conn,
+                    "SELECT COUNT(*) FROM {kv} WHERE {queue} = %s AND {is_result} = %s "
+                    "AND ({expires_at} IS NULL OR {expires_at} > %s)",
+                    [self.name, True, time.time()],
+                )
+            ),
+        )
+
+    def flush_results(self) -> None:
+        """Delete every result (locks and other values stay), in one statement."""
+        self._run(
+            "flush_results",
+            lambda conn: self._execute(
+                conn, "DELETE FROM {kv} WHERE {queue} = %s AND {is_result} = %s", [self.name, True]
+            ),
+        )
+
+    def _incr(self, conn: Any, key: str, amount: int, ttl: float | None) -> int:
+        now = time.time()
+        expires_at = _expiry(ttl, now)
+        key_hash = _key_hash(key)
+        insert = "INSERT INTO {counter} ({queue}, {key_hash}, {key}, {value}, {expires_at}) VALUES (%s, %s, %s, %s, %s)"
+        params = [self.name, key_hash, key, amount, expires_at]
+        if self._vendor == "mysql":
+            # ON DUPLICATE KEY UPDATE assigns left to right: `value` is computed while `expires_at` is still old
+            expired = "{expires_at} IS NOT NULL AND {expires_at} <= %s"
+            with self._txn(conn):
+                self._execute(
+                    conn,
+                    insert + f" ON DUPLICATE KEY UPDATE {{value}} = IF({expired}, %s, {{value}} + %s), "
+                    f"{{expires_at}} = IF({expired}, %s, {{expires_at}})",
+                    [*params, now, amount, amount, now, expires_at],
+                )
+                return int(
+                    self._scalar(
+                        conn,
+                        "SELECT {value} FROM {counter} WHERE {queue} = %s AND {key_hash} = %s",
+                        [self.name, key_hash],
+                    )
+                )
+        expired = "{counter}.{expires_at} IS NOT NULL AND {counter}.{expires_at} <= %s"
+        row = self._fetchone(
+            conn,
+            insert + " ON CONFLICT ({queue}, {key_hash}) DO UPDATE SET "
+            f"{{value}} = CASE WHEN {expired} THEN EXCLUDED.{{value}} ELSE {{counter}}.{{value}} + EXCLUDED.{{value}} END, "
+            f"{{expires_at}} = CASE WHEN {expired} THEN EXCLUDED.{{expires_at}} ELSE {{counter}}.{{expires_at}} END "
+            "RETURNING {value}",
+            [*params, now, now],
+        )
+        assert row is not None
+        return int(row[0])
+
+    def incr(self, key: str, amount: int = 1, ttl: float | None = None) -> int:
+        """Add ``amount`` to counter ``key`` in one upsert and return the new value (expired → a new window)."""
+        key = _check_key(key)
+        if isinstance(amount, bool) or not isinstance(amount, int):
+            raise TypeError(f"amount must be an int, not {type(amount).__name__}")
+        value = self._run("incr", self._incr, key, amount, ttl)
+        self._maybe_purge()
+        return value
+
+    def purge_expired(self, now: float | None = None) -> int:
+        """Delete this queue's expired values and counters; return how many rows went.
+
+        Expired rows are invisible anyway; this only reclaims space. The storage runs it by itself every
+        ``purge_interval`` seconds; call it from a periodic task when that is off.
+        """
+        moment = time.time() if now is None else float(now)
+
+        def purge(conn: Any) -> int:
+            deleted = 0
+            for table in ("kv", "counter"):
+                deleted += self._execute(
+                    conn,
+                    "DELETE FROM {"
+                    + table
+                    + "} WHERE {queue} = %s AND {expires_at} IS NOT NULL AND {expires_at} <= %s",
+                    [self.name, moment],
+                )
+            return deleted
+
+        return self._run("purge_expired", purge)
+
+    # ================================================================== reliable delivery
+
+    def _reserve(self, conn: Any, lease: float) -> Reservation | None:
+        token = new_token()
+        now = time.time()
+        deadline = now + lease
+        if self._returning:
+            row = self._fetchone(
+                conn,
+                self._claim_sql_returning(
+                    conn,
+                    f"UPDATE {{msg}} SET {{state}} = '{IN_FLIGHT}', {{token}} = %s, {{attempts}} = {{attempts}} + 1, "
+                    "{deadline} = %s, {reserved_at} = %s",
+                    "{id}, {data}, {attempts}, {priority}",
+                ),
+                [token, deadline, now, self.name],
+            )
+            if row is None:
+                return None
+            message_id, data, attempts, priority = row
+        else:
+            for _ in range(10):
+                with self._txn(conn):
+                    found = self._next_ready_locked(conn)
+                    if found is None:
+                        return None
+                    message_id, data, attempts, priority = found
+                    attempts += 1
+                    claimed = self._execute(
+                        conn,
+                        f"UPDATE {{msg}} SET {{state}} = '{IN_FLIGHT}', {{token}} = %s, {{attempts}} = %s, "
+                        "{deadline} = %s, {reserved_at} = %s WHERE {id} = %s AND {state} = 'ready'",
+                        [token, attempts, deadline, now, message_id],
+                    )
+                if claimed == 1:
+                    break
+            else:  # pragma: no cover - only under extreme contention without SKIP LOCKED
+                return None
+        return Reservation(
+            message_id=str(message_id),
+            data=bytes(data),
+            token=token,
+            attempt=int(attempts),
+            deadline=deadline,
+            reserved_at=now,
+            priority=int(priority),
+        )
+
+    def reserve(self, lease: float) -> Reservation | None:
+        """Claim the next ready message for ``lease`` seconds (see the claim statements above), or ``None``."""
+        if lease <= 0:
+            raise ValueError(f"lease must be > 0 seconds, got {lease!r}")
+        return self._run("reserve", self._reserve, float(lease))
+
+    def _owned_params(self, reservation: Reservation) -> list[Any] | None:
+        """``[id, queue, token]`` for the WHERE clause that checks ownership, or ``None`` for a forged one."""
+        pk = _message_pk(reservation.message_id)
+        token = reservation.token
+        if pk is None or not isinstance(token, str) or not _TOKEN_RE.fullmatch(token):
+            return None
+        return [pk, self.name, token]
+
+    _OWNED = "{id} = %s AND {queue} = %s AND {state} = 'in_flight' AND {token} = %s"
+
+    def _ack(self, conn: Any, owned: list[Any], result: tuple[str, bytes, float | None] | None) -> bool:
+        with self._txn(conn):
+            if self._execute(conn, "DELETE FROM {msg} WHERE " + self._OWNED, owned) != 1:
+                return False
+            if result is not None:
+                key, value, expires_at = result
+                self._upsert_value(conn, key, value, True, expires_at, time.time())
+        return True
+
+    def ack(self, reservation: Reservation, result: ResultWrite | None = None) -> bool:
+        """Delete the reservation if the token matches, writing ``result`` in the same transaction."""
+        write = None
+        if result is not None:
+            key, value, ttl = result
+            write = (_check_key(key), _check_bytes(value, "result value"), _expiry(ttl, time.time()))
+        owned = self._owned_params(reservation)
+        if owned is None:
+            return False
+        acked = self._run("ack", self._ack, owned, write)
+        if acked and write is not None:
+            self._maybe_purge()
+        return acked
+
+    def renew(self, reservation: Reservation, lease: float) -> bool:
+        """Move the lease deadline to ``now + lease`` if the token matches (one UPDATE)."""
+        if lease <= 0:
+            raise ValueError(f"lease must be > 0 seconds, got {lease!r}")
+        owned = self._owned_params(reservation)
+        if owned is None:
+            return False
+        deadline = time.time() + float(lease)
+        return (
+            self._run(
+                "renew",
+                lambda conn: self._execute(
+                    conn, "UPDATE {msg} SET {deadline} = %s WHERE " + self._OWNED, [deadline, *owned]
+                ),
+            )
+            == 1
+        )
+
+    def release(self, reservation: Reservation, count_attempt: bool = False) -> bool:
+        """Put the message back in its place (same id) if the token matches; uncount the claim unless asked."""
+        owned = self._owned_params(reservation)
+        if owned is None:
+            return False
+        uncount = 0 if count_attempt else 1
+        return (
+            self._run(
+                "release",
+                lambda conn: self._execute(
+                    conn,
+                    f"UPDATE {{msg}} SET {{state}} = '{READY}', {{token}} = '', {{deadline}} = NULL, "
+                    "{reserved_at} = NULL, {attempts} = {attempts} - %s WHERE " + self._OWNED,
+                    [uncount, *owned],
+                ),
+            )
+            == 1
+        )
+
+    def _insert_dead(
+        self,
+        conn: Any,
+        data: bytes,
+        reason: str,
+        detail: str,
+        attempts: int,
+        priority: int | None,
+        created_at: float | None,
+    ) -> str:
+        params = [
+            self.name,
+            data,
+            priority,
+            str(reason)[:REASON_MAX_LENGTH],
+            str(detail),
+            int(attempts),
+            time.time(),
+            created_at,
+        ]
+        insert = (
+            "INSERT INTO {dead} ({queue}, {data}, {priority}, {reason}, {detail}, {attempts}, {failed_at}, "
+            "{created_at}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+        )
+        if self._returning:
+            row = self._fetchone(conn, insert + " RETURNING {id}", params)
+            assert row is not None
+            return str(row[0])
+        with conn.cursor() as cursor:
+            cursor.execute(self._sql(insert), params)
+            return str(cursor.lastrowid)
+
+    def _bury(self, conn: Any, owned: list[Any], reason: str, detail: str) -> bool:
+        with self._txn(conn):
+            row = self._fetchone(
+                conn,
+                "SELECT {data}, {priority}, {attempts}, {created_at} FROM {msg} WHERE "
+                + self._OWNED
+                + self._lock_clause(conn),
+                owned,
+            )
+            if row is None:
+                return False
+            self._execute(conn, "DELETE FROM {msg} WHERE {id} = %s", [owned[0]])
+            data, priority, attempts, created_at = row
+            self._insert_dead(conn, bytes(data), reason, detail, attempts, priority, created_at)
+        return True
+
+    def bury(self, reservation: Reservation, reason: str, detail: str = "") -> bool:
+        """Move the reserved message to the dead letters if the token matches, in one transaction."""
+        owned = self._owned_params(reservation)
+        if owned is None:
+            return False
+        return self._run("bury", self._bury, owned, reason, detail)
+
+    def _requeue_expired(self, conn: Any, now: float, max_attempts: int | None) -> list[Reclaimed]:
+        with self._txn(conn):
+            rows = self._fetchall(
+                conn,
+                "SELECT {id}, {data}, {token}, {attempts}, {deadline}, {reserved_at}, {priority}, {created_at} "
+                "FROM {msg} WHERE {queue} = %s AND {state} = 'in_flight' AND {deadline} <= %s "
+                "ORDER BY {deadline}, {id}" + self._lock_clause(conn, skip_locked=True),
+                [self.name, now],
+            )
+            reclaimed: list[Reclaimed] = []
+            back: list[int] = []
+            dead: list[int] = []
+            for pk, data, token, attempts, deadline, reserved_at, priority, created_at in rows:
+                is_dead = max_attempts is not None and attempts >= max_attempts
+                reservation = Reservation(
+                    message_id=str(pk),
+                    data=bytes(data),
+                    token=token,
+                    attempt=int(attempts),
+                    deadline=float(deadline),
+                    reserved_at=float(reserved_at) if reserved_at is not None else float(deadline),
+                    priority=int(priority),
+                )
+                if is_dead:
+                    detail = f"lease expired after {attempts} attempt(s); the limit is {max_attempts}"
+                    self._insert_dead(
+                        conn, reservation.data, "max_attempts", detail, attempts, priority, created_at
+                    )
+                    dead.append(pk)
+                else:
+                    back.append(pk)
+                reclaimed.append(Reclaimed(reservation, is_dead))
+            for chunk in _chunks(back):
+                self._execute(
+                    conn,
+                    f"UPDATE {{msg}} SET {{state}} = '{READY}', {{token}} = '', {{deadline}} = NULL, "
+                    "{reserved_at} = NULL WHERE {id} IN (" + _placeholders(len(chunk)) + ")",
+                    chunk,
+                )
+            for chunk in _chunks(dead):
+                self._execute(
+                    conn, "DELETE FROM {msg} WHERE {id} IN (" + _placeholders(len(chunk)) + ")", chunk
+                )
+        return reclaimed
+
+    def requeue_expired(self, now: float, max_attempts: int | None) -> list[Reclaimed]:
+        """Return expired reservations to their place in the queue, or to the dead letters at the cap.
+
+        One transaction; the rows are locked with ``SKIP LOCKED`` where the database has it, so consumers
+        reaping at the same time each reclaim different reservations.
+        """
+        return self._run("requeue_expired", self._requeue_expired, float(now), max_attempts)
+
+    def in_flight_items(self, limit: int | None = None) -> list[Reservation]:
+        """The current reservations, earliest deadline first (up to ``limit``)."""
+        if limit is not None and limit <= 0:
+            return []
+
+        def read(conn: Any) -> list[Reservation]:
+            sql = (
+                "SELECT {id}, {data}, {token}, {attempts}, {deadline}, {reserved_at}, {priority} FROM {msg} "
+                "WHERE {queue} = %s AND {state} = 'in_flight' ORDER BY {deadline}, {id}"
+            )
+            params: list[Any] = [self.name]
+            if limit is not None:
+                sql += " LIMIT %s"
+                params.append(int(limit))
+            return [
+                Reservation(
+                    message_id=str(pk),
+                    data=bytes(data),
+                    token=token,
+                    attempt=int(attempts),
+                    deadline=float(deadline),
+                    reserved_at=float(reserved_at),
+                    priority=int(priority),
+                )
+                for pk, data, token, attempts, deadline, reserved_at, priority in self._fetchall(
+                    conn, sql, params
+                )
+            ]
+
+        return self._run("in_flight_items", read)
+
+    def in_flight_size(self) -> int:
+        """Count the reservations."""
+        return self._run(
+            "in_flight_size",
+            lambda conn: int(
+                self._scalar(
+                    conn,
+                    "SELECT COUNT(*) FROM {msg} WHERE {queue} = %s AND {state} = 'in_flight'",
+                    [self.name],
+                )
+            ),
+        )
+
+    # ================================================================== dead letters
+
+    def add_dead_letter(
+        self,
+        data: bytes,
+        reason: str,
+        detail: str = "",
+        attempts: int = 0,
+        priority: int | None = None,
+    ) -> str:
+        """Insert a dead letter and return its id (the row's id, as a string)."""
+        data = _check_bytes(data, "data")
+        prio = None if priority is None else _priority(priority)
+        return self._run("add_dead_letter", self._insert_dead, data, reason, detail, attempts, prio, None)
+
+    def dead_letters(self, limit: int | None = None) -> list[DeadLetter]:
+        """The dead letters, oldest first (up to ``limit``)."""
+        if limit is not None and limit <= 0:
+            return []
+
+        def read(conn: Any) -> list[DeadLetter]:
+            sql = (
+                "SELECT {id}, {data}, {reason}, {detail}, {attempts}, {failed_at}, {priority} FROM {dead} "
+                "WHERE {queue} = %s ORDER BY {id}"
+            )
+            params: list[Any] = [self.name]
+            if limit is not None:
+                sql += " LIMIT %s"
+                params.append(int(limit))
+            return [
+                DeadLetter(
+                    id=str(pk),
+                    data=bytes(data),
+                    reason=reason,
+                    detail=detail,
+                    attempts=int(attempts),
+                    failed_at=float(failed_at),
+                    priority=None if priority is None else int(priority),
+                )
+                for pk, data, reason, detail, attempts, failed_at, priority in self._fetchall(
+                    conn, sql, params
+                )
+            ]
+
+        return self._run("dead_letters", read)
+
+    def dead_letter_count(self) -> int:
+        """Count the dead letters."""
+        return self._run(
+            "dead_letter_count",
+            lambda conn: int(
+                self._scalar(conn, "SELECT COUNT(*) FROM {dead} WHERE {queue} = %s", [self.name])
+            ),
+        )
+
+    def _requeue_dead(self, conn: Any, pk: int) -> bool:
+        with self._txn(conn):
+            row = self._fetchone(
+                conn,
+                "SELECT {data}, {priority} FROM {dead} WHERE {id} = %s AND {queue} = %s"
+                + self._lock_clause(conn),
+                [pk, self.name],
+            )
+            if row is None:
+                return False
+            self._execute(conn, "DELETE FROM {dead} WHERE {id} = %s", [pk])
+            data, priority = row
+            self._insert_message(conn, bytes(data), 0 if priority is None else int(priority), time.time())
+        return True
+
+    def requeue_dead_letter(self, dead_letter_id: str) -> bool:
+        """Move a dead letter to the back of its priority in the queue (claim count 0), in one transaction."""
+        pk = _message_pk(dead_letter_id)
+        if pk is None:
+            return False
+        return self._run("requeue_dead_letter", self._requeue_dead, pk)
+
+    def purge_dead_letters(self, ids: Iterable[str] | None = None, older_than: float | None = None) -> int:
+        """Delete dead letters by id and/or age (see the contract); return how many went."""
+        pks: list[int] | None = None
+        if ids is not None:
+            pks = sorted({pk for pk in map(_message_pk, ids) if pk is not None})
+            if not pks:
+                return 0
+        age = "" if older_than is None else " AND {failed_at} < %s"
+        age_params = [] if older_than is None else [float(older_than)]
+
+        def purge(conn: Any) -> int:
+            if pks is None:
+                return self._execute(
+                    conn, "DELETE FROM {dead} WHERE {queue} = %s" + age, [self.name, *age_params]
+                )
+            deleted = 0
+            with self._txn(conn):
+                for chunk in _chunks(pks):
+                    deleted += self._execute(
+                        conn,
+                        "DELETE FROM {dead} WHERE {queue} = %s AND {id} IN ("
+                        + _placeholders(len(chunk))
+                        + ")"
+                        + age,
+                        [self.name, *chunk, *age_params],
+                    )
+            return deleted
+
+        return self._run("purge_dead_letters", purge)

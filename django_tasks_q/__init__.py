@@ -4,7 +4,9 @@ The public API: the hub (:class:`TaskQueue`, also ``Huey``) and the huey-style
 queue classes, tasks and results, ``crontab``, locks, signals and exceptions.
 """
 
+from .conf import queues
 from .crontab import crontab
+from .decorators import lock_task, periodic_task, rate_limit, task
 from .exceptions import (
     CancelExecution,
     ConfigurationError,
@@ -82,4 +84,9 @@ __all__ = [
     "chord",
     "crontab",
     "group",
+    "lock_task",
+    "periodic_task",
+    "queues",
+    "rate_limit",
+    "task",
 ]

@@ -118,23 +118,26 @@ def _check_hub_options(where: str, name: str, conf: dict[str, Any], storage_clas
     from .queue import TaskQueue
 
     messages: list[CheckMessage] = []
-    try:
-        TaskQueue(
-            name,
-            storage_class=storage_class,
-            **{param: conf[key] for key, param in _hub_keys().items() if key in conf and key != "SERIALIZER"},
-        )
-    except (ConfigurationError, TypeError, ValueError) as exc:
-        messages.append(_error("E010", f"{where}: {exc}"))
     serializer = conf.get("SERIALIZER", "json")
-    signing = conf.get("SIGNING")
-    if signing is False:
+    unsafe_unsigned = False
+    if conf.get("SIGNING") is False:
         try:
             MessageCodec(serializer=serializer)
         except ConfigurationError as exc:
+            unsafe_unsigned = True
             messages.append(
                 _error("E007", f"{where}: SERIALIZER {serializer!r} with SIGNING off: {exc}", "Remove SIGNING: False.")
             )
+    try:
+        hub = TaskQueue(
+            name,
+            storage_class=storage_class,
+            **{param: conf[key] for key, param in _hub_keys().items() if key in conf},
+        )
+        if not unsafe_unsigned:
+            hub.codec  # noqa: B018  (builds and so validates serializer, compression and size limit)
+    except (ConfigurationError, TypeError, ValueError) as exc:
+        messages.append(_error("E010", f"{where}: {exc}"))
     if not conf.get("IMMEDIATE") and not getattr(storage_class, "shared_between_processes", True):
         messages.append(
             _warning(

@@ -18,7 +18,9 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from .exceptions import ConfigurationError
@@ -48,6 +50,8 @@ class ConsumerOptions:
 
     workers: int = 1
     worker_type: str = "thread"
+    threads: int = 1
+    """Worker threads inside each worker process (``worker_type="process"`` only)."""
     periodic: bool = True
     initial_delay: float = 0.1
     backoff: float = 1.15
@@ -69,6 +73,12 @@ class ConsumerOptions:
                 raise ConfigurationError(f"consumer option {name} must be {kind} > 0, got {value!r}")
 
         positive("workers", integer=True)
+        positive("threads", integer=True)
+        if self.threads > 1 and self.worker_type != "process":
+            raise ConfigurationError(
+                "consumer option threads (threads per worker process) needs worker_type='process'; "
+                "for thread workers, raise workers instead"
+            )
         if self.worker_type not in WORKER_TYPES:
             raise ConfigurationError(
                 f"consumer option worker_type must be one of {WORKER_TYPES}, got {self.worker_type!r}"
@@ -123,6 +133,8 @@ class Consumer:
         burst: bool = False,
         flush_locks: bool = False,
         install_signal_handlers: bool = True,
+        monitor: bool = True,
+        heartbeat_file: str | os.PathLike[str] | None = None,
     ) -> None:
         if not queues:
             raise ConfigurationError("the consumer needs at least one queue")
@@ -145,6 +157,12 @@ class Consumer:
         self._threads: list[threading.Thread] = []
         self._stopped_workers = threading.Event()
         self._task_starts: dict[str, float] = {}
+        self._schedule_error_logged = float("-inf")
+        self.heartbeat_file = Path(heartbeat_file) if heartbeat_file else None
+        """A file whose modification time the consumer refreshes every second (container liveness probes)."""
+        self.monitor = monitor
+        """Record task history, heartbeats and queue depths for the admin (when the app is installed)."""
+        self._monitoring: Any = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -164,6 +182,7 @@ class Consumer:
 
     def start(self) -> None:
         """Start workers, scheduler, lease keeper; log the start-up summary."""
+        self._start_monitoring()
         for queue in self.queues:
             self._connect_task_logging(queue)
             if self.flush_locks:
@@ -196,7 +215,7 @@ class Consumer:
         deadline = time.monotonic() + timeout
         for handle in self._workers:
             if handle.process is not None and handle.process.is_alive():
-                handle.process.terminate()
+                os.kill(handle.process.pid, signal.SIGUSR1)  # a graceful stop request (see workers.py)
         for handle in self._workers:
             remaining = max(deadline - time.monotonic(), 0)
             if handle.thread is not None:
@@ -212,7 +231,19 @@ class Consumer:
             self._hand_back_running()
         for thread in self._threads:
             thread.join(2)
+        if self._monitoring is not None:
+            self._monitoring.stop()
+            self._monitoring = None
         logger.info("consumer %s stopped", self.identity)
+
+    def _start_monitoring(self) -> None:
+        """History, heartbeats and depth samples (django_tasks_q.heartbeats), when the Django app is installed."""
+        from django.apps import apps
+
+        if self.monitor and self._monitoring is None and apps.ready and apps.is_installed("django_tasks_q"):
+            from .heartbeats import start_monitoring
+
+            self._monitoring = start_monitoring(self)
 
     def _hand_back_running(self) -> None:
         for worker, item in self.running.snapshot().items():
@@ -265,7 +296,10 @@ class Consumer:
             handle.thread.start()
         else:
             context = multiprocessing.get_context("spawn")
-            worker_options = asdict(options) | {"lease_interval": self._renew_interval(handle.queue)}
+            worker_options = asdict(options) | {
+                "lease_interval": self._renew_interval(handle.queue),
+                "consumer_identity": self.identity if self._monitoring is not None else None,
+            }
             handle.process = context.Process(
                 target=process_worker_main,
                 args=(handle.queue.name, handle.name, worker_options, os.getpid()),
@@ -284,7 +318,9 @@ class Consumer:
         interval = min(options.health_check_interval for options in self.options.values())
         tick = min(interval, 0.5 if self.burst else 1.0)
         next_health = time.monotonic() + interval
+        self._touch_heartbeat_file()
         while not self.stop_event.wait(tick):
+            self._touch_heartbeat_file()
             if self.burst and self._drained():
                 logger.info("burst mode: nothing left that is due; exiting")
                 self.stop()
@@ -292,6 +328,14 @@ class Consumer:
             if time.monotonic() >= next_health:
                 self.check_workers()
                 next_health = time.monotonic() + interval
+
+    def _touch_heartbeat_file(self) -> None:
+        if self.heartbeat_file is None:
+            return
+        try:
+            self.heartbeat_file.touch()
+        except OSError as exc:
+            logger.warning("cannot update heartbeat file %s: %s", self.heartbeat_file, exc)
 
     def check_workers(self) -> list[str]:
         """Restart workers that died or were recycled; returns their names."""
@@ -345,28 +389,69 @@ class Consumer:
         reap_every: dict[str, float],
         last_minute: dict[str, dt.datetime],
     ) -> None:
-        """One pass: move due messages, enqueue periodic tasks for a new minute, reap expired leases."""
+        """One pass: move due messages, enqueue periodic tasks for a new minute, reap expired leases.
+
+        Each step of each queue runs even when another fails (a broken periodic task must not stop the
+        reaper); the first failure is raised at the end so that the scheduler backs off.
+        """
         minute = now.replace(second=0, microsecond=0)
+        failures: list[Exception] = []
+
+        def step(action: Callable[[], None]) -> None:
+            try:
+                action()
+            except Exception as exc:
+                failures.append(exc)
+
         for queue in self.queues:
-            if queue.enqueue_due(now):
-                self.wake[queue.name].set()
+            step(lambda queue=queue: self._move_due(queue, now))
             if self.options[queue.name].periodic and last_minute.get(queue.name) != minute:
-                previous = last_minute.get(queue.name)
-                if previous is not None and minute - previous > dt.timedelta(minutes=1):
-                    logger.warning(
-                        "queue %r: scheduler skipped %d minute(s) of periodic tasks (missed runs are not caught up)",
-                        queue.name,
-                        int((minute - previous).total_seconds() // 60) - 1,
-                    )
-                for task in queue.enqueue_periodic(minute):
-                    logger.info("queue %r: enqueued periodic task %s", queue.name, task.name)
-                    self.wake[queue.name].set()
-                last_minute[queue.name] = minute
+                step(lambda queue=queue: self._enqueue_periodic(queue, minute, last_minute))
+            if self.options[queue.name].periodic:
+                self._dispatch_db_schedules(queue, now)
             if time.monotonic() >= next_reap[queue.name]:
-                reclaimed = queue.reclaim_expired(now)
-                if reclaimed:
-                    self.wake[queue.name].set()
+                step(lambda queue=queue: self._reap(queue, now))
                 next_reap[queue.name] = time.monotonic() + reap_every[queue.name]
+        if failures:
+            raise failures[0]
+
+    def _move_due(self, queue: Any, now: dt.datetime) -> None:
+        if queue.enqueue_due(now):
+            self.wake[queue.name].set()
+
+    def _enqueue_periodic(self, queue: Any, minute: dt.datetime, last_minute: dict[str, dt.datetime]) -> None:
+        previous = last_minute.get(queue.name)
+        if previous is not None and minute - previous > dt.timedelta(minutes=1):
+            logger.warning(
+                "queue %r: scheduler skipped %d minute(s) of periodic tasks (missed runs are not caught up)",
+                queue.name,
+                int((minute - previous).total_seconds() // 60) - 1,
+            )
+        for task in queue.enqueue_periodic(minute):
+            logger.info("queue %r: enqueued periodic task %s", queue.name, task.name)
+            self.wake[queue.name].set()
+        last_minute[queue.name] = minute
+
+    def _reap(self, queue: Any, now: dt.datetime) -> None:
+        if queue.reclaim_expired(now):
+            self.wake[queue.name].set()
+
+    def _dispatch_db_schedules(self, queue: Any, now: dt.datetime) -> None:
+        """Enqueue due database schedules; a failure here never stops the rest of the scheduler."""
+        from django.apps import apps
+
+        if not (apps.ready and apps.is_installed("django_tasks_q")):
+            return
+        try:
+            from .schedules import dispatch_schedules
+
+            for schedule in dispatch_schedules(queue, now):
+                self.wake[queue.name].set()
+                logger.debug("queue %r: schedule %r fired", queue.name, schedule.name)
+        except Exception as exc:
+            if time.monotonic() >= self._schedule_error_logged + 60:
+                logger.warning("queue %r: database schedules unavailable (%s); will retry", queue.name, exc)
+                self._schedule_error_logged = time.monotonic()
 
     # ------------------------------------------------------------------ logging
 

@@ -8,10 +8,12 @@ a rebuilt queue, is picked up without re-importing the task.
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Callable
 from typing import Any
 
 from .conf import DEFAULT_QUEUE, queues, registry_for
+from .locks import _DecoratorContext
 from .task import TaskWrapper
 
 
@@ -81,3 +83,65 @@ def periodic_task(
 
         raise ConfigurationError("periodic_task() needs a callable such as crontab(...) as its first argument")
     return task(queue, validate_datetime=validate_datetime, **options)
+
+
+class _QueueBound(_DecoratorContext):
+    """A lock or rate limit of a configured queue, looked up when it is used (settings may change)."""
+
+    def __init__(self, queue_name: str) -> None:
+        self.queue_name = queue_name
+        self._held = threading.local()
+
+    def _build(self) -> Any:
+        """The queue's own lock or rate limit (subclasses say which)."""
+        raise TypeError(f"{type(self).__name__} must define _build()")
+
+    def __enter__(self) -> Any:
+        inner = self._build()
+        stack = self._held.__dict__.setdefault("stack", [])
+        stack.append(inner)
+        try:
+            return inner.__enter__()
+        except BaseException:
+            stack.pop()
+            raise
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self._held.stack.pop().__exit__(*exc_info)
+
+
+class QueueLock(_QueueBound):
+    """``lock_task(name, queue=...)`` for app code: see :meth:`TaskQueue.lock_task`."""
+
+    def __init__(self, name: str, queue_name: str, ttl: float | None) -> None:
+        super().__init__(queue_name)
+        self.name = name
+        self.ttl = ttl
+
+    def _build(self) -> Any:
+        return queues[self.queue_name].lock_task(self.name, ttl=self.ttl)
+
+    def is_locked(self) -> bool:
+        """Whether the lock is held now."""
+        return queues[self.queue_name].is_locked(self.name)
+
+
+class QueueRateLimit(_QueueBound):
+    """``rate_limit(name, limit, per, queue=...)`` for app code: see :meth:`TaskQueue.rate_limit`."""
+
+    def __init__(self, name: str, limit: int, per: float, queue_name: str) -> None:
+        super().__init__(queue_name)
+        self.name, self.limit, self.per = name, limit, per
+
+    def _build(self) -> Any:
+        return queues[self.queue_name].rate_limit(self.name, self.limit, self.per)
+
+
+def lock_task(name: str, queue: str = DEFAULT_QUEUE, ttl: float | None = None) -> QueueLock:
+    """A named lock in queue ``queue``'s storage, as decorator or context manager (raises TaskLockedException)."""
+    return QueueLock(name, queue, ttl)
+
+
+def rate_limit(name: str, limit: int, per: float, queue: str = DEFAULT_QUEUE) -> QueueRateLimit:
+    """At most ``limit`` entries per ``per`` seconds, counted in queue ``queue``'s storage."""
+    return QueueRateLimit(name, limit, per, queue)

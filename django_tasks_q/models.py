@@ -3,10 +3,11 @@
 Each group of models lives in its own module and is imported here, so that Django (and ``makemigrations``)
 finds them all in the ``django_tasks_q`` app:
 
-* (more model modules are added here as they arrive);
+* ``django_tasks_q/history.py``: task history, heartbeats, admin anchors;
 * ``django_tasks_q/orm_models.py``: the ORM storage's tables (used by ``django_tasks_q/backends/orm.py``).
 """
 
+from .history import *  # noqa: F403
 from .orm_models import Counter, DeadLetterMessage, KeyValue, QueueMessage, ScheduledMessage
 
 __all__ = ["Counter", "DeadLetterMessage", "KeyValue", "QueueMessage", "ScheduledMessage"]

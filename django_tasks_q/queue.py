@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
 import importlib
 import logging
 import threading
 import traceback
 import uuid
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
-from .backends.base import BaseStorage, EmptyData, Reclaimed, Reservation
+from .backends.base import BaseStorage, DeadLetter, EmptyData, Reclaimed, Reservation
 from .backends.blackhole import BlackHoleStorage
 from .backends.memory import MemoryStorage
 from .exceptions import (
@@ -37,7 +39,7 @@ from .exceptions import (
     TaskTimeout,
     UnknownTaskInMessage,
 )
-from .locks import LOCK_PREFIX, RateLimit, TaskLock
+from .locks import LOCK_PREFIX, RATE_LIMIT_PREFIX, RateLimit, TaskLock
 from .message import Message, MessageCodec, peek_raw, signing_keys_from_settings
 from .registry import TaskRegistry
 from .result import NO_RESULT, ChordResult, Result, ResultGroup, StoredError
@@ -60,7 +62,7 @@ from .signals import (
     SIGNAL_TIMEOUT,
     SignalRegistry,
 )
-from .task import Task, TaskWrapper, validate_options, validate_priority
+from .task import CALL_OPTIONS, Task, TaskWrapper, validate_options, validate_priority
 from .timeouts import TimeLimit
 from .timeutils import epoch, from_epoch, now_utc, resolve_eta, resolve_expires, to_utc
 
@@ -76,6 +78,9 @@ REVOKE_TASK_PREFIX = "revoke-task."
 CHORD_PREFIX = "chord."
 PERIODIC_PREFIX = "periodic."
 PROGRESS_PREFIX = "progress."
+UNIQUE_PREFIX = "unique."
+UNIQUE_KEY = "unique_key"
+UNIQUE_TTL = "unique_ttl"
 EXPIRES_IN = "expires_in"
 
 _OK = "ok"
@@ -140,6 +145,10 @@ class TaskQueue:
             raise ConfigurationError(f"queue {name!r}: lease must be > 0 seconds, got {lease!r}")
         if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
             raise ConfigurationError(f"queue {name!r}: max_attempts must be an int >= 1, got {max_attempts!r}")
+        if signing is not None and not isinstance(signing, (bool, bytes, str)):
+            raise ConfigurationError(
+                f"queue {name!r}: signing must be None, True, False or a key (bytes or str), got {signing!r}"
+            )
         if result_ttl is not None and result_ttl <= 0:
             raise ConfigurationError(f"queue {name!r}: result_ttl must be > 0 seconds, got {result_ttl!r}")
         self.name = name
@@ -163,6 +172,7 @@ class TaskQueue:
         self.signals = SignalRegistry()
         self.known_locks: set[str] = set()
         self.known_rate_limits: set[str] = set()
+        self.rate_limit_specs: dict[str, tuple[int, float]] = {}
         self._pre_execute: dict[str, Hook] = {}
         self._post_execute: dict[str, Hook] = {}
         self._startup: dict[str, Hook] = {}
@@ -345,7 +355,9 @@ class TaskQueue:
 
     def rate_limit(self, name: str, limit: int, per: float) -> RateLimit:
         """A rate limit of ``limit`` entries per ``per`` seconds, as decorator or context manager."""
-        return RateLimit(self, name, limit, per)
+        limiter = RateLimit(self, name, limit, per)
+        self.rate_limit_specs[name] = (limiter.limit, limiter.per)  # for the admin's "rate limits" page
+        return limiter
 
     def is_locked(self, lock_name: str) -> bool:
         """Whether the named lock is held."""
@@ -452,7 +464,7 @@ class TaskQueue:
         """
         if self.registry._tasks.get(wrapper.name) is not wrapper:
             raise TaskNotRegistered(f"task {wrapper.name!r} is not registered on queue {self.name!r}")
-        unknown = set(options) - {"eta", "delay", "priority", "retries", "retry_delay", "expires", "timeout"}
+        unknown = set(options) - set(CALL_OPTIONS)
         if unknown:
             raise InvalidOption(f"task {wrapper.name!r}: unknown call option(s) {sorted(unknown)}")
         where = f"task {wrapper.name!r}"
@@ -470,6 +482,12 @@ class TaskQueue:
             # Relative expiry counts from when the call is enqueued (a pipeline step's is resolved later).
             extra[EXPIRES_IN] = expires.total_seconds() if isinstance(expires, dt.timedelta) else float(expires)
             resolved = None
+        unique_key = options.get("unique_key")
+        if unique_key is not None and (not isinstance(unique_key, str) or not unique_key):
+            raise InvalidOption(f"{where}: unique_key must be a non-empty string, got {unique_key!r}", field="unique_key")
+        if wrapper.unique or unique_key is not None:
+            extra[UNIQUE_KEY] = f"{UNIQUE_PREFIX}{wrapper.name}.{unique_key or self._arguments_digest(args, kwargs)}"
+            extra[UNIQUE_TTL] = wrapper.unique_ttl
         return Task(
             wrapper.name,
             args,
@@ -485,6 +503,28 @@ class TaskQueue:
             extra=extra,
             wrapper=wrapper,
         )
+
+    def _arguments_digest(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+        """A stable digest of a call's arguments (keyword order does not matter)."""
+        plain = self.codec.serializer.dumps([list(args), sorted(kwargs.items())])
+        return hashlib.sha256(plain).hexdigest()[:32]
+
+    def _claim_unique(self, task: Task) -> str | None:
+        """Take the unique key of ``task``; returns the id of the call holding it when it is taken."""
+        key = task.extra.get(UNIQUE_KEY)
+        if key is None:
+            return None
+        for _attempt in range(3):
+            if self.storage.put_if_empty(key, task.id.encode(), ttl=task.extra.get(UNIQUE_TTL)):
+                return None
+            holder = self.storage.peek_data(key)
+            if holder is not EmptyData:
+                return holder.decode()
+        return None
+
+    def release_unique(self, key: str) -> bool:
+        """Release a unique-task key (when its task finished, or from the admin)."""
+        return self.storage.delete_data(key)
 
     def _encode(self, task: Task) -> bytes:
         now = now_utc()
@@ -516,6 +556,10 @@ class TaskQueue:
         """
         self._bind(task)
         data = self._encode(task)
+        holder = self._claim_unique(task)
+        if holder is not None:
+            logger.debug("queue %r: %s is a duplicate of pending call %s; not enqueued", self.name, task, holder)
+            return Result(self, task.copy(id=holder)) if self.results else None
         if on_commit if on_commit is not None else self.enqueue_on_commit:
             from django.db import transaction
 
@@ -531,9 +575,13 @@ class TaskQueue:
         for task in tasks:
             self._bind(task)
             encoded.append(self._encode(task))
+        results = []
         for task, data in zip(tasks, encoded, strict=True):
-            self._send(task, data)
-        return ResultGroup([Result(self, task) for task in tasks])
+            holder = self._claim_unique(task)
+            if holder is None:
+                self._send(task, data)
+            results.append(Result(self, task if holder is None else task.copy(id=holder)))
+        return ResultGroup(results)
 
     def _bind(self, task: Task) -> None:
         """Bind a call, its pipeline steps and its error handlers to the tasks registered on this queue.
@@ -703,6 +751,7 @@ class TaskQueue:
     def _execute(self, task: Task, now: dt.datetime, outcome: _Outcome) -> Any:
         if task.eta is not None and task.eta > now:
             outcome.follow_ups.append(lambda: self._requeue(task))
+            outcome.requeued = True
             return None
         if self.is_revoked(task, timestamp=now, peek=False):
             self._emit(SIGNAL_REVOKED, task)
@@ -743,6 +792,7 @@ class TaskQueue:
             self._emit(SIGNAL_RATE_LIMITED, task)
             retry_at = from_epoch(exc.retry_at) if exc.retry_at else now
             outcome.follow_ups.append(lambda: self._requeue(task.copy(id=task.id, eta=retry_at)))
+            outcome.requeued = True
             return None
         except RetryTask as exc:
             logger.info("task %s raised RetryTask, retrying", task)
@@ -820,6 +870,7 @@ class TaskQueue:
                 outcome.follow_ups.append(lambda: self._chord_member_done(task, [_ERROR, metadata]))
         if will_retry:
             outcome.follow_ups.append(lambda: self._retry(task, retry_eta, consume_retry))
+            outcome.requeued = True
         return value if exception is None else None
 
     def _serialization_problem(self, value: Any) -> str:
@@ -832,6 +883,7 @@ class TaskQueue:
     def _plan_cancel_retry(self, task: Task, exc: CancelExecution, outcome: _Outcome) -> None:
         if exc.retry or (exc.retry is None and task.retries > 0):
             outcome.follow_ups.append(lambda: self._retry(task, None, consume=task.retries > 0))
+            outcome.requeued = True
         else:
             self._plan_chord_skip(task, "canceled", outcome)
 
@@ -894,6 +946,10 @@ class TaskQueue:
         }
 
     def _finish(self, task: Task, reservation: Reservation | None, outcome: _Outcome) -> None:
+        unique_key = task.extra.get(UNIQUE_KEY)
+        if unique_key is not None and not outcome.requeued:
+            # The call reached a terminal state: a new call with the same key may be enqueued again.
+            outcome.follow_ups.append(lambda: self.release_unique(unique_key))
         result = None
         if outcome.result is not None:
             result = (task.id, outcome.result, self.result_ttl)
@@ -1065,7 +1121,8 @@ class TaskQueue:
                     task_id,
                     item.reservation.attempt,
                 )
-                self._emit(SIGNAL_DEAD_LETTERED, None, "max_attempts", task_id, item.reservation.message_id)
+                detail = f"task {task_id}: lease expired after {item.reservation.attempt} attempt(s)"
+                self._emit(SIGNAL_DEAD_LETTERED, None, "max_attempts", detail, item.reservation.message_id)
             else:
                 logger.warning(
                     "queue %r: task %s reclaimed after its lease expired (attempt %d)",
@@ -1250,16 +1307,165 @@ class TaskQueue:
         """Remove everything this queue stores: queue, schedule, results, locks, in-flight, dead letters."""
         self.storage.flush_all()
 
+    # ------------------------------------------------------------------ operations (the admin reads and acts here)
+    # Thin methods over the storage so that the admin never touches a storage itself. Stored bytes are shown
+    # only after the codec verified them (MessageView); anything else is described by peek_raw.
+
+    def inspect_message(self, data: bytes) -> MessageView:
+        """Verify and decode stored message bytes for display; bytes that fail are previewed, never decoded."""
+        try:
+            task = Task.from_message(self.codec.decode(data))
+        except InvalidMessage as exc:
+            return MessageView(None, len(data), peek_raw(data, 200), exc.reason, str(exc))
+        return MessageView(task, len(data))
+
+    def pending_entries(self, limit: int | None = None) -> list[MessageView]:
+        """Messages waiting in the queue, in run order, each verified and decoded or previewed."""
+        return [self.inspect_message(data) for data in self.storage.enqueued_items(limit)]
+
+    def scheduled_entries(self, limit: int | None = None) -> list[MessageView]:
+        """Messages waiting for their eta, soonest first, each verified and decoded or previewed."""
+        return [self.inspect_message(data) for data in self.storage.scheduled_items(limit)]
+
+    def in_flight(self, limit: int | None = None) -> list[Reservation]:
+        """Current reservations (messages a worker holds under a lease), earliest deadline first."""
+        return self.storage.in_flight_items(limit)
+
+    def in_flight_count(self) -> int:
+        """How many messages are reserved by workers now."""
+        return self.storage.in_flight_size()
+
+    @property
+    def supports_dead_letters(self) -> bool:
+        """Whether the storage keeps dead letters (otherwise they are logged and dropped)."""
+        return self.storage.supports_dead_letters()
+
+    def dead_letters(self, limit: int | None = None) -> list[DeadLetter]:
+        """Dead letters, oldest first (empty when the storage keeps none)."""
+        return self.storage.dead_letters(limit) if self.supports_dead_letters else []
+
+    def dead_letter_count(self) -> int:
+        """How many dead letters are kept."""
+        return self.storage.dead_letter_count() if self.supports_dead_letters else 0
+
+    def requeue_dead_letter(self, dead_letter_id: str) -> bool:
+        """Move a dead letter back to the queue (attempts reset); False when there is no such id."""
+        return self.supports_dead_letters and self.storage.requeue_dead_letter(dead_letter_id)
+
+    def purge_dead_letters(self, ids: Iterable[str] | None = None, older_than: dt.datetime | None = None) -> int:
+        """Delete dead letters (these ids, those older than a time, or all); returns how many."""
+        if not self.supports_dead_letters:
+            return 0
+        return self.storage.purge_dead_letters(
+            None if ids is None else list(ids), None if older_than is None else epoch(older_than)
+        )
+
+    def flush_queue(self) -> None:
+        """Remove every message waiting in the queue (in flight, schedule and results stay)."""
+        self.storage.flush_queue()
+
+    def flush_schedule(self) -> None:
+        """Remove every scheduled message."""
+        self.storage.flush_schedule()
+
+    def flush_results(self) -> None:
+        """Remove every stored result (locks, revocations and other data stay)."""
+        self.storage.flush_results()
+
+    def peek_result(self, id: str) -> Any:
+        """Like ``read_result(id, preserve=True)``, but a value that does not verify is ``NO_RESULT``."""
+        try:
+            return self.read_result(id, preserve=True)
+        except (InvalidMessage, TypeError, ValueError) as exc:
+            logger.warning("queue %r: result %s does not decode: %s", self.name, id, exc)
+            return NO_RESULT
+
+    def delete_result(self, id: str) -> bool:
+        """Delete the stored result of call ``id``; False when there is none (other keys are never touched)."""
+        raw = self.storage.peek_data(id)
+        if raw is EmptyData:
+            return False
+        try:
+            kind, _payload = self.codec.decode_value(raw)
+        except (InvalidMessage, TypeError, ValueError):
+            return False
+        return kind in (_OK, _ERROR) and self.storage.delete_data(id)
+
+    def find_scheduled(self, id: str, limit: int | None = None) -> Task | None:
+        """The scheduled call with this task id (among the first ``limit`` scheduled), or None."""
+        for entry in self.scheduled_entries(limit):
+            if entry.task is not None and entry.task.id == id:
+                return entry.task
+        return None
+
+    def run_now(self, id: str, limit: int | None = None) -> Result | None:
+        """Run a scheduled call now: revoke it and enqueue a copy (new id) at once; None if not scheduled."""
+        task = self.find_scheduled(id, limit)
+        if task is None or task.name not in self.registry:
+            return None
+        task.wrapper = self.registry.get(task.name)
+        return self.reschedule(task)
+
+    def oldest_pending_age(self, sample: int = 200) -> float | None:
+        """Seconds since the oldest of the next ``sample`` waiting messages was enqueued (queue latency)."""
+        times = [
+            entry.task.enqueued_at
+            for entry in self.pending_entries(sample)
+            if entry.task is not None and entry.task.enqueued_at is not None
+        ]
+        return (now_utc() - min(times)).total_seconds() if times else None
+
+    def locks_held(self) -> dict[str, bool]:
+        """Every lock this queue knows of, by name: whether it is held now."""
+        return {lock_name: self.is_locked(lock_name) for lock_name in sorted(self.known_locks)}
+
+    def release_lock(self, lock_name: str) -> bool:
+        """Release one named lock whoever holds it; True when it was held."""
+        return self.storage.delete_data(f"{LOCK_PREFIX}{lock_name}")
+
+    def rate_limit_usage(self) -> list[dict[str, Any]]:
+        """Known rate limits: name, limit, window and entries used in the current window (None if unknown)."""
+        usage = []
+        now = now_utc().timestamp()
+        for limit_name in sorted(self.known_rate_limits):
+            spec = self.rate_limit_specs.get(limit_name)
+            used = None
+            if spec is not None and self.storage.implements("incr"):
+                per = spec[1]
+                key = f"{RATE_LIMIT_PREFIX}{limit_name}.{int(now // per)}"
+                used = self.storage.incr(key, 0, ttl=per * 2)
+            usage.append(
+                {"name": limit_name, "limit": spec[0] if spec else None, "per": spec[1] if spec else None, "used": used}
+            )
+        return usage
+
+
+@dataclass(frozen=True, slots=True)
+class MessageView:
+    """Stored message bytes as the admin may show them: a decoded call when the codec verified it, else a preview.
+
+    ``task`` is set only when the signature (if the queue signs) verified and the envelope decoded; otherwise
+    ``preview`` holds :func:`~django_tasks_q.message.peek_raw` of the first bytes and ``reason`` / ``error`` say
+    why it was refused. Nothing unverified is ever deserialized.
+    """
+
+    task: Task | None
+    size: int
+    preview: str = ""
+    reason: str = ""
+    error: str = ""
+
 
 class _Outcome:
     """What an execution leaves to do once the task has run: a result to write, follow-ups to enqueue."""
 
-    __slots__ = ("final_failure", "follow_ups", "result")
+    __slots__ = ("final_failure", "follow_ups", "requeued", "result")
 
     def __init__(self) -> None:
         self.result: bytes | None = None
         self.follow_ups: list[Callable[[], None]] = []
         self.final_failure = False
+        self.requeued = False
 
 
 Huey = TaskQueue

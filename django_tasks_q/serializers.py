@@ -555,8 +555,8 @@ def check_roundtrip(obj: Any, where: str = "value") -> None:
 def get_serializer(spec: Any) -> Any:
     """Return a serializer for ``spec``: ``"json"``, ``"pickle"`` or an instance with ``dumps``/``loads``.
 
-    Dotted paths are resolved by the settings layer, not here. Anything else is a ConfigurationError that
-    names the value.
+    Dotted paths are not accepted (a setting never names code to import for decoding). Anything else is a
+    ConfigurationError that names the value.
     """
     if isinstance(spec, str):
         name = spec.strip().lower()

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 PRIORITY_MIN = -32768
 PRIORITY_MAX = 32767
 
-CALL_OPTIONS = ("eta", "delay", "retries", "retry_delay", "priority", "expires", "timeout")
+CALL_OPTIONS = ("eta", "delay", "retries", "retry_delay", "priority", "expires", "timeout", "unique_key")
 """Keywords a task call takes as options rather than arguments (unless the function declares them)."""
 
 
@@ -266,6 +266,8 @@ class TaskWrapper:
         validate_datetime: Callable[[dt.datetime], bool] | None = None,
         context_manager: Any = None,
         as_argument: bool = False,
+        unique: bool = False,
+        unique_ttl: float = 86400,
         **extra: Any,
     ) -> None:
         self._queue = queue
@@ -293,6 +295,10 @@ class TaskWrapper:
         self.validate_datetime = validate_datetime
         self.context_manager = context_manager
         self.as_argument = as_argument
+        if isinstance(unique_ttl, bool) or not isinstance(unique_ttl, (int, float)) or unique_ttl <= 0:
+            raise InvalidOption(f"task {self.name!r}: unique_ttl must be seconds > 0, got {unique_ttl!r}")
+        self.unique = unique
+        self.unique_ttl = unique_ttl
         self.extra = extra
         self.is_async = inspect.iscoroutinefunction(func)
         self._signature = _signature_or_none(func)

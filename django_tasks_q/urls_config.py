@@ -12,8 +12,9 @@ URL                                                storage
 ``memory://``, ``blackhole://``                    memory, black hole
 =================================================  ===========================================
 
-Other query parameters become storage options; ``1``/``true``/``yes`` and
-``0``/``false``/``no`` become booleans and numbers become numbers.
+Other query parameters become storage options: ``true``/``yes``/``on`` and
+``false``/``no``/``off`` become booleans, numbers (``1``, ``0.5``) become numbers,
+anything else stays text.
 """
 
 from __future__ import annotations

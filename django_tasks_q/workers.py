@@ -99,6 +99,7 @@ class WorkerLoop:
             self._loop()
         finally:
             self.queue.run_shutdown_hooks()
+            close_thread_connections()
 
     def _loop(self) -> None:
         idle_delay = self.initial_delay
@@ -153,6 +154,13 @@ class WorkerLoop:
         finally:
             self.running.finish(self.name)
             close_old_connections()
+
+
+def close_thread_connections() -> None:
+    """Close this thread's Django database connections (a worker thread that ends must not leak them)."""
+    from django.db import connections
+
+    connections.close_all()
 
 
 def close_old_connections() -> None:
@@ -223,36 +231,89 @@ def process_worker_main(
     from .conf import queues
 
     queue = queues[queue_name]
+    recorder = None
+    if options.get("consumer_identity"):  # the consumer records history: so does each worker process
+        from .heartbeats import start_worker_recording
+
+        recorder = start_worker_recording(queue, options["consumer_identity"])
     stop = threading.Event()
     running = RunningTasks()
 
-    def on_term(signum: int, frame: Any) -> None:
-        if stop.is_set():
-            _release_running(running, count_attempt=True)
-            os._exit(1)
+    stopping = threading.Event()
+
+    def begin_graceful_stop() -> None:
+        if stopping.is_set():
+            return
+        stopping.set()
         stop.set()
         timer = threading.Timer(options["shutdown_timeout"], _give_up, args=(running,))
         timer.daemon = True
         timer.start()
 
+    def on_parent_stop(signum: int, frame: Any) -> None:
+        begin_graceful_stop()
+
+    terms_seen = []
+
+    def on_term(signum: int, frame: Any) -> None:
+        # A SIGTERM from outside (systemd, a container) stops gracefully like the parent's request; only a
+        # second SIGTERM means "now".
+        terms_seen.append(signum)
+        if len(terms_seen) > 1:
+            _release_running(running, count_attempt=True)
+            os._exit(1)
+        begin_graceful_stop()
+
+    # The consumer asks its workers to stop with SIGUSR1 (idempotent), so that the same SIGTERM or Ctrl-C
+    # reaching both the consumer and its workers does not count twice. Ctrl-C is the consumer's to handle.
+    signal.signal(signal.SIGUSR1, on_parent_stop)
     signal.signal(signal.SIGTERM, on_term)
-    signal.signal(signal.SIGINT, on_term)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     keeper = LeaseKeeper(running, stop, options["lease_interval"])
     keeper.start()
     watcher = threading.Thread(target=_watch_parent, args=(parent_pid, stop), daemon=True, name="tasks-q-orphan")
     watcher.start()
-    loop = WorkerLoop(
-        worker_name,
-        queue,
-        stop,
-        running,
-        initial_delay=options["initial_delay"],
-        backoff=options["backoff"],
-        max_delay=options["max_delay"],
-        max_tasks=options["max_tasks"],
-    )
-    loop.run()
+    count = options.get("threads", 1)
+    loops = [
+        WorkerLoop(
+            worker_name if count == 1 else f"{worker_name}.{index + 1}",
+            queue,
+            stop,
+            running,
+            initial_delay=options["initial_delay"],
+            backoff=options["backoff"],
+            max_delay=options["max_delay"],
+            max_tasks=options["max_tasks"],
+        )
+        for index in range(count)
+    ]
+    if count == 1:
+        loops[0].run()
+    else:
+        _run_loops(loops, stop)
     stop.set()
+    if recorder is not None:
+        recorder.stop()
+
+
+def _run_loops(loops: list[WorkerLoop], stop: threading.Event) -> None:
+    """Run several worker loops in threads of this process; when one ends (recycled), stop the others."""
+    done = threading.Event()
+
+    def run(loop: WorkerLoop) -> None:
+        try:
+            loop.run()
+        finally:
+            done.set()
+
+    threads = [threading.Thread(target=run, args=(loop,), name=f"tasks-q-worker-{loop.name}") for loop in loops]
+    for thread in threads:
+        thread.start()
+    while not done.wait(0.5):
+        pass
+    stop.set()
+    for thread in threads:
+        thread.join()
 
 
 def _give_up(running: RunningTasks) -> None:

@@ -123,3 +123,10 @@ class AtMostOnceStorage(BaseStorage):
 def test_e005_accepts_options_a_storage_forwards_to_its_client() -> None:
     assert ids({"q": {"URL": "redis://127.0.0.1:6379/0?socket_timeout=10", "OPTIONS": {"ssl": False}}}) == []
     assert ids({"q": {"URL": "redis://127.0.0.1:6379/0", "OPTIONS": {"sockettimeout": 1}}}) == ["django_tasks_q.E005"]
+
+
+@pytest.mark.parametrize(
+    "conf", [{"SERIALIZER": "yaml"}, {"COMPRESSION": "high"}, {"MAX_MESSAGE_SIZE": 10}, {"SIGNING": 123}]
+)
+def test_e010_bad_codec_option(conf: dict[str, Any]) -> None:
+    assert ids({"q": {"BACKEND": "memory", "IMMEDIATE": True, **conf}}) == ["django_tasks_q.E010"]

@@ -168,3 +168,32 @@ def test_module_level_task_follows_the_configured_queue() -> None:
 def test_immediate_is_never_implied_by_debug() -> None:
     with override_settings(DEBUG=True, TASKS_Q={"q": {"BACKEND": "memory"}}):
         assert queues["q"].immediate is False
+
+
+def test_public_api_exports_app_level_decorators_and_queues() -> None:
+    import django_tasks_q
+
+    assert django_tasks_q.task is task
+    assert django_tasks_q.queues is queues
+    assert callable(django_tasks_q.periodic_task) and callable(django_tasks_q.lock_task)
+
+
+def test_module_level_lock_and_rate_limit_follow_the_configured_queue() -> None:
+    from django_tasks_q import RateLimitExceeded, TaskLockedException, lock_task, rate_limit
+
+    lock = lock_task("nightly-import", queue="conf-tests")
+    limit = rate_limit("api", 2, 60, queue="conf-tests")
+    with override_settings(TASKS_Q={"conf-tests": {"BACKEND": "memory", "IMMEDIATE": True}}):
+        with lock:
+            assert lock.is_locked()
+            with pytest.raises(TaskLockedException), lock:
+                pass
+        assert not lock.is_locked()
+
+        @limit
+        def call_api() -> str:
+            return "ok"
+
+        assert [call_api(), call_api()] == ["ok", "ok"]
+        with pytest.raises(RateLimitExceeded):
+            call_api()

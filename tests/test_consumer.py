@@ -319,3 +319,28 @@ def test_bad_consumer_options_are_rejected(options: dict[str, Any], message: str
 def test_unknown_consumer_setting_names_the_setting() -> None:
     with pytest.raises(ConfigurationError, match=r"TASKS_Q\['x'\]\['CONSUMER'\]: unknown consumer option"):
         ConsumerOptions.from_dict({"wokers": 2}, where="TASKS_Q['x']['CONSUMER']")
+
+
+class BrokenScheduleStorage(MemoryStorage):
+    """A memory storage whose schedule area fails."""
+
+    def enqueue_due(self, timestamp: float) -> int:
+        raise StorageError("schedule area is broken (test)")
+
+
+def test_a_failing_scheduler_step_does_not_stop_the_reaper() -> None:
+    q = MemoryHuey(f"broken-{uuid.uuid4().hex[:8]}", storage_class=BrokenScheduleStorage, block_timeout=0, lease=0.1)
+
+    @q.task()
+    def work() -> None:
+        return None
+
+    work()
+    abandoned = q.reserve()
+    assert abandoned is not None
+    consumer = Consumer([q], ConsumerOptions(**FAST), install_signal_handlers=False, monitor=False)
+    time.sleep(0.15)
+    with pytest.raises(StorageError, match="schedule area is broken"):
+        consumer.scheduler_tick(dt.datetime.now(dt.UTC), {q.name: 0.0}, {q.name: 1.0}, {})
+    assert q.storage.in_flight_size() == 0
+    assert q.pending_count() == 1

@@ -324,7 +324,7 @@ def test_expired_reservations_go_back_then_to_the_dead_letters_at_max_attempts()
     assert (letter.reason, letter.attempts) == ("max_attempts", 2)
     assert events.signals() == ["enqueued", "reclaimed", "dead-lettered"]
     assert events.events[1].args[0] == result.id
-    assert events.events[2].args[:2] == ("max_attempts", result.id)
+    assert events.events[2].args[:2] == ("max_attempts", f"task {result.id}: lease expired after 2 attempt(s)")
 
 
 # ---------------------------------------------------------------------------------------------- R17

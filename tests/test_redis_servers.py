@@ -8,9 +8,7 @@ tests are skipped (failed when ``CI`` is set), like the other Redis tests.
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 import socket
 import subprocess
 import threading
@@ -34,95 +32,13 @@ from django_tasks_q.backends.redis import (
     RedisStorage,
 )
 from django_tasks_q.exceptions import StorageError
+from tests.redis_servers import RedisServer, free_ports
+from tests.redis_servers import unavailable as _unavailable
 from tests.storage_contract import StorageContract
 
 pytestmark = pytest.mark.redis
 
 PASSWORD = "secret123"
-
-
-def _unavailable(message: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"{message} (CI is set, so these tests may not be skipped)", pytrace=False)
-    pytest.skip(message)
-
-
-def free_ports(count: int) -> list[int]:
-    """``count`` distinct TCP ports that are free on 127.0.0.1 right now."""
-    sockets = []
-    try:
-        for _ in range(count):
-            sock = socket.socket()
-            sock.bind(("127.0.0.1", 0))
-            sockets.append(sock)
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
-class RedisServer:
-    """A redis-server process of this test run, on 127.0.0.1:``port``, data in ``folder``."""
-
-    def __init__(self, port: int, folder: Path, *args: str, config: str | None = None) -> None:
-        self.port = port
-        self.folder = folder
-        self.args = args
-        self.config = config
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self, password: str | None = None) -> RedisServer:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            _unavailable("redis-server is not installed")
-        self.folder.mkdir(parents=True, exist_ok=True)
-        command = [binary]
-        if self.config is not None:  # a config file comes first (sentinels need one they can rewrite)
-            path = self.folder / "redis.conf"
-            if not path.exists():
-                path.write_text(self.config)
-            command.append(str(path))
-        command += ["--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.folder)]
-        command += [
-            "--save",
-            "",
-            "--daemonize",
-            "no",
-            "--logfile",
-            str(self.folder / "redis.log"),
-            *self.args,
-        ]
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client = redis.Redis(host="127.0.0.1", port=self.port, password=password, socket_connect_timeout=0.5)
-        deadline = time.monotonic() + 10
-        try:
-            while True:
-                try:
-                    client.ping()
-                    return self
-                except redis.exceptions.ConnectionError:
-                    if self.process.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError(
-                            f"redis-server on port {self.port} did not start: "
-                            + (self.folder / "redis.log").read_text(errors="replace")[-2000:]
-                        ) from None
-                    time.sleep(0.02)
-        finally:
-            client.close()
-
-    def kill(self) -> None:
-        """SIGKILL: the server dies without saving anything."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.kill()
 
 
 # ====================================================================== a server with a password

@@ -149,3 +149,20 @@ def test_check_fails_on_a_stopped_redis(tmp_path: Path) -> None:
     done = deployment.manage("run_tasks", "--check", check=False, timeout=30)
     assert done.returncode != 0
     assert "queue 'default'" in done.stderr and "StorageError" in done.stderr
+
+
+def test_sigterm_to_the_whole_process_group_lets_process_workers_finish(tmp_path: Path) -> None:
+    """systemd's KillMode=control-group and Ctrl-C signal the workers too: that must not count twice."""
+    import os
+
+    deployment = Deployment(tmp_path, f"sqlite:///{tmp_path / 'queue.db'}")
+    try:
+        deployment.enqueue(2, "--sleep", "1.5")
+        consumer = deployment.consumer("--worker-type", "process", "--workers", "2")
+        eventually(lambda: len(deployment.events("started")) == 2, 60, what="both tasks started")
+        os.killpg(consumer.pid, signal.SIGTERM)
+        assert consumer.wait(30) == 0, consumer.log()
+        assert deployment.finished() == {0, 1}
+        assert "handed back" not in consumer.log()
+    finally:
+        deployment.close()

@@ -515,17 +515,24 @@ def count_commands(storage: RedisStorage) -> Iterator[list[str]]:
     """Record the name of every command the storage's client sends (one command = one round trip)."""
     client = storage.client
     original = client.execute_command
+    original_direct = storage._direct_command  # the hot path sends on a held connection, past the client
     sent: list[str] = []
 
     def counting(*args: Any, **options: Any) -> Any:
         sent.append(str(args[0]))
         return original(*args, **options)
 
+    def counting_direct(what: str, *args: Any) -> Any:
+        sent.append(str(args[0]))
+        return original_direct(what, *args)
+
     client.execute_command = counting
+    storage._direct_command = counting_direct  # type: ignore[method-assign]
     try:
         yield sent
     finally:
         del client.execute_command
+        del storage._direct_command
 
 
 class TestRoundTrips:

@@ -45,6 +45,8 @@ from __future__ import annotations
 
 import inspect
 import math
+import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from functools import cache
@@ -54,7 +56,7 @@ from urllib.parse import unquote, urlsplit
 import redis
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.commands.core import Script
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 from redis.retry import Retry
 
 from django_tasks_q.backends.base import (
@@ -190,6 +192,30 @@ def _priority(value: bytes | str | None) -> int:
     return int(value) if value not in (None, b"", "") else 0
 
 
+_INHERITED: list[Any] = []
+"""Connections a forked child inherited from its parent's threads: never used, released or closed there."""
+
+
+class _HeldConnection:
+    """One thread's connection, taken from the pool and given back when the thread ends (see ``_direct``)."""
+
+    __slots__ = ("__weakref__", "conn", "pid", "pool")
+
+    def __init__(self, pool: Any) -> None:
+        self.pool = pool
+        self.pid = os.getpid()
+        self.conn = None
+        self.conn = pool.get_connection()
+
+    def __del__(self) -> None:
+        conn, self.conn = getattr(self, "conn", None), None
+        if conn is not None and self.pid == os.getpid():
+            try:
+                self.pool.release(conn)
+            except Exception:
+                pass
+
+
 class RedisStorage(BaseStorage):
     """Storage on a Redis server (or Cluster / Sentinel via ``client=``); FIFO, priorities ignored.
 
@@ -292,6 +318,14 @@ class RedisStorage(BaseStorage):
         self._scripts: dict[str, Script] = {
             script_name: self._client.register_script(source) for script_name, source in SCRIPTS.items()
         }
+        self._direct = (
+            isinstance(self._client, redis.Redis)
+            and getattr(self._client, "connection", None) is None  # not a single-connection client
+            and callable(getattr(getattr(self._client, "connection_pool", None), "get_connection", None))
+        )
+        """Whether the hot path talks to a held connection directly (a plain ``redis.Redis`` client with a pool;
+        Cluster and single-connection clients go through the client as usual)."""
+        self._local = threading.local()
 
     # ------------------------------------------------------------------ connection
 
@@ -433,10 +467,56 @@ class RedisStorage(BaseStorage):
         return StorageError(f"Redis storage {self.name!r}: {what} failed: {type(exc).__name__}: {exc}")
 
     def _run(self, script: str, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+        if self._direct:
+            return self._direct_script(script, keys, args)
         try:
             return self._scripts[script](keys, args)
         except RedisError as exc:
             raise self._error(exc, script) from exc
+
+    # The hot path (every script, GET and MGET): each thread keeps one connection out of the pool and sends
+    # commands on it itself, with the connection's own retry policy and health checks, but without the client's
+    # per-call work (pool checkout and release, observability hooks), which costs about as much as the round
+    # trip to a local server. The connection goes back to the pool when its thread ends; a forked child takes
+    # its own. Anything that fails disconnects the connection, so no half-read reply is ever reused.
+
+    def _held(self) -> Any:
+        held = getattr(self._local, "held", None)
+        if held is None or held.pid != os.getpid():
+            if held is not None:
+                _INHERITED.append(held)
+            held = self._local.held = _HeldConnection(self._client.connection_pool)
+        return held.conn
+
+    def _direct_command(self, what: str, *args: Any) -> Any:
+        try:
+            conn = self._held()
+        except RedisError as exc:  # the pool connects a new connection at once
+            raise self._error(exc, what) from exc
+
+        def send() -> Any:
+            conn.send_command(*args)
+            return conn.read_response()
+
+        try:
+            return conn.retry.call_with_retry(send, lambda error: conn.disconnect())
+        except RedisError as exc:
+            if not isinstance(exc, redis.exceptions.ResponseError):
+                conn.disconnect()
+            raise self._error(exc, what) from exc
+        except BaseException:
+            conn.disconnect()  # interrupted mid-reply: never reuse the connection
+            raise
+
+    def _direct_script(self, name: str, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+        script = self._scripts[name]
+        try:
+            return self._direct_command(name, "EVALSHA", script.sha, len(keys), *keys, *args)
+        except StorageError as exc:
+            if not isinstance(exc.__cause__, NoScriptError):
+                raise
+        self._direct_command(name, "SCRIPT", "LOAD", script.script)  # a restarted or flushed server
+        return self._direct_command(name, "EVALSHA", script.sha, len(keys), *keys, *args)
 
     def _call(self, what: str, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
         try:
@@ -584,7 +664,10 @@ class RedisStorage(BaseStorage):
 
     def peek_data(self, key: str) -> bytes | EmptyDataType:
         """The value under ``key`` (one ``GET``), or ``EmptyData``."""
-        value = self._call("get", self._client.get, self._kv(_check_key(key)))
+        if self._direct:
+            value = self._direct_command("get", "GET", self._kv(_check_key(key)))
+        else:
+            value = self._call("get", self._client.get, self._kv(_check_key(key)))
         return EmptyData if value is None else bytes(value)
 
     def pop_data(self, key: str) -> bytes | EmptyDataType:

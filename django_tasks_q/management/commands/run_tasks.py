@@ -16,6 +16,7 @@ from django_tasks_q.exceptions import ConfigurationError
 COMMAND_LINE_OPTIONS = (
     "workers",
     "worker_type",
+    "threads",
     "initial_delay",
     "backoff",
     "max_delay",
@@ -37,12 +38,16 @@ class Command(BaseCommand):
                             help="queue to consume (repeatable; default: every configured queue)")
         parser.add_argument("--workers", "-w", type=int, help="worker threads or processes per queue")
         parser.add_argument("--worker-type", "-k", choices=("thread", "process"), dest="worker_type")
+        parser.add_argument("--threads", type=int,
+                            help="worker threads inside each worker process (with --worker-type process)")
         parser.add_argument("--no-periodic", action="store_false", dest="periodic", default=None,
                             help="do not enqueue periodic tasks")
         parser.add_argument("--burst", action="store_true", help="run what is due, then exit 0")
         parser.add_argument("--max-tasks", type=int, dest="max_tasks", help="recycle a worker after N tasks")
         parser.add_argument("--flush-locks", "-f", action="store_true", dest="flush_locks",
                             help="release every known task lock at start (locks left by a killed consumer)")
+        parser.add_argument("--heartbeat-file", dest="heartbeat_file", metavar="PATH",
+                            help="touch PATH every second while running (for container liveness probes)")
         parser.add_argument("--check", action="store_true",
                             help="check that every storage is reachable and configured, then exit")
         parser.add_argument("--reload", action="store_true", default=None,
@@ -104,7 +109,13 @@ class Command(BaseCommand):
                     )
         except ConfigurationError as exc:
             raise CommandError(str(exc)) from exc
-        consumer = Consumer(hubs, per_queue, burst=options["burst"], flush_locks=options["flush_locks"])
+        consumer = Consumer(
+            hubs,
+            per_queue,
+            burst=options["burst"],
+            flush_locks=options["flush_locks"],
+            heartbeat_file=options["heartbeat_file"],
+        )
         status = consumer.run()
         if status:
             sys.exit(status)

@@ -1,4 +1,4 @@
-"""``ledger_stats``: print the default queue's counts as JSON."""
+"""``ledger_stats``: print the default queue's counts (and its dead letters) as JSON."""
 
 from __future__ import annotations
 
@@ -17,11 +17,17 @@ class Command(BaseCommand):
         """Print the counts."""
         hub = queues["default"]
         storage = hub.storage
+        letters = storage.dead_letters() if storage.supports_dead_letters() else []
         counts = {
             "pending": storage.queue_size(),
             "scheduled": storage.schedule_size(),
             "in_flight": storage.in_flight_size(),
-            "dead": storage.dead_letter_count() if storage.supports_dead_letters() else 0,
-            "dead_reasons": [d.reason for d in storage.dead_letters()] if storage.supports_dead_letters() else [],
+            "dead": len(letters),
+            "dead_reasons": [d.reason for d in letters],
+            "dead_letters": [
+                {"reason": d.reason, "detail": d.detail[:300], "attempts": d.attempts, "size": len(d.data)}
+                for d in letters
+            ],
+            "in_flight_attempts": [r.attempt for r in storage.in_flight_items()],
         }
         self.stdout.write(json.dumps(counts))

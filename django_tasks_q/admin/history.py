@@ -1,0 +1,165 @@
+"""Task history (a real model) and consumers (their heartbeats), as read-only ModelAdmins.
+
+The history detail page adds what the hub knows now: the stored result (only if it verifies), the progress
+the task reported, and whether the call is revoked; and the actions that apply (retry, revoke, restore,
+delete the result).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.contrib import admin, messages
+from django.contrib.admin.models import ADDITION
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import Http404, HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.utils import timezone
+from django.utils.html import format_html
+
+from ..conf import queues
+from ..history import ConsumerHeartbeat, TaskHistory
+from ..result import NO_RESULT, StoredError
+from ..task import Task
+from .actions import Params, _retry
+from .base import APP, action_urls, admin_nav, log_action, queue_names, user_perms
+
+
+class QueueFilter(admin.SimpleListFilter):
+    """Filter history rows by queue (the configured queues plus any seen in the rows)."""
+
+    title = "queue"
+    parameter_name = "queue"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        seen = set(TaskHistory.objects.values_list("queue", flat=True).distinct()[:200])
+        return [(name, name) for name in sorted(seen | set(queue_names()))]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        return queryset.filter(queue=self.value()) if self.value() else queryset
+
+
+def pretty_json(text: str) -> str:
+    """Indented JSON for the detail page (the text as it is when it is not JSON)."""
+    try:
+        return json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return text
+
+
+@admin.register(TaskHistory)
+class TaskHistoryAdmin(admin.ModelAdmin):
+    """One row per task call: filter by status, queue, task and date; search by id and name."""
+
+    list_display = ("task_id", "name", "queue", "status_badge", "attempts", "enqueued_at", "started_at",
+                    "finished_at", "duration_text", "worker")  # fmt: skip
+    list_filter = ("status", QueueFilter, "name", "created_at")
+    search_fields = ("=task_id", "task_id", "name")
+    date_hierarchy = "created_at"
+    list_per_page = 50
+    show_full_result_count = False
+    actions = ["retry_selected"]
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        return super().changelist_view(request, {**(extra_context or {}), "nav": admin_nav(self.admin_site.name)})
+
+    def has_retry_permission(self, request: HttpRequest) -> bool:
+        """Whether the user may enqueue failed or finished calls again."""
+        return request.user.has_perm(f"{APP}.retry_task")
+
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, row: TaskHistory) -> str:
+        return format_html('<span class="tq-status tq-status-{}">{}</span>', row.status, row.get_status_display())
+
+    @admin.display(description="duration", ordering="duration")
+    def duration_text(self, row: TaskHistory) -> str:
+        return "" if row.duration is None else f"{row.duration:.3f} s"
+
+    @admin.action(description="Retry the selected tasks (enqueue them again)", permissions=["retry"])
+    def retry_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
+        params = Params("", None, [str(pk) for pk in queryset.values_list("pk", flat=True)[:500]])
+        text = _retry(params)
+        for note in params.notes:
+            messages.warning(request, note)
+        messages.success(request, text)
+        log_action(request, "history", "task history", f"retry: {text}", ADDITION)
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
+                    extra_context: dict[str, Any] | None = None) -> HttpResponse:  # fmt: skip
+        """The detail page of one call (read-only), with what the hub knows about it now."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        row = self.get_object(request, object_id)
+        if row is None:
+            raise Http404("no such history row")
+        context: dict[str, Any] = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": f"{row.name} {row.task_id}",
+            "row": row,
+            "args_text": pretty_json(row.args),
+            "kwargs_text": pretty_json(row.kwargs),
+            "result_text": pretty_json(row.result) if row.result else "",
+            "perms_q": user_perms(request),
+            "action_urls": action_urls(self.admin_site.name),
+            "next_url": request.get_full_path(),
+            "nav": admin_nav(self.admin_site.name),
+            **self._live(row),
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, "admin/django_tasks_q/history_detail.html", context)
+
+    def _live(self, row: TaskHistory) -> dict[str, Any]:
+        if row.queue not in queue_names():
+            return {"live_error": f"queue {row.queue!r} is not configured any more"}
+        hub = queues[row.queue]
+        live: dict[str, Any] = {"configured": True}
+        try:
+            live["progress"] = hub.get_progress(row.task_id)
+        except Exception as exc:  # a record that does not verify is not shown
+            live["progress_error"] = f"{type(exc).__name__}: {exc}"
+        try:
+            stored = hub.peek_result(row.task_id)
+            live["revoked"] = hub.is_revoked(Task(row.name, id=row.task_id))
+        except Exception as exc:
+            live["live_error"] = f"{type(exc).__name__}: {exc}"
+            return live
+        if stored is NO_RESULT:
+            live["stored"] = None
+        elif isinstance(stored, StoredError):
+            live["stored"] = "error: " + str(stored.metadata.get("error", ""))
+        else:
+            live["stored"] = json.dumps(stored, indent=2, ensure_ascii=False, default=repr)
+        live["has_stored"] = stored is not NO_RESULT
+        return live
+
+
+@admin.register(ConsumerHeartbeat)
+class ConsumerHeartbeatAdmin(admin.ModelAdmin):
+    """Running (and recently stopped) consumers, from their heartbeats."""
+
+    list_display = ("identity", "host", "pid", "queues", "workers", "worker_type", "started_at",
+                    "last_heartbeat", "tasks_run", "alive")  # fmt: skip
+    list_filter = ("host",)
+    search_fields = ("identity", "host", "queues")
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        return super().changelist_view(request, {**(extra_context or {}), "nav": admin_nav(self.admin_site.name)})
+
+    @admin.display(description="alive", boolean=True)
+    def alive(self, beat: ConsumerHeartbeat) -> bool:
+        return beat.is_alive(timezone.now())

@@ -1,0 +1,474 @@
+"""Task history and throughput, recorded from the hub's signals and written in batches off the hot path.
+
+A :class:`HistoryRecorder` listens to the Django signal :data:`~django_tasks_q.signals.task_event` (every
+event of every queue in this process) and, through a post-execute hook on the queues it is attached to, to
+the return value or exception of each run. A receiver only merges a few fields into an in-memory buffer under
+a lock; a background thread writes the buffer every ``TASKS_Q_HISTORY_FLUSH_INTERVAL`` seconds with bulk
+statements, adds the per-minute counters (:class:`~django_tasks_q.history.QueueMinute`), runs the periodic
+jobs it was given (consumer heartbeats, queue depth samples) and prunes old rows once an hour.
+
+The consumer starts one recorder per process (``run_tasks`` and each worker process). History is best effort:
+a database error is logged and retried with the next batch, never raised into a worker; rows buffered in a
+process that is killed are lost, the tasks are not.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import multiprocessing
+import os
+import socket
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from django.db import IntegrityError, close_old_connections, connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from .history import (
+    FAILURE_STATUSES,
+    ConsumerHeartbeat,
+    QueueMinute,
+    TaskHistory,
+    TaskStatus,
+    history_settings,
+)
+from .signals import (
+    SIGNAL_CANCELED,
+    SIGNAL_COMPLETE,
+    SIGNAL_DEAD_LETTERED,
+    SIGNAL_ENQUEUED,
+    SIGNAL_ERROR,
+    SIGNAL_EXECUTING,
+    SIGNAL_EXPIRED,
+    SIGNAL_INTERRUPTED,
+    SIGNAL_LOCKED,
+    SIGNAL_RATE_LIMITED,
+    SIGNAL_RECLAIMED,
+    SIGNAL_RETRYING,
+    SIGNAL_REVOKED,
+    SIGNAL_SCHEDULED,
+    SIGNAL_TIMEOUT,
+    task_event,
+)
+
+logger = logging.getLogger("django_tasks_q.history")
+
+MAX_TEXT = 20_000
+"""Arguments, return values and tracebacks are cut to this many characters."""
+MAX_OPEN = 10_000
+"""Calls followed in memory at most while waiting to learn whether they fail (``failures`` level)."""
+PRUNE_EVERY = 3600.0
+MINUTES_KEPT = dt.timedelta(days=2)
+HEARTBEATS_KEPT = dt.timedelta(days=1)
+HOOK_NAME = "django_tasks_q.history"
+
+_STATUS_OF = {
+    SIGNAL_EXECUTING: TaskStatus.RUNNING,
+    SIGNAL_COMPLETE: TaskStatus.COMPLETE,
+    SIGNAL_ERROR: TaskStatus.FAILED,
+    SIGNAL_TIMEOUT: TaskStatus.TIMEOUT,
+    SIGNAL_RETRYING: TaskStatus.RETRYING,
+    SIGNAL_REVOKED: TaskStatus.REVOKED,
+    SIGNAL_EXPIRED: TaskStatus.EXPIRED,
+    SIGNAL_CANCELED: TaskStatus.CANCELED,
+    SIGNAL_LOCKED: TaskStatus.LOCKED,
+    SIGNAL_RATE_LIMITED: TaskStatus.RATE_LIMITED,
+    SIGNAL_INTERRUPTED: TaskStatus.INTERRUPTED,
+}
+_FINISHING = {SIGNAL_COMPLETE, SIGNAL_ERROR, SIGNAL_TIMEOUT, SIGNAL_REVOKED, SIGNAL_EXPIRED, SIGNAL_CANCELED}
+_SETTLED_OK = {TaskStatus.COMPLETE, TaskStatus.REVOKED, TaskStatus.EXPIRED, TaskStatus.CANCELED}
+_FIELDS = (
+    "name", "status", "args", "kwargs", "arguments_exact", "priority", "enqueued_at", "eta", "started_at",
+    "finished_at", "duration", "worker", "result", "error", "traceback", "updated_at",
+)  # fmt: skip
+
+
+def to_json_text(value: Any) -> tuple[str, bool]:
+    """``value`` as JSON text, and whether that text is exact (plain JSON, not cut short)."""
+    try:
+        text, exact = json.dumps(value, ensure_ascii=False, sort_keys=True), True
+    except (TypeError, ValueError):
+        text, exact = json.dumps(value, ensure_ascii=False, sort_keys=True, default=repr), False
+    except RecursionError:
+        text, exact = repr(value), False
+    if len(text) > MAX_TEXT:
+        return text[:MAX_TEXT] + " …", False
+    return text, exact
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= MAX_TEXT else text[:MAX_TEXT] + "\n…"
+
+
+def worker_label(identity: str | None = None) -> str:
+    """Who is running in this thread: the consumer identity (or host:pid) and the worker's name."""
+    thread = threading.current_thread().name
+    name = thread if thread.startswith("tasks-q-worker-") else multiprocessing.current_process().name
+    name = name.removeprefix("tasks-q-worker-")
+    return f"{identity or f'{socket.gethostname()}:{os.getpid()}'} {name}"
+
+
+class HistoryRecorder:
+    """Buffers task events of this process and writes them in batches from a background thread.
+
+    ``consumer_identity`` names the consumer whose heartbeat row counts the tasks run here. ``jobs`` are
+    ``(interval, callable)`` pairs run by the same thread (heartbeats, depth samples).
+    """
+
+    def __init__(self, *, consumer_identity: str | None = None) -> None:
+        self.consumer_identity = consumer_identity
+        self.settings = history_settings()
+        self._lock = threading.Lock()
+        self._entries: dict[tuple[str, str], dict[str, Any]] = {}
+        self._attempts: dict[tuple[str, str], int] = {}
+        self._open: dict[tuple[str, str], dict[str, Any]] = {}
+        self._minutes: dict[tuple[str, dt.datetime], list[int]] = {}
+        self._tasks_run = 0
+        self._jobs: list[list[Any]] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._uid = f"django_tasks_q.history.{uuid.uuid4().hex}"
+        self._attached: list[Any] = []
+        self._next_prune = 0.0
+        self._last_error_log = 0.0
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def connect(self) -> HistoryRecorder:
+        """Start receiving events (without the thread: call :meth:`flush` yourself, e.g. in tests)."""
+        task_event.connect(self.receive, weak=False, dispatch_uid=self._uid)
+        return self
+
+    def disconnect(self) -> None:
+        """Stop receiving events and outcomes."""
+        task_event.disconnect(dispatch_uid=self._uid)
+        for queue in self._attached:
+            queue.unregister_post_execute(HOOK_NAME)
+        self._attached = []
+
+    def start(self) -> HistoryRecorder:
+        """Connect to ``task_event`` and start the flusher thread."""
+        self.connect()
+        self._thread = threading.Thread(target=self._run, name="tasks-q-history", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Disconnect, stop the thread and write what is left (the thread's last flush)."""
+        self.disconnect()
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def attach(self, queue: Any) -> None:
+        """Also record return values and exceptions of tasks run by ``queue`` (a post-execute hook)."""
+        queue.post_execute(HOOK_NAME)(lambda task, value, exc: self.record_outcome(queue.name, task, value, exc))
+        self._attached.append(queue)
+
+    def every(self, interval: float, job: Callable[[], None]) -> None:
+        """Run ``job()`` from the flusher thread every ``interval`` seconds (first run at once)."""
+        self._jobs.append([interval, job, 0.0])
+
+    def _run(self) -> None:
+        interval = self.settings.flush_interval
+        try:
+            while True:
+                stopping = self._stop.wait(min([interval, *(job[0] for job in self._jobs)]))
+                self.flush(run_jobs=True)
+                if stopping:
+                    return
+        finally:
+            connection.close()
+
+    # ------------------------------------------------------------------ receiving (hot path: memory only)
+
+    def receive(self, sender: Any, event: str, task: Any = None, args: tuple[Any, ...] = (), **kwargs: Any) -> None:
+        """``task_event`` receiver: merge the event into the buffer."""
+        queue = getattr(sender, "name", None) or "?"
+        now = timezone.now()
+        if task is None:
+            self._receive_without_task(queue, event, args, now)
+            return
+        changes: dict[str, Any] = {"updated_at": now}
+        if task.enqueued_at is not None:  # set on the decoded message, not on the producer's Task
+            changes["enqueued_at"] = task.enqueued_at
+        status = _STATUS_OF.get(event)
+        if event in (SIGNAL_ENQUEUED, SIGNAL_SCHEDULED):
+            changes["status"] = TaskStatus.QUEUED if event == SIGNAL_ENQUEUED else TaskStatus.SCHEDULED
+            changes["eta"] = task.eta
+        elif status is not None:
+            changes["status"] = status
+        if event == SIGNAL_EXECUTING:
+            changes.update(started_at=now, finished_at=None, duration=None, worker=worker_label(self.consumer_identity))
+        elif event in _FINISHING:
+            changes["finished_at"] = now
+        if event == SIGNAL_COMPLETE:
+            changes.update(error="", traceback="")
+        elif event == SIGNAL_ERROR and args:
+            changes.update(_describe_error(args[0]))
+        elif event == SIGNAL_TIMEOUT:
+            changes.setdefault("error", f"TaskTimeout: ran longer than its timeout of {task.timeout} s")
+        elif event == SIGNAL_DEAD_LETTERED:
+            changes.update(status=TaskStatus.DEAD, error=f"dead-lettered ({args[0]}): {args[1] if len(args) > 1 else ''}")
+        with self._lock:
+            key = (queue, task.id)
+            entry = self._entries.get(key)
+            if entry is None:
+                entry = self._entries[key] = self._describe_call(task, now)
+            elif event in (SIGNAL_ENQUEUED, SIGNAL_SCHEDULED) and entry.get("status") not in (None,):
+                # A retry or a not-yet-due run re-enqueues: keep "retrying" / "rate limited" as the status.
+                changes.pop("status", None)
+            entry.update(changes)
+            if event == SIGNAL_EXECUTING:
+                self._attempts[key] = self._attempts.get(key, 0) + 1
+            if event in (SIGNAL_COMPLETE, SIGNAL_ERROR, SIGNAL_TIMEOUT, SIGNAL_DEAD_LETTERED):
+                self._count(queue, now, ok=event == SIGNAL_COMPLETE)
+
+    def _receive_without_task(self, queue: str, event: str, args: tuple[Any, ...], now: dt.datetime) -> None:
+        task_id = None
+        changes: dict[str, Any] = {"updated_at": now}
+        if event == SIGNAL_DEAD_LETTERED and args and args[0] == "max_attempts" and len(args) > 1:
+            task_id = args[1]
+            changes.update(status=TaskStatus.DEAD, finished_at=now, error="dead-lettered: max_attempts reached")
+        elif event == SIGNAL_RECLAIMED and args:
+            task_id = args[0]
+            changes["status"] = TaskStatus.RECLAIMED
+        if not isinstance(task_id, str) or not task_id or task_id.startswith("<"):
+            if event == SIGNAL_DEAD_LETTERED:
+                with self._lock:
+                    self._count(queue, now, ok=False)
+            return
+        with self._lock:
+            self._entries.setdefault((queue, task_id), {"created_at": now}).update(changes)
+            if event == SIGNAL_DEAD_LETTERED:
+                self._count(queue, now, ok=False)
+
+    def _describe_call(self, task: Any, now: dt.datetime) -> dict[str, Any]:
+        args_text, args_exact = to_json_text(list(task.args))
+        kwargs_text, kwargs_exact = to_json_text(task.kwargs)
+        return {
+            "name": task.name,
+            "args": args_text,
+            "kwargs": kwargs_text,
+            "arguments_exact": args_exact and kwargs_exact,
+            "priority": task.priority,
+            "enqueued_at": task.enqueued_at,
+            "eta": task.eta,
+            "created_at": now,
+        }
+
+    def _count(self, queue: str, now: dt.datetime, *, ok: bool) -> None:
+        minute = now.replace(second=0, microsecond=0)
+        counts = self._minutes.setdefault((queue, minute), [0, 0])
+        counts[0 if ok else 1] += 1
+        self._tasks_run += 1
+
+    def record_outcome(self, queue: str, task: Any, value: Any, exception: BaseException | None) -> None:
+        """Post-execute hook: the return value, or the exception with its traceback."""
+        if exception is None:
+            text, _exact = to_json_text(value)
+            changes = {"result": text}
+        else:
+            changes = _describe_error(exception)
+        with self._lock:
+            key = (queue, task.id)
+            entry = self._entries.get(key)
+            if entry is None:
+                entry = self._entries[key] = self._describe_call(task, timezone.now())
+            entry.update(changes)
+
+    # ------------------------------------------------------------------ writing (the flusher thread)
+
+    def flush(self, run_jobs: bool = False) -> int:
+        """Write the buffer (and run due jobs when asked); returns how many history rows were written."""
+        with self._lock:
+            entries, self._entries = self._entries, {}
+            attempts, self._attempts = self._attempts, {}
+            minutes, self._minutes = self._minutes, {}
+            tasks_run, self._tasks_run = self._tasks_run, 0
+        written = 0
+        try:
+            close_old_connections()
+            self.settings = history_settings()
+            written = self._write_history(entries, attempts)
+            self._write_minutes(minutes)
+            tasks_run = self._count_tasks_run(tasks_run)
+        except Exception as exc:
+            self._log_failure("could not write task history", exc)
+            with self._lock:  # keep the counters for the next try; history rows of this batch are dropped
+                for key, counts in minutes.items():
+                    mine = self._minutes.setdefault(key, [0, 0])
+                    mine[0] += counts[0]
+                    mine[1] += counts[1]
+                self._tasks_run += tasks_run
+            return 0
+        with self._lock:
+            self._tasks_run += tasks_run
+        if run_jobs:
+            self._run_jobs()
+        return written
+
+    def _log_failure(self, what: str, exc: BaseException) -> None:
+        if time.monotonic() - self._last_error_log > 60:
+            self._last_error_log = time.monotonic()
+            logger.warning("%s: %s: %s (retrying; logged once a minute)", what, type(exc).__name__, exc)
+
+    def _run_jobs(self) -> None:
+        now = time.monotonic()
+        for job in self._jobs:
+            interval, function, due = job
+            if now < due:
+                continue
+            job[2] = now + interval
+            try:
+                function()
+            except Exception as exc:
+                self._log_failure(f"job {getattr(function, '__name__', function)!r} failed", exc)
+        if now >= self._next_prune:
+            self._next_prune = now + PRUNE_EVERY
+            try:
+                prune()
+            except Exception as exc:
+                self._log_failure("could not prune task history", exc)
+
+    def _select(self, entries: dict[tuple[str, str], dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+        level = self.settings.level
+        if level == "all":
+            self._open.clear()
+            return entries
+        if level == "off":
+            self._open.clear()
+            return {}
+        chosen = {}
+        for key, changes in entries.items():
+            merged = self._open.pop(key, {})
+            runs = merged.get("_attempts", 0) + changes.get("_attempts", 0)
+            merged.update(changes)
+            merged["_attempts"] = runs
+            status = merged.get("status")
+            if status in FAILURE_STATUSES:
+                chosen[key] = merged
+            elif status not in _SETTLED_OK:
+                self._open[key] = merged
+        while len(self._open) > MAX_OPEN:
+            self._open.pop(next(iter(self._open)))
+        return chosen
+
+    def _write_history(self, entries: dict[tuple[str, str], dict[str, Any]], attempts: dict[tuple[str, str], int]) -> int:
+        for key, count in attempts.items():
+            entries.setdefault(key, {})["_attempts"] = count
+        chosen = self._select(entries)
+        if not chosen:
+            return 0
+        batch = self.settings.batch_size
+        keys = list(chosen)
+        with transaction.atomic():
+            existing: dict[tuple[str, str], TaskHistory] = {}
+            for start in range(0, len(keys), batch):
+                part = keys[start : start + batch]
+                rows = TaskHistory.objects.select_for_update().filter(
+                    queue__in={q for q, _ in part}, task_id__in=[t for _, t in part]
+                )
+                existing.update({(row.queue, row.task_id): row for row in rows})
+            new, changed = [], []
+            for key, changes in chosen.items():
+                row = existing.get(key)
+                if row is None:
+                    row = TaskHistory(queue=key[0], task_id=key[1])
+                    new.append(row)
+                else:
+                    changed.append(row)
+                _apply(row, changes)
+            if changed:
+                TaskHistory.objects.bulk_update(changed, [*_FIELDS, "attempts"], batch_size=batch)
+            if new:
+                try:
+                    with transaction.atomic():
+                        TaskHistory.objects.bulk_create(new, batch_size=batch)
+                except IntegrityError:  # another process inserted one of them meanwhile
+                    for row in new:
+                        _save_one(row)
+        return len(chosen)
+
+    def _write_minutes(self, minutes: dict[tuple[str, dt.datetime], list[int]]) -> None:
+        for (queue, minute), (succeeded, failed) in minutes.items():
+            add_minute(queue, minute, succeeded=succeeded, failed=failed)
+
+    def _count_tasks_run(self, tasks_run: int) -> int:
+        """Add to the consumer's heartbeat row; returns what could not be counted yet (no row so far)."""
+        if not tasks_run or not self.consumer_identity:
+            return 0
+        updated = ConsumerHeartbeat.objects.filter(identity=self.consumer_identity).update(
+            tasks_run=F("tasks_run") + tasks_run
+        )
+        return 0 if updated else tasks_run
+
+
+def _describe_error(exception: Any) -> dict[str, Any]:
+    if not isinstance(exception, BaseException):
+        return {"error": _cut(str(exception))}
+    kind = type(exception)
+    text = "".join(traceback.format_exception(kind, exception, exception.__traceback__))
+    return {"error": _cut(f"{kind.__name__}: {exception}"), "traceback": _cut(text)}
+
+
+def _apply(row: TaskHistory, changes: dict[str, Any]) -> None:
+    for field, value in changes.items():
+        if field == "_attempts":
+            row.attempts = (row.attempts or 0) + value
+        elif field == "created_at":
+            if row.pk is None:
+                row.created_at = value
+        else:
+            setattr(row, field, value)
+    if not row.name:
+        row.name = "?"
+    if row.started_at and row.finished_at and row.finished_at >= row.started_at:
+        row.duration = (row.finished_at - row.started_at).total_seconds()
+
+
+def _save_one(row: TaskHistory) -> None:
+    try:
+        with transaction.atomic():
+            row.save()
+    except IntegrityError:
+        current = TaskHistory.objects.get(queue=row.queue, task_id=row.task_id)
+        for field in (*_FIELDS, "attempts"):
+            setattr(current, field, getattr(row, field))
+        current.save()
+
+
+def add_minute(queue: str, minute: dt.datetime, *, succeeded: int = 0, failed: int = 0, **depths: int) -> None:
+    """Add counters to (and set sampled depths of) one queue's minute row, creating it when missing."""
+    updates: dict[str, Any] = dict(depths)
+    if succeeded:
+        updates["succeeded"] = F("succeeded") + succeeded
+    if failed:
+        updates["failed"] = F("failed") + failed
+    if not updates:
+        return
+    rows = QueueMinute.objects.filter(queue=queue, minute=minute)
+    if rows.update(**updates):
+        return
+    try:
+        with transaction.atomic():
+            QueueMinute.objects.create(queue=queue, minute=minute, succeeded=succeeded, failed=failed, **depths)
+    except IntegrityError:
+        rows.update(**updates)
+
+
+def prune(now: dt.datetime | None = None) -> int:
+    """Delete history older than ``TASKS_Q_HISTORY_DAYS``, minute rows older than two days and stale heartbeats."""
+    now = now or timezone.now()
+    days = history_settings().days
+    deleted, _ = TaskHistory.objects.filter(updated_at__lt=now - dt.timedelta(days=days)).delete()
+    QueueMinute.objects.filter(minute__lt=now - MINUTES_KEPT).delete()
+    ConsumerHeartbeat.objects.filter(last_heartbeat__lt=now - HEARTBEATS_KEPT).delete()
+    return deleted

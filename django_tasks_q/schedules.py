@@ -1,0 +1,188 @@
+"""Schedules stored in the database (edited in the admin) beside code-declared periodic tasks.
+
+Code opts a task in with ``@task(schedulable=True)``; a :class:`Schedule` row then
+names that task (never a dotted path typed by a user), its JSON arguments
+(checked against the function's signature), a crontab expression *or* a fixed
+interval in seconds, a timezone, an active window and what to do about ticks
+missed while no consumer ran (``misfire``):
+
+* ``once`` (default): only the latest missed tick fires;
+* ``skip``: missed ticks are dropped, the next one fires on time;
+* ``catch_up``: every missed tick fires (at most 100 at a time).
+
+Every consumer of the schedule's queue checks the table on each scheduler pass;
+a marker in the queue's storage lets exactly one of them enqueue each tick.
+Edits take effect on the next pass, without restarting consumers. A schedule
+never fires for a time before it was created (or before ``start_at``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import zoneinfo
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils import timezone as dj_timezone
+
+from .conf import registry_for
+from .crontab import Crontab
+
+logger = logging.getLogger("django_tasks_q.schedules")
+
+MISFIRE_CHOICES = [
+    ("once", "run the latest missed tick once"),
+    ("skip", "skip missed ticks"),
+    ("catch_up", "run every missed tick"),
+]
+CATCH_UP_LIMIT = 100
+SKIP_GRACE = dt.timedelta(seconds=90)
+MARKER_PREFIX = "schedule."
+
+
+def schedulable_tasks(queue: str) -> list[str]:
+    """Names of the tasks of ``queue`` that code marked ``schedulable=True``."""
+    return sorted(w.name for w in registry_for(queue) if w.extra.get("schedulable"))
+
+
+class Schedule(models.Model):
+    """A database-stored schedule of one schedulable task."""
+
+    name = models.CharField(max_length=191, unique=True)
+    queue = models.CharField(max_length=191, default="default")
+    task = models.CharField(max_length=255, help_text="A task registered with schedulable=True.")
+    args = models.JSONField("arguments", default=list, blank=True)
+    kwargs = models.JSONField("keyword arguments", default=dict, blank=True)
+    crontab = models.CharField(
+        max_length=120, blank=True, default="", help_text='Five fields, e.g. "*/15 9-17 * * 1-5", or @daily.'
+    )
+    interval = models.FloatField("interval (seconds)", null=True, blank=True)
+    timezone = models.CharField(max_length=64, default="UTC")
+    enabled = models.BooleanField(default=True)
+    start_at = models.DateTimeField(null=True, blank=True)
+    end_at = models.DateTimeField(null=True, blank=True)
+    misfire = models.CharField(max_length=10, choices=MISFIRE_CHOICES, default="once")
+    last_run_at = models.DateTimeField(null=True, blank=True, help_text="The last tick that was enqueued.")
+    last_task_id = models.CharField(max_length=64, blank=True, default="")
+    created_at = models.DateTimeField(default=dj_timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "django_tasks_q_schedule_entry"
+        ordering = ["name"]
+        indexes = [models.Index(fields=["queue", "enabled"], name="tasks_q_schedule_queue")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    # ------------------------------------------------------------------ validation
+
+    def clean(self) -> None:
+        """Check the task, arguments, timing and window; raise ValidationError naming the field."""
+        errors: dict[str, str] = {}
+        wrapper = None
+        if self.task not in schedulable_tasks(self.queue):
+            errors["task"] = (
+                f"{self.task!r} is not a schedulable task of queue {self.queue!r} "
+                f"(choose one of {schedulable_tasks(self.queue)})"
+            )
+        else:
+            wrapper = registry_for(self.queue).get(self.task)
+        if not isinstance(self.args, list):
+            errors["args"] = "arguments must be a JSON list"
+        if not isinstance(self.kwargs, dict):
+            errors["kwargs"] = "keyword arguments must be a JSON object"
+        if wrapper is not None and "args" not in errors and "kwargs" not in errors:
+            try:
+                wrapper.check_arguments(tuple(self.args), dict(self.kwargs))
+            except Exception as exc:
+                errors["args"] = str(exc)
+        if bool(self.crontab) == (self.interval is not None):
+            errors["crontab"] = "give either a crontab expression or an interval, not both or neither"
+        elif self.crontab:
+            try:
+                Crontab.parse(self.crontab)
+            except ValueError as exc:
+                errors["crontab"] = str(exc)
+        elif self.interval is not None and self.interval < 1:
+            errors["interval"] = "the interval must be at least 1 second"
+        try:
+            zoneinfo.ZoneInfo(self.timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            errors["timezone"] = f"unknown time zone {self.timezone!r}"
+        if self.start_at and self.end_at and self.end_at <= self.start_at:
+            errors["end_at"] = "the end must come after the start"
+        if errors:
+            raise ValidationError(errors)
+
+    # ------------------------------------------------------------------ timing
+
+    def _crontab(self) -> Crontab:
+        return Crontab.parse(self.crontab, tz=self.timezone)
+
+    def _anchor(self) -> dt.datetime:
+        return max(filter(None, [self.created_at, self.start_at]))
+
+    def next_runs(self, after: dt.datetime | None = None, count: int = 5) -> list[dt.datetime]:
+        """The next ``count`` ticks strictly after ``after`` (default now) within the active window."""
+        after = max(after or dj_timezone.now(), self._anchor() - dt.timedelta(microseconds=1))
+        if self.interval:
+            step = dt.timedelta(seconds=self.interval)
+            anchor = self._anchor()
+            done = int((after - anchor) / step) + 1 if after >= anchor else 0
+            runs = [anchor + step * (done + i) for i in range(count)]
+        else:
+            runs = self._crontab().next_runs(after, count)
+        if self.end_at:
+            runs = [run for run in runs if run <= self.end_at]
+        return runs
+
+    def due_ticks(self, now: dt.datetime) -> list[dt.datetime]:
+        """The ticks to enqueue now, after ``last_run_at`` (or creation), by the misfire policy."""
+        if not self.enabled or (self.start_at and now < self.start_at):
+            return []
+        since = self.last_run_at or (self._anchor() - dt.timedelta(microseconds=1))
+        ticks: list[dt.datetime] = []
+        cursor = since
+        while len(ticks) < CATCH_UP_LIMIT + 1:
+            batch = [tick for tick in self.next_runs(cursor, 20) if tick <= now]
+            ticks += batch
+            if len(batch) < 20:
+                break
+            cursor = batch[-1]
+        if not ticks:
+            return []
+        if self.misfire == "catch_up":
+            return ticks[:CATCH_UP_LIMIT]
+        if self.misfire == "skip":
+            return [tick for tick in ticks if now - tick <= SKIP_GRACE][-1:]
+        return ticks[-1:]
+
+
+def dispatch_schedules(hub: Any, now: dt.datetime | None = None) -> list[Schedule]:
+    """Enqueue every due tick of ``hub``'s enabled schedules, each exactly once across consumers.
+
+    Returns the schedules that fired. A schedule whose task is no longer
+    registered or whose arguments no longer fit is logged and skipped.
+    """
+    now = now or dj_timezone.now()
+    fired = []
+    for schedule in Schedule.objects.filter(queue=hub.name, enabled=True):
+        for tick in schedule.due_ticks(now):
+            marker = f"{MARKER_PREFIX}{schedule.pk}.{tick.astimezone(dt.UTC).isoformat()}"
+            if not hub.storage.put_if_empty(marker, b"1", ttl=2 * 86400):
+                continue
+            try:
+                result = hub.enqueue_call(schedule.task, schedule.args, schedule.kwargs)
+            except Exception as exc:
+                logger.error("schedule %r (task %s) could not be enqueued: %s", schedule.name, schedule.task, exc)
+                continue
+            task_id = result.id if result is not None else ""
+            Schedule.objects.filter(pk=schedule.pk).filter(
+                models.Q(last_run_at__isnull=True) | models.Q(last_run_at__lt=tick)
+            ).update(last_run_at=tick, last_task_id=task_id)
+            logger.info("schedule %r enqueued %s for %s", schedule.name, schedule.task, tick.isoformat())
+            fired.append(schedule)
+    return fired

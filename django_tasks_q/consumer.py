@@ -158,6 +158,7 @@ class Consumer:
         self._stopped_workers = threading.Event()
         self._task_starts: dict[str, float] = {}
         self._schedule_error_logged = float("-inf")
+        self._log_receivers: list[tuple[Any, Callable[..., Any]]] = []
         self.heartbeat_file = Path(heartbeat_file) if heartbeat_file else None
         """A file whose modification time the consumer refreshes every second (container liveness probes)."""
         self.monitor = monitor
@@ -234,6 +235,9 @@ class Consumer:
         if self._monitoring is not None:
             self._monitoring.stop()
             self._monitoring = None
+        for queue, receiver in self._log_receivers:
+            queue.disconnect_signal(receiver)
+        self._log_receivers = []
         logger.info("consumer %s stopped", self.identity)
 
     def _start_monitoring(self) -> None:
@@ -480,6 +484,7 @@ class Consumer:
             logger.log(level, "%s %s %s %s", task.name, task.id, signal_name, duration)
 
         queue.signal(SIGNAL_EXECUTING, *outcomes)(log_task)
+        self._log_receivers.append((queue, log_task))
 
     def _log_summary(self) -> None:
         lines = [f"consumer {self.identity} starting"]

@@ -169,14 +169,17 @@ class TaskQueue:
         self.registry = registry if registry is not None else TaskRegistry(name)
         self.enqueue_on_commit = enqueue_on_commit
         self.on_commit_using = on_commit_using
-        self.signals = SignalRegistry()
-        self.known_locks: set[str] = set()
-        self.known_rate_limits: set[str] = set()
-        self.rate_limit_specs: dict[str, tuple[int, float]] = {}
-        self._pre_execute: dict[str, Hook] = {}
-        self._post_execute: dict[str, Hook] = {}
-        self._startup: dict[str, Hook] = {}
-        self._shutdown: dict[str, Hook] = {}
+        # Hooks, receivers, locks and rate limits live with the registry, so that a queue rebuilt from
+        # settings (override_settings, a new SECRET_KEY) keeps them, like its tasks.
+        state = self.registry.state
+        self.signals: SignalRegistry = state.signals
+        self.known_locks: set[str] = state.known_locks
+        self.known_rate_limits: set[str] = state.known_rate_limits
+        self.rate_limit_specs: dict[str, tuple[int, float]] = state.rate_limit_specs
+        self._pre_execute: dict[str, Hook] = state.pre_execute
+        self._post_execute: dict[str, Hook] = state.post_execute
+        self._startup: dict[str, Hook] = state.startup
+        self._shutdown: dict[str, Hook] = state.shutdown
         self._lock = threading.RLock()
         self._storage: BaseStorage | None = None
         self._regular_storage: BaseStorage | None = None

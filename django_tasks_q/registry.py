@@ -7,22 +7,39 @@ has not registered is rejected.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from .exceptions import ConfigurationError, TaskNotRegistered
+from .signals import SignalRegistry
 
 if TYPE_CHECKING:
     from .task import TaskWrapper
 
 
+@dataclass
+class QueueState:
+    """What a queue accumulates besides tasks: hooks, signal receivers, known locks and rate limits."""
+
+    signals: SignalRegistry = field(default_factory=SignalRegistry)
+    pre_execute: dict[str, Callable[..., Any]] = field(default_factory=dict)
+    post_execute: dict[str, Callable[..., Any]] = field(default_factory=dict)
+    startup: dict[str, Callable[..., Any]] = field(default_factory=dict)
+    shutdown: dict[str, Callable[..., Any]] = field(default_factory=dict)
+    known_locks: set[str] = field(default_factory=set)
+    known_rate_limits: set[str] = field(default_factory=set)
+    rate_limit_specs: dict[str, tuple[int, float]] = field(default_factory=dict)
+
+
 class TaskRegistry:
-    """Registered tasks of one queue, by name."""
+    """Registered tasks of one queue, by name, and the queue's other state (:class:`QueueState`)."""
 
     def __init__(self, queue_name: str) -> None:
         self.queue_name = queue_name
         self._tasks: dict[str, TaskWrapper] = {}
         self._lock = threading.Lock()
+        self.state = QueueState()
 
     def register(self, wrapper: TaskWrapper) -> None:
         """Add a task under its name.

@@ -197,3 +197,20 @@ def test_module_level_lock_and_rate_limit_follow_the_configured_queue() -> None:
         assert [call_api(), call_api()] == ["ok", "ok"]
         with pytest.raises(RateLimitExceeded):
             call_api()
+
+
+def test_hooks_and_receivers_survive_a_rebuilt_queue() -> None:
+    seen: list[str] = []
+    with override_settings(TASKS_Q={"conf-tests": {"BACKEND": "memory", "IMMEDIATE": True, "LEASE": 5}}):
+        hub = queues["conf-tests"]
+        hub.pre_execute(name="conf-test-hook")(lambda task: seen.append(f"pre {task.args}"))
+        receiver = hub.signal("complete")(lambda signal, task, *args: seen.append(f"{signal} {task.args}"))
+    try:
+        with override_settings(TASKS_Q={"conf-tests": {"BACKEND": "memory", "IMMEDIATE": True, "LEASE": 7}}):
+            rebuilt = queues["conf-tests"]
+            assert rebuilt is not hub
+            assert multiply(2, 2)() == 4
+        assert seen == ["pre (2, 2)", "complete (2, 2)"]
+    finally:
+        hub.unregister_pre_execute("conf-test-hook")
+        hub.disconnect_signal(receiver)

@@ -5,9 +5,11 @@ finds them all in the ``django_tasks_q`` app:
 
 * ``django_tasks_q/history.py``: task history, heartbeats, admin anchors;
 * ``django_tasks_q/orm_models.py``: the ORM storage's tables (used by ``django_tasks_q/backends/orm.py``).
+* ``django_tasks_q/schedules.py``: schedules stored in the database (edited in the admin).
 """
 
 from .history import *  # noqa: F403
 from .orm_models import Counter, DeadLetterMessage, KeyValue, QueueMessage, ScheduledMessage
+from .schedules import Schedule
 
-__all__ = ["Counter", "DeadLetterMessage", "KeyValue", "QueueMessage", "ScheduledMessage"]
+__all__ = ["Counter", "DeadLetterMessage", "KeyValue", "QueueMessage", "Schedule", "ScheduledMessage"]

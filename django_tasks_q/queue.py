@@ -467,13 +467,14 @@ class TaskQueue:
         """
         if self.registry._tasks.get(wrapper.name) is not wrapper:
             raise TaskNotRegistered(f"task {wrapper.name!r} is not registered on queue {self.name!r}")
-        unknown = set(options) - set(CALL_OPTIONS)
-        if unknown:
-            raise InvalidOption(f"task {wrapper.name!r}: unknown call option(s) {sorted(unknown)}")
         where = f"task {wrapper.name!r}"
-        validate_options(where, **{k: v for k, v in options.items() if k in ("retries", "retry_delay", "timeout")})
-        if "priority" in options:
-            validate_priority(options["priority"], where)
+        if options:
+            unknown = set(options) - set(CALL_OPTIONS)
+            if unknown:
+                raise InvalidOption(f"{where}: unknown call option(s) {sorted(unknown)}")
+            validate_options(where, **{k: v for k, v in options.items() if k in ("retries", "retry_delay", "timeout")})
+            if "priority" in options:
+                validate_priority(options["priority"], where)
         if id is not None and (not isinstance(id, str) or not id):
             raise InvalidOption(f"{where}: id must be a non-empty string, got {id!r}", field="id")
         wrapper.check_arguments(args, kwargs, partial=partial)
@@ -572,18 +573,32 @@ class TaskQueue:
         return self._result_for(task)
 
     def enqueue_many(self, tasks: Iterable[Task]) -> ResultGroup:
-        """Enqueue several calls; all are validated and encoded before the first is written."""
+        """Enqueue several calls; all are validated and encoded before the first is written.
+
+        The calls that are due now reach the storage in one ``enqueue_many`` (one round trip on Redis, one
+        transaction on SQL), in order; scheduled ones go to the schedule one by one.
+        """
         tasks = list(tasks)
         encoded = []
         for task in tasks:
             self._bind(task)
             encoded.append(self._encode(task))
         results = []
+        ready: list[tuple[Task, bytes]] = []
+        now = now_utc()
         for task, data in zip(tasks, encoded, strict=True):
             holder = self._claim_unique(task)
             if holder is None:
-                self._send(task, data)
+                if self._immediate or (task.eta is not None and task.eta > now):
+                    self._send(task, data)  # run now, or into the schedule
+                else:
+                    ready.append((task, data))
             results.append(Result(self, task if holder is None else task.copy(id=holder)))
+        if ready:
+            # One round trip (Redis) or one transaction (SQL) for all of them, in order.
+            self.storage.enqueue_many([(data, task.priority) for task, data in ready])
+            for task, _data in ready:
+                self._emit(SIGNAL_ENQUEUED, task)
         return ResultGroup(results)
 
     def _bind(self, task: Task) -> None:
@@ -675,11 +690,16 @@ class TaskQueue:
             self._lost_lease(reservation, None)
         return released
 
-    def process(self, reservation: Reservation, timestamp: dt.datetime | None = None) -> None:
+    def process(
+        self, reservation: Reservation, timestamp: dt.datetime | None = None, *, reserve_next: bool = False
+    ) -> Reservation | None:
         """Run one reserved message through size → signature → decode → registry → execute (R15).
 
         A message that fails a check before execution is dead-lettered with the
-        reason and never executed.
+        reason and never executed. With ``reserve_next`` (a worker that goes on)
+        the acknowledgement also claims the next ready message, in one storage
+        step (``ack_and_reserve``), and returns its reservation; ``None`` when
+        nothing was claimed (then call :meth:`reserve`).
         """
         try:
             message = self.codec.decode(reservation.data)
@@ -690,11 +710,11 @@ class TaskQueue:
             wrapper = self.registry.get(message.name)
         except InvalidMessage as exc:
             self.dead_letter(reservation, exc.reason, str(exc))
-            return
+            return None
         task = Task.from_message(message, lambda _name: wrapper)
         task.attempt = reservation.attempt
         task.redelivered = reservation.attempt > 1
-        self.execute(task, timestamp=timestamp, reservation=reservation)
+        return self._run_and_finish(task, timestamp, reservation, self.lease if reserve_next else None)[1]
 
     def dead_letter(self, reservation: Reservation, reason: str, detail: str) -> None:
         """Move a reserved message to the dead letters (logged and signalled, R27)."""
@@ -711,7 +731,7 @@ class TaskQueue:
             peek_raw(reservation.data, 80),
         )
         if buried:
-            self._emit(SIGNAL_DEAD_LETTERED, None, reason, detail, reservation.message_id)
+            self._emit(SIGNAL_DEAD_LETTERED, None, reason, detail, reservation.message_id, None)
         else:
             self._lost_lease(reservation, None)
 
@@ -739,17 +759,23 @@ class TaskQueue:
         ``reservation`` the result write and the acknowledgement are one
         fenced storage step.
         """
+        return self._run_and_finish(task, timestamp, reservation, None)[0]
+
+    def _run_and_finish(
+        self,
+        task: Task,
+        timestamp: dt.datetime | None,
+        reservation: Reservation | None,
+        next_lease: float | None,
+    ) -> tuple[Any, Reservation | None]:
+        """:meth:`execute`; with ``next_lease`` the acknowledgement also claims the next message (returned)."""
         now = timestamp or now_utc()
         if task.wrapper is None:
             task.wrapper = self.registry.get(task.name)
         outcome = _Outcome()
-        try:
-            value = self._execute(task, now, outcome)
-        except BaseException:
-            # Interrupted (shutdown): the reservation is left to the consumer (release or lease expiry).
-            raise
-        self._finish(task, reservation, outcome)
-        return value
+        # Interrupted (shutdown): the exception leaves the reservation to the consumer (release or lease expiry).
+        value = self._execute(task, now, outcome)
+        return value, self._finish(task, reservation, outcome, next_lease)
 
     def _execute(self, task: Task, now: dt.datetime, outcome: _Outcome) -> Any:
         if task.eta is not None and task.eta > now:
@@ -948,7 +974,9 @@ class TaskQueue:
             "attempt": task.attempt,
         }
 
-    def _finish(self, task: Task, reservation: Reservation | None, outcome: _Outcome) -> None:
+    def _finish(
+        self, task: Task, reservation: Reservation | None, outcome: _Outcome, next_lease: float | None = None
+    ) -> Reservation | None:
         unique_key = task.extra.get(UNIQUE_KEY)
         if unique_key is not None and not outcome.requeued:
             # The call reached a terminal state: a new call with the same key may be enqueued again.
@@ -963,14 +991,19 @@ class TaskQueue:
                 self._put_result(*result)
             for follow_up in outcome.follow_ups:
                 follow_up()
-            return
+            return None
         if outcome.follow_ups and not self.storage.renew(reservation, self.lease):
             self._lost_lease(reservation, task)
-            return
+            return None
         for follow_up in outcome.follow_ups:
             follow_up()
-        if not self.storage.ack(reservation, result):
+        if next_lease is None:
+            acked, following = self.storage.ack(reservation, result), None
+        else:
+            acked, following = self.storage.ack_and_reserve(reservation, result, next_lease)
+        if not acked:
             self._lost_lease(reservation, task)
+        return following
 
     def _put_result(self, key: str, value: bytes, ttl: float | None) -> None:
         if ttl is None:
@@ -1010,7 +1043,7 @@ class TaskQueue:
                 letter = self.storage.add_dead_letter(
                     self._encode(follow), "unknown_task", detail, priority=follow.priority
                 )
-                self._emit(SIGNAL_DEAD_LETTERED, follow, "unknown_task", detail, letter)
+                self._emit(SIGNAL_DEAD_LETTERED, follow, "unknown_task", detail, letter, follow.id)
             return
         follow.wrapper = self.registry.get(follow.name)
         self.enqueue(follow)
@@ -1125,7 +1158,8 @@ class TaskQueue:
                     item.reservation.attempt,
                 )
                 detail = f"task {task_id}: lease expired after {item.reservation.attempt} attempt(s)"
-                self._emit(SIGNAL_DEAD_LETTERED, None, "max_attempts", detail, item.reservation.message_id)
+                known_id = None if task_id.startswith("<") else task_id
+                self._emit(SIGNAL_DEAD_LETTERED, None, "max_attempts", detail, item.reservation.message_id, known_id)
             else:
                 logger.warning(
                     "queue %r: task %s reclaimed after its lease expired (attempt %d)",
@@ -1184,12 +1218,16 @@ class TaskQueue:
         With ``peek=False`` a ``revoke_once`` revocation is used up.
         """
         now = epoch(timestamp or now_utc())
-        if isinstance(task, Task) and self._check_revocation(f"{REVOKE_ID_PREFIX}{task.id}", now, peek):
-            return True
-        return self._check_revocation(f"{REVOKE_TASK_PREFIX}{task.name}", now, peek)
+        task_key = f"{REVOKE_TASK_PREFIX}{task.name}"
+        if not isinstance(task, Task):
+            return self._check_revocation(task_key, now, peek)
+        id_key = f"{REVOKE_ID_PREFIX}{task.id}"
+        by_id, by_task = self.storage.peek_many([id_key, task_key])  # one round trip for both
+        return self._check_revocation(id_key, now, peek, by_id) or self._check_revocation(task_key, now, peek, by_task)
 
-    def _check_revocation(self, key: str, now: float, peek: bool) -> bool:
-        raw = self.storage.peek_data(key)
+    def _check_revocation(self, key: str, now: float, peek: bool, raw: Any = None) -> bool:
+        if raw is None:
+            raw = self.storage.peek_data(key)
         if raw is EmptyData:
             return False
         try:

@@ -183,6 +183,11 @@ class HistoryRecorder:
                 stopping = self._stop.wait(min([interval, *(job[0] for job in self._jobs)]))
                 self.flush(run_jobs=True)
                 if stopping:
+                    for _retry in range(5):  # last chance: a busy database gets a few more tries
+                        if not self.pending():
+                            break
+                        time.sleep(0.2)
+                        self.flush()
                     return
         finally:
             connection.close()
@@ -235,8 +240,9 @@ class HistoryRecorder:
         task_id = None
         changes: dict[str, Any] = {"updated_at": now}
         if event == SIGNAL_DEAD_LETTERED and args and args[0] == "max_attempts" and len(args) > 1:
-            task_id = args[1]
-            changes.update(status=TaskStatus.DEAD, finished_at=now, error="dead-lettered: max_attempts reached")
+            # args: (reason, detail, message id, task id or None)
+            task_id = args[3] if len(args) > 3 else None
+            changes.update(status=TaskStatus.DEAD, finished_at=now, error=f"dead-lettered (max_attempts): {args[1]}")
         elif event == SIGNAL_RECLAIMED and args:
             task_id = args[0]
             changes["status"] = TaskStatus.RECLAIMED
@@ -293,27 +299,51 @@ class HistoryRecorder:
             attempts, self._attempts = self._attempts, {}
             minutes, self._minutes = self._minutes, {}
             tasks_run, self._tasks_run = self._tasks_run, 0
+        for key, count in attempts.items():
+            entry = entries.setdefault(key, {})
+            entry["_attempts"] = entry.get("_attempts", 0) + count
         written = 0
         try:
             close_old_connections()
             self.settings = history_settings()
-            written = self._write_history(entries, attempts)
+            written = self._write_history(entries)
+        except Exception as exc:
+            self._log_failure("could not write task history", exc)
+            self._keep(entries)
+            written = -1
+        try:
             self._write_minutes(minutes)
             tasks_run = self._count_tasks_run(tasks_run)
         except Exception as exc:
-            self._log_failure("could not write task history", exc)
-            with self._lock:  # keep the counters for the next try; history rows of this batch are dropped
+            self._log_failure("could not write task counters", exc)
+            with self._lock:  # kept for the next try
                 for key, counts in minutes.items():
                     mine = self._minutes.setdefault(key, [0, 0])
                     mine[0] += counts[0]
                     mine[1] += counts[1]
-                self._tasks_run += tasks_run
-            return 0
         with self._lock:
             self._tasks_run += tasks_run
         if run_jobs:
             self._run_jobs()
-        return written
+        return max(written, 0)
+
+    def _keep(self, entries: dict[tuple[str, str], dict[str, Any]]) -> None:
+        """Put a batch that could not be written back in front of what arrived since (bounded)."""
+        with self._lock:
+            for key, older in entries.items():
+                newer = self._entries.get(key, {})
+                runs = older.get("_attempts", 0) + newer.get("_attempts", 0)
+                merged = {**older, **newer}
+                if runs:
+                    merged["_attempts"] = runs
+                self._entries[key] = merged
+            while len(self._entries) > MAX_OPEN:
+                self._entries.pop(next(iter(self._entries)))
+
+    def pending(self) -> bool:
+        """Whether something is buffered and not written yet."""
+        with self._lock:
+            return bool(self._entries or self._minutes or self._tasks_run)
 
     def _log_failure(self, what: str, exc: BaseException) -> None:
         if time.monotonic() - self._last_error_log > 60:
@@ -361,22 +391,20 @@ class HistoryRecorder:
             self._open.pop(next(iter(self._open)))
         return chosen
 
-    def _write_history(self, entries: dict[tuple[str, str], dict[str, Any]], attempts: dict[tuple[str, str], int]) -> int:
-        for key, count in attempts.items():
-            entries.setdefault(key, {})["_attempts"] = count
+    def _write_history(self, entries: dict[tuple[str, str], dict[str, Any]]) -> int:
         chosen = self._select(entries)
         if not chosen:
             return 0
         batch = self.settings.batch_size
         keys = list(chosen)
+        # Read first, outside the write transaction: on SQLite a transaction that reads and then writes fails at
+        # once (SQLITE_BUSY) when another process wrote meanwhile, while one that starts by writing waits.
+        existing: dict[tuple[str, str], TaskHistory] = {}
+        for start in range(0, len(keys), batch):
+            part = keys[start : start + batch]
+            rows = TaskHistory.objects.filter(queue__in={q for q, _ in part}, task_id__in=[t for _, t in part])
+            existing.update({(row.queue, row.task_id): row for row in rows})
         with transaction.atomic():
-            existing: dict[tuple[str, str], TaskHistory] = {}
-            for start in range(0, len(keys), batch):
-                part = keys[start : start + batch]
-                rows = TaskHistory.objects.select_for_update().filter(
-                    queue__in={q for q, _ in part}, task_id__in=[t for _, t in part]
-                )
-                existing.update({(row.queue, row.task_id): row for row in rows})
             new, changed = [], []
             for key, changes in chosen.items():
                 row = existing.get(key)

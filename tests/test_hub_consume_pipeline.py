@@ -164,7 +164,7 @@ def test_every_poison_message_is_dead_lettered_with_its_reason_and_never_run(sys
         assert letter.attempts == 1, label
     dead_events = [e for e in events.events if e.signal == "dead-lettered"]
     assert [(e.task, e.args) for e in dead_events] == [
-        (None, (letter.reason, letter.detail, letter.id)) for letter in letters
+        (None, (letter.reason, letter.detail, letter.id, None)) for letter in letters
     ]
     assert q.storage.in_flight_size() == 0
     assert len(q) == 0
@@ -416,4 +416,4 @@ def test_a_follow_up_whose_task_is_gone_is_dead_lettered_and_the_task_is_not_run
     follow_up = q.codec.decode(letter.data)
     assert (follow_up.name, follow_up.args) == ("t.removed", (1,))
     assert events.signals() == ["enqueued", "executing", "complete", "dead-lettered"]
-    assert events.events[-1].args == ("unknown_task", letter.detail, letter.id)
+    assert events.events[-1].args == ("unknown_task", letter.detail, letter.id, follow_up.id)

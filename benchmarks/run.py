@@ -296,28 +296,23 @@ COLUMNS = [
 HIGHER_IS_BETTER = {"enqueue", "drain_t2", "drain_t8", "drain_p", "bulk"}
 
 
-def measure(bench: Bench, system: System) -> dict[str, list[float]]:
-    """Every figure of one system, ``runs`` times each."""
-    figures: dict[str, list[float]] = {}
+def measure(bench: Bench, system: System, figures: dict[str, list[float]]) -> None:
+    """Every figure of one system, once; appended to ``figures``."""
 
     def add(name: str, value: float) -> None:
         figures.setdefault(name, []).append(value)
 
-    bench.prepare(system)
-    for run in range(bench.options.runs):
-        bench.log(f"  {system.label}: run {run + 1}/{bench.options.runs}  (load {load()})")
-        add("enqueue", bench.enqueue_rate(system, "one"))
-        if system.kind != "huey":
-            add("bulk", bench.enqueue_rate(system, "bulk"))
-        for name, workers, worker_type, threads in DRAINS:
-            if worker_type == "process" and system.kind == "huey":
-                threads = 1  # huey's process workers are single-threaded
-            result = bench.drain_rate(system, workers, worker_type, threads)
-            add(name, result["rate"])
-            add(name + "_dup", result["duplicates"])
-        for name, value in bench.latency(system).items():
-            add(name, value)
-    return figures
+    add("enqueue", bench.enqueue_rate(system, "one"))
+    if system.kind != "huey":
+        add("bulk", bench.enqueue_rate(system, "bulk"))
+    for name, workers, worker_type, threads in DRAINS:
+        if worker_type == "process" and system.kind == "huey":
+            threads = 1  # huey's process workers are single-threaded
+        result = bench.drain_rate(system, workers, worker_type, threads)
+        add(name, result["rate"])
+        add(name + "_dup", result["duplicates"])
+    for name, value in bench.latency(system).items():
+        add(name, value)
 
 
 def load() -> str:
@@ -466,11 +461,15 @@ def main(argv: list[str] | None = None) -> int:
         systems = [system for system in systems if system.key in wanted]
     bench = Bench(work, options)
     load_before = load()
-    raw: dict[str, dict[str, list[float]]] = {}
+    raw: dict[str, dict[str, list[float]]] = {system.key: {} for system in systems}
     try:
         for system in systems:
-            bench.log(f"{system.label} …")
-            raw[system.key] = measure(bench, system)
+            bench.prepare(system)
+        # Runs go round every system in turn, so that a busy moment of the machine touches all of them alike.
+        for run in range(options.runs):
+            for system in systems:
+                bench.log(f"run {run + 1}/{options.runs}: {system.label}  (load {load()})")
+                measure(bench, system, raw[system.key])
     finally:
         cleanup_redis(run_id)
         shutil.rmtree(work, ignore_errors=True)

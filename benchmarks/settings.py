@@ -21,8 +21,15 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 INSTALLED_APPS = ["django.contrib.contenttypes", "django.contrib.auth", "django_tasks_q", "benchmarks.benchapp"]
 
 DATABASES = {"default": env.db_url_config(os.environ.get("BENCH_DB_URL", "sqlite:////tmp/tasks_q_bench.sqlite3"))}
+# Persistent connections: the consumer closes "old" connections around every task, and with Django's default
+# CONN_MAX_AGE = 0 every connection is old, so the ORM storage would reconnect for every task.
+DATABASES["default"]["CONN_MAX_AGE"] = None
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    DATABASES["default"]["OPTIONS"] = {"timeout": 30, "init_command": "PRAGMA journal_mode=WAL;"}
+    # WAL with synchronous=NORMAL, as for the SQLite storage (and as SQLite recommends for WAL).
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 30,
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
 
 TASKS_Q = {
     "bench": {

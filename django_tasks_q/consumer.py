@@ -191,6 +191,7 @@ class Consumer:
                 if flushed:
                     logger.info("queue %r: flushed locks %s", queue.name, sorted(flushed))
         self._log_summary()
+        self._log_startup_warnings()
         for queue in self.queues:
             options = self.options[queue.name]
             for index in range(options.workers):
@@ -375,6 +376,9 @@ class Consumer:
         next_reap = {queue.name: 0.0 for queue in self.queues}
         last_minute: dict[str, dt.datetime] = {}
         error_delay = interval
+        # The backoff never outgrows the reaper's interval: once the store is back, expired leases are reclaimed
+        # within lease + reaper interval (R4), however long the outage was.
+        max_error_delay = max(interval, min(30.0, *reap_every.values()))
         while not self.stop_event.is_set():
             try:
                 self.scheduler_tick(now_utc(), next_reap, reap_every, last_minute)
@@ -383,7 +387,7 @@ class Consumer:
             except Exception as exc:
                 logger.warning("scheduler: storage failed (%s); retrying in %.2f s", exc, error_delay)
                 wait = error_delay
-                error_delay = backoff_delay(error_delay, 2.0, 30.0)
+                error_delay = backoff_delay(error_delay, 2.0, max_error_delay)
             self.stop_event.wait(wait)
 
     def scheduler_tick(
@@ -485,6 +489,16 @@ class Consumer:
 
         queue.signal(SIGNAL_EXECUTING, *outcomes)(log_task)
         self._log_receivers.append((queue, log_task))
+
+    def _log_startup_warnings(self) -> None:
+        """Log what each storage says about its store's durability (RELIABILITY R9: Redis without AOF ...)."""
+        for queue in self.queues:
+            try:
+                warnings = queue.storage.startup_warnings()
+            except Exception as exc:  # a custom storage's bug must not stop the consumer
+                warnings = [f"{type(queue.storage).__name__}.startup_warnings() failed: {exc}"]
+            for warning in warnings:
+                logger.warning("queue %r: %s", queue.name, warning)
 
     def _log_summary(self) -> None:
         lines = [f"consumer {self.identity} starting"]

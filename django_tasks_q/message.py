@@ -33,6 +33,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import json
 import math
 import uuid
 import zlib
@@ -48,7 +49,7 @@ from .exceptions import (
     MessageTooLarge,
     SerializationError,
 )
-from .serializers import BaseSerializer, JSONSerializer, PickleSerializer, get_serializer
+from .serializers import TAG_KEY, BaseSerializer, JSONSerializer, PickleSerializer, get_serializer
 
 __all__ = [
     "DEFAULT_MAX_SIZE",
@@ -88,6 +89,7 @@ RESERVED_MASK = 0b1110_0000
 
 _SERIALIZER_NAMES = {SERIALIZER_JSON: "json", SERIALIZER_PICKLE: "pickle", SERIALIZER_CUSTOM: "custom"}
 _JSON = JSONSerializer()
+_TAG = json.dumps(TAG_KEY).encode()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -170,6 +172,9 @@ class Message:
         Validates every field; raises MessageDecodeError naming the field and what is wrong with it
         (``missing field 'name'``, ``name must be a str, got int``, ``unknown message version 2`` ...).
         """
+        message = _fast_parse(data)
+        if message is not None:
+            return message
         try:
             return _parse(data, "")
         except _FieldError as exc:
@@ -362,6 +367,98 @@ def _parse(data: Any, where: str) -> Message:
     )
 
 
+# Fast paths. Almost every envelope is one this code wrote: every field present, plain types, no pipeline
+# steps. These checks accept such an envelope in a few type tests; they are a strict subset of ``_parse``'s, so
+# anything they do not accept (a nested step, an older shape, an invalid field) goes through ``_parse``, which
+# also words the error.
+
+
+def _plain_number(value: Any, nullable: bool) -> bool:
+    kind = type(value)
+    if kind is int:
+        return value >= 0
+    if kind is float:
+        return value >= 0 and math.isfinite(value)
+    return nullable and value is None
+
+
+def _plain_fields(data: Any) -> bool:
+    """Whether ``data`` has exactly the envelope's fields, no nested steps, and plain values ``_parse`` accepts
+    (the datetime texts aside)."""
+    if type(data) is not dict or data.keys() != _FIELDS:
+        return False
+    if data["on_complete"] is not None or data["on_error"] is not None:
+        return False
+    if type(data["version"]) is not int or data["version"] != MESSAGE_VERSION:
+        return False
+    ident, name, args, kwargs = data["id"], data["name"], data["args"], data["kwargs"]
+    if type(ident) is not str or not ident or type(name) is not str or not name:
+        return False
+    if type(args) is not list and type(args) is not tuple:
+        return False
+    if type(kwargs) is not dict or any(type(key) is not str for key in kwargs):
+        return False
+    priority, retries = data["priority"], data["retries"]
+    if (priority is not None and type(priority) is not int) or type(retries) is not int or retries < 0:
+        return False
+    if not (
+        _plain_number(data["retry_delay"], False)
+        and _plain_number(data["retry_backoff"], False)
+        and _plain_number(data["timeout"], True)
+    ):
+        return False
+    chord, extra = data["chord"], data["extra"]
+    return (chord is None or type(chord) is dict) and (extra is None or type(extra) is dict)
+
+
+_NOT_PLAIN = object()
+
+
+def _plain_when(value: Any) -> Any:
+    if value is None:
+        return None
+    if type(value) is not str:
+        return _NOT_PLAIN
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return _NOT_PLAIN
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        return _NOT_PLAIN
+    return parsed.astimezone(dt.UTC)
+
+
+def _fast_parse(data: Any) -> Message | None:
+    """The Message of a plain envelope (see above), or ``None`` when ``_parse`` must look at it."""
+    if not _plain_fields(data):
+        return None
+    eta, expires, enqueued_at = _plain_when(data["eta"]), _plain_when(data["expires"]), _plain_when(data["enqueued_at"])
+    if eta is _NOT_PLAIN or expires is _NOT_PLAIN or enqueued_at is _NOT_PLAIN:
+        return None
+    retry_delay, retry_backoff, timeout = data["retry_delay"], data["retry_backoff"], data["timeout"]
+    return Message(
+        id=data["id"],
+        name=data["name"],
+        args=tuple(data["args"]),
+        kwargs=data["kwargs"],
+        eta=eta,
+        priority=data["priority"],
+        retries=data["retries"],
+        retry_delay=float(retry_delay),
+        retry_backoff=float(retry_backoff),
+        expires=expires,
+        timeout=None if timeout is None else float(timeout),
+        chord=data["chord"],
+        enqueued_at=enqueued_at,
+        extra=data["extra"] if data["extra"] is not None else {},
+        version=data["version"],
+    )
+
+
+_ENVELOPE_VALUES = ("args", "kwargs", "chord", "extra")
+"""The envelope fields that hold the caller's values; the others are plain by construction."""
+
+
 # --------------------------------------------------------------------------------------------------
 # keys
 # --------------------------------------------------------------------------------------------------
@@ -529,13 +626,32 @@ class MessageCodec:
         if not isinstance(message, Message):
             raise TypeError(f"encode() takes a Message, got {type(message).__name__}")
         plain = message.to_dict()
+        # to_dict writes datetimes as checked ISO texts, so the fast check need not parse them again.
+        plain_envelope = _plain_fields(plain)
+        if not plain_envelope:
+            try:
+                _parse(plain, "")
+            except _FieldError as exc:
+                raise SerializationError(exc.text, field=exc.field) from None
+            except RecursionError:
+                raise SerializationError("the pipeline is nested too deeply", field="on_complete") from None
+        body = self._dumps_envelope(plain) if plain_envelope and self._kind == SERIALIZER_JSON else None
+        return self._frame(body if body is not None else self._dumps(plain, ""), value=False)
+
+    def _dumps_envelope(self, plain: dict[str, Any]) -> bytes | None:
+        """JSON of a plain envelope, walking only the caller's values; ``None`` lets the full walk decide."""
+        if not (plain["id"].isascii() and plain["name"].isascii()):
+            return None
+        walked = dict(plain)
         try:
-            _parse(plain, "")
-        except _FieldError as exc:
-            raise SerializationError(exc.text, field=exc.field) from None
-        except RecursionError:
-            raise SerializationError("the pipeline is nested too deeply", field="on_complete") from None
-        return self._frame(self._dumps(plain, ""), value=False)
+            for key in _ENVELOPE_VALUES:
+                if plain[key]:  # empty containers and None are plain JSON already
+                    walked[key] = self.serializer.to_plain(plain[key], where=key)
+            return json.dumps(
+                walked, ensure_ascii=False, separators=(",", ":"), allow_nan=False, check_circular=False
+            ).encode("utf-8")
+        except (SerializationError, ValueError, TypeError, RecursionError):
+            return None
 
     def encode_value(self, obj: Any, *, where: str = "value") -> bytes:
         """Return an arbitrary value (a result, an error record) as a frame of the value kind.
@@ -660,7 +776,12 @@ class MessageCodec:
         if flags & FLAG_COMPRESSED:
             body = self._decompress(body)
 
-        # 6. deserialization
+        # 6. deserialization (a verified JSON body with no tagged value is plain JSON: the C decoder reads it)
+        if verified and serializer is self.serializer and self._kind == SERIALIZER_JSON and _TAG not in body:
+            try:
+                return json.loads(body)
+            except (ValueError, RecursionError):
+                pass  # the full decoder says why
         try:
             return serializer.loads(body)
         except MessageDecodeError:

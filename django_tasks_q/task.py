@@ -303,6 +303,7 @@ class TaskWrapper:
         self.is_async = inspect.iscoroutinefunction(func)
         self._signature = _signature_or_none(func)
         self._own_params = self._declared_parameters()
+        self._arity = self._positional_arity()
         if context and not self._accepts("task"):
             raise ConfigurationError(
                 f"{where} is declared with context=True, so it is called with a 'task' keyword "
@@ -328,6 +329,16 @@ class TaskWrapper:
             if param.kind in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY)
         )
 
+    def _positional_arity(self) -> int | None:
+        """How many arguments the function takes when it takes exactly that many positional arguments and no
+        more (no defaults, no ``*args``, no keyword-only); ``None`` otherwise. Lets common calls skip ``bind``."""
+        if self._signature is None:
+            return None
+        params = self._signature.parameters.values()
+        if all(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty for p in params):
+            return len(self._signature.parameters)
+        return None
+
     def _accepts(self, keyword: str) -> bool:
         if self._signature is None:
             return True
@@ -343,6 +354,15 @@ class TaskWrapper:
         """
         if self._signature is None:
             return
+        arity = self._arity
+        if (
+            arity is not None
+            and not kwargs
+            and not self.context
+            and not self.as_argument
+            and (len(args) == arity or (partial and len(args) < arity))
+        ):
+            return  # what bind() would accept, without binding
         call_kwargs = dict(kwargs)
         if self.context:
             call_kwargs["task"] = None

@@ -104,45 +104,63 @@ class WorkerLoop:
     def _loop(self) -> None:
         idle_delay = self.initial_delay
         error_delay = self.initial_delay
-        while not self.stop.is_set():
-            try:
-                reservation = self.queue.reserve()
-            except Exception as exc:
-                logger.warning(
-                    "worker %s: storage of queue %r failed (%s); retrying in %.2f s",
-                    self.name,
-                    self.queue.name,
-                    exc,
-                    error_delay,
-                )
-                self.stop.wait(error_delay)
-                error_delay = backoff_delay(error_delay, 2.0, self.max_delay)
-                continue
-            error_delay = self.initial_delay
-            if reservation is None:
-                if not self.queue.storage.blocking:
-                    self._idle(idle_delay)
-                    idle_delay = min(idle_delay * self.backoff, self.max_delay)
-                continue
-            idle_delay = self.initial_delay
-            self._process(reservation)
-            self.tasks_run += 1
-            if self.max_tasks and self.tasks_run >= self.max_tasks:
-                logger.info("worker %s ran %d tasks; recycling it", self.name, self.tasks_run)
-                return
+        reservation: Reservation | None = None  # claimed together with the previous acknowledgement
+        try:
+            while not self.stop.is_set():
+                if reservation is None:
+                    try:
+                        reservation = self.queue.reserve()
+                    except Exception as exc:
+                        logger.warning(
+                            "worker %s: storage of queue %r failed (%s); retrying in %.2f s",
+                            self.name,
+                            self.queue.name,
+                            exc,
+                            error_delay,
+                        )
+                        self.stop.wait(error_delay)
+                        error_delay = backoff_delay(error_delay, 2.0, self.max_delay)
+                        continue
+                    error_delay = self.initial_delay
+                    if reservation is None:
+                        if not self.queue.storage.blocking:
+                            self._idle(idle_delay)
+                            idle_delay = min(idle_delay * self.backoff, self.max_delay)
+                        continue
+                    if self.stop.is_set():  # claimed while a blocking reserve waited out a stop: never start
+                        break  # it; the finally below gives it back without counting an attempt (R7)
+                idle_delay = self.initial_delay
+                last = bool(self.max_tasks) and self.tasks_run + 1 >= self.max_tasks
+                current, reservation = reservation, None
+                reservation = self._process(current, reserve_next=not last)
+                self.tasks_run += 1
+                if last:
+                    logger.info("worker %s ran %d tasks; recycling it", self.name, self.tasks_run)
+                    return
+        finally:
+            if reservation is not None:  # claimed, never started: give it back as it was
+                self._give_back(reservation)
 
     def _idle(self, delay: float) -> None:
-        if self.wake is not None:
+        storage = self.queue.storage
+        if type(storage).implements("wait_for_messages"):
+            # The storage wakes us when a message may have arrived (or the consumer pokes ``wake``/``stop``).
+            storage.wait_for_messages(delay, self.wake if self.wake is not None else self.stop)
+            if self.wake is not None and self.wake.is_set():
+                self.wake.clear()
+        elif self.wake is not None:
             if self.wake.wait(delay):
                 self.wake.clear()
         else:
             self.stop.wait(delay)
 
-    def _process(self, reservation: Reservation) -> None:
+    def _process(self, reservation: Reservation, reserve_next: bool = False) -> Reservation | None:
+        """Process one message; with ``reserve_next`` its acknowledgement also claims the next (returned)."""
         self.running.start(self.name, self.queue, reservation)
+        following = None
         try:
             close_old_connections()
-            self.queue.process(reservation)
+            following = self.queue.process(reservation, reserve_next=reserve_next and not self.stop.is_set())
         except Exception:
             logger.exception(
                 "worker %s: message %s of queue %r could not be finished; its lease will expire and "
@@ -154,6 +172,18 @@ class WorkerLoop:
         finally:
             self.running.finish(self.name)
             close_old_connections()
+        return following
+
+    def _give_back(self, reservation: Reservation) -> None:
+        try:
+            self.queue.release(reservation)
+        except Exception:
+            logger.exception(
+                "worker %s: could not give message %s back to queue %r; its lease will expire",
+                self.name,
+                reservation.message_id,
+                self.queue.name,
+            )
 
 
 def close_thread_connections() -> None:
@@ -171,13 +201,19 @@ def close_old_connections() -> None:
 
 
 class LeaseKeeper(threading.Thread):
-    """Renews the leases of running tasks every ``interval`` seconds (task code never has to)."""
+    """Renews the leases of running tasks every ``interval`` seconds (task code never has to).
+
+    A renewal that finds the token gone is not reported at once: the task may have been acknowledged while the
+    renewal was under way (its ack and the renewal race). Only when the same reservation is still running at the
+    next round, and its renewal fails again, is the lease lost; that is logged once per reservation.
+    """
 
     def __init__(self, running: RunningTasks, stop: threading.Event, interval: float) -> None:
         super().__init__(name="tasks-q-lease-keeper", daemon=True)
         self.running = running
         self.stop_event = stop
         self.interval = interval
+        self._failed: dict[str, tuple[Running, int]] = {}  # worker -> (item, failed renewals in a row)
 
     def run(self) -> None:
         """Renew until stopped."""
@@ -186,13 +222,20 @@ class LeaseKeeper(threading.Thread):
 
     def renew_all(self) -> None:
         """Renew every running reservation once; a lost lease is logged."""
-        for worker, item in self.running.snapshot().items():
+        snapshot = self.running.snapshot()
+        self._failed = {worker: seen for worker, seen in self._failed.items() if snapshot.get(worker) is seen[0]}
+        for worker, item in snapshot.items():
             try:
                 renewed = item.queue.storage.renew(item.reservation, item.queue.lease)
             except Exception as exc:
                 logger.warning("lease keeper: could not renew %s of %s: %s", item.reservation.message_id, worker, exc)
                 continue
-            if not renewed:
+            if renewed:
+                self._failed.pop(worker, None)
+                continue
+            failures = self._failed[worker][1] + 1 if worker in self._failed else 1
+            self._failed[worker] = (item, failures)
+            if failures == 2:  # still running it after a second refusal: not a race with its ack
                 logger.warning(
                     "lease keeper: the lease of message %s (worker %s, queue %r) was lost; another worker may "
                     "run it too",

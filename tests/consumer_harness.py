@@ -2,8 +2,8 @@
 
 :class:`Deployment` is one queue URL, one ledger file and one Django database shared by every process of a test;
 :class:`Consumer` is one ``run_tasks`` process (in its own process group). The chaos tests (``tests/test_chaos_*.py``)
-use the fixtures at the end of this module: :func:`chaos_lab` builds a deployment per persistent storage —
-``redis`` (the shared test server, a fresh key prefix), ``sqlite``, ``file`` and ``orm`` (the ORM storage in a
+use the fixtures at the end of this module (import the ``fixture_*`` names into a test module): ``chaos_lab`` builds a deployment per persistent storage —
+``redis`` (a private redis-server of the session, a fresh key prefix per deployment), ``sqlite``, ``file`` and ``orm`` (the ORM storage in a
 PostgreSQL database of its own, made from a template migrated once per session and dropped afterwards).
 Missing services skip those tests on a laptop and fail them under ``CI``.
 """
@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.redis_servers import RedisServer, free_ports
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -114,15 +116,20 @@ class Deployment:
         return done
 
     def start_manage(self, *args: str) -> subprocess.Popen:
-        """Start a management command without waiting for it (``wait()`` it, or it is killed at close)."""
-        process = subprocess.Popen(
-            [sys.executable, "-m", "django", *args],
-            env=self.env,
-            cwd=REPO,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        """Start a management command without waiting for it (it is killed at close, if still running).
+
+        Its output goes to ``<folder>/<command>-<random>.log`` (the process's ``log_path`` attribute).
+        """
+        log_path = self.folder / f"{args[0]}-{uuid.uuid4().hex[:6]}.log"
+        with log_path.open("w") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "django", *args],
+                env=self.env,
+                cwd=REPO,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        process.log_path = log_path  # type: ignore[attr-defined]
         self._helpers.append(process)
         return process
 
@@ -149,9 +156,10 @@ class Deployment:
         extra = ("--plant-error", plant) if plant else ()
         return json.loads(self.manage("ledger_result", *ids, *extra).stdout)
 
-    def forget_workers(self) -> int:
-        """Delete every consumer/worker record the monitoring keeps; returns how many rows went."""
-        return int(self.manage("ledger_forget_workers").stdout.strip() or 0)
+    def forget_workers(self) -> int | None:
+        """Delete every consumer/worker record the monitoring keeps; how many rows went (None: none are kept)."""
+        out = self.manage("ledger_forget_workers").stdout.strip()
+        return None if out == "none" else int(out)
 
     def consumer(self, *args: str, **env: str) -> Consumer:
         """Start ``run_tasks`` with ``args`` in its own process group."""
@@ -279,8 +287,8 @@ def _migrate(env: dict[str, str]) -> None:
         raise RuntimeError(f"migrate failed:\n{done.stdout}\n{done.stderr}")
 
 
-@pytest.fixture(scope="session")
-def django_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+@pytest.fixture(scope="session", name="django_sqlite_template")
+def fixture_django_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A migrated SQLite database for the consumers' Django settings, copied by every chaos deployment."""
     path = tmp_path_factory.mktemp("django-template") / "django.sqlite3"
     _migrate({"TASKS_Q_DB_PATH": str(path)})
@@ -326,8 +334,8 @@ class Postgres:
         self.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.fixture(scope="session")
-def postgres() -> Postgres:
+@pytest.fixture(scope="session", name="postgres")
+def fixture_postgres() -> Postgres:
     """The PostgreSQL server on 127.0.0.1:5432 (``TASKS_Q_PG_HOST`` / ``_PORT`` / ``_USER``), or a skip."""
     try:
         import psycopg
@@ -341,8 +349,8 @@ def postgres() -> Postgres:
     return server
 
 
-@pytest.fixture(scope="session")
-def postgres_template(postgres: Postgres) -> Iterator[str]:
+@pytest.fixture(scope="session", name="postgres_template")
+def fixture_postgres_template(postgres: Postgres) -> Iterator[str]:
     """A database ``tasks_q_chaos_<random>`` migrated once per session; each test gets a copy of it."""
     name = f"tasks_q_chaos_{uuid.uuid4().hex[:10]}"
     postgres.create(name)
@@ -351,6 +359,21 @@ def postgres_template(postgres: Postgres) -> Iterator[str]:
         yield name
     finally:
         postgres.drop(name)
+
+
+@pytest.fixture(scope="session", name="chaos_redis")
+def fixture_chaos_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A private redis-server (append-only file on) for this session's chaos tests, on a free loopback port.
+
+    Private, so that no other test session flushing the shared server's database can touch its data.
+    """
+    (port,) = free_ports(1)
+    server = RedisServer(port, tmp_path_factory.mktemp("chaos-redis"), "--appendonly", "yes")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 class ChaosLab:
@@ -366,14 +389,16 @@ class ChaosLab:
     def deploy(self, kind: str, lease: float = 2.0, *, django_db: str = "sqlite", **env: str) -> Deployment:
         """A deployment of storage ``kind`` (one of :data:`STORAGES`) with a ready Django database.
 
-        ``django_db``: ``"sqlite"`` or ``"postgres"`` for the consumers' Django database; the ``orm`` storage
-        always uses PostgreSQL (``orm-sqlite`` is the ORM storage on SQLite).
+        ``kind`` may also be a queue URL (a private Redis server's ...). ``django_db``: ``"sqlite"`` or
+        ``"postgres"`` for the consumers' Django database; the ``orm`` storage always uses PostgreSQL
+        (``orm-sqlite`` is the ORM storage on SQLite).
         """
-        folder = self.folder / f"{kind}-{len(self.deployments)}"
+        label = kind.split("://", 1)[0] if "://" in kind else kind
+        folder = self.folder / f"{label}-{len(self.deployments)}"
         folder.mkdir()
         if kind == "redis":
-            base = self.request.getfixturevalue("fresh_redis_url")
-            url = f"{base}?prefix=tq-chaos-{uuid.uuid4().hex[:8]}"
+            server = self.request.getfixturevalue("chaos_redis")
+            url = f"{server.url}?prefix=tq-chaos-{uuid.uuid4().hex[:8]}"
         elif kind == "sqlite":
             url = f"sqlite:///{folder / 'queue.db'}"
         elif kind == "file":
@@ -399,16 +424,22 @@ class ChaosLab:
         return deployment
 
     def close(self) -> None:
-        """Stop every process and drop the databases of this test."""
+        """Stop every process and drop the databases of this test; print the consumer logs' tails.
+
+        (pytest shows what a test printed only when it fails.)
+        """
         for deployment in self.deployments:
             deployment.close()
+            for consumer in deployment.consumers:
+                tail = "\n".join(consumer.log().splitlines()[-60:])
+                print(f"---- {deployment.url} consumer {consumer.pid} (exit {consumer.process.returncode}):\n{tail}")
         if self.postgres is not None:
             for name in self.databases:
                 self.postgres.drop(name)
 
 
-@pytest.fixture
-def chaos_lab(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ChaosLab]:
+@pytest.fixture(name="chaos_lab")
+def fixture_chaos_lab(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ChaosLab]:
     """Deployments for this test; every process they started is killed afterwards."""
     lab = ChaosLab(request, tmp_path)
     try:

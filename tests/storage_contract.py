@@ -268,6 +268,42 @@ class StorageContract:
             storage.enqueue(msg(i), priority)
         assert self.drain(storage) == [msg(i) for i in range(5)]
 
+    # ---- enqueue_many (issue #9)
+
+    def test_enqueue_many_keeps_list_order_after_earlier_messages(self, storage: BaseStorage) -> None:
+        storage.enqueue(b"before")
+        storage.enqueue_many([(msg(i), None) for i in range(30)])
+        storage.enqueue(b"after")
+        assert storage.queue_size() == 32
+        assert self.drain(storage) == [b"before", *(msg(i) for i in range(30)), b"after"]
+
+    def test_enqueue_many_of_nothing_changes_nothing(self, storage: BaseStorage) -> None:
+        storage.enqueue_many([])
+        assert storage.queue_size() == 0
+        assert storage.dequeue() is None
+
+    def test_enqueue_many_is_binary_safe_and_keeps_duplicates(self, storage: BaseStorage) -> None:
+        storage.enqueue_many([(value, None) for value in BINARY_VALUES] + [(b"same", None), (b"same", None)])
+        assert self.drain(storage) == [*BINARY_VALUES, b"same", b"same"]
+
+    def test_enqueue_many_with_priorities(self, storage: BaseStorage) -> None:
+        plan = [(b"low", -1), (b"none", None), (b"high-1", 5), (b"zero", 0), (b"high-2", 5)]
+        storage.enqueue_many(plan)
+        if self.supports_priority:
+            assert self.drain(storage) == [b"high-1", b"high-2", b"none", b"zero", b"low"]
+        else:
+            assert self.drain(storage) == [data for data, _ in plan]
+
+    def test_enqueue_many_messages_are_reserved_like_any_other(self, storage: BaseStorage) -> None:
+        self.require("supports_reliable")
+        storage.enqueue_many([(msg(i), 3) for i in range(3)])
+        reservations = [self.reserve_one(storage) for _ in range(3)]
+        assert [r.data for r in reservations] == [msg(0), msg(1), msg(2)]
+        assert all(r.attempt == 1 and r.token for r in reservations)
+        assert len({r.message_id for r in reservations}) == 3
+        assert all(storage.ack(r) for r in reservations)
+        assert storage.queue_size() == 0 and storage.in_flight_size() == 0
+
     def test_enqueued_items_order_limit_and_no_removal(self, storage: BaseStorage) -> None:
         for i in range(5):
             storage.enqueue(msg(i))
@@ -394,6 +430,17 @@ class StorageContract:
         assert storage.pop_data("empty") == b""
         assert storage.pop_data("empty") is EmptyData
         assert storage.has_data_for_key("empty") is False
+
+    def test_peek_many_reads_each_key_in_order(self, storage: BaseStorage) -> None:
+        storage.put_data("a", b"va")
+        storage.put_data("b", b"", is_result=True)
+        assert storage.peek_many([]) == []
+        assert storage.peek_many(["a", "missing", "b", "a"]) == [b"va", EmptyData, b"", b"va"]
+        assert storage.peek_data("a") == b"va"  # nothing was removed
+        if self.supports_ttl:
+            storage.put_data("short", b"v", ttl=SHORT_TTL)
+            assert storage.peek_many(["short"]) == [b"v"]
+            assert eventually(lambda: storage.peek_many(["short", "a"]) == [EmptyData, b"va"])
 
     def test_pop_data_removes(self, storage: BaseStorage) -> None:
         storage.put_data("k", b"v")
@@ -866,6 +913,38 @@ class StorageContract:
         assert storage.peek_data("result:stale") is EmptyData
         assert storage.ack(b, ("result:stale", b"from-b", None)) is True
         assert storage.peek_data("result:stale") == b"from-b"
+
+    def test_ack_and_reserve_acknowledges_and_claims_the_next(self, storage: BaseStorage) -> None:
+        storage.enqueue(msg(1))
+        storage.enqueue(msg(2))
+        first = self.reserve_one(storage)
+        acked, second = storage.ack_and_reserve(first, ("result:1", b"one", None), LONG_LEASE)
+        assert acked is True
+        assert second is not None and second.data == msg(2) and second.attempt == 1
+        assert storage.peek_data("result:1") == b"one"
+        if self.supports_reliable:
+            assert second.token and second.token != first.token
+            assert [r.message_id for r in storage.in_flight_items()] == [second.message_id]
+        started = time.monotonic()
+        acked, nothing = storage.ack_and_reserve(second, None, LONG_LEASE)
+        assert (acked, nothing) == (True, None)
+        assert time.monotonic() - started < (self.max_block if self.is_blocking and not self.supports_reliable else 0.5)
+        assert storage.queue_size() == 0 and storage.in_flight_size() == 0
+
+    def test_ack_and_reserve_with_a_stale_reservation_still_claims(self, storage: BaseStorage) -> None:
+        self.require("supports_reliable")
+        storage.enqueue(msg(1))
+        storage.enqueue(msg(2))
+        stale = self.reserve_one(storage)
+        self.expire_all(storage)
+        fresh = self.reserve_one(storage)
+        assert fresh.data == msg(1)
+        acked, following = storage.ack_and_reserve(stale, ("result:stale", b"from-stale", None), LONG_LEASE)
+        assert acked is False
+        assert following is not None and following.data == msg(2)
+        assert storage.peek_data("result:stale") is EmptyData
+        assert storage.ack(fresh) is True and storage.ack(following) is True
+        assert storage.in_flight_size() == 0
 
     def test_ack_result_ttl(self, storage: BaseStorage) -> None:
         self.require("supports_reliable")

@@ -8,13 +8,18 @@ import time
 from typing import Any
 
 import pytest
-from django.core.checks import run_checks
 from django.utils import timezone
 
 from django_tasks_q.conf import queues
 from django_tasks_q.consumer import Consumer, ConsumerOptions
 from django_tasks_q.decorators import task
-from django_tasks_q.history import ConsumerHeartbeat, QueueMinute, TaskHistory, TaskStatus
+from django_tasks_q.history import (
+    ConsumerHeartbeat,
+    QueueMinute,
+    TaskHistory,
+    TaskStatus,
+    check_history_settings,
+)
 from django_tasks_q.recorder import HistoryRecorder, prune
 from django_tasks_q.testing import drain
 from tests.admin_helpers import Q, memory_settings, recording
@@ -143,13 +148,13 @@ def test_prune_by_age(settings: Any) -> None:
 
 def test_history_settings_are_checked(settings: Any) -> None:
     settings.TASKS_Q_HISTORY = "some"
-    errors = [m for m in run_checks() if m.id == "django_tasks_q.E020"]
+    errors = check_history_settings()
     assert errors and "TASKS_Q_HISTORY" in errors[0].msg
     settings.TASKS_Q_HISTORY = "failures"
     settings.TASKS_Q_HISTORY_DAYS = 0
-    assert [m.id for m in run_checks() if m.id == "django_tasks_q.E020"] == ["django_tasks_q.E020"]
+    assert [m.id for m in check_history_settings()] == ["django_tasks_q.E020"]
     settings.TASKS_Q_HISTORY_DAYS = 30
-    assert not [m for m in run_checks() if m.id == "django_tasks_q.E020"]
+    assert not check_history_settings()
 
 
 @pytest.mark.django_db

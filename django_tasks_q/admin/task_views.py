@@ -165,7 +165,11 @@ class PeriodicTaskAdmin(AnchorAdmin):
                 .values_list("name")
                 .annotate(last=Max("started_at"))
             )
-            consumer_periodic = consumer_options(name).get("periodic", True)
+            try:
+                consumer_periodic = consumer_options(name).get("periodic", True)
+            except TasksQError as exc:
+                errors.append(f"{name}: {exc}")
+                consumer_periodic = True
             for wrapper in periodic:
                 schedule = wrapper.validate_datetime
                 now = _zone_now(hub)

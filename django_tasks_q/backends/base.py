@@ -93,6 +93,7 @@ from __future__ import annotations
 
 import enum
 import inspect
+import threading
 import time
 import uuid
 from collections.abc import Iterable
@@ -261,6 +262,17 @@ class BaseStorage:
         Calling it twice must be harmless. The storage need not be usable afterwards.
         """
 
+    def startup_warnings(self) -> list[str]:
+        """Return what an operator should know about this store's durability, as sentences; ``[]`` if nothing.
+
+        The consumer calls it once at start and logs each sentence as a warning (RELIABILITY R9): a store that
+        may lose or evict acknowledged data breaks at-least-once delivery whatever the storage does (a Redis
+        server without an append-only file, or one that evicts keys under memory pressure). It must not raise:
+        a store that cannot be asked (unreachable, the command disabled) says so in a sentence or returns
+        ``[]``. Default: ``[]``.
+        """
+        return []
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name!r}>"
 
@@ -325,6 +337,20 @@ class BaseStorage:
         two messages. Durable when it returns (for a persistent storage). Returns ``None``.
         """
         raise self._not_implemented("enqueue")
+
+    def enqueue_many(self, items: list[tuple[bytes, int | None]]) -> None:
+        """Add several ``(data, priority)`` messages to the ready queue, in list order.
+
+        Each item as ``enqueue(data, priority)`` would add it, and in the order given: within one priority they
+        are delivered first to last, after what was enqueued before the call. Atomic where the storage can be
+        (all of them or none); where it cannot, a failure may leave a prefix of the list enqueued, never a
+        message out of order. Storages write them in one round trip or one transaction where they can; this
+        is what ``task.map()``, ``group()`` and chords use. Returns ``None``.
+
+        Default: ``enqueue`` for each item, in order.
+        """
+        for data, priority in items:
+            self.enqueue(data, priority)
 
     def dequeue(self) -> bytes | None:
         """Remove and return the next ready message (in the order described in ``enqueue``), or ``None``.
@@ -396,6 +422,15 @@ class BaseStorage:
     def peek_data(self, key: str) -> bytes | EmptyDataType:
         """Return the value stored under ``key`` without removing it, or ``EmptyData`` when there is none."""
         raise self._not_implemented("peek_data")
+
+    def peek_many(self, keys: list[str]) -> list[bytes | EmptyDataType]:
+        """Return the value under each of ``keys`` (``EmptyData`` where there is none), in the order given.
+
+        Read-only, like ``peek_data`` for each key; storages read them in one round trip where they can (the
+        hub reads a task's two revocation keys with it before every execution). The values need not come from
+        one snapshot. Default: ``peek_data`` for each key.
+        """
+        return [self.peek_data(key) for key in keys]
 
     def pop_data(self, key: str) -> bytes | EmptyDataType:
         """Remove and return the value under ``key``, or ``EmptyData`` when there is none.
@@ -510,6 +545,22 @@ class BaseStorage:
             priority=None,
         )
 
+    def wait_for_messages(self, timeout: float, wake: threading.Event | None = None) -> bool:
+        """Wait up to ``timeout`` seconds for a sign that a message may have become ready; return whether it came.
+
+        For storages whose ``reserve`` does not wait (``blocking = False``): an idle consumer worker calls this
+        between empty ``reserve`` calls instead of sleeping, so that it starts a new task within milliseconds
+        without polling the store hard. Returns ``True`` as soon as the store may have changed (wake-ups may be
+        spurious: the caller simply looks again) or ``wake`` is set, ``False`` after ``timeout``. A storage that
+        overrides it should make an idle wait cost next to nothing (see :mod:`django_tasks_q.backends.watch`).
+
+        Default: wait on ``wake`` (or sleep) for ``timeout``; the consumer then backs off as without it.
+        """
+        if wake is not None:
+            return wake.wait(timeout)
+        time.sleep(timeout)
+        return False
+
     def ack(self, reservation: Reservation, result: ResultWrite | None = None) -> bool:
         """Acknowledge a finished message: delete it from in-flight and optionally write its result.
 
@@ -525,6 +576,20 @@ class BaseStorage:
             key, value, ttl = result
             self.put_data(key, value, is_result=True, ttl=ttl)
         return True
+
+    def ack_and_reserve(
+        self, reservation: Reservation, result: ResultWrite | None, lease: float
+    ) -> tuple[bool, Reservation | None]:
+        """``ack(reservation, result)``, then claim the next ready message for ``lease`` seconds without waiting.
+
+        Returns ``(acked, next)``: ``acked`` is what ``ack`` returns, ``next`` the new reservation or ``None``
+        when no message is ready now (native versions do not wait for one, even on a blocking storage: the
+        caller then calls ``reserve``). The claim is made whether or not the acknowledgement succeeded. A worker
+        finishing one message and taking the next pays one round trip (one transaction) instead of two;
+        storages that can do both in one step do, each half keeping its own guarantees. Default: ``ack`` then
+        ``reserve`` (which may wait, as ``reserve`` does).
+        """
+        return self.ack(reservation, result), self.reserve(lease)
 
     def renew(self, reservation: Reservation, lease: float) -> bool:
         """Extend a lease: set its deadline to ``now + lease`` if the token still matches; return whether it did.

@@ -19,6 +19,8 @@ Because nothing is ever delivered, there is no delivery guarantee to speak of: `
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterable
 
 from django_tasks_q.backends.base import (
@@ -43,8 +45,15 @@ class BlackHoleStorage(BaseStorage):
     reliable = False
     shared_between_processes = False
 
+    def startup_warnings(self) -> list[str]:
+        """Nothing enqueued here ever runs: say so."""
+        return [f"BlackHoleStorage {self.name!r} discards every message: nothing enqueued here ever runs"]
+
     # queue
     def enqueue(self, data: bytes, priority: int | None = None) -> None:
+        return None
+
+    def enqueue_many(self, items: list[tuple[bytes, int | None]]) -> None:
         return None
 
     def dequeue(self) -> bytes | None:
@@ -85,6 +94,9 @@ class BlackHoleStorage(BaseStorage):
     def peek_data(self, key: str) -> bytes | EmptyDataType:
         return EmptyData
 
+    def peek_many(self, keys: list[str]) -> list[bytes | EmptyDataType]:
+        return [EmptyData for _ in keys]
+
     def pop_data(self, key: str) -> bytes | EmptyDataType:
         return EmptyData
 
@@ -121,6 +133,15 @@ class BlackHoleStorage(BaseStorage):
 
     def ack(self, reservation: Reservation, result: ResultWrite | None = None) -> bool:
         return True
+
+    def ack_and_reserve(
+        self, reservation: Reservation, result: ResultWrite | None, lease: float
+    ) -> tuple[bool, Reservation | None]:
+        return True, None
+
+    def wait_for_messages(self, timeout: float, wake: threading.Event | None = None) -> bool:
+        # Nothing ever arrives: only ``wake`` ends the wait early.
+        return wake.wait(timeout) if wake is not None else bool(time.sleep(timeout))
 
     def renew(self, reservation: Reservation, lease: float) -> bool:
         return True

@@ -94,6 +94,7 @@ from django_tasks_q.backends.base import (
     new_token,
     normalize_priority,
 )
+from django_tasks_q.backends.watch import ChangeWatch, probe_poller
 from django_tasks_q.exceptions import ConfigurationError, StorageError
 
 try:
@@ -304,6 +305,8 @@ class FileStorage(BaseStorage):
         self._lock = threading.RLock()
         self._layout_pid = 0
         self._last_purge = time.monotonic()
+        self._watch: ChangeWatch | None = None
+        self._watch_pid = 0
 
     def __repr__(self) -> str:
         return f"<FileStorage name={self.name!r} path={self.path!r}>"
@@ -435,6 +438,32 @@ class FileStorage(BaseStorage):
         data = _check_bytes(data, "data")
         message_id = _new_message_id(_priority(priority))
         self._publish(data, self._ready_path(f"{message_id}.0"))
+        self._wake_waiters()
+
+    def wait_for_messages(self, timeout: float, wake: threading.Event | None = None) -> bool:
+        """Wait for a change of ``ready/``: its modification time, read every 4 ms (every 25 ms once nothing has
+        changed for 1 s) by one waiting thread per process; an enqueue of this process wakes the waiters at once."""
+        self._ensure_layout()
+        watch = self._watch
+        if watch is None or self._watch_pid != os.getpid():
+            ready = self._dirs["ready"]
+            watch = self._watch = ChangeWatch(probe_poller(lambda: os.stat(ready).st_mtime_ns))
+            self._watch_pid = os.getpid()
+        return watch.wait(timeout, wake)
+
+    def _wake_waiters(self) -> None:
+        watch = self._watch
+        if watch is not None and self._watch_pid == os.getpid():
+            watch.notify()
+
+    @_operation
+    def enqueue_many(self, items: list[tuple[bytes, int | None]]) -> None:
+        """Publish each message in order under the thread lock (each is atomic; the whole list is not)."""
+        checked = [(_check_bytes(data, "data"), _priority(priority)) for data, priority in items]
+        for data, priority in checked:
+            self._publish(data, self._ready_path(f"{_new_message_id(priority)}.0"))
+        if checked:
+            self._wake_waiters()
 
     @_operation
     def dequeue(self) -> bytes | None:
@@ -539,6 +568,7 @@ class FileStorage(BaseStorage):
             moved += 1
         if moved:
             self._sync_dir(self._dirs["ready"])
+            self._wake_waiters()
         return moved
 
     # ------------------------------------------------------------------ key/value data

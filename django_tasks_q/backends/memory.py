@@ -211,6 +211,13 @@ class MemoryStorage(BaseStorage):
             self._push_ready(self._new_message(data, prio))
             self._ready_changed.notify()
 
+    def enqueue_many(self, items: list[tuple[bytes, int | None]]) -> None:
+        messages = [(_check_bytes(data, "data"), normalize_priority(priority)) for data, priority in items]
+        with self._lock:
+            for data, prio in messages:
+                self._push_ready(self._new_message(data, prio))
+            self._ready_changed.notify_all()
+
     def dequeue(self) -> bytes | None:
         with self._lock:
             if not self._wait_for_ready():
@@ -399,6 +406,20 @@ class MemoryStorage(BaseStorage):
             if result is not None:
                 self._set_entry(key, value, True, expires_at)
             return True
+
+    def ack_and_reserve(
+        self, reservation: Reservation, result: ResultWrite | None, lease: float
+    ) -> tuple[bool, Reservation | None]:
+        with self._lock:
+            acked = self.ack(reservation, result)
+            if not self._ready:
+                return acked, None
+            message = heapq.heappop(self._ready)[2]
+            message.claims += 1
+            now = time.time()
+            held = _Lease(message, new_token(), now + lease, now)
+            self._in_flight[message.message_id] = held
+            return acked, held.as_reservation()
 
     def renew(self, reservation: Reservation, lease: float) -> bool:
         with self._lock:

@@ -70,8 +70,11 @@ from __future__ import annotations
 import hashlib
 import itertools
 import logging
+import os
 import random
 import re
+import select
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -94,6 +97,7 @@ from .base import (
     new_token,
     normalize_priority,
 )
+from .watch import ChangeWatch, probe_poller
 
 __all__ = ["OrmStorage", "OrmTablesMissing"]
 
@@ -149,6 +153,11 @@ _TOKEN_RE = re.compile(r"[0-9a-f]{32}")
 _PG_TRANSIENT = frozenset({"40P01", "40001"})  # deadlock_detected, serialization_failure
 _MYSQL_TRANSIENT = frozenset({1213})  # ER_LOCK_DEADLOCK
 _SQLITE_TRANSIENT = frozenset({5, 6})  # SQLITE_BUSY, SQLITE_LOCKED (primary result codes)
+
+def _plain_wait(timeout: float) -> bool:
+    time.sleep(timeout)
+    return False
+
 
 _sqlite_locks: dict[str, threading.RLock] = {}
 _sqlite_locks_guard = threading.Lock()
@@ -284,12 +293,24 @@ class OrmStorage(BaseStorage):
         self._sql_cache: dict[str, str] = {}
         self._skip_locked: bool | None = None
         self._next_purge = 0.0 if purge_interval is None else time.monotonic() + purge_interval
+        self.channel = "tasks_q_" + hashlib.sha256(name.encode("utf-8")).hexdigest()[:24]
+        """PostgreSQL ``NOTIFY`` channel of this queue (every write that makes a message ready notifies it)."""
+        self._watch: ChangeWatch | None = None
+        self._watch_pid = 0
+        self._watch_lock = threading.Lock()
+        self._watch_resource: Any = None
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name!r} using={self.using!r}>"
 
     def close(self) -> None:
-        """Nothing to release: connections belong to Django (``django.db.connections``), one per thread."""
+        """Close the connection that watches for new messages, if any (the others belong to Django)."""
+        resource, self._watch_resource, self._watch = self._watch_resource, None, None
+        if resource is not None and self._watch_pid == os.getpid():
+            try:
+                resource.close()
+            except Exception:
+                logger.debug("ORM storage %r: closing the watch connection failed", self.name, exc_info=True)
 
     # ================================================================== plumbing
 
@@ -468,18 +489,125 @@ class OrmStorage(BaseStorage):
         now: float,
         created_at: float | None = None,
     ) -> None:
-        self._execute(
-            conn,
+        params = [self.name, data, priority, READY, "", 0, now if created_at is None else created_at]
+        insert = (
             "INSERT INTO {msg} ({queue}, {data}, {priority}, {state}, {token}, {attempts}, {created_at}) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s)",
-            [self.name, data, priority, READY, "", 0, now if created_at is None else created_at],
+            "VALUES (%s, %s, %s, %s, %s, %s, %s)"
         )
+        if self._vendor == "postgresql":  # the row and its NOTIFY (sent at commit) in one statement
+            self._execute(
+                conn,
+                f"WITH inserted AS ({insert} RETURNING {{id}}) SELECT pg_notify(%s, '') FROM inserted",
+                [*params, self.channel],
+            )
+        else:
+            self._execute(conn, insert, params)
 
     def enqueue(self, data: bytes, priority: int | None = None) -> None:
         """Insert a ready message; inside ``transaction.atomic()`` it commits (or not) with the caller."""
         data = _check_bytes(data, "data")
         prio = _priority(priority)
         self._run("enqueue", self._insert_message, data, prio, time.time())
+        self._wake_waiters()
+
+    def _notify(self, conn: Any) -> None:
+        """On PostgreSQL, ``NOTIFY`` this queue's listeners (sent when the transaction commits)."""
+        if self._vendor == "postgresql":
+            self._execute(conn, "SELECT pg_notify(%s, '')", [self.channel])
+
+    # ================================================================== waking idle consumers
+
+    def wait_for_messages(self, timeout: float, wake: threading.Event | None = None) -> bool:
+        """Wait for a new message without polling the tables.
+
+        PostgreSQL: ``LISTEN`` on the queue's channel over a connection of its own (every enqueue, release,
+        reclaim and schedule move sends ``NOTIFY``, delivered at commit). SQLite: ``PRAGMA data_version`` of the
+        database file on a connection of its own, read every 4 ms (every 25 ms once nothing has changed for
+        1 s). MariaDB/MySQL: a plain wait. Everywhere, a write of this process wakes the waiters at once.
+        """
+        return self._change_watch().wait(timeout, wake)
+
+    def _change_watch(self) -> ChangeWatch:
+        watch = self._watch
+        if watch is not None and self._watch_pid == os.getpid():
+            return watch
+        with self._watch_lock:
+            if self._watch is None or self._watch_pid != os.getpid():
+                try:
+                    poll = self._make_poll()
+                except Exception as exc:  # no native wait: wait plainly (local writes still wake)
+                    logger.warning("ORM storage %r: cannot watch the database for new messages: %s", self.name, exc)
+                    poll = None
+                self._watch = ChangeWatch(poll or _plain_wait)
+                self._watch_pid = os.getpid()
+            return self._watch
+
+    def _make_poll(self) -> Callable[[float], bool] | None:
+        conn = connections[self.using]
+        if self._vendor == "sqlite":
+            if conn.is_in_memory_db():
+                return None
+            name = str(conn.settings_dict["NAME"])
+            watch_conn = sqlite3.connect(name, check_same_thread=False, uri=name.startswith("file:"))
+            self._watch_resource = watch_conn
+            return probe_poller(lambda: watch_conn.execute("PRAGMA data_version").fetchone()[0])
+        if self._vendor == "postgresql":
+            listener = conn.Database.connect(**conn.get_connection_params())
+            pgconn = getattr(listener, "pgconn", None)
+            if pgconn is None:
+                listener.close()
+                return None  # psycopg2: no native wait
+            listener.autocommit = True
+            listener.execute(f'LISTEN "{self.channel}"')
+            self._watch_resource = listener
+
+            def poll(timeout: float) -> bool:
+                # Wait on the socket itself (psycopg's notifies() generator costs far more per call).
+                try:
+                    if not select.select([pgconn.socket], [], [], timeout)[0]:
+                        return False
+                    pgconn.consume_input()
+                    notified = False
+                    while pgconn.notifies() is not None:
+                        notified = True
+                    return notified
+                except Exception as exc:  # the listening connection broke: open a new one next time
+                    logger.warning("ORM storage %r: lost the LISTEN connection (%s); reconnecting", self.name, exc)
+                    self._watch = None
+                    try:
+                        listener.close()
+                    except Exception:
+                        pass
+                    time.sleep(min(timeout, 1.0))
+                    return True
+
+            return poll
+        return None
+
+    def _wake_waiters(self) -> None:
+        watch = self._watch
+        if watch is not None and self._watch_pid == os.getpid():
+            watch.notify()
+
+    def _insert_messages(self, conn: Any, rows: list[list[Any]]) -> None:
+        with self._txn(conn):
+            with conn.cursor() as cursor:
+                cursor.executemany(
+                    self._sql(
+                        "INSERT INTO {msg} ({queue}, {data}, {priority}, {state}, {token}, {attempts}, "
+                        "{created_at}) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+                    ),
+                    rows,
+                )
+            self._notify(conn)
+
+    def enqueue_many(self, items: list[tuple[bytes, int | None]]) -> None:
+        """Insert the messages in order with one ``executemany`` in one transaction (all or none)."""
+        now = time.time()
+        rows = [[self.name, _check_bytes(data, "data"), _priority(priority), READY, "", 0, now] for data, priority in items]
+        if rows:
+            self._run("enqueue_many", self._insert_messages, rows)
+            self._wake_waiters()
 
     def _claim_sql_returning(self, conn: Any, action: str, returning: str) -> str:
         lock = self._lock_clause(conn, skip_locked=True)
@@ -621,9 +749,13 @@ class OrmStorage(BaseStorage):
                             ),
                             [[self.name, row[1], row[2], READY, "", 0, now] for row in due],
                         )
+                    self._notify(conn)
                 return len(due)
 
-        return self._run("enqueue_due", move)
+        moved = self._run("enqueue_due", move)
+        if moved:
+            self._wake_waiters()
+        return moved
 
     def scheduled_items(self, limit: int | None = None) -> list[bytes]:
         """The scheduled items, earliest first (up to ``limit``), without removing them."""
@@ -719,6 +851,25 @@ class OrmStorage(BaseStorage):
         key = _check_key(key)
         found, value = self._run("peek_data", self._read_value, key, "{value}")
         return bytes(value) if found else EmptyData
+
+    def _read_values(self, conn: Any, hashes: list[str]) -> dict[str, bytes]:
+        rows = self._fetchall(
+            conn,
+            "SELECT {key_hash}, {value}, {expires_at} FROM {kv} WHERE {queue} = %s AND {key_hash} IN ("
+            + _placeholders(len(hashes))
+            + ")",
+            [self.name, *hashes],
+        )
+        now = time.time()
+        return {key_hash: bytes(value) for key_hash, value, expires_at in rows if _live(expires_at, now)}
+
+    def peek_many(self, keys: list[str]) -> list[bytes | EmptyDataType]:
+        """The live values of ``keys`` in one ``SELECT`` (expired ones count as none); ``EmptyData`` elsewhere."""
+        hashes = [_key_hash(_check_key(key)) for key in keys]
+        if not hashes or len(set(hashes)) > CHUNK:
+            return super().peek_many(keys)
+        found = self._run("peek_many", self._read_values, list(dict.fromkeys(hashes)))
+        return [found.get(key_hash, EmptyData) for key_hash in hashes]
 
     def has_data_for_key(self, key: str) -> bool:
         """Whether ``key`` holds a live value."""
@@ -998,6 +1149,35 @@ class OrmStorage(BaseStorage):
             self._maybe_purge()
         return acked
 
+    def _ack_and_reserve(
+        self, conn: Any, owned: list[Any], result: tuple[str, bytes, float | None] | None, lease: float
+    ) -> tuple[bool, Reservation | None]:
+        with self._txn(conn):
+            acked = self._execute(conn, "DELETE FROM {msg} WHERE " + self._OWNED, owned) == 1
+            if acked and result is not None:
+                key, value, expires_at = result
+                self._upsert_value(conn, key, value, True, expires_at, time.time())
+            return acked, self._reserve(conn, lease)
+
+    def ack_and_reserve(
+        self, reservation: Reservation, result: ResultWrite | None, lease: float
+    ) -> tuple[bool, Reservation | None]:
+        """Delete the acknowledged reservation (writing its result) and claim the next message, in one
+        transaction."""
+        if lease <= 0:
+            raise ValueError(f"lease must be > 0 seconds, got {lease!r}")
+        write = None
+        if result is not None:
+            key, value, ttl = result
+            write = (_check_key(key), _check_bytes(value, "result value"), _expiry(ttl, time.time()))
+        owned = self._owned_params(reservation)
+        if owned is None:
+            return False, self.reserve(lease)
+        acked, following = self._run("ack_and_reserve", self._ack_and_reserve, owned, write, float(lease))
+        if acked and write is not None:
+            self._maybe_purge()
+        return acked, following
+
     def renew(self, reservation: Reservation, lease: float) -> bool:
         """Move the lease deadline to ``now + lease`` if the token matches (one UPDATE)."""
         if lease <= 0:
@@ -1022,7 +1202,7 @@ class OrmStorage(BaseStorage):
         if owned is None:
             return False
         uncount = 0 if count_attempt else 1
-        return (
+        released = (
             self._run(
                 "release",
                 lambda conn: self._execute(
@@ -1034,6 +1214,15 @@ class OrmStorage(BaseStorage):
             )
             == 1
         )
+        if released:
+            self._notify_now()
+        return released
+
+    def _notify_now(self) -> None:
+        """Wake listeners in other processes (PostgreSQL) and waiters in this one."""
+        if self._vendor == "postgresql":
+            self._run("notify", self._notify)
+        self._wake_waiters()
 
     def _insert_dead(
         self,
@@ -1141,7 +1330,10 @@ class OrmStorage(BaseStorage):
         One transaction; the rows are locked with ``SKIP LOCKED`` where the database has it, so consumers
         reaping at the same time each reclaim different reservations.
         """
-        return self._run("requeue_expired", self._requeue_expired, float(now), max_attempts)
+        reclaimed = self._run("requeue_expired", self._requeue_expired, float(now), max_attempts)
+        if reclaimed:
+            self._notify_now()
+        return reclaimed
 
     def in_flight_items(self, limit: int | None = None) -> list[Reservation]:
         """The current reservations, earliest deadline first (up to ``limit``)."""

@@ -86,8 +86,13 @@ DEFAULT_HOST = "localhost"
 DEFAULT_PORT = 6379
 DEFAULT_SOCKET_CONNECT_TIMEOUT = 2.0
 """Seconds to wait for a TCP connection when the storage builds its own client (redis-py's default is 5)."""
+DEFAULT_SOCKET_TIMEOUT = 5.0
+"""Seconds to wait for a reply when the storage builds its own client (redis-py's default: for ever). A hung
+server or a half-open connection then fails a call with StorageError instead of blocking producers and workers
+for ever (RELIABILITY R9, R11); blocking waits (``BLPOP``) stay below half of it."""
 
 _CHUNK = 500  # entries handled by one script call in bulk operations (flushes, reaping, schedule moves)
+_BULK = 1000  # messages written by one script call of enqueue_many
 _RESERVED_PARAMETERS = frozenset(
     {
         "self",
@@ -241,7 +246,7 @@ class RedisStorage(BaseStorage):
         Seconds an empty ``reserve()`` / ``dequeue()`` waits for a message (default 1.0; 0: never waits).
         huey's ``blocking=False`` is the same as ``block_timeout=0`` and ``read_timeout`` is an alias.
     other keywords
-        Passed to :class:`redis.Redis` (``socket_timeout``, ``socket_connect_timeout`` (default here 2 s),
+        Passed to :class:`redis.Redis` (``socket_timeout`` (default here 5 s), ``socket_connect_timeout`` (2 s),
         ``retry`` (default :func:`default_retry`), ``ssl``, ``username``, ``max_connections`` ...); unknown
         ones are a :class:`ConfigurationError` at once.
 
@@ -394,6 +399,7 @@ class RedisStorage(BaseStorage):
             )
         options: dict[str, Any] = {
             "socket_connect_timeout": DEFAULT_SOCKET_CONNECT_TIMEOUT,
+            "socket_timeout": DEFAULT_SOCKET_TIMEOUT,
             "retry": default_retry(),
             **connection_params,
             "client_name": client_name,
@@ -457,6 +463,37 @@ class RedisStorage(BaseStorage):
         if self._owns_client:
             self._client.close()
             self._client.connection_pool.disconnect()
+
+    def startup_warnings(self) -> list[str]:
+        """The server's durability problems: no append-only file, or keys evicted under memory pressure.
+
+        Reads ``CONFIG GET appendonly maxmemory maxmemory-policy``. A server that refuses ``CONFIG`` (managed
+        services often rename it) or cannot be reached yields one sentence saying the settings were not checked.
+        """
+        try:
+            config = {_text(key): _text(value) for key, value in self._client.config_get(
+                "appendonly", "maxmemory", "maxmemory-policy").items()}
+        except (RedisError, AttributeError, TypeError, ValueError) as exc:
+            return [
+                f"Redis storage {self.name!r}: could not check the server's persistence settings "
+                f"({type(exc).__name__}: {exc}); for at-least-once delivery it needs appendonly yes and "
+                "maxmemory-policy noeviction"
+            ]
+        warnings = []
+        if config.get("appendonly", "").lower() != "yes":
+            warnings.append(
+                f"Redis storage {self.name!r}: the server runs without an append-only file (appendonly "
+                f"{config.get('appendonly', '?')}); if Redis restarts, queued and in-flight messages written "
+                "since its last snapshot are lost. Configure appendonly yes"
+            )
+        policy = config.get("maxmemory-policy", "noeviction")
+        if policy != "noeviction" and config.get("maxmemory", "0") not in ("0", ""):
+            warnings.append(
+                f"Redis storage {self.name!r}: the server evicts keys when it reaches maxmemory "
+                f"{config.get('maxmemory')} (maxmemory-policy {policy}); evicted messages are lost without a "
+                "trace. Configure maxmemory-policy noeviction"
+            )
+        return warnings
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name!r} prefix={self.prefix!r}>"
@@ -564,6 +601,28 @@ class RedisStorage(BaseStorage):
         prio, score = self._scores(priority)
         self._run("enqueue", (self._k_seq, self._k_ready, self._k_notify), (self._base, data, prio, score))
 
+    def enqueue_many(self, items: list[tuple[bytes, int | None]]) -> None:
+        """Add messages in order: one script per 1,000, all sent in one ``MULTI``/``EXEC`` round trip."""
+        args: list[Any] = []
+        for data, priority in items:
+            _check_bytes(data, "data")
+            args.extend((data, *self._scores(priority)))
+        if not args:
+            return
+        keys = (self._k_seq, self._k_ready, self._k_notify)
+        step = 3 * _BULK
+        if len(args) <= step:
+            self._run("enqueue_many", keys, (self._base, *args))
+            return
+        script = self._scripts["enqueue_many"]
+        try:
+            with self._client.pipeline(transaction=self._direct) as pipe:  # MULTI/EXEC on a plain server
+                for start in range(0, len(args), step):
+                    script(keys=keys, args=(self._base, *args[start : start + step]), client=pipe)
+                pipe.execute()
+        except RedisError as exc:
+            raise self._error(exc, "enqueue_many") from exc
+
     def dequeue(self) -> bytes | None:
         """Remove and return the next ready message (at most once), waiting up to ``block_timeout``."""
         return self._take(self._dequeue_once)
@@ -670,6 +729,17 @@ class RedisStorage(BaseStorage):
             value = self._call("get", self._client.get, self._kv(_check_key(key)))
         return EmptyData if value is None else bytes(value)
 
+    def peek_many(self, keys: list[str]) -> list[bytes | EmptyDataType]:
+        """The values under ``keys`` (one ``MGET``), ``EmptyData`` where there is none."""
+        if not keys:
+            return []
+        names = [self._kv(_check_key(key)) for key in keys]
+        if self._direct:
+            values = self._direct_command("mget", "MGET", *names)
+        else:
+            values = self._call("mget", self._client.mget, names)
+        return [EmptyData if value is None else bytes(value) for value in values]
+
     def pop_data(self, key: str) -> bytes | EmptyDataType:
         """Remove and return the value under ``key`` atomically, or ``EmptyData``."""
         kv, results, _, _ = self._data_keys(_check_key(key))
@@ -773,18 +843,7 @@ class RedisStorage(BaseStorage):
             (self._k_ready, self._k_inflight, self._k_notify),
             (self._base, token, repr(now), repr(deadline)),
         )
-        if row is None:
-            return None
-        message_id, data, claims, prio = row
-        return Reservation(
-            message_id=_text(message_id),
-            data=bytes(data),
-            token=token,
-            attempt=int(claims),
-            deadline=deadline,
-            reserved_at=now,
-            priority=_priority(prio),
-        )
+        return self._reservation(row, token, now, deadline)
 
     def ack(self, reservation: Reservation, result: ResultWrite | None = None) -> bool:
         """Delete a finished message and write its result, in one script, if the token still matches."""
@@ -799,6 +858,44 @@ class RedisStorage(BaseStorage):
             keys += self._data_keys(key)
             args += (key, value, _ttl_ms(self._result_ttl(ttl)))
         return bool(self._run("ack", keys, args))
+
+    def ack_and_reserve(
+        self, reservation: Reservation, result: ResultWrite | None, lease: float
+    ) -> tuple[bool, Reservation | None]:
+        """``ack`` and a ``reserve`` that does not wait, in one script (one round trip)."""
+        if not reservation.token or not reservation.message_id:
+            return False, self._reserve_once(float(lease))
+        if isinstance(lease, bool) or not isinstance(lease, int | float) or not lease > 0:
+            raise ValueError(f"lease must be a positive number of seconds, not {lease!r}")
+        token = new_token()
+        now = time.time()
+        deadline = now + lease
+        keys: tuple[str, ...] = (self._k_inflight, self._msg(reservation.message_id), self._k_ready, self._k_notify)
+        args: tuple[Any, ...] = (
+            self._base, reservation.message_id, reservation.token, token, repr(now), repr(deadline)
+        )
+        if result is not None:
+            key, value, ttl = result
+            _check_key(key)
+            _check_bytes(value, "result value")
+            keys += self._data_keys(key)
+            args += (key, value, _ttl_ms(self._result_ttl(ttl)))
+        acked, row = self._run("ack_and_reserve", keys, args)
+        return bool(acked), self._reservation(row, token, now, deadline)
+
+    def _reservation(self, row: Any, token: str, now: float, deadline: float) -> Reservation | None:
+        if not row:
+            return None
+        message_id, data, claims, prio = row
+        return Reservation(
+            message_id=_text(message_id),
+            data=bytes(data),
+            token=token,
+            attempt=int(claims),
+            deadline=deadline,
+            reserved_at=now,
+            priority=_priority(prio),
+        )
 
     def renew(self, reservation: Reservation, lease: float) -> bool:
         """Set the lease deadline to ``now + lease`` if the token still matches."""

@@ -112,6 +112,30 @@ return id
 """
 )
 
+# KEYS: seq, ready, notify   ARGV: base, then (data, p, s) for each message, in order
+ENQUEUE_MANY = (
+    _NEW_ID
+    + _NOTIFY
+    + """
+local n = 0
+for i = 2, #ARGV, 3 do
+  local id = new_id(KEYS[1])
+  local m = ARGV[1] .. 'm:' .. id
+  redis.call('HSET', m, 'd', ARGV[i])
+  if ARGV[i + 1] ~= '' then redis.call('HSET', m, 'p', ARGV[i + 1]) end
+  local score = '0'
+  if ARGV[i + 2] ~= '' then
+    redis.call('HSET', m, 's', ARGV[i + 2])
+    score = ARGV[i + 2]
+  end
+  redis.call('ZADD', KEYS[2], score, id)
+  n = n + 1
+end
+notify(KEYS[3], n)
+return n
+"""
+)
+
 # KEYS: ready, notify   ARGV: base   -> data or nil (and the notify list is cleared when the queue is empty)
 DEQUEUE = """
 while true do
@@ -127,26 +151,31 @@ while true do
 end
 """
 
-# KEYS: ready, inflight, notify   ARGV: base, token, now, deadline   -> {id, data, claims, priority} or nil
-RESERVE = """
-while true do
-  local popped = redis.call('ZPOPMIN', KEYS[1])
-  if #popped == 0 then
-    redis.call('DEL', KEYS[3])
-    return false
+# The reserve step shared by RESERVE and ACK_AND_RESERVE.
+_CLAIM = """
+local function claim(ready, inflight, notify, base, token, now, deadline)
+  while true do
+    local popped = redis.call('ZPOPMIN', ready)
+    if #popped == 0 then
+      redis.call('DEL', notify)
+      return false
+    end
+    local id = popped[1]
+    local m = base .. 'm:' .. id
+    local v = redis.call('HMGET', m, 'd', 'p')
+    if v[1] then
+      local claims = redis.call('HINCRBY', m, 'c', 1)
+      redis.call('HSET', m, 't', token, 'r', now)
+      redis.call('ZADD', inflight, deadline, id)
+      return {id, v[1], claims, v[2]}
+    end
+    redis.call('DEL', m)
   end
-  local id = popped[1]
-  local m = ARGV[1] .. 'm:' .. id
-  local v = redis.call('HMGET', m, 'd', 'p')
-  if v[1] then
-    local claims = redis.call('HINCRBY', m, 'c', 1)
-    redis.call('HSET', m, 't', ARGV[2], 'r', ARGV[3])
-    redis.call('ZADD', KEYS[2], ARGV[4], id)
-    return {id, v[1], claims, v[2]}
-  end
-  redis.call('DEL', m)
 end
 """
+
+# KEYS: ready, inflight, notify   ARGV: base, token, now, deadline   -> {id, data, claims, priority} or nil
+RESERVE = _CLAIM + "return claim(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4])\n"
 
 # KEYS: ready or schedule   ARGV: base, stop   -> data of members 0..stop, in order
 LIST_BODIES = """
@@ -343,6 +372,27 @@ return 1
 """
 )
 
+
+# KEYS: inflight, m, ready, notify, [kv, results, wait, wake]
+# ARGV: base, id, token, new token, now, deadline, [member, value, ttl_ms or '']
+# -> {acked 1/0, next: {id, data, claims, priority} or false}
+ACK_AND_RESERVE = (
+    _PUT
+    + _CLAIM
+    + """
+local acked = 0
+if redis.call('HGET', KEYS[2], 't') == ARGV[3] then
+  redis.call('ZREM', KEYS[1], ARGV[2])
+  redis.call('DEL', KEYS[2])
+  if #KEYS > 4 then
+    put(KEYS[5], KEYS[6], KEYS[7], KEYS[8], ARGV[7], ARGV[8], ARGV[9], '1')
+  end
+  acked = 1
+end
+return {acked, claim(KEYS[3], KEYS[1], KEYS[4], ARGV[1], ARGV[4], ARGV[5], ARGV[6])}
+"""
+)
+
 # KEYS: inflight, m   ARGV: base, id, token, deadline
 RENEW = """
 if redis.call('HGET', KEYS[2], 't') ~= ARGV[3] then return 0 end
@@ -523,6 +573,7 @@ return n
 
 SCRIPTS: dict[str, str] = {
     "enqueue": ENQUEUE,
+    "enqueue_many": ENQUEUE_MANY,
     "dequeue": DEQUEUE,
     "reserve": RESERVE,
     "list_bodies": LIST_BODIES,
@@ -540,6 +591,7 @@ SCRIPTS: dict[str, str] = {
     "result_count": RESULT_COUNT,
     "flush_results_chunk": FLUSH_RESULTS_CHUNK,
     "ack": ACK,
+    "ack_and_reserve": ACK_AND_RESERVE,
     "renew": RENEW,
     "release": RELEASE,
     "bury": BURY,

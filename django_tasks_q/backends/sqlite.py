@@ -79,6 +79,7 @@ from django_tasks_q.backends.base import (
     new_token,
     normalize_priority,
 )
+from django_tasks_q.backends.watch import ChangeWatch, probe_poller
 from django_tasks_q.exceptions import ConfigurationError, StorageError
 
 __all__ = ["SUPPORTS_RETURNING", "SqliteStorage"]
@@ -267,6 +268,9 @@ class SqliteStorage(BaseStorage):
         self._setup_lock = threading.Lock()
         self._schema_ready = False
         self._last_purge = 0.0
+        self._watch: ChangeWatch | None = None
+        self._watch_conn: sqlite3.Connection | None = None
+        self._watch_pid = 0
 
     def __repr__(self) -> str:
         return f"<SqliteStorage name={self.name!r} filename={self.filename!r}>"
@@ -371,6 +375,35 @@ class SqliteStorage(BaseStorage):
                 handle.conn.close()
             except sqlite3.Error:
                 pass
+        watch_conn, self._watch, self._watch_conn = self._watch_conn, None, None
+        if watch_conn is not None and self._watch_pid == os.getpid():
+            watch_conn.close()
+
+    # ------------------------------------------------------------------ waking idle consumers
+
+    def wait_for_messages(self, timeout: float, wake: threading.Event | None = None) -> bool:
+        """Wait for a change of the database file: ``PRAGMA data_version`` on a connection of its own, read
+        every 4 ms (every 25 ms once nothing has changed for 1 s) by one waiting thread per process; a write of
+        this process wakes the waiters at once."""
+        return self._change_watch().wait(timeout, wake)
+
+    def _change_watch(self) -> ChangeWatch:
+        watch = self._watch
+        if watch is not None and self._watch_pid == os.getpid():
+            return watch
+        with self._setup_lock:
+            if self._watch is None or self._watch_pid != os.getpid():
+                self._connection()  # the file, its tables and WAL mode exist before anything polls it
+                conn = sqlite3.connect(self.database_path, timeout=self.timeout, check_same_thread=False)
+                self._watch_conn = conn
+                self._watch = ChangeWatch(probe_poller(lambda: conn.execute("PRAGMA data_version").fetchone()[0]))
+                self._watch_pid = os.getpid()
+            return self._watch
+
+    def _wake_waiters(self) -> None:
+        watch = self._watch
+        if watch is not None and self._watch_pid == os.getpid():
+            watch.notify()
 
     # ------------------------------------------------------------------ errors and transactions
 
@@ -480,6 +513,20 @@ class SqliteStorage(BaseStorage):
                 (self.name, new_token(), data, prio),
             ),
         )
+        self._wake_waiters()
+
+    def enqueue_many(self, items: list[tuple[bytes, int | None]]) -> None:
+        """Insert the messages in order (one ``executemany`` in one write transaction: all or none)."""
+        rows = [(self.name, new_token(), _check_bytes(data, "data"), _priority(priority)) for data, priority in items]
+        if not rows:
+            return
+        self._write(
+            "enqueue",
+            lambda conn: conn.executemany(
+                "INSERT INTO tasks_q_message (queue, message_id, data, priority) VALUES (?, ?, ?, ?)", rows
+            ),
+        )
+        self._wake_waiters()
 
     def _has_ready(self, conn: sqlite3.Connection) -> bool:
         row = conn.execute(
@@ -630,7 +677,10 @@ class SqliteStorage(BaseStorage):
             conn.execute("DELETE FROM tasks_q_schedule WHERE queue = ? AND timestamp <= ?", (self.name, when))
             return moved
 
-        return self._write("move due items", work)
+        moved = self._write("move due items", work)
+        if moved:
+            self._wake_waiters()
+        return moved
 
     # ------------------------------------------------------------------ key/value data
 
@@ -664,6 +714,24 @@ class SqliteStorage(BaseStorage):
             ).fetchone(),
         )
         return EmptyData if row is None else bytes(row[0])
+
+    def peek_many(self, keys: list[str]) -> list[bytes | EmptyDataType]:
+        """The live values of ``keys`` in one ``SELECT``; ``EmptyData`` where there is none."""
+        if not keys:
+            return []
+        wanted = list(dict.fromkeys(keys))[:500]
+        if len(wanted) < len(set(keys)):
+            return super().peek_many(keys)
+        marks = ", ".join("?" * len(wanted))
+        rows = self._read(
+            "read values",
+            lambda conn: conn.execute(
+                f"SELECT key, value FROM tasks_q_kv WHERE queue = ? AND key IN ({marks}) AND {_LIVE}",
+                (self.name, *wanted, time.time()),
+            ).fetchall(),
+        )
+        found = {key: bytes(value) for key, value in rows}
+        return [found.get(key, EmptyData) for key in keys]
 
     def pop_data(self, key: str) -> bytes | EmptyDataType:
         """Select and delete ``key`` in one write transaction (an expired value counts as none)."""
@@ -800,44 +868,70 @@ class SqliteStorage(BaseStorage):
         if not self._read("reserve", self._has_ready):
             return None
         token = new_token()
+        return self._write("reserve", lambda conn: self._claim(conn, token, lease))
 
-        def work(conn: sqlite3.Connection) -> Reservation | None:
-            now = time.time()
-            deadline = now + lease
-            if self._use_returning:
-                row = conn.execute(
+    def _claim(self, conn: sqlite3.Connection, token: str, lease: float) -> Reservation | None:
+        now = time.time()
+        deadline = now + lease
+        if self._use_returning:
+            row = conn.execute(
+                "UPDATE tasks_q_message SET state = 1, claims = claims + 1, token = ?, deadline = ?, "
+                f"reserved_at = ? WHERE id = ({self._NEXT_READY}) "
+                "RETURNING message_id, data, claims, priority",
+                (token, deadline, now, self.name),
+            ).fetchone()
+        else:
+            found = conn.execute(
+                "SELECT id, message_id, data, claims, priority FROM tasks_q_message "
+                "WHERE queue = ? AND state = 0 ORDER BY priority DESC, id LIMIT 1",
+                (self.name,),
+            ).fetchone()
+            row = None
+            if found is not None:
+                conn.execute(
                     "UPDATE tasks_q_message SET state = 1, claims = claims + 1, token = ?, deadline = ?, "
-                    f"reserved_at = ? WHERE id = ({self._NEXT_READY}) "
-                    "RETURNING message_id, data, claims, priority",
-                    (token, deadline, now, self.name),
-                ).fetchone()
-            else:
-                found = conn.execute(
-                    "SELECT id, message_id, data, claims, priority FROM tasks_q_message "
-                    "WHERE queue = ? AND state = 0 ORDER BY priority DESC, id LIMIT 1",
-                    (self.name,),
-                ).fetchone()
-                row = None
-                if found is not None:
-                    conn.execute(
-                        "UPDATE tasks_q_message SET state = 1, claims = claims + 1, token = ?, deadline = ?, "
-                        "reserved_at = ? WHERE id = ?",
-                        (token, deadline, now, found[0]),
-                    )
-                    row = (found[1], found[2], found[3] + 1, found[4])
-            if row is None:
-                return None
-            return Reservation(
-                message_id=row[0],
-                data=bytes(row[1]),
-                token=token,
-                attempt=int(row[2]),
-                deadline=deadline,
-                reserved_at=now,
-                priority=int(row[3]),
-            )
+                    "reserved_at = ? WHERE id = ?",
+                    (token, deadline, now, found[0]),
+                )
+                row = (found[1], found[2], found[3] + 1, found[4])
+        if row is None:
+            return None
+        return Reservation(
+            message_id=row[0],
+            data=bytes(row[1]),
+            token=token,
+            attempt=int(row[2]),
+            deadline=deadline,
+            reserved_at=now,
+            priority=int(row[3]),
+        )
 
-        return self._write("reserve", work)
+    def ack_and_reserve(
+        self, reservation: Reservation, result: ResultWrite | None, lease: float
+    ) -> tuple[bool, Reservation | None]:
+        """Delete the acknowledged row (writing its result) and claim the next one, in one write transaction."""
+        if not reservation.token:
+            return False, self.reserve(lease)
+        now = time.time()
+        if result is not None:
+            key, value, ttl = result
+            value = _check_bytes(value, "result value")
+            expires_at = _expiry(ttl, now)
+        token = new_token()
+
+        def work(conn: sqlite3.Connection) -> tuple[bool, Reservation | None]:
+            acked = (
+                conn.execute(
+                    f"DELETE FROM tasks_q_message WHERE {self._OWNED}", self._owned_args(reservation)
+                ).rowcount
+                == 1
+            )
+            if acked and result is not None:
+                self._put(conn, key, value, True, expires_at)
+                self._maybe_purge(conn, now)
+            return acked, self._claim(conn, token, lease)
+
+        return self._write("acknowledge and reserve", work)
 
     _OWNED = "queue = ? AND message_id = ? AND state = 1 AND token = ?"
 
@@ -899,7 +993,10 @@ class SqliteStorage(BaseStorage):
                 == 1
             )
 
-        return self._write("release", work)
+        released = self._write("release", work)
+        if released:
+            self._wake_waiters()
+        return released
 
     def _bury_row(
         self, conn: sqlite3.Connection, row_id: int, reason: str, detail: str, failed_at: float
@@ -977,7 +1074,10 @@ class SqliteStorage(BaseStorage):
             )
             return reclaimed
 
-        return self._write("reclaim expired leases", work)
+        reclaimed = self._write("reclaim expired leases", work)
+        if reclaimed:
+            self._wake_waiters()
+        return reclaimed
 
     def in_flight_items(self, limit: int | None = None) -> list[Reservation]:
         """Current reservations, earliest deadline first."""

@@ -42,7 +42,8 @@ def install_crash_points(points: dict[str, list[int]]) -> None:
 
     ``points``: ``{"after_reserve": [n, ...], "before_ack": [n, ...]}``. ``after_reserve`` dies as soon as the
     hub's ``reserve()`` returned the message (it is in flight in the store and nowhere else); ``before_ack`` dies
-    in the storage's ``ack()``, after the task finished and before anything is acknowledged.
+    in the storage's ``ack()`` (or ``ack_and_reserve()``), after the task finished and before anything is
+    acknowledged.
     """
     from django_tasks_q.queue import TaskQueue
 
@@ -55,6 +56,16 @@ def install_crash_points(points: dict[str, list[int]]) -> None:
         message = queue.codec.decode(reservation.data)
         return message.args[0] if message.name == record.name and message.args else None
 
+    def crash_before(acknowledge: Any, queue: Any) -> Any:
+        def wrapper(storage: Any, reservation: Any, *args: Any, **kwargs: Any) -> Any:
+            n = numbers(queue, reservation)
+            if n is not None and n in points.get("before_ack", ()):
+                ledger.write("crash", n=n, point="before_ack")
+                os._exit(17)
+            return acknowledge(storage, reservation, *args, **kwargs)
+
+        return wrapper
+
     original_reserve = TaskQueue.reserve
     patched: set[type] = set()
 
@@ -63,16 +74,9 @@ def install_crash_points(points: dict[str, list[int]]) -> None:
         storage_class = type(self.storage)
         if storage_class not in patched:
             patched.add(storage_class)
-            original_ack = storage_class.ack
-
-            def ack(storage: Any, reservation: Any, result: Any = None) -> bool:
-                n = numbers(self, reservation)
-                if n is not None and n in points.get("before_ack", ()):
-                    ledger.write("crash", n=n, point="before_ack")
-                    os._exit(17)
-                return original_ack(storage, reservation, result)
-
-            storage_class.ack = ack
+            for method in ("ack", "ack_and_reserve"):  # the acknowledgement, alone or with the next claim
+                if hasattr(storage_class, method):
+                    setattr(storage_class, method, crash_before(getattr(storage_class, method), self))
         n = numbers(self, reservation)
         if n is not None and n in points.get("after_reserve", ()):
             ledger.write("crash", n=n, point="after_reserve")

@@ -1,7 +1,7 @@
 """``ledger_forget_workers``: delete every record of running consumers and workers (RELIABILITY R6).
 
 Recovery must never need such a record; this command removes what the monitoring keeps (heartbeat rows),
-when that model exists, and prints how many rows it deleted.
+when that model exists, and prints how many rows it deleted (``none`` when there is no such model).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ class Command(BaseCommand):
         try:
             model = apps.get_model("django_tasks_q", "ConsumerHeartbeat")
         except LookupError:
-            self.stdout.write("0")
+            self.stdout.write("none")
             return
         deleted, _ = model.objects.all().delete()
         self.stdout.write(str(deleted))

@@ -6,7 +6,8 @@ JSON list of ``{"label", "reason", "sha"}``: the reason each one must be dead-le
 its bytes (the first 16 hex digits) to find its dead letter.
 
 ``--marker PATH``: the pickle payloads create PATH when unpickled (RELIABILITY R22: it must never appear).
-``--only-pickle``: push only the pickle payloads.
+``--only-pickle``: push only the pickle payloads. ``--control``: push only a pickle signed with this project's key
+(a pickle queue loads it: the marker appears, so the payload is known to work).
 """
 
 from __future__ import annotations
@@ -70,6 +71,9 @@ class Command(BaseCommand):
         """--marker, --only-pickle."""
         parser.add_argument("--marker", required=True)
         parser.add_argument("--only-pickle", action="store_true", dest="only_pickle")
+        parser.add_argument("--control", action="store_true",
+                            help="push only a pickle signed with this project's key: on a pickle queue it IS "
+                                 "loaded (creating the marker), which proves the payload works")
 
     def handle(self, *args: Any, **options: Any) -> None:
         """Push every case; print what each must become."""
@@ -85,10 +89,17 @@ class Command(BaseCommand):
             {"id": "x", "name": record.name, "args": [991], "kwargs": {}, "marker": MarkerPayload(options["marker"])}
         )
         pickle_flags = SERIALIZER_PICKLE
-        cases += [
-            ("pickle, unsigned", frame(pickled, key=None, flags=pickle_flags), "bad_signature"),
-            ("pickle, signed with another key", frame(pickled, key=other_key, flags=pickle_flags), "bad_signature"),
-        ]
+        if options["control"]:
+            control = pickle.dumps({"marker": MarkerPayload(options["marker"])})
+            cases.append(("pickle, signed with this project's key (control)", frame(control, key=key,
+                          flags=pickle_flags), "decode_error"))
+            options["only_pickle"] = True
+        else:
+            cases += [
+                ("pickle, unsigned", frame(pickled, key=None, flags=pickle_flags), "bad_signature"),
+                ("pickle, signed with another key", frame(pickled, key=other_key, flags=pickle_flags),
+                 "bad_signature"),
+            ]
         if not options["only_pickle"]:
             real = hub.codec.encode(Message(name=record.name, args=(992,)))
             flipped = bytearray(real)

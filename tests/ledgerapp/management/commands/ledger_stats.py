@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -25,7 +26,13 @@ class Command(BaseCommand):
             "dead": len(letters),
             "dead_reasons": [d.reason for d in letters],
             "dead_letters": [
-                {"reason": d.reason, "detail": d.detail[:300], "attempts": d.attempts, "size": len(d.data)}
+                {
+                    "reason": d.reason,
+                    "detail": d.detail[:300],
+                    "attempts": d.attempts,
+                    "size": len(d.data),
+                    "sha": hashlib.sha256(d.data).hexdigest()[:16],
+                }
                 for d in letters
             ],
             "in_flight_attempts": [r.attempt for r in storage.in_flight_items()],

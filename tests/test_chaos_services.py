@@ -73,7 +73,9 @@ def test_r9_redis_killed_and_restarted_mid_run_loses_nothing(chaos_lab: ChaosLab
     pid = consumer.pid
     eventually(lambda: len(deployment.events("started")) >= 20, 30, what="20 tasks started")
     private_redis.kill()
-    eventually(lambda: consumer.log().count("ConnectionError") >= 3, 15, what="the consumer seeing the outage")
+    # Redis errors reach the workers as StorageError (its message names the storage); they back off and retry
+    outage = "storage of queue 'default' failed (Redis storage 'default': "
+    eventually(lambda: consumer.log().count(outage) >= 3, 15, what="workers backing off")
     assert consumer.alive, consumer.log()
     private_redis.start()  # same port, same folder: the append-only file brings every message back
     restarted = time.monotonic()
@@ -86,8 +88,6 @@ def test_r9_redis_killed_and_restarted_mid_run_loses_nothing(chaos_lab: ChaosLab
     assert resumed_in < 30, resumed_in
     log = consumer.log()
     assert "without an append-only file" not in log
-    # Redis errors reached the workers as StorageError (its message names the storage), and they backed off
-    assert "storage of queue 'default' failed (Redis storage 'default': " in log
     stop(consumer)
 
 

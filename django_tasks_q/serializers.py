@@ -29,6 +29,7 @@ Two serializers ship:
 
 from __future__ import annotations
 
+import abc
 import base64
 import binascii
 import datetime as dt
@@ -75,7 +76,7 @@ class Serializer(Protocol):
         ...
 
 
-class BaseSerializer:
+class BaseSerializer(abc.ABC):
     """Base class of the serializers that ship with django-tasks-q.
 
     Subclasses implement ``dumps(obj, *, where="value")`` and ``loads(data)``. ``where`` names the value
@@ -89,13 +90,13 @@ class BaseSerializer:
     name: str = ""
     safe_without_signing: bool = False
 
+    @abc.abstractmethod
     def dumps(self, obj: Any, *, where: str = "value") -> bytes:
         """Return ``obj`` as bytes; raise SerializationError naming ``where`` when it cannot be."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def loads(self, data: bytes) -> Any:
         """Return the value encoded in ``data``; raise MessageDecodeError when it cannot be decoded."""
-        raise NotImplementedError
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"

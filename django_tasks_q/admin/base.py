@@ -151,8 +151,8 @@ class AnchorAdmin(admin.ModelAdmin):
         return self.render(request, self.template, context)
 
     def page(self, request: HttpRequest) -> dict[str, Any]:
-        """The context of this page."""
-        raise NotImplementedError
+        """The context of this page (every page class defines it)."""
+        raise TypeError(f"{type(self).__name__} must define page()")
 
     def render(self, request: HttpRequest, template: str, context: dict[str, Any]) -> TemplateResponse:
         """Render a page of the tasks admin with the admin site's context."""

@@ -329,7 +329,14 @@ class SqliteStorage(BaseStorage):
             return
         deadline = time.monotonic() + self.timeout
         while True:
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            try:
+                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            except sqlite3.OperationalError as exc:
+                # Switching modes needs the database to itself: another connection opening the new file at
+                # the same moment makes SQLite answer "locked" at once, without waiting. Try again.
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                mode = "locked"
             if str(mode).lower() == "wal":
                 return
             if time.monotonic() >= deadline:

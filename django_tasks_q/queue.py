@@ -527,7 +527,13 @@ class TaskQueue:
         return None
 
     def release_unique(self, key: str) -> bool:
-        """Release a unique-task key (when its task finished, or from the admin)."""
+        """Release a unique-task key (when its task finished, or from the admin); True when it was held.
+
+        Only keys of unique tasks (``unique.<task>.<key>``) can be released, so this never deletes a result
+        or a lock.
+        """
+        if not key.startswith(UNIQUE_PREFIX):
+            raise ValueError(f"{key!r} is not a unique-task key (those start with {UNIQUE_PREFIX!r})")
         return self.storage.delete_data(key)
 
     def _encode(self, task: Task) -> bytes:
@@ -1463,6 +1469,22 @@ class TaskQueue:
     def release_lock(self, lock_name: str) -> bool:
         """Release one named lock whoever holds it; True when it was held."""
         return self.storage.delete_data(f"{LOCK_PREFIX}{lock_name}")
+
+    def unique_keys_held(self, limit: int | None = None) -> list[dict[str, Any]] | None:
+        """Held unique-task keys: ``key``, the ``task`` name (None when no registered task matches) and the
+        ``holder`` (the id of the call holding it); None when the storage cannot list its keys."""
+        if not self.storage.implements("data_keys"):
+            return None
+        keys = self.storage.data_keys(UNIQUE_PREFIX, limit)
+        names = sorted(self.registry.names(), key=len, reverse=True)
+        held = []
+        for key, holder in zip(keys, self.storage.peek_many(keys), strict=True):
+            if holder is EmptyData:  # released between the two reads
+                continue
+            rest = key[len(UNIQUE_PREFIX) :]
+            task_name = next((name for name in names if rest.startswith(f"{name}.")), None)
+            held.append({"key": key, "task": task_name, "holder": holder.decode("utf-8", "replace")})
+        return held
 
     def rate_limit_usage(self) -> list[dict[str, Any]]:
         """Known rate limits: name, limit, window and entries used in the current window (None if unknown)."""

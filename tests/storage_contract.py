@@ -79,6 +79,8 @@ class StorageContract:
     """``put_data`` / ``put_if_empty`` / ``incr`` / ``ack`` results expire after their ttl."""
     supports_results: ClassVar[bool] = True
     """``result_items`` is implemented (and therefore ``result_store_size`` / ``flush_results``)."""
+    supports_key_listing: ClassVar[bool] = True
+    """``data_keys`` is implemented (the admin's list of held unique-task keys needs it)."""
     supports_incr: ClassVar[bool] = True
     """``incr`` is implemented (atomically)."""
     supports_reliable: ClassVar[bool] = True
@@ -530,6 +532,37 @@ class StorageContract:
         assert storage.result_store_size() == 2
         storage.put_data("r1", b"now a lock")  # overwriting replaces the flag too
         assert storage.result_items() == {"r2": b""}
+
+    def test_data_keys_lists_live_values_by_exact_prefix(self, storage: BaseStorage) -> None:
+        self.require("supports_key_listing")
+        storage.put_data("unique.b.2", b"id-2")
+        storage.put_data("unique.a.1", b"id-1")
+        assert storage.put_if_empty("unique.c", b"id-3") is True
+        storage.put_data("unique.r", b"result", is_result=True)
+        storage.put_data("Unique.upper", b"x")
+        storage.put_data("other", b"x")
+        if self.supports_incr:
+            storage.incr("unique.counter")
+        assert storage.data_keys("unique.") == ["unique.a.1", "unique.b.2", "unique.c", "unique.r"]
+        assert storage.data_keys("unique.", limit=2) == ["unique.a.1", "unique.b.2"]
+        assert storage.data_keys() == sorted(["unique.a.1", "unique.b.2", "unique.c", "unique.r", "Unique.upper", "other"])
+        storage.delete_data("unique.b.2")
+        assert storage.data_keys("unique.b") == []
+
+    def test_data_keys_treats_wildcards_in_the_prefix_literally(self, storage: BaseStorage) -> None:
+        self.require("supports_key_listing")
+        for key in ("a%b_c!", "aXbYc!", "g[1]*?\\x", "g1x"):
+            storage.put_data(key, b"v")
+        assert storage.data_keys("a%b_") == ["a%b_c!"]
+        assert storage.data_keys("g[1]*?") == ["g[1]*?\\x"]
+
+    def test_data_keys_leaves_out_expired_values(self, storage: BaseStorage) -> None:
+        self.require("supports_key_listing")
+        self.require("supports_ttl")
+        storage.put_data("unique.short", b"v", ttl=SHORT_TTL)
+        storage.put_data("unique.long", b"v", ttl=60)
+        assert storage.data_keys("unique.") == ["unique.long", "unique.short"]
+        assert eventually(lambda: storage.data_keys("unique.") == ["unique.long"])
 
     def test_flush_results_keeps_other_data(self, storage: BaseStorage) -> None:
         self.require("supports_results")

@@ -62,7 +62,7 @@ def _post_data(name: str) -> dict[str, Any]:
     ids = {
         "revoke": pending, "restore": pending, "run_now": scheduled, "retry": str(failed_row.pk),
         "delete_result": failed_row.task_id, "requeue_dead": letter, "purge_dead": letter,
-        "release_lock": "adm-lock", "pause_periodic": "adm.tick", "resume_periodic": "adm.tick",
+        "release_lock": "adm-lock", "release_unique": "unique.tests.admin_helpers.add.k", "pause_periodic": "adm.tick", "resume_periodic": "adm.tick",
         "run_periodic": "adm.tick",
     }  # fmt: skip
     data = {"queue": Q, "confirmed": "yes", "next": PAGES["dashboard"]}
@@ -75,7 +75,7 @@ ACTION_PERMS = {
     "revoke": "revoke_task", "restore": "restore_task", "run_now": "run_task_now", "retry": "retry_task",
     "delete_result": "delete_result", "flush_queue": "flush_queue", "flush_schedule": "flush_schedule",
     "flush_results": "flush_results", "requeue_dead": "requeue_deadletter", "purge_dead": "purge_deadletter",
-    "release_lock": "release_lock", "pause_periodic": "revoke_task", "resume_periodic": "restore_task",
+    "release_lock": "release_lock", "release_unique": "release_lock", "pause_periodic": "revoke_task", "resume_periodic": "restore_task",
     "run_periodic": "enqueue_task",
 }  # fmt: skip
 

@@ -17,6 +17,7 @@ from tests.admin_helpers import (
     Q2,
     XSS,
     Q,
+    action_url,
     client_for,
     make_user,
     memory_settings,
@@ -192,6 +193,41 @@ def test_locks_and_rate_limits_page(admin_client_q: Client) -> None:
     body = admin_client_q.get(PAGES["locks"]).content.decode()
     assert 'class="tq-lock tq-held" data-lock="adm-lock"' in body
     assert re.search(r'data-limit="adm-rate">.*?<td class="tq-num">1</td><td class="tq-num">5</td>', body, re.S)
+
+
+def test_unique_keys_are_listed_and_released_on_every_storage(any_storage: str) -> None:
+    hub = queues[Q]
+    first = hub.enqueue_call("tests.admin_helpers.add", [1, 2], unique_key=f"acct-{XSS}")
+    key = f"unique.tests.admin_helpers.add.acct-{XSS}"
+    client = client_for(make_user("root", superuser=True))
+    body = client.get(PAGES["locks"]).content.decode()
+    assert not RAW_XSS.search(body)
+    row = re.search(r'<tr class="tq-unique-key" data-key="([^"]*)">(.*?)</tr>', body, re.S)
+    assert row is not None and "acct-&lt;script&gt;" in row.group(1)
+    assert "tests.admin_helpers.add" in row.group(2) and first.id in row.group(2)
+    assert 'class="tq-button tq-danger tq-release-unique"' in row.group(2)
+    client.post(action_url("release_unique"), {"queue": Q, "id": key, "confirmed": "yes"})
+    assert hub.storage.data_keys("unique.") == []
+    assert "No unique-task key is held." in client.get(PAGES["locks"]).content.decode()
+    second = hub.enqueue_call("tests.admin_helpers.add", [1, 2], unique_key=f"acct-{XSS}")
+    assert second.id != first.id
+
+
+def test_release_unique_refuses_keys_that_are_not_unique_keys(admin_client_q: Client) -> None:
+    hub = queues[Q]
+    hub.lock_task("adm-lock").acquire()
+    response = admin_client_q.post(
+        action_url("release_unique"), {"queue": Q, "id": "lock.adm-lock", "confirmed": "yes"}, follow=True
+    )
+    assert "is not a unique-task key" in response.content.decode()
+    assert hub.is_locked("adm-lock")
+
+
+def test_locks_page_says_when_a_storage_cannot_list_keys(settings: Any) -> None:
+    settings.TASKS_Q = {Q: {"BACKEND": "tests.test_storage_custom.SeedOnlyStorage"}}
+    client = client_for(make_user("root", superuser=True))
+    body = client.get(PAGES["locks"]).content.decode()
+    assert "cannot list its keys" in body
 
 
 def test_registered_tasks_and_run_form(admin_client_q: Client) -> None:

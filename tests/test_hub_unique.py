@@ -126,3 +126,32 @@ def test_bad_unique_ttl_is_refused_at_decoration():
         @q.task(unique=True, unique_ttl=0)
         def job():
             return None
+
+
+def test_held_keys_are_listed_with_their_task_and_holder_and_can_be_released():
+    q = new_queue()
+
+    @q.task(name="billing.sync", unique=True)
+    def sync(account):
+        return account
+
+    @q.task(name="billing.sync.full")
+    def full_sync(account):
+        return account
+
+    plain = sync(1)
+    keyed = full_sync(2, unique_key="acct.2")
+    held = q.unique_keys_held()
+    assert {(row["task"], row["holder"]) for row in held} == {("billing.sync", plain.id), ("billing.sync.full", keyed.id)}
+    assert [row["key"] for row in held] == sorted(row["key"] for row in held)
+    by_holder = {row["holder"]: row for row in held}
+    assert by_holder[keyed.id]["key"] == "unique.billing.sync.full.acct.2"
+    assert by_holder[keyed.id]["task"] == "billing.sync.full"  # the longest registered name wins
+    assert by_holder[plain.id]["task"] == "billing.sync"
+    assert q.release_unique("unique.billing.sync.full.acct.2") is True
+    assert [row["holder"] for row in q.unique_keys_held()] == [plain.id]
+    assert full_sync(2, unique_key="acct.2").id != keyed.id
+    with pytest.raises(ValueError, match="not a unique-task key"):
+        q.release_unique("lock.something")
+    drain(q)
+    assert [row["holder"] for row in q.unique_keys_held()] == []

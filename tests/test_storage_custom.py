@@ -316,6 +316,7 @@ class TestSeedOnlyStorageContract(StorageContract):
     supports_reliable = False
     supports_dead_letters = False
     supports_incr = False
+    supports_key_listing = False
     supports_schedule_priority = False
 
     @pytest.fixture

@@ -2,10 +2,10 @@
 
 Destructive ones (flushes, purges, deleting results) first answer with a confirmation page whose form posts
 again with ``confirmed=yes``. Every action acts through the hub (revoke, restore, run now, retry, delete a
-result, flush, requeue and purge dead letters, release a lock, pause/resume/run a periodic task).
+result, flush, requeue and purge dead letters, release a lock or a unique-task key, pause/resume/run a periodic task).
 
 The form fields: ``action`` (in the URL), ``queue`` (a configured queue name), ``id`` (repeatable: task ids,
-dead-letter ids, lock or task names, or history row ids for ``retry``), ``all`` (purge every dead letter),
+dead-letter ids, lock or task names, unique-task keys, or history row ids for ``retry``), ``all`` (purge every dead letter),
 ``next`` (where to go back to; only same-site URLs are followed).
 """
 
@@ -138,6 +138,16 @@ def _release_lock(p: Params) -> str:
     return f"Released {_count(released, 'lock')} on queue {p.queue!r}."
 
 
+def _release_unique(p: Params) -> str:
+    released = 0
+    for key in p.ids:
+        try:
+            released += p.hub.release_unique(key)
+        except ValueError as exc:
+            p.notes.append(str(exc))
+    return f"Released {_count(released, 'unique key')} on queue {p.queue!r}."
+
+
 def _periodic(p: Params) -> list[Any]:
     wrappers = []
     for name in p.ids:
@@ -181,12 +191,13 @@ ACTIONS: dict[str, Action] = {
         Action("requeue_dead", "requeue_deadletter", "Requeue", _requeue_dead),
         Action("purge_dead", "purge_deadletter", "Purge dead letters of", _purge_dead, True, flag=DELETION),
         Action("release_lock", "release_lock", "Release the lock", _release_lock, True),
+        Action("release_unique", "release_lock", "Release the unique key", _release_unique, True),
         Action("pause_periodic", "revoke_task", "Pause", _pause_periodic),
         Action("resume_periodic", "restore_task", "Resume", _resume_periodic),
         Action("run_periodic", "enqueue_task", "Run now", _run_periodic, flag=ADDITION),
     )
 }
-NEEDS_IDS = {"revoke", "restore", "run_now", "retry", "delete_result", "requeue_dead", "release_lock",
+NEEDS_IDS = {"revoke", "restore", "run_now", "retry", "delete_result", "requeue_dead", "release_lock", "release_unique",
              "pause_periodic", "resume_periodic", "run_periodic"}  # fmt: skip
 
 

@@ -191,7 +191,7 @@ def admin_nav(site_name: str) -> list[tuple[str, str, str]]:
         ("deadletterentry", "Dead letters"),
         ("periodictask", "Periodic"),
         ("registeredtask", "Tasks"),
-        ("lockentry", "Locks"),
+        ("lockentry", "Locks & unique keys"),
         ("consumerheartbeat", "Consumers"),
     ]
     return [(model, label, reverse(f"{site_name}:{APP}_{model}_changelist")) for model, label in pages]

@@ -24,7 +24,7 @@ from django.utils import timezone
 from ..conf import consumer_options, queues
 from ..exceptions import TasksQError
 from ..history import TaskHistory
-from .base import APP, AnchorAdmin, get_hub, log_action, require_perm, selected_queues
+from .base import APP, SCAN_LIMIT, AnchorAdmin, get_hub, log_action, require_perm, selected_queues
 
 NEXT_RUNS = 5
 
@@ -189,10 +189,10 @@ class PeriodicTaskAdmin(AnchorAdmin):
 
 
 class LockEntryAdmin(AnchorAdmin):
-    """Locks held and rate limits in use, per queue."""
+    """Locks held, unique-task keys held and rate limits in use, per queue."""
 
     template = "admin/django_tasks_q/locks.html"
-    title = "Locks and rate limits"
+    title = "Locks, unique keys and rate limits"
 
     def page(self, request: HttpRequest) -> dict[str, Any]:
         _queue, names = selected_queues(request)
@@ -200,7 +200,10 @@ class LockEntryAdmin(AnchorAdmin):
         for name in names:
             hub = queues[name]
             try:
-                groups.append({"queue": name, "locks": hub.locks_held(), "rate_limits": hub.rate_limit_usage()})
+                groups.append({
+                    "queue": name, "locks": hub.locks_held(), "unique_keys": hub.unique_keys_held(SCAN_LIMIT),
+                    "rate_limits": hub.rate_limit_usage(),
+                })  # fmt: skip
             except Exception as exc:
                 errors.append(f"{name}: {type(exc).__name__}: {exc}")
-        return {"groups": groups, "errors": errors}
+        return {"groups": groups, "errors": errors, "scan_limit": SCAN_LIMIT}

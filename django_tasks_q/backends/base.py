@@ -455,6 +455,15 @@ class BaseStorage:
         """Delete the value under ``key``; return ``True`` if there was one, ``False`` otherwise."""
         raise self._not_implemented("delete_data")
 
+    def data_keys(self, prefix: str = "", limit: int | None = None) -> list[str]:
+        """Return the keys of live values (results or not) that start with ``prefix``, sorted, at most ``limit``.
+
+        Counters are not values and are left out, and so are expired values. Meant for inspection (the admin
+        lists the held unique-task keys with it), not for the hot path: a storage may scan its whole key space.
+        No default: the seed list cannot enumerate keys.
+        """
+        raise self._not_implemented("data_keys")
+
     def flush_all(self) -> None:
         """Remove everything of this storage's name.
 

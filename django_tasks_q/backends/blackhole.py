@@ -112,6 +112,9 @@ class BlackHoleStorage(BaseStorage):
     def flush_all(self) -> None:
         return None
 
+    def data_keys(self, prefix: str = "", limit: int | None = None) -> list[str]:
+        return []
+
     def result_items(self) -> dict[str, bytes]:
         return {}
 

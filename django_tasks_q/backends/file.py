@@ -671,6 +671,19 @@ class FileStorage(BaseStorage):
         entry = None if raw is None else _decode_entry(raw)
         return entry is not None and entry[0] == key and _live(entry[2], time.time())
 
+    @_operation
+    def data_keys(self, prefix: str = "", limit: int | None = None) -> list[str]:
+        """Walk ``data/`` and return the sorted keys of live entries starting with ``prefix``."""
+        now = time.time()
+        keys = []
+        for path, _digest in self._entry_files("data"):
+            raw = _read(path)
+            entry = None if raw is None else _decode_entry(raw)
+            if entry is not None and entry[0].startswith(prefix) and _live(entry[2], now):
+                keys.append(entry[0])
+        keys.sort()
+        return keys if limit is None else keys[:limit]
+
     def _entry_files(self, area: str) -> Iterator[tuple[str, str]]:
         for folder, _subfolders, files in os.walk(self._dirs[area]):
             for filename in files:

@@ -322,6 +322,14 @@ class MemoryStorage(BaseStorage):
             del self._data[key]
             return True
 
+    def data_keys(self, prefix: str = "", limit: int | None = None) -> list[str]:
+        now = time.time()
+        with self._lock:
+            keys = sorted(
+                key for key, entry in self._data.items() if key.startswith(prefix) and _live(entry.expires_at, now)
+            )
+        return keys if limit is None else keys[:limit]
+
     def flush_all(self) -> None:
         with self._lock:
             self._ready.clear()

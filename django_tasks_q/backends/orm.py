@@ -957,6 +957,26 @@ class OrmStorage(BaseStorage):
         """Delete every row of this queue name from the five tables, in one transaction."""
         self._run("flush_all", self._flush_all)
 
+    def data_keys(self, prefix: str = "", limit: int | None = None) -> list[str]:
+        """Sorted keys of live values starting with ``prefix``.
+
+        ``LIKE`` narrows the rows in the database (``!`` escapes its wildcards, the same on every backend);
+        the exact, case-sensitive prefix test is then made here, as some collations compare without case.
+        """
+        pattern = prefix.replace("!", "!!").replace("%", "!%").replace("_", "!_") + "%"
+
+        def read(conn: Any) -> list[str]:
+            rows = self._fetchall(
+                conn,
+                "SELECT {key} FROM {kv} WHERE {queue} = %s AND {key} LIKE %s ESCAPE '!' "
+                "AND ({expires_at} IS NULL OR {expires_at} > %s)",
+                [self.name, pattern, time.time()],
+            )
+            return sorted(key for (key,) in rows if key.startswith(prefix))
+
+        keys = self._run("data_keys", read)
+        return keys if limit is None else keys[:limit]
+
     # ================================================================== results and counters
 
     def result_items(self) -> dict[str, bytes]:

@@ -777,6 +777,16 @@ class RedisStorage(BaseStorage):
         except RedisError as exc:
             raise self._error(exc, "flush_all") from exc
 
+    def data_keys(self, prefix: str = "", limit: int | None = None) -> list[str]:
+        """Sorted keys of values starting with ``prefix`` (``SCAN MATCH``; expired keys are gone in Redis)."""
+        kv_base = self._kv("")
+        pattern = _glob_escape(kv_base + _check_key(prefix)) + "*"
+        try:
+            keys = sorted(_text(name)[len(kv_base):] for name in self._client.scan_iter(match=pattern, count=1000))
+        except RedisError as exc:
+            raise self._error(exc, "data_keys") from exc
+        return keys if limit is None else keys[:limit]
+
     # ------------------------------------------------------------------ huey's extras
 
     def result_items(self) -> dict[str, bytes]:

@@ -812,6 +812,18 @@ class SqliteStorage(BaseStorage):
 
     # ------------------------------------------------------------------ huey's extras
 
+    def data_keys(self, prefix: str = "", limit: int | None = None) -> list[str]:
+        """Sorted keys of live values starting with ``prefix`` (compared with ``substr``, so no escaping)."""
+        rows = self._read(
+            "list keys",
+            lambda conn: conn.execute(
+                f"SELECT key FROM tasks_q_kv WHERE queue = ? AND substr(key, 1, ?) = ? AND {_LIVE} "
+                "ORDER BY key LIMIT ?",
+                (self.name, len(prefix), prefix, time.time(), -1 if limit is None else limit),
+            ).fetchall(),
+        )
+        return [row[0] for row in rows]
+
     def result_items(self) -> dict[str, bytes]:
         """Every live result as ``{key: value}``."""
         rows = self._read(

@@ -8,11 +8,10 @@ checks that no half-written message is visible and that no message was lost or d
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import time
-import traceback
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +19,18 @@ import pytest
 
 from django_tasks_q.backends.base import EmptyData
 from django_tasks_q.backends.file import FileStorage
+from tests.process_drain import (
+    CTX,
+    drain_exactly_once,
+    gates,
+    guarded,
+    join,
+    open_when_all_ready,
+    produce_and_consume_exactly_once,
+    received,
+    start_all,
+)
 
-CTX = multiprocessing.get_context("spawn")
 CRASH = 17
 MISSED = 3  # the child finished without reaching its crash point
 NAME = "procs"
@@ -95,56 +104,6 @@ def crash(path: str, scenario: str) -> None:
         _die_at("rename", nth=2)
         storage.requeue_expired(time.time() + 3600, 5)
     os._exit(MISSED)
-
-
-def _wait_for(path: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not os.path.exists(path):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{path} never appeared")
-        time.sleep(0.005)
-
-
-def consume(path: str, out: str, ready_dir: str, go: str, stop: str) -> None:
-    """Reserve and ack until ``stop`` exists and the queue is empty; write every message received."""
-    try:
-        storage = FileStorage(NAME, path=path)
-        storage.queue_size()
-        Path(ready_dir, str(os.getpid())).touch()
-        _wait_for(go)
-        got = []
-        while True:
-            reservation = storage.reserve(60)
-            if reservation is None:
-                if os.path.exists(stop) and storage.queue_size() == 0:
-                    break
-                time.sleep(0.002)
-                continue
-            if not storage.ack(reservation):
-                raise AssertionError(f"ack of a live reservation failed: {reservation.message_id}")
-            got.append(reservation.data)
-    except BaseException:
-        Path(out + ".error").write_text(traceback.format_exc())
-        raise
-    Path(out).write_bytes(b"\n".join(got))
-
-
-def produce(path: str, out: str, ready_dir: str, go: str, prefix: str, count: int) -> None:
-    """Enqueue ``count`` messages ``<prefix>-<i>`` (priorities 0..2)."""
-    try:
-        storage = FileStorage(NAME, path=path)
-        storage.queue_size()
-        Path(ready_dir, str(os.getpid())).touch()
-        _wait_for(go)
-        sent = []
-        for i in range(count):
-            data = f"{prefix}-{i}".encode()
-            storage.enqueue(data, i % 3)
-            sent.append(data)
-    except BaseException:
-        Path(out + ".error").write_text(traceback.format_exc())
-        raise
-    Path(out).write_bytes(b"\n".join(sent))
 
 
 # ---------------------------------------------------------------------------- crash points
@@ -271,91 +230,30 @@ def test_a_crash_midway_through_reaping_loses_and_doubles_nothing(tmp_path: Path
 # ---------------------------------------------------------------------------- several processes
 
 
-def _start_all(
-    targets: list[tuple[Callable[..., None], tuple[Any, ...]]], ready_dir: Path, go: Path
-) -> list[Any]:
-    processes = [CTX.Process(target=target, args=args) for target, args in targets]
-    for process in processes:
-        process.start()
-    deadline = time.monotonic() + 60
-    while len(list(ready_dir.iterdir())) < len(processes):
-        assert time.monotonic() < deadline, "children did not start"
-        assert all(p.is_alive() or p.exitcode == 0 for p in processes), "a child died while starting"
-        time.sleep(0.01)
-    go.touch()
-    return processes
-
-
-def _join(processes: list[Any], outputs: list[Path]) -> None:
-    for process in processes:
-        process.join(timeout=90)
-    for process in processes:
-        if process.is_alive():
-            process.terminate()
-            process.join()
-    errors = [out.with_name(out.name + ".error") for out in outputs]
-    details = "\n".join(e.read_text() for e in errors if e.exists())
-    assert [p.exitcode for p in processes] == [0] * len(processes), details
-
-
-def _received(outputs: list[Path]) -> list[bytes]:
-    return [line for out in outputs for line in out.read_bytes().split(b"\n") if line]
-
-
 def test_four_processes_reserve_two_thousand_messages_exactly_once(tmp_path: Path) -> None:
-    path = str(tmp_path / "queues")
-    storage = FileStorage(NAME, path=path)
-    sent = [f"m-{i}".encode() for i in range(2000)]
-    for i, data in enumerate(sent):
-        storage.enqueue(data, i % 4)
-    ready_dir, go, stop = tmp_path / "ready", tmp_path / "go", tmp_path / "stop"
-    ready_dir.mkdir()
-    stop.touch()
-    outputs = [tmp_path / f"consumer-{i}" for i in range(4)]
-    processes = _start_all(
-        [(consume, (path, str(out), str(ready_dir), str(go), str(stop))) for out in outputs], ready_dir, go
-    )
-    _join(processes, outputs)
-    received = _received(outputs)
-    assert len(received) == 2000, "a message was lost or delivered twice"
-    assert sorted(received) == sorted(sent)
-    assert sum(1 for out in outputs if out.read_bytes()) >= 2, "the work was not shared between processes"
-    assert (storage.queue_size(), storage.in_flight_size()) == (0, 0)
+    make_storage = partial(FileStorage, NAME, path=str(tmp_path / "queues"))
+    drain_exactly_once(tmp_path, make_storage, messages=2000, consumers=4)
 
 
 def test_producer_and_consumer_processes_lose_and_double_nothing(tmp_path: Path) -> None:
     path = str(tmp_path / "queues")
     FileStorage(NAME, path=path).queue_size()
-    ready_dir, go, stop = tmp_path / "ready", tmp_path / "go", tmp_path / "stop"
-    ready_dir.mkdir()
-    producers = [tmp_path / f"producer-{i}" for i in range(4)]
-    consumers = [tmp_path / f"consumer-{i}" for i in range(4)]
-    targets: list[tuple[Callable[..., None], tuple[Any, ...]]] = [
-        (produce, (path, str(out), str(ready_dir), str(go), f"p{i}", 150)) for i, out in enumerate(producers)
-    ]
-    targets += [(consume, (path, str(out), str(ready_dir), str(go), str(stop))) for out in consumers]
-    processes = _start_all(targets, ready_dir, go)
-    _join(processes[:4], producers)
-    stop.touch()
-    _join(processes[4:], consumers)
-    sent, received = _received(producers), _received(consumers)
-    assert len(sent) == 600
-    assert len(received) == len(sent), "a message was lost or delivered twice"
-    assert sorted(received) == sorted(sent)
+    produce_and_consume_exactly_once(
+        tmp_path, partial(FileStorage, NAME, path=path), producers=4, consumers=4, per_producer=150
+    )
 
 
 def test_concurrent_put_if_empty_and_incr_across_processes(tmp_path: Path) -> None:
     """The flock-guarded operations hold between processes, not only between threads."""
     path = str(tmp_path / "queues")
     storage = FileStorage(NAME, path=path)
-    ready_dir, go = tmp_path / "ready", tmp_path / "go"
-    ready_dir.mkdir()
+    ready_dir, go, _ = gates(tmp_path)
     outputs = [tmp_path / f"racer-{i}" for i in range(4)]
-    processes = _start_all(
+    processes = start_all(
         [(race, (path, str(out), str(ready_dir), str(go))) for out in outputs], ready_dir, go
     )
-    _join(processes, outputs)
-    wins = _received(outputs)
+    join(processes, outputs)
+    wins = received(outputs)
     assert wins.count(b"won") == 1
     assert storage.incr("hits", 0) == 4 * 200
     assert storage.peek_data("lock") is not EmptyData
@@ -363,15 +261,14 @@ def test_concurrent_put_if_empty_and_incr_across_processes(tmp_path: Path) -> No
 
 def race(path: str, out: str, ready_dir: str, go: str) -> None:
     """Race the others for one lock, then count to 200 on a shared counter."""
-    try:
-        storage = FileStorage(NAME, path=path, use_thread_lock=False)
-        storage.queue_size()
-        Path(ready_dir, str(os.getpid())).touch()
-        _wait_for(go)
+
+    def work() -> list[bytes]:
+        storage = open_when_all_ready(
+            partial(FileStorage, NAME, path=path, use_thread_lock=False), ready_dir, go
+        )
         won = storage.put_if_empty("lock", str(os.getpid()).encode())
         for _ in range(200):
             storage.incr("hits")
-    except BaseException:
-        Path(out + ".error").write_text(traceback.format_exc())
-        raise
-    Path(out).write_bytes(b"won" if won else b"lost")
+        return [b"won" if won else b"lost"]
+
+    guarded(out, work)

@@ -11,7 +11,8 @@
 * crashes at chosen statements (``os._exit`` in a child process): nothing half-written, nothing lost;
 * several processes at once (spawned, never forked): no "database is locked", nothing lost or doubled.
 
-Multiprocess tests have their helpers in ``tests/test_sqlite_processes.py``.
+Multiprocess tests are in ``tests/test_sqlite_processes.py``, with helpers shared with the file storage in
+``tests/process_drain.py``.
 """
 
 from __future__ import annotations

@@ -220,6 +220,47 @@ def normalize_priority(priority: int | None) -> int:
     return priority
 
 
+def bounded_priority(priority: int | None, bits: int, where: str) -> int:
+    """Return :func:`normalize_priority` of ``priority``; raise ``ValueError`` when it does not fit a signed
+    ``bits``-bit integer (``where`` names the column in the message)."""
+    value = normalize_priority(priority)
+    limit = 2 ** (bits - 1)
+    if not -limit <= value < limit:
+        raise ValueError(f"priority {value} does not fit {where}")
+    return value
+
+
+def check_bytes(value: object, what: str) -> bytes:
+    """Return ``value`` when it is ``bytes``; raise ``TypeError`` naming ``what`` otherwise."""
+    if not isinstance(value, bytes):
+        raise TypeError(f"{what} must be bytes, not {type(value).__name__}")
+    return value
+
+
+def check_key(key: object) -> str:
+    """Return ``key`` when it is a ``str``; raise ``TypeError`` otherwise."""
+    if not isinstance(key, str):
+        raise TypeError(f"key must be a str, not {type(key).__name__}")
+    return key
+
+
+def expiry_time(ttl: float | None, now: float) -> float | None:
+    """When a value written at ``now`` (epoch seconds) with ``ttl`` seconds expires; ``None`` for never.
+
+    Raises ``ValueError`` for a ttl that is not a positive number.
+    """
+    if ttl is None:
+        return None
+    if ttl <= 0:
+        raise ValueError(f"ttl must be a positive number of seconds or None, not {ttl!r}")
+    return now + ttl
+
+
+def is_live(expires_at: float | None, now: float) -> bool:
+    """Whether a value that expires at ``expires_at`` (``None``: never) is still there at ``now``."""
+    return expires_at is None or expires_at > now
+
+
 _DEAD_LETTER_METHODS: Final = ("add_dead_letter", "dead_letters", "requeue_dead_letter", "purge_dead_letters")
 
 

@@ -91,8 +91,11 @@ from django_tasks_q.backends.base import (
     Reclaimed,
     Reservation,
     ResultWrite,
+    bounded_priority,
+    check_bytes,
+    expiry_time,
+    is_live,
     new_token,
-    normalize_priority,
 )
 from django_tasks_q.backends.watch import ChangeWatch, probe_poller
 from django_tasks_q.exceptions import ConfigurationError, StorageError
@@ -108,8 +111,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 _SUBDIRS = ("tmp", "ready", "inflight", "schedule", "data", "counters", "dead", "locks")
 _PRIORITY_BIAS = 2**63 - 1
-_INT64_MIN = -(2**63)
-_INT64_MAX = 2**63 - 1
 _MAX_NS = 10**20 - 1
 _HEADER_LIMIT = 64 * 1024
 
@@ -145,31 +146,6 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reset_seq_lock)
 
 # ---------------------------------------------------------------------------- small helpers
-
-
-def _check_bytes(value: object, what: str) -> bytes:
-    if not isinstance(value, bytes):
-        raise TypeError(f"{what} must be bytes, not {type(value).__name__}")
-    return value
-
-
-def _priority(priority: int | None) -> int:
-    value = normalize_priority(priority)
-    if not _INT64_MIN <= value <= _INT64_MAX:
-        raise ValueError(f"priority {value} does not fit in a 64-bit integer")
-    return value
-
-
-def _expiry(ttl: float | None, now: float) -> float | None:
-    if ttl is None:
-        return None
-    if ttl <= 0:
-        raise ValueError(f"ttl must be a positive number of seconds or None, not {ttl!r}")
-    return now + ttl
-
-
-def _live(expires_at: float | None, now: float) -> bool:
-    return expires_at is None or expires_at > now
 
 
 def _ns(timestamp: float) -> int:
@@ -247,6 +223,10 @@ def _operation(method: F) -> F:
                 raise self._os_error(exc, method.__name__) from exc
 
     return cast(F, wrapper)
+
+
+def _priority(priority: int | None) -> int:
+    return bounded_priority(priority, 64, "in a 64-bit integer")
 
 
 class FileStorage(BaseStorage):
@@ -435,7 +415,7 @@ class FileStorage(BaseStorage):
     @_operation
     def enqueue(self, data: bytes, priority: int | None = None) -> None:
         """Write the message to ``tmp/``, fsync, rename it into ``ready/``."""
-        data = _check_bytes(data, "data")
+        data = check_bytes(data, "data")
         message_id = _new_message_id(_priority(priority))
         self._publish(data, self._ready_path(f"{message_id}.0"))
         self._wake_waiters()
@@ -459,7 +439,7 @@ class FileStorage(BaseStorage):
     @_operation
     def enqueue_many(self, items: list[tuple[bytes, int | None]]) -> None:
         """Publish each message in order under the thread lock (each is atomic; the whole list is not)."""
-        checked = [(_check_bytes(data, "data"), _priority(priority)) for data, priority in items]
+        checked = [(check_bytes(data, "data"), _priority(priority)) for data, priority in items]
         for data, priority in checked:
             self._publish(data, self._ready_path(f"{_new_message_id(priority)}.0"))
         if checked:
@@ -514,7 +494,7 @@ class FileStorage(BaseStorage):
     @_operation
     def add_to_schedule(self, data: bytes, timestamp: float, priority: int | None = None) -> None:
         """Write the item to ``tmp/``, fsync, rename it into ``schedule/`` (due time and priority in its name)."""
-        data = _check_bytes(data, "data")
+        data = check_bytes(data, "data")
         prio = _priority(priority)
         name = f"{_ns(timestamp):020d}-{_next_seq():020d}-{new_token()}.{prio}"
         self._publish(data, self._schedule_path(name))
@@ -584,7 +564,7 @@ class FileStorage(BaseStorage):
         if raw is None:
             return None
         entry = _decode_entry(raw)
-        if entry is None or entry[0] != key or not _live(entry[2], now):
+        if entry is None or entry[0] != key or not is_live(entry[2], now):
             return None
         return entry[3], entry[1]
 
@@ -615,8 +595,8 @@ class FileStorage(BaseStorage):
     @_operation
     def put_data(self, key: str, value: bytes, is_result: bool = False, ttl: float | None = None) -> None:
         """Stage the entry and rename it over the key's file (under the key's stripe lock)."""
-        value = _check_bytes(value, "value")
-        expires_at = _expiry(ttl, time.time())
+        value = check_bytes(value, "value")
+        expires_at = expiry_time(ttl, time.time())
         self._put(key, value, bool(is_result), expires_at)
         self._maybe_purge()
 
@@ -631,7 +611,7 @@ class FileStorage(BaseStorage):
         """Take the key's file by renaming it away, then read it: exactly one caller gets the value."""
         raw = self._take(self._entry_path("data", key)[0])
         entry = None if raw is None else _decode_entry(raw)
-        if entry is None or entry[0] != key or not _live(entry[2], time.time()):
+        if entry is None or entry[0] != key or not is_live(entry[2], time.time()):
             return EmptyData
         return entry[3]
 
@@ -643,9 +623,9 @@ class FileStorage(BaseStorage):
     @_operation
     def put_if_empty(self, key: str, value: bytes, ttl: float | None = None) -> bool:
         """Under the key's stripe lock: drop an expired entry, then ``link()`` the staged file into place."""
-        value = _check_bytes(value, "value")
+        value = check_bytes(value, "value")
         now = time.time()
-        expires_at = _expiry(ttl, now)
+        expires_at = expiry_time(ttl, now)
         path, digest = self._entry_path("data", key)
         staged = self._stage(_encode_entry(key, value, False, expires_at))
         try:
@@ -669,7 +649,7 @@ class FileStorage(BaseStorage):
         """Take the key's file by renaming it away; ``True`` if it held a live entry."""
         raw = self._take(self._entry_path("data", key)[0])
         entry = None if raw is None else _decode_entry(raw)
-        return entry is not None and entry[0] == key and _live(entry[2], time.time())
+        return entry is not None and entry[0] == key and is_live(entry[2], time.time())
 
     @_operation
     def data_keys(self, prefix: str = "", limit: int | None = None) -> list[str]:
@@ -679,7 +659,7 @@ class FileStorage(BaseStorage):
         for path, _digest in self._entry_files("data"):
             raw = _read(path)
             entry = None if raw is None else _decode_entry(raw)
-            if entry is not None and entry[0].startswith(prefix) and _live(entry[2], now):
+            if entry is not None and entry[0].startswith(prefix) and is_live(entry[2], now):
                 keys.append(entry[0])
         keys.sort()
         return keys if limit is None else keys[:limit]
@@ -723,7 +703,7 @@ class FileStorage(BaseStorage):
         for path, _digest in self._entry_files("data"):
             raw = _read(path)
             entry = None if raw is None else _decode_entry(raw)
-            if entry is not None and entry[1] and _live(entry[2], now):
+            if entry is not None and entry[1] and is_live(entry[2], now):
                 items[entry[0]] = entry[3]
         return items
 
@@ -745,12 +725,12 @@ class FileStorage(BaseStorage):
         path, digest = self._entry_path("counters", key)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with self._kv_lock(digest):
-            value, expires_at = 0, _expiry(ttl, now)
+            value, expires_at = 0, expiry_time(ttl, now)
             raw = _read(path)
             if raw is not None:
                 try:
                     counter = json.loads(raw)
-                    if counter["key"] == key and _live(counter["expires"], now):
+                    if counter["key"] == key and is_live(counter["expires"], now):
                         value, expires_at = int(counter["value"]), counter["expires"]
                 except (ValueError, KeyError, TypeError):
                     pass
@@ -775,11 +755,11 @@ class FileStorage(BaseStorage):
     def _purge(self, now: float) -> int:
         def expired_entry(raw: bytes) -> bool:
             entry = _decode_entry(raw)
-            return entry is not None and not _live(entry[2], now)
+            return entry is not None and not is_live(entry[2], now)
 
         def expired_counter(raw: bytes) -> bool:
             try:
-                return not _live(json.loads(raw)["expires"], now)
+                return not is_live(json.loads(raw)["expires"], now)
             except (ValueError, KeyError, TypeError):
                 return False
 
@@ -872,8 +852,8 @@ class FileStorage(BaseStorage):
             found = self._find_inflight(reservation)
             return found is not None and _unlink(found[0])
         key, value, ttl = result
-        value = _check_bytes(value, "result value")
-        expires_at = _expiry(ttl, time.time())
+        value = check_bytes(value, "result value")
+        expires_at = expiry_time(ttl, time.time())
         with self._flock("inflight.lock"):
             found = self._find_inflight(reservation)
             if found is None:
@@ -1042,7 +1022,7 @@ class FileStorage(BaseStorage):
         priority: int | None = None,
     ) -> str:
         """Write the reason file, then the message file (each staged, fsynced and renamed into ``dead/``)."""
-        data = _check_bytes(data, "data")
+        data = check_bytes(data, "data")
         prio = "n" if priority is None else str(_priority(priority))
         letter_id = new_token()
         key = f"{_next_seq():020d}-{letter_id}"

@@ -37,6 +37,9 @@ from django_tasks_q.backends.base import (
     Reclaimed,
     Reservation,
     ResultWrite,
+    check_bytes,
+    expiry_time,
+    is_live,
     new_token,
     normalize_priority,
 )
@@ -84,24 +87,6 @@ class _Entry:
 class _Counter:
     value: int
     expires_at: float | None
-
-
-def _check_bytes(value: object, what: str) -> bytes:
-    if not isinstance(value, bytes):
-        raise TypeError(f"{what} must be bytes, not {type(value).__name__}")
-    return value
-
-
-def _expiry(ttl: float | None, now: float) -> float | None:
-    if ttl is None:
-        return None
-    if ttl <= 0:
-        raise ValueError(f"ttl must be a positive number of seconds or None, not {ttl!r}")
-    return now + ttl
-
-
-def _live(expires_at: float | None, now: float) -> bool:
-    return expires_at is None or expires_at > now
 
 
 class MemoryStorage(BaseStorage):
@@ -155,14 +140,14 @@ class MemoryStorage(BaseStorage):
 
     def _entry(self, key: str, now: float) -> _Entry | None:
         entry = self._data.get(key)
-        if entry is not None and not _live(entry.expires_at, now):
+        if entry is not None and not is_live(entry.expires_at, now):
             del self._data[key]
             return None
         return entry
 
     def _counter(self, key: str, now: float) -> _Counter | None:
         counter = self._counters.get(key)
-        if counter is not None and not _live(counter.expires_at, now):
+        if counter is not None and not is_live(counter.expires_at, now):
             del self._counters[key]
             return None
         return counter
@@ -205,14 +190,14 @@ class MemoryStorage(BaseStorage):
     # ------------------------------------------------------------------ queue
 
     def enqueue(self, data: bytes, priority: int | None = None) -> None:
-        data = _check_bytes(data, "data")
+        data = check_bytes(data, "data")
         prio = normalize_priority(priority)
         with self._lock:
             self._push_ready(self._new_message(data, prio))
             self._ready_changed.notify()
 
     def enqueue_many(self, items: list[tuple[bytes, int | None]]) -> None:
-        messages = [(_check_bytes(data, "data"), normalize_priority(priority)) for data, priority in items]
+        messages = [(check_bytes(data, "data"), normalize_priority(priority)) for data, priority in items]
         with self._lock:
             for data, prio in messages:
                 self._push_ready(self._new_message(data, prio))
@@ -240,7 +225,7 @@ class MemoryStorage(BaseStorage):
     # ------------------------------------------------------------------ schedule
 
     def add_to_schedule(self, data: bytes, timestamp: float, priority: int | None = None) -> None:
-        data = _check_bytes(data, "data")
+        data = check_bytes(data, "data")
         prio = normalize_priority(priority)
         with self._lock:
             heapq.heappush(self._schedule, (float(timestamp), next(self._seq), data, prio))
@@ -280,9 +265,9 @@ class MemoryStorage(BaseStorage):
     # ------------------------------------------------------------------ key/value data
 
     def put_data(self, key: str, value: bytes, is_result: bool = False, ttl: float | None = None) -> None:
-        value = _check_bytes(value, "value")
+        value = check_bytes(value, "value")
         now = time.time()
-        expires_at = _expiry(ttl, now)
+        expires_at = expiry_time(ttl, now)
         with self._lock:
             self._sweep(now)
             self._set_entry(key, value, bool(is_result), expires_at)
@@ -305,9 +290,9 @@ class MemoryStorage(BaseStorage):
             return self._entry(key, time.time()) is not None
 
     def put_if_empty(self, key: str, value: bytes, ttl: float | None = None) -> bool:
-        value = _check_bytes(value, "value")
+        value = check_bytes(value, "value")
         now = time.time()
-        expires_at = _expiry(ttl, now)
+        expires_at = expiry_time(ttl, now)
         with self._lock:
             self._sweep(now)
             if self._entry(key, now) is not None:
@@ -326,7 +311,7 @@ class MemoryStorage(BaseStorage):
         now = time.time()
         with self._lock:
             keys = sorted(
-                key for key, entry in self._data.items() if key.startswith(prefix) and _live(entry.expires_at, now)
+                key for key, entry in self._data.items() if key.startswith(prefix) and is_live(entry.expires_at, now)
             )
         return keys if limit is None else keys[:limit]
 
@@ -349,7 +334,7 @@ class MemoryStorage(BaseStorage):
             return {
                 key: entry.value
                 for key, entry in self._data.items()
-                if entry.is_result and _live(entry.expires_at, now)
+                if entry.is_result and is_live(entry.expires_at, now)
             }
 
     def result_store_size(self) -> int:
@@ -366,7 +351,7 @@ class MemoryStorage(BaseStorage):
             self._sweep(now)
             counter = self._counter(key, now)
             if counter is None:
-                expires_at = _expiry(ttl, now)
+                expires_at = expiry_time(ttl, now)
                 counter = self._counters[key] = _Counter(0, expires_at)
                 if expires_at is not None:
                     heapq.heappush(self._expiries, (expires_at, 1, key))
@@ -405,8 +390,8 @@ class MemoryStorage(BaseStorage):
         expires_at = None
         if result is not None:
             key, value, ttl = result
-            value = _check_bytes(value, "result value")
-            expires_at = _expiry(ttl, time.time())
+            value = check_bytes(value, "result value")
+            expires_at = expiry_time(ttl, time.time())
         with self._lock:
             if self._owned(reservation) is None:
                 return False
@@ -503,7 +488,7 @@ class MemoryStorage(BaseStorage):
         attempts: int = 0,
         priority: int | None = None,
     ) -> str:
-        data = _check_bytes(data, "data")
+        data = check_bytes(data, "data")
         with self._lock:
             return self._add_dead(new_token(), data, reason, detail, attempts, priority)
 

@@ -94,8 +94,12 @@ from .base import (
     Reclaimed,
     Reservation,
     ResultWrite,
+    bounded_priority,
+    check_bytes,
+    check_key,
+    expiry_time,
+    is_live,
     new_token,
-    normalize_priority,
 )
 from .watch import ChangeWatch, probe_poller
 
@@ -109,7 +113,6 @@ READY = "ready"
 IN_FLIGHT = "in_flight"
 NAME_MAX_LENGTH = 191
 REASON_MAX_LENGTH = 191
-INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 MIN_SQLITE_VERSION = (3, 35)
 TRANSIENT_RETRIES = 5  # attempts at a call that hit a deadlock (PostgreSQL, MariaDB/MySQL)
 SQLITE_BUSY_ATTEMPTS = 3  # attempts at a call that waited out SQLite's busy timeout (each waits that long)
@@ -163,39 +166,16 @@ _sqlite_locks: dict[str, threading.RLock] = {}
 _sqlite_locks_guard = threading.Lock()
 
 
+def _priority(priority: int | None) -> int:
+    return bounded_priority(priority, 32, "the database column (a 32-bit integer)")
+
+
 class OrmTablesMissing(ConfigurationError, StorageError):
     """The ORM storage's tables do not exist in the database: ``python manage.py migrate`` has not been run."""
 
 
-def _check_bytes(value: object, what: str) -> bytes:
-    if not isinstance(value, bytes):
-        raise TypeError(f"{what} must be bytes, not {type(value).__name__}")
-    return value
-
-
-def _check_key(key: object) -> str:
-    if not isinstance(key, str):
-        raise TypeError(f"key must be a str, not {type(key).__name__}")
-    return key
-
-
 def _key_hash(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
-
-
-def _expiry(ttl: float | None, now: float) -> float | None:
-    if ttl is None:
-        return None
-    if ttl <= 0:
-        raise ValueError(f"ttl must be a positive number of seconds or None, not {ttl!r}")
-    return now + ttl
-
-
-def _priority(priority: int | None) -> int:
-    value = normalize_priority(priority)
-    if not INT32_MIN <= value <= INT32_MAX:
-        raise ValueError(f"priority {value} does not fit the database column (a 32-bit integer)")
-    return value
 
 
 def _message_pk(message_id: object) -> int | None:
@@ -211,10 +191,6 @@ def _chunks(values: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
 
 def _placeholders(count: int) -> str:
     return ", ".join(["%s"] * count)
-
-
-def _live(expires_at: float | None, now: float) -> bool:
-    return expires_at is None or expires_at > now
 
 
 class OrmStorage(BaseStorage):
@@ -505,7 +481,7 @@ class OrmStorage(BaseStorage):
 
     def enqueue(self, data: bytes, priority: int | None = None) -> None:
         """Insert a ready message; inside ``transaction.atomic()`` it commits (or not) with the caller."""
-        data = _check_bytes(data, "data")
+        data = check_bytes(data, "data")
         prio = _priority(priority)
         self._run("enqueue", self._insert_message, data, prio, time.time())
         self._wake_waiters()
@@ -604,7 +580,7 @@ class OrmStorage(BaseStorage):
     def enqueue_many(self, items: list[tuple[bytes, int | None]]) -> None:
         """Insert the messages in order with one ``executemany`` in one transaction (all or none)."""
         now = time.time()
-        rows = [[self.name, _check_bytes(data, "data"), _priority(priority), READY, "", 0, now] for data, priority in items]
+        rows = [[self.name, check_bytes(data, "data"), _priority(priority), READY, "", 0, now] for data, priority in items]
         if rows:
             self._run("enqueue_many", self._insert_messages, rows)
             self._wake_waiters()
@@ -686,7 +662,7 @@ class OrmStorage(BaseStorage):
 
     def add_to_schedule(self, data: bytes, timestamp: float, priority: int | None = None) -> None:
         """Insert a scheduled message due at ``timestamp`` (epoch seconds), remembering ``priority``."""
-        data = _check_bytes(data, "data")
+        data = check_bytes(data, "data")
         prio = _priority(priority)
         eta = float(timestamp)
         self._run(
@@ -816,10 +792,10 @@ class OrmStorage(BaseStorage):
 
     def put_data(self, key: str, value: bytes, is_result: bool = False, ttl: float | None = None) -> None:
         """Store ``value`` under ``key`` (one upsert), replacing value, flag and expiry."""
-        key = _check_key(key)
-        value = _check_bytes(value, "value")
+        key = check_key(key)
+        value = check_bytes(value, "value")
         now = time.time()
-        expires_at = _expiry(ttl, now)
+        expires_at = expiry_time(ttl, now)
         self._run("put_data", self._upsert_value, key, value, bool(is_result), expires_at, now)
         self._maybe_purge()
 
@@ -834,7 +810,7 @@ class OrmStorage(BaseStorage):
         if row is None:
             return False, None
         now = time.time()
-        if not _live(row[1], now):
+        if not is_live(row[1], now):
             self._delete_expired_value(conn, key_hash, now)
             return False, None
         return True, row[0]
@@ -848,7 +824,7 @@ class OrmStorage(BaseStorage):
 
     def peek_data(self, key: str) -> bytes | EmptyDataType:
         """The value under ``key``, or ``EmptyData`` (an expired value counts as none, and is deleted)."""
-        key = _check_key(key)
+        key = check_key(key)
         found, value = self._run("peek_data", self._read_value, key, "{value}")
         return bytes(value) if found else EmptyData
 
@@ -861,11 +837,11 @@ class OrmStorage(BaseStorage):
             [self.name, *hashes],
         )
         now = time.time()
-        return {key_hash: bytes(value) for key_hash, value, expires_at in rows if _live(expires_at, now)}
+        return {key_hash: bytes(value) for key_hash, value, expires_at in rows if is_live(expires_at, now)}
 
     def peek_many(self, keys: list[str]) -> list[bytes | EmptyDataType]:
         """The live values of ``keys`` in one ``SELECT`` (expired ones count as none); ``EmptyData`` elsewhere."""
-        hashes = [_key_hash(_check_key(key)) for key in keys]
+        hashes = [_key_hash(check_key(key)) for key in keys]
         if not hashes or len(set(hashes)) > CHUNK:
             return super().peek_many(keys)
         found = self._run("peek_many", self._read_values, list(dict.fromkeys(hashes)))
@@ -873,7 +849,7 @@ class OrmStorage(BaseStorage):
 
     def has_data_for_key(self, key: str) -> bool:
         """Whether ``key`` holds a live value."""
-        key = _check_key(key)
+        key = check_key(key)
         return self._run("has_data_for_key", self._read_value, key, "{id}")[0]
 
     def _pop(self, conn: Any, key: str) -> bytes | EmptyDataType:
@@ -896,13 +872,13 @@ class OrmStorage(BaseStorage):
                 if found is not None:
                     self._execute(conn, "DELETE FROM {kv} WHERE {id} = %s", [found[0]])
                     row = found[1:]
-        if row is None or not _live(row[1], time.time()):
+        if row is None or not is_live(row[1], time.time()):
             return EmptyData
         return bytes(row[0])
 
     def pop_data(self, key: str) -> bytes | EmptyDataType:
         """Delete and return the value under ``key`` (exactly one of concurrent callers gets it)."""
-        key = _check_key(key)
+        key = check_key(key)
         return self._run("pop_data", self._pop, key)
 
     def _put_if_empty(self, conn: Any, key: str, value: bytes, expires_at: float | None, now: float) -> bool:
@@ -923,10 +899,10 @@ class OrmStorage(BaseStorage):
 
     def put_if_empty(self, key: str, value: bytes, ttl: float | None = None) -> bool:
         """Store ``value`` only if ``key`` holds no live value; ``True`` if it wrote (the lock primitive)."""
-        key = _check_key(key)
-        value = _check_bytes(value, "value")
+        key = check_key(key)
+        value = check_bytes(value, "value")
         now = time.time()
-        expires_at = _expiry(ttl, now)
+        expires_at = expiry_time(ttl, now)
         written = self._run("put_if_empty", self._put_if_empty, key, value, expires_at, now)
         self._maybe_purge()
         return written
@@ -945,7 +921,7 @@ class OrmStorage(BaseStorage):
 
     def delete_data(self, key: str) -> bool:
         """Delete the value under ``key``; ``True`` if there was a live one."""
-        key = _check_key(key)
+        key = check_key(key)
         return self._run("delete_data", self._delete, key)
 
     def _flush_all(self, conn: Any) -> None:
@@ -1018,7 +994,7 @@ class OrmStorage(BaseStorage):
 
     def _incr(self, conn: Any, key: str, amount: int, ttl: float | None) -> int:
         now = time.time()
-        expires_at = _expiry(ttl, now)
+        expires_at = expiry_time(ttl, now)
         key_hash = _key_hash(key)
         insert = "INSERT INTO {counter} ({queue}, {key_hash}, {key}, {value}, {expires_at}) VALUES (%s, %s, %s, %s, %s)"
         params = [self.name, key_hash, key, amount, expires_at]
@@ -1053,7 +1029,7 @@ class OrmStorage(BaseStorage):
 
     def incr(self, key: str, amount: int = 1, ttl: float | None = None) -> int:
         """Add ``amount`` to counter ``key`` in one upsert and return the new value (expired → a new window)."""
-        key = _check_key(key)
+        key = check_key(key)
         if isinstance(amount, bool) or not isinstance(amount, int):
             raise TypeError(f"amount must be an int, not {type(amount).__name__}")
         value = self._run("incr", self._incr, key, amount, ttl)
@@ -1160,7 +1136,7 @@ class OrmStorage(BaseStorage):
         write = None
         if result is not None:
             key, value, ttl = result
-            write = (_check_key(key), _check_bytes(value, "result value"), _expiry(ttl, time.time()))
+            write = (check_key(key), check_bytes(value, "result value"), expiry_time(ttl, time.time()))
         owned = self._owned_params(reservation)
         if owned is None:
             return False
@@ -1189,7 +1165,7 @@ class OrmStorage(BaseStorage):
         write = None
         if result is not None:
             key, value, ttl = result
-            write = (_check_key(key), _check_bytes(value, "result value"), _expiry(ttl, time.time()))
+            write = (check_key(key), check_bytes(value, "result value"), expiry_time(ttl, time.time()))
         owned = self._owned_params(reservation)
         if owned is None:
             return False, self.reserve(lease)
@@ -1410,7 +1386,7 @@ class OrmStorage(BaseStorage):
         priority: int | None = None,
     ) -> str:
         """Insert a dead letter and return its id (the row's id, as a string)."""
-        data = _check_bytes(data, "data")
+        data = check_bytes(data, "data")
         prio = None if priority is None else _priority(priority)
         return self._run("add_dead_letter", self._insert_dead, data, reason, detail, attempts, prio, None)
 

@@ -67,6 +67,8 @@ from django_tasks_q.backends.base import (
     Reclaimed,
     Reservation,
     ResultWrite,
+    check_bytes,
+    check_key,
     new_token,
     normalize_priority,
 )
@@ -151,18 +153,6 @@ def _check_url(url: str) -> None:
     path = unquote(parts.path).strip("/")
     if path and not path.isdigit():
         raise ValueError(f"the database must be a number, not {path!r}")
-
-
-def _check_bytes(value: object, what: str) -> bytes:
-    if not isinstance(value, bytes):
-        raise TypeError(f"{what} must be bytes, not {type(value).__name__}")
-    return value
-
-
-def _check_key(key: object) -> str:
-    if not isinstance(key, str):
-        raise TypeError(f"key must be a str, not {type(key).__name__}")
-    return key
 
 
 def _ttl_ms(ttl: float | None) -> str:
@@ -597,7 +587,7 @@ class RedisStorage(BaseStorage):
 
     def enqueue(self, data: bytes, priority: int | None = None) -> None:
         """Add ``data`` to the ready queue (one script, one round trip) and wake one blocked consumer."""
-        _check_bytes(data, "data")
+        check_bytes(data, "data")
         prio, score = self._scores(priority)
         self._run("enqueue", (self._k_seq, self._k_ready, self._k_notify), (self._base, data, prio, score))
 
@@ -605,7 +595,7 @@ class RedisStorage(BaseStorage):
         """Add messages in order: one script per 1,000, all sent in one ``MULTI``/``EXEC`` round trip."""
         args: list[Any] = []
         for data, priority in items:
-            _check_bytes(data, "data")
+            check_bytes(data, "data")
             args.extend((data, *self._scores(priority)))
         if not args:
             return
@@ -657,7 +647,7 @@ class RedisStorage(BaseStorage):
 
     def add_to_schedule(self, data: bytes, timestamp: float, priority: int | None = None) -> None:
         """Add ``data`` to the schedule, due at ``timestamp``; ``priority`` is kept for ``enqueue_due``."""
-        _check_bytes(data, "data")
+        check_bytes(data, "data")
         when = _timestamp(timestamp, "timestamp")
         prio, score = self._scores(priority)
         self._run("add_to_schedule", (self._k_seq, self._k_schedule), (self._base, data, when, prio, score))
@@ -711,8 +701,8 @@ class RedisStorage(BaseStorage):
 
         On the expiring storages a result written without a ttl lives ``expire_time`` seconds.
         """
-        _check_key(key)
-        _check_bytes(value, "value")
+        check_key(key)
+        check_bytes(value, "value")
         if is_result:
             ttl = self._result_ttl(ttl)
         self._run(
@@ -724,16 +714,16 @@ class RedisStorage(BaseStorage):
     def peek_data(self, key: str) -> bytes | EmptyDataType:
         """The value under ``key`` (one ``GET``), or ``EmptyData``."""
         if self._direct:
-            value = self._direct_command("get", "GET", self._kv(_check_key(key)))
+            value = self._direct_command("get", "GET", self._kv(check_key(key)))
         else:
-            value = self._call("get", self._client.get, self._kv(_check_key(key)))
+            value = self._call("get", self._client.get, self._kv(check_key(key)))
         return EmptyData if value is None else bytes(value)
 
     def peek_many(self, keys: list[str]) -> list[bytes | EmptyDataType]:
         """The values under ``keys`` (one ``MGET``), ``EmptyData`` where there is none."""
         if not keys:
             return []
-        names = [self._kv(_check_key(key)) for key in keys]
+        names = [self._kv(check_key(key)) for key in keys]
         if self._direct:
             values = self._direct_command("mget", "MGET", *names)
         else:
@@ -742,24 +732,24 @@ class RedisStorage(BaseStorage):
 
     def pop_data(self, key: str) -> bytes | EmptyDataType:
         """Remove and return the value under ``key`` atomically, or ``EmptyData``."""
-        kv, results, _, _ = self._data_keys(_check_key(key))
+        kv, results, _, _ = self._data_keys(check_key(key))
         value = self._run("pop_data", (kv, results), (self._base, key))
         return EmptyData if value is None else bytes(value)
 
     def has_data_for_key(self, key: str) -> bool:
         """Whether ``key`` holds a value (one ``EXISTS``)."""
-        return bool(self._call("exists", self._client.exists, self._kv(_check_key(key))))
+        return bool(self._call("exists", self._client.exists, self._kv(check_key(key))))
 
     def put_if_empty(self, key: str, value: bytes, ttl: float | None = None) -> bool:
         """``SET NX`` (with ``PX`` for a ttl): store ``value`` only if ``key`` is empty; return whether it did."""
-        _check_key(key)
-        _check_bytes(value, "value")
+        check_key(key)
+        check_bytes(value, "value")
         written = self._run("put_if_empty", self._data_keys(key), (self._base, key, value, _ttl_ms(ttl)))
         return bool(written)
 
     def delete_data(self, key: str) -> bool:
         """Delete the value under ``key``; return whether there was one."""
-        kv, results, _, _ = self._data_keys(_check_key(key))
+        kv, results, _, _ = self._data_keys(check_key(key))
         return bool(self._run("delete_data", (kv, results), (self._base, key)))
 
     def flush_all(self) -> None:
@@ -780,7 +770,7 @@ class RedisStorage(BaseStorage):
     def data_keys(self, prefix: str = "", limit: int | None = None) -> list[str]:
         """Sorted keys of values starting with ``prefix`` (``SCAN MATCH``; expired keys are gone in Redis)."""
         kv_base = self._kv("")
-        pattern = _glob_escape(kv_base + _check_key(prefix)) + "*"
+        pattern = _glob_escape(kv_base + check_key(prefix)) + "*"
         try:
             keys = sorted(_text(name)[len(kv_base):] for name in self._client.scan_iter(match=pattern, count=1000))
         except RedisError as exc:
@@ -811,7 +801,7 @@ class RedisStorage(BaseStorage):
 
     def incr(self, key: str, amount: int = 1, ttl: float | None = None) -> int:
         """Atomically add ``amount`` to counter ``key`` (``INCRBY``; ``PEXPIRE`` when this call creates it)."""
-        _check_key(key)
+        check_key(key)
         if isinstance(amount, bool) or not isinstance(amount, int):
             raise TypeError(f"amount must be an int, not {type(amount).__name__}")
         return int(self._run("incr", (self._base + "ctr:" + key,), (self._base, amount, _ttl_ms(ttl))))
@@ -822,7 +812,7 @@ class RedisStorage(BaseStorage):
         No polling: the caller registers under ``wait:<key>`` and blocks on ``wake:<key>``, which every write of
         ``key`` fills while someone is registered.
         """
-        kv, _, wait_key, wake_key = self._data_keys(_check_key(key))
+        kv, _, wait_key, wake_key = self._data_keys(check_key(key))
         if timeout is not None and timeout <= 0:
             return self.peek_data(key)
         end = None if timeout is None else time.monotonic() + timeout
@@ -863,8 +853,8 @@ class RedisStorage(BaseStorage):
         args: tuple[Any, ...] = (self._base, reservation.message_id, reservation.token)
         if result is not None:
             key, value, ttl = result
-            _check_key(key)
-            _check_bytes(value, "result value")
+            check_key(key)
+            check_bytes(value, "result value")
             keys += self._data_keys(key)
             args += (key, value, _ttl_ms(self._result_ttl(ttl)))
         return bool(self._run("ack", keys, args))
@@ -886,8 +876,8 @@ class RedisStorage(BaseStorage):
         )
         if result is not None:
             key, value, ttl = result
-            _check_key(key)
-            _check_bytes(value, "result value")
+            check_key(key)
+            check_bytes(value, "result value")
             keys += self._data_keys(key)
             args += (key, value, _ttl_ms(self._result_ttl(ttl)))
         acked, row = self._run("ack_and_reserve", keys, args)
@@ -993,7 +983,7 @@ class RedisStorage(BaseStorage):
         priority: int | None = None,
     ) -> str:
         """Store ``data`` as a dead letter; return its id."""
-        _check_bytes(data, "data")
+        check_bytes(data, "data")
         prio, score = self._scores(priority)
         args = (self._base, data, str(reason), str(detail), int(attempts), repr(time.time()), prio, score)
         return _text(self._run("add_dead_letter", (self._k_seq, self._k_dead), args))

@@ -76,8 +76,10 @@ from django_tasks_q.backends.base import (
     Reclaimed,
     Reservation,
     ResultWrite,
+    bounded_priority,
+    check_bytes,
+    expiry_time,
     new_token,
-    normalize_priority,
 )
 from django_tasks_q.backends.watch import ChangeWatch, probe_poller
 from django_tasks_q.exceptions import ConfigurationError, StorageError
@@ -92,8 +94,6 @@ SUPPORTS_RETURNING = sqlite3.sqlite_version_info >= (3, 35, 0)
 READY = 0
 IN_FLIGHT = 1
 
-_INT64_MIN = -(2**63)
-_INT64_MAX = 2**63 - 1
 
 # Connections inherited from a parent process are never closed in the child (closing them there could disturb
 # the parent's locks); they are parked here instead.
@@ -164,29 +164,12 @@ _TABLES = ("tasks_q_message", "tasks_q_schedule", "tasks_q_kv", "tasks_q_counter
 _LIVE = "(expires_at IS NULL OR expires_at > ?)"
 
 
-def _check_bytes(value: object, what: str) -> bytes:
-    if not isinstance(value, bytes):
-        raise TypeError(f"{what} must be bytes, not {type(value).__name__}")
-    return value
+def _limit(limit: int | None) -> int:
+    return -1 if limit is None else max(int(limit), 0)
 
 
 def _priority(priority: int | None) -> int:
-    value = normalize_priority(priority)
-    if not _INT64_MIN <= value <= _INT64_MAX:
-        raise ValueError(f"priority {value} does not fit in a 64-bit integer")
-    return value
-
-
-def _expiry(ttl: float | None, now: float) -> float | None:
-    if ttl is None:
-        return None
-    if ttl <= 0:
-        raise ValueError(f"ttl must be a positive number of seconds or None, not {ttl!r}")
-    return now + ttl
-
-
-def _limit(limit: int | None) -> int:
-    return -1 if limit is None else max(int(limit), 0)
+    return bounded_priority(priority, 64, "in a 64-bit integer")
 
 
 class _Handle:
@@ -511,7 +494,7 @@ class SqliteStorage(BaseStorage):
 
     def enqueue(self, data: bytes, priority: int | None = None) -> None:
         """Insert a ready message (one ``INSERT`` in a write transaction)."""
-        data = _check_bytes(data, "data")
+        data = check_bytes(data, "data")
         prio = _priority(priority)
         self._write(
             "enqueue",
@@ -524,7 +507,7 @@ class SqliteStorage(BaseStorage):
 
     def enqueue_many(self, items: list[tuple[bytes, int | None]]) -> None:
         """Insert the messages in order (one ``executemany`` in one write transaction: all or none)."""
-        rows = [(self.name, new_token(), _check_bytes(data, "data"), _priority(priority)) for data, priority in items]
+        rows = [(self.name, new_token(), check_bytes(data, "data"), _priority(priority)) for data, priority in items]
         if not rows:
             return
         self._write(
@@ -603,7 +586,7 @@ class SqliteStorage(BaseStorage):
 
     def add_to_schedule(self, data: bytes, timestamp: float, priority: int | None = None) -> None:
         """Insert a scheduled item with its priority."""
-        data = _check_bytes(data, "data")
+        data = check_bytes(data, "data")
         prio = _priority(priority)
         when = float(timestamp)
         self._write(
@@ -701,9 +684,9 @@ class SqliteStorage(BaseStorage):
 
     def put_data(self, key: str, value: bytes, is_result: bool = False, ttl: float | None = None) -> None:
         """Insert or replace ``key`` (value, result flag and expiry together)."""
-        value = _check_bytes(value, "value")
+        value = check_bytes(value, "value")
         now = time.time()
-        expires_at = _expiry(ttl, now)
+        expires_at = expiry_time(ttl, now)
 
         def work(conn: sqlite3.Connection) -> None:
             self._put(conn, key, value, bool(is_result), expires_at)
@@ -770,9 +753,9 @@ class SqliteStorage(BaseStorage):
 
     def put_if_empty(self, key: str, value: bytes, ttl: float | None = None) -> bool:
         """Drop an expired value, then ``INSERT OR IGNORE``: one write transaction, so exactly one racer wins."""
-        value = _check_bytes(value, "value")
+        value = check_bytes(value, "value")
         now = time.time()
-        expires_at = _expiry(ttl, now)
+        expires_at = expiry_time(ttl, now)
 
         def work(conn: sqlite3.Connection) -> bool:
             conn.execute(
@@ -857,7 +840,7 @@ class SqliteStorage(BaseStorage):
     def incr(self, key: str, amount: int = 1, ttl: float | None = None) -> int:
         """Read, add and write the counter in one write transaction; a missing or expired one starts at 0."""
         now = time.time()
-        expires_at = _expiry(ttl, now)
+        expires_at = expiry_time(ttl, now)
 
         def work(conn: sqlite3.Connection) -> int:
             row = conn.execute(
@@ -934,8 +917,8 @@ class SqliteStorage(BaseStorage):
         now = time.time()
         if result is not None:
             key, value, ttl = result
-            value = _check_bytes(value, "result value")
-            expires_at = _expiry(ttl, now)
+            value = check_bytes(value, "result value")
+            expires_at = expiry_time(ttl, now)
         token = new_token()
 
         def work(conn: sqlite3.Connection) -> tuple[bool, Reservation | None]:
@@ -964,8 +947,8 @@ class SqliteStorage(BaseStorage):
         now = time.time()
         if result is not None:
             key, value, ttl = result
-            value = _check_bytes(value, "result value")
-            expires_at = _expiry(ttl, now)
+            value = check_bytes(value, "result value")
+            expires_at = expiry_time(ttl, now)
 
         def work(conn: sqlite3.Connection) -> bool:
             deleted = conn.execute(
@@ -1141,7 +1124,7 @@ class SqliteStorage(BaseStorage):
         priority: int | None = None,
     ) -> str:
         """Insert a dead letter; return its new id."""
-        data = _check_bytes(data, "data")
+        data = check_bytes(data, "data")
         prio = None if priority is None else _priority(priority)
         letter_id = new_token()
         self._write(

@@ -8,7 +8,8 @@
 ``ConsumerHeartbeat``
     One row per running ``run_tasks`` process, upserted every health-check interval.
 ``QueueMinute``
-    Per queue and minute: tasks that finished and failed, and sampled queue depths (for the dashboard charts).
+    Per queue and minute: tasks by outcome, a run-duration histogram and sampled queue depths (for the
+    dashboard charts and the Prometheus metrics).
 
 The remaining models are *anchors*: table-less (``managed = False``) models that give each admin page its
 entry in the app's section of the admin index and its own permissions. No table is created for them and no
@@ -17,6 +18,7 @@ query ever touches one; their pages read and act through the hub (``TaskQueue``)
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
@@ -199,12 +201,58 @@ class ConsumerHeartbeat(models.Model):
 
 
 class QueueMinute(models.Model):
-    """Counters and sampled depths of one queue for one minute (the dashboard's charts and rates)."""
+    """Counters and sampled depths of one queue for one minute (the dashboard's charts, the Prometheus totals).
+
+    The counters (:attr:`COUNTERS`) are added to by every process that records; the depths are sampled by the
+    consumers. When minute rows are pruned their counters are first added to the queue's *totals row* (the
+    row whose ``minute`` is :meth:`totals_minute`), so that sums over a queue's rows never go down.
+    """
+
+    OUTCOMES = ("succeeded", "failed", "retried", "revoked", "expired")
+    """Counter fields by outcome: runs that returned; runs that raised or timed out and messages dead-lettered;
+    calls put back for another attempt; calls skipped because they were revoked, or had expired."""
+    DURATION_BUCKETS = (
+        (0.005, "duration_le_5ms"),
+        (0.01, "duration_le_10ms"),
+        (0.025, "duration_le_25ms"),
+        (0.05, "duration_le_50ms"),
+        (0.1, "duration_le_100ms"),
+        (0.25, "duration_le_250ms"),
+        (0.5, "duration_le_500ms"),
+        (1.0, "duration_le_1s"),
+        (2.5, "duration_le_2500ms"),
+        (5.0, "duration_le_5s"),
+        (10.0, "duration_le_10s"),
+        (30.0, "duration_le_30s"),
+        (60.0, "duration_le_60s"),
+    )
+    """Upper bounds (seconds) of the run-duration histogram and the fields counting the runs within each
+    (cumulative: a 0.3 s run counts in every field from ``duration_le_500ms`` up)."""
+    COUNTERS = (*OUTCOMES, *(field for _bound, field in DURATION_BUCKETS), "duration_count", "duration_sum")
+    """Fields that are added to (never set)."""
 
     queue = models.CharField(max_length=NAME_LENGTH)
     minute = models.DateTimeField()
-    succeeded = models.PositiveIntegerField(default=0)
-    failed = models.PositiveIntegerField(default=0)
+    succeeded = models.PositiveBigIntegerField(default=0)
+    failed = models.PositiveBigIntegerField(default=0)
+    retried = models.PositiveBigIntegerField(default=0)
+    revoked = models.PositiveBigIntegerField(default=0)
+    expired = models.PositiveBigIntegerField(default=0)
+    duration_count = models.PositiveBigIntegerField(default=0, help_text="Runs timed (succeeded or failed).")
+    duration_sum = models.FloatField(default=0.0, help_text="Seconds, summed over the runs timed.")
+    duration_le_5ms = models.PositiveBigIntegerField(default=0)
+    duration_le_10ms = models.PositiveBigIntegerField(default=0)
+    duration_le_25ms = models.PositiveBigIntegerField(default=0)
+    duration_le_50ms = models.PositiveBigIntegerField(default=0)
+    duration_le_100ms = models.PositiveBigIntegerField(default=0)
+    duration_le_250ms = models.PositiveBigIntegerField(default=0)
+    duration_le_500ms = models.PositiveBigIntegerField(default=0)
+    duration_le_1s = models.PositiveBigIntegerField(default=0)
+    duration_le_2500ms = models.PositiveBigIntegerField(default=0)
+    duration_le_5s = models.PositiveBigIntegerField(default=0)
+    duration_le_10s = models.PositiveBigIntegerField(default=0)
+    duration_le_30s = models.PositiveBigIntegerField(default=0)
+    duration_le_60s = models.PositiveBigIntegerField(default=0)
     pending = models.IntegerField(null=True)
     scheduled = models.IntegerField(null=True)
     in_flight = models.IntegerField(null=True)
@@ -218,6 +266,12 @@ class QueueMinute(models.Model):
 
     def __str__(self) -> str:
         return f"{self.queue} {self.minute:%Y-%m-%d %H:%M}"
+
+    @staticmethod
+    def totals_minute() -> dt.datetime:
+        """The ``minute`` of the totals rows: 2000-01-01 00:00 UTC (naive when ``USE_TZ`` is off)."""
+        moment = dt.datetime(2000, 1, 1)
+        return moment.replace(tzinfo=dt.UTC) if settings.USE_TZ else moment
 
 
 # ---------------------------------------------------------------------------------------------- admin anchors
@@ -253,6 +307,7 @@ class QueueOverview(_Anchor):
             ("requeue_deadletter", "Can requeue dead letters"),
             ("purge_deadletter", "Can purge dead letters"),
             ("release_lock", "Can release task locks"),
+            ("view_metrics", "Can read the Prometheus metrics"),
         ]
 
 

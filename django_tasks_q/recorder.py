@@ -4,8 +4,9 @@ A :class:`HistoryRecorder` listens to the Django signal :data:`~django_tasks_q.s
 event of every queue in this process) and, through a post-execute hook on the queues it is attached to, to
 the return value or exception of each run. A receiver only merges a few fields into an in-memory buffer under
 a lock; a background thread writes the buffer every ``TASKS_Q_HISTORY_FLUSH_INTERVAL`` seconds with bulk
-statements, adds the per-minute counters (:class:`~django_tasks_q.history.QueueMinute`), runs the periodic
-jobs it was given (consumer heartbeats, queue depth samples) and prunes old rows once an hour.
+statements, adds the per-minute counters (:class:`~django_tasks_q.history.QueueMinute`: outcomes and the
+durations of runs), runs the periodic jobs it was given (consumer heartbeats, queue depth samples) and prunes
+old rows once an hour.
 
 The consumer starts one recorder per process (``run_tasks`` and each worker process). History is best effort:
 a database error is logged and retried with the next batch, never raised into a worker; rows buffered in a
@@ -83,6 +84,18 @@ _STATUS_OF = {
     SIGNAL_INTERRUPTED: TaskStatus.INTERRUPTED,
 }
 _FINISHING = {SIGNAL_COMPLETE, SIGNAL_ERROR, SIGNAL_TIMEOUT, SIGNAL_REVOKED, SIGNAL_EXPIRED, SIGNAL_CANCELED}
+_OUTCOME_OF = {
+    SIGNAL_COMPLETE: "succeeded",
+    SIGNAL_ERROR: "failed",
+    SIGNAL_TIMEOUT: "failed",
+    SIGNAL_DEAD_LETTERED: "failed",
+    SIGNAL_RETRYING: "retried",
+    SIGNAL_REVOKED: "revoked",
+    SIGNAL_EXPIRED: "expired",
+}
+"""The ``QueueMinute`` counter each event adds to."""
+_TIMED = {SIGNAL_COMPLETE, SIGNAL_ERROR, SIGNAL_TIMEOUT}
+"""Events that end a run whose duration goes into the histogram."""
 _SETTLED_OK = {TaskStatus.COMPLETE, TaskStatus.REVOKED, TaskStatus.EXPIRED, TaskStatus.CANCELED}
 _FIELDS = (
     "name", "status", "args", "kwargs", "arguments_exact", "priority", "enqueued_at", "eta", "started_at",
@@ -129,7 +142,8 @@ class HistoryRecorder:
         self._entries: dict[tuple[str, str], dict[str, Any]] = {}
         self._attempts: dict[tuple[str, str], int] = {}
         self._open: dict[tuple[str, str], dict[str, Any]] = {}
-        self._minutes: dict[tuple[str, dt.datetime], list[int]] = {}
+        self._minutes: dict[tuple[str, dt.datetime], dict[str, float]] = {}
+        self._started: dict[tuple[str, str], float] = {}
         self._tasks_run = 0
         self._jobs: list[list[Any]] = []
         self._stop = threading.Event()
@@ -233,8 +247,15 @@ class HistoryRecorder:
             entry.update(changes)
             if event == SIGNAL_EXECUTING:
                 self._attempts[key] = self._attempts.get(key, 0) + 1
-            if event in (SIGNAL_COMPLETE, SIGNAL_ERROR, SIGNAL_TIMEOUT, SIGNAL_DEAD_LETTERED):
-                self._count(queue, now, ok=event == SIGNAL_COMPLETE)
+                self._started[key] = time.monotonic()
+                while len(self._started) > MAX_OPEN:  # runs that never ended (a BaseException escaped)
+                    self._started.pop(next(iter(self._started)))
+            else:
+                started = self._started.pop(key, None)  # any later event of the call ends its run
+                outcome = _OUTCOME_OF.get(event)
+                if outcome is not None:
+                    timed = started is not None and event in _TIMED
+                    self._count(queue, now, outcome, time.monotonic() - started if timed else None)
 
     def _receive_without_task(self, queue: str, event: str, args: tuple[Any, ...], now: dt.datetime) -> None:
         task_id = None
@@ -249,12 +270,12 @@ class HistoryRecorder:
         if not isinstance(task_id, str) or not task_id or task_id.startswith("<"):
             if event == SIGNAL_DEAD_LETTERED:
                 with self._lock:
-                    self._count(queue, now, ok=False)
+                    self._count(queue, now, "failed")
             return
         with self._lock:
             self._entries.setdefault((queue, task_id), {"created_at": now}).update(changes)
             if event == SIGNAL_DEAD_LETTERED:
-                self._count(queue, now, ok=False)
+                self._count(queue, now, "failed")
 
     def _describe_call(self, task: Any, now: dt.datetime) -> dict[str, Any]:
         args_text, args_exact = to_json_text(list(task.args))
@@ -270,11 +291,18 @@ class HistoryRecorder:
             "created_at": now,
         }
 
-    def _count(self, queue: str, now: dt.datetime, *, ok: bool) -> None:
-        minute = now.replace(second=0, microsecond=0)
-        counts = self._minutes.setdefault((queue, minute), [0, 0])
-        counts[0 if ok else 1] += 1
-        self._tasks_run += 1
+    def _count(self, queue: str, now: dt.datetime, outcome: str, duration: float | None = None) -> None:
+        """Add one call with ``outcome`` (and the ``duration`` of its run, when timed) to this minute."""
+        counts = self._minutes.setdefault((queue, now.replace(second=0, microsecond=0)), {})
+        counts[outcome] = counts.get(outcome, 0) + 1
+        if outcome in ("succeeded", "failed"):
+            self._tasks_run += 1
+        if duration is not None:
+            for bound, field in QueueMinute.DURATION_BUCKETS:
+                if duration <= bound:
+                    counts[field] = counts.get(field, 0) + 1
+            counts["duration_count"] = counts.get("duration_count", 0) + 1
+            counts["duration_sum"] = counts.get("duration_sum", 0.0) + duration
 
     def record_outcome(self, queue: str, task: Any, value: Any, exception: BaseException | None) -> None:
         """Post-execute hook: the return value, or the exception with its traceback."""
@@ -318,9 +346,9 @@ class HistoryRecorder:
             self._log_failure("could not write task counters", exc)
             with self._lock:  # kept for the next try
                 for key, counts in minutes.items():
-                    mine = self._minutes.setdefault(key, [0, 0])
-                    mine[0] += counts[0]
-                    mine[1] += counts[1]
+                    mine = self._minutes.setdefault(key, {})
+                    for field, value in counts.items():
+                        mine[field] = mine.get(field, 0) + value
         with self._lock:
             self._tasks_run += tasks_run
         if run_jobs:
@@ -425,9 +453,9 @@ class HistoryRecorder:
                         _save_one(row)
         return len(chosen)
 
-    def _write_minutes(self, minutes: dict[tuple[str, dt.datetime], list[int]]) -> None:
-        for (queue, minute), (succeeded, failed) in minutes.items():
-            add_minute(queue, minute, succeeded=succeeded, failed=failed)
+    def _write_minutes(self, minutes: dict[tuple[str, dt.datetime], dict[str, float]]) -> None:
+        for (queue, minute), counts in minutes.items():
+            add_minute(queue, minute, **counts)
 
     def _count_tasks_run(self, tasks_run: int) -> int:
         """Add to the consumer's heartbeat row; returns what could not be counted yet (no row so far)."""
@@ -473,13 +501,18 @@ def _save_one(row: TaskHistory) -> None:
         current.save()
 
 
-def add_minute(queue: str, minute: dt.datetime, *, succeeded: int = 0, failed: int = 0, **depths: int) -> None:
-    """Add counters to (and set sampled depths of) one queue's minute row, creating it when missing."""
-    updates: dict[str, Any] = dict(depths)
-    if succeeded:
-        updates["succeeded"] = F("succeeded") + succeeded
-    if failed:
-        updates["failed"] = F("failed") + failed
+def add_minute(queue: str, minute: dt.datetime, **values: float | None) -> None:
+    """Add to the counters and set the sampled depths of one queue's minute row, creating it when missing.
+
+    A keyword naming one of :attr:`QueueMinute.COUNTERS <django_tasks_q.history.QueueMinute.COUNTERS>`
+    (``succeeded=2``, ``duration_sum=0.4``) is added to it; any other (``pending=5``) sets that field.
+    """
+    updates: dict[str, Any] = {}
+    for field, value in values.items():
+        if field not in QueueMinute.COUNTERS:
+            updates[field] = value
+        elif value:
+            updates[field] = F(field) + value
     if not updates:
         return
     rows = QueueMinute.objects.filter(queue=queue, minute=minute)
@@ -487,16 +520,41 @@ def add_minute(queue: str, minute: dt.datetime, *, succeeded: int = 0, failed: i
         return
     try:
         with transaction.atomic():
-            QueueMinute.objects.create(queue=queue, minute=minute, succeeded=succeeded, failed=failed, **depths)
+            QueueMinute.objects.create(queue=queue, minute=minute, **values)
     except IntegrityError:
         rows.update(**updates)
 
 
 def prune(now: dt.datetime | None = None) -> int:
-    """Delete history older than ``TASKS_Q_HISTORY_DAYS``, minute rows older than two days and stale heartbeats."""
+    """Delete history older than ``TASKS_Q_HISTORY_DAYS``, minute rows older than two days and stale heartbeats.
+
+    The counters of the minute rows deleted are added to their queue's totals row first (see
+    :class:`~django_tasks_q.history.QueueMinute`). Returns how many history rows were deleted.
+    """
     now = now or timezone.now()
     days = history_settings().days
     deleted, _ = TaskHistory.objects.filter(updated_at__lt=now - dt.timedelta(days=days)).delete()
-    QueueMinute.objects.filter(minute__lt=now - MINUTES_KEPT).delete()
+    fold_minutes(now - MINUTES_KEPT)
     ConsumerHeartbeat.objects.filter(last_heartbeat__lt=now - HEARTBEATS_KEPT).delete()
     return deleted
+
+
+def fold_minutes(before: dt.datetime) -> None:
+    """Delete the minute rows older than ``before``, after adding their counters to their queue's totals row.
+
+    The rows are read with a locking read in the same transaction as the deletion, so two processes pruning
+    at once cannot both carry the same minutes.
+    """
+    totals_minute = QueueMinute.totals_minute()
+    with transaction.atomic():
+        old = QueueMinute.objects.filter(minute__lt=before).exclude(minute=totals_minute)
+        carried: dict[str, dict[str, float]] = {}
+        for row in old.select_for_update().values("queue", *QueueMinute.COUNTERS):
+            counts = carried.setdefault(row.pop("queue"), {})
+            for field, value in row.items():
+                if value:
+                    counts[field] = counts.get(field, 0) + value
+        for queue, counts in carried.items():
+            if counts:
+                add_minute(queue, totals_minute, **counts)
+        old.delete()

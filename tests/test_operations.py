@@ -1,4 +1,4 @@
-"""Operations: the health command, Prometheus metrics and the consumer's heartbeat file."""
+"""Operations: the health command and the consumer's heartbeat file (Prometheus metrics: tests/test_metrics.py)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ from django.utils import timezone
 from django_tasks_q.conf import queues
 from django_tasks_q.decorators import task
 from django_tasks_q.history import ConsumerHeartbeat
-from django_tasks_q.metrics import render_metrics
 
 pytestmark = pytest.mark.django_db
 
@@ -113,41 +112,6 @@ def test_unknown_queue_is_an_error() -> None:
 
     with pytest.raises(CommandError, match="unknown queue"):
         call_command("tasks_q_health", "--queue", "nope")
-
-
-@override_settings(TASKS_Q=TWO_QUEUES)
-def test_metrics_text_format() -> None:
-    chore(1)
-    text = render_metrics()
-    assert "# TYPE tasks_q_pending gauge" in text
-    assert 'tasks_q_pending{queue="ops"} 1' in text
-    assert 'tasks_q_pending{queue="ops-idle"} 0' in text
-    assert 'tasks_q_up{queue="ops"} 1' in text
-    assert 'tasks_q_finished_last_hour{queue="ops",outcome="failed"} 0' in text
-    assert text.endswith("\n")
-
-
-@override_settings(TASKS_Q=TWO_QUEUES, TASKS_Q_METRICS_TOKEN="s3cret")
-def test_metrics_view_needs_staff_or_token(rf, admin_user, django_user_model) -> None:
-    from django.contrib.auth.models import AnonymousUser
-
-    from django_tasks_q.metrics import metrics_view
-
-    request = rf.get("/metrics")
-    request.user = AnonymousUser()
-    assert metrics_view(request).status_code == 403
-    request = rf.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong")
-    request.user = AnonymousUser()
-    assert metrics_view(request).status_code == 403
-    request = rf.get("/metrics", HTTP_AUTHORIZATION="Bearer s3cret")
-    request.user = AnonymousUser()
-    response = metrics_view(request)
-    assert response.status_code == 200 and response["Content-Type"].startswith("text/plain; version=0.0.4")
-    request = rf.get("/metrics")
-    request.user = django_user_model.objects.create_user("plain", password="x")
-    assert metrics_view(request).status_code == 403
-    request.user = admin_user
-    assert b"tasks_q_pending" in metrics_view(request).content
 
 
 def test_consumer_heartbeat_file_is_refreshed(tmp_path: Path) -> None:

@@ -1,1 +1,1 @@
-"""Benchmarks of django-tasks-q side by side with huey (see ``benchmarks/run.py`` and ``docs/benchmarks.md``)."""
+"""Benchmarks of django-tasks-q side by side with huey (see ``benchmarks/run.py`` and ``docs/performance.md``)."""

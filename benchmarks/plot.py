@@ -1,4 +1,4 @@
-"""The benchmark table as a chart for the docs (``docs/benchmarks.png``), drawn with matplotlib."""
+"""The benchmark table as a chart for the docs (``docs/performance.png``), drawn with matplotlib."""
 
 from __future__ import annotations
 

@@ -1,11 +1,13 @@
 """The producer side of the benchmark, run in its own process for one system at a time.
 
-``python -m benchmarks.producer SYSTEM MODE N [--interval S] [--times FILE]`` where ``SYSTEM`` is ``ours`` (Django
-settings ``benchmarks.settings``), ``huey`` (``benchmarks.huey_app``) or ``raw`` (plain redis-py), and ``MODE``:
+``python -m benchmarks.producer SYSTEM MODE N [--start K] [--interval S] [--times FILE]`` where ``SYSTEM`` is
+``ours`` (Django settings ``benchmarks.settings``), ``huey`` (``benchmarks.huey_app``) or ``raw`` (plain
+redis-py), and ``MODE``:
 
 ``one``      enqueue N calls one at a time, as a web view would (after 20 untimed warm-up calls); prints JSON
 ``bulk``     enqueue N calls in one ``task.map()`` (ours), a pipeline (raw) or one at a time (huey has no bulk)
 ``prefill``  the fastest way each system has to fill the queue before a drain run (``bulk``)
+             (``bulk`` and ``prefill`` number their calls from ``--start``, 0 by default)
 ``latency``  one untimed call, then N calls ``--interval`` seconds apart, the time just before each call
              written to ``--times``
 ``warm``     one call (number 999999999), to see that a consumer is up
@@ -131,6 +133,7 @@ def main() -> None:
     parser.add_argument("system", choices=sorted(SYSTEMS))
     parser.add_argument("mode", choices=["one", "bulk", "prefill", "latency", "warm", "flush", "pending"])
     parser.add_argument("n", type=int, nargs="?", default=0)
+    parser.add_argument("--start", type=int, default=0)
     parser.add_argument("--interval", type=float, default=0.02)
     parser.add_argument("--times", default="")
     options = parser.parse_args()
@@ -154,7 +157,7 @@ def main() -> None:
         out["elapsed"] = time.perf_counter() - started
     else:  # bulk, prefill
         started = time.perf_counter()
-        system.many(range(options.n))
+        system.many(range(options.start, options.start + options.n))
         out["elapsed"] = time.perf_counter() - started
     print(json.dumps(out))
 

@@ -1,11 +1,14 @@
 """Benchmarks of django-tasks-q beside huey on the same storages; prints a Markdown table, writes the docs page.
 
-Run it with ``scripts/bench`` (``--quick`` for a short run); see ``docs/benchmarks.md`` for what is measured.
+Run it with ``scripts/bench`` (``--quick`` for a short run); see ``docs/performance.md`` for what is measured.
 
 Every figure comes from separate processes: a producer (``benchmarks.producer``) and the real consumer of each
 system (``run_tasks`` for django-tasks-q, ``huey_consumer`` for huey, ``benchmarks.raw_redis`` for the floor).
 Every task runs the same body (:func:`benchmarks.body.record`), which appends a fixed-size record to a ledger
 file, so completion and start times are read the same way for every system.
+
+A second, slower measurement follows the consumer's memory: many tasks through one consumer, its resident memory
+sampled as they go (``--memory-n``; ``--no-memory`` leaves it out, ``--memory-only`` runs nothing else).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import datetime as dt
 import json
 import os
 import platform
+import re
 import shutil
 import signal
 import statistics
@@ -34,6 +38,8 @@ PYTHON = sys.executable
 REDIS_DB = 14
 PG_URL = "postgres://postgres@127.0.0.1:5432/tasks_q_bench"
 WARM_N = 10**9 - 1
+PAGE = "performance.md"
+FIGURE = "performance.png"
 
 
 # ------------------------------------------------------------------------------------------------ systems
@@ -245,6 +251,30 @@ class Bench:
             "idle_cpu": idle,
         }
 
+    def memory(self, system: System) -> list[float]:
+        """The consumer's resident memory (MB) after every ``MEMORY_STEP`` of ``--memory-n`` tasks.
+
+        The real consumer runs with 2 worker threads. The tasks are fed one step at a time, each step enqueued
+        only when the one before has run, so the queue never holds more than ``MEMORY_STEP`` messages; after
+        each step, once the consumer has had a moment to finish it, the memory of all its processes is read.
+        """
+        n, step = self.options.memory_n, MEMORY_STEP
+        self.produce(system, "flush")
+        self.reset_ledger()
+        samples: list[float] = []
+        process = self.start_consumer(system, 2, "thread")
+        try:
+            for done in range(step, n + 1, step):
+                self.produce(system, "prefill", step, "--start", str(done - step))
+                self.wait_for(done, max(120.0, step / 50), process, f"{system.label} memory")
+                time.sleep(MEMORY_SETTLE)
+                samples.append(round(group_rss_kb(process.pid) / 1024, 1))
+                self.log(f"  {system.label}: {done:,} tasks, RSS {samples[-1]:.1f} MB")
+        finally:
+            self.stop_consumer(system, process)
+        self.produce(system, "flush")
+        return samples
+
 
 def percentile(values: list[float], pct: float) -> float:
     """Nearest-rank percentile of sorted ``values``."""
@@ -254,8 +284,9 @@ def percentile(values: list[float], pct: float) -> float:
     return values[rank - 1]
 
 
-def _group_cpu_ticks(pgid: int) -> int:
-    total = 0
+def _group_stats(pgid: int) -> dict[str, list[bytes]]:
+    """The fields of ``/proc/PID/stat`` after the command name (from the state on), for each process of a group."""
+    stats = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -266,7 +297,23 @@ def _group_cpu_ticks(pgid: int) -> int:
             continue
         fields = raw[raw.rindex(b")") + 2 :].split()
         if int(fields[2]) == pgid:  # field 5 of stat: the process group
-            total += int(fields[11]) + int(fields[12])  # utime + stime
+            stats[entry] = fields
+    return stats
+
+
+def _group_cpu_ticks(pgid: int) -> int:
+    return sum(int(fields[11]) + int(fields[12]) for fields in _group_stats(pgid).values())  # utime + stime
+
+
+def group_rss_kb(pgid: int) -> int:
+    """Resident memory of a process group in KiB: the ``VmRSS`` of every process in it, added up."""
+    total = 0
+    for pid in _group_stats(pgid):
+        try:
+            with open(f"/proc/{pid}/status") as handle:
+                total += next((int(line.split()[1]) for line in handle if line.startswith("VmRSS:")), 0)
+        except OSError:
+            continue  # gone meanwhile
     return total
 
 
@@ -294,6 +341,14 @@ COLUMNS = [
     ("idle_cpu", "idle CPU %"),
 ]
 HIGHER_IS_BETTER = {"enqueue", "drain_t2", "drain_t8", "drain_p", "bulk"}
+
+MEMORY_SYSTEMS = ("huey-redis", "ours-redis", "huey-sqlite", "ours-sqlite")
+MEMORY_STEP = 10_000
+"""Tasks between two memory samples, and the most that wait in the queue during the memory run."""
+MEMORY_SETTLE = 0.5
+"""Seconds the consumer is left to finish the last tasks of a step before its memory is read."""
+MEMORY_FLAT_PCT = 5.0
+"""Growth (in percent) between the first sample and the last below which memory counts as flat."""
 
 
 def measure(bench: Bench, system: System, figures: dict[str, list[float]]) -> None:
@@ -371,7 +426,51 @@ def bulk_table(systems: list[System], results: dict[str, dict[str, float]]) -> s
     return "\n".join(lines)
 
 
-def environment_text(options: argparse.Namespace, load_before: str, load_after: str) -> str:
+def memory_figures(samples: list[float]) -> dict[str, float]:
+    """RSS after the first step and after the last, and the growth between them (MB and percent)."""
+    first, last = samples[0], samples[-1]
+    return {"first": first, "last": last, "growth_mb": last - first, "growth_pct": 100.0 * (last - first) / first}
+
+
+def memory_table(systems: list[System], memory: dict[str, list[float]], n: int) -> str:
+    """The memory run as a Markdown table: RSS after the first step and after ``n`` tasks, and the growth."""
+    lines = [
+        f"| system | RSS after {MEMORY_STEP:,} tasks MB | RSS after {n:,} tasks MB | growth MB | growth % | flat |",
+        "|---|---:|---:|---:|---:|:---:|",
+    ]
+    for system in systems:
+        if system.key not in memory:
+            continue
+        figures = memory_figures(memory[system.key])
+        flat = "yes" if figures["growth_pct"] < MEMORY_FLAT_PCT else "**no**"
+        lines.append(
+            f"| {system.label} | {figures['first']:.1f} | {figures['last']:.1f} | {figures['growth_mb']:+.1f} | "
+            f"{figures['growth_pct']:+.1f} | {flat} |"
+        )
+    return "\n".join(lines)
+
+
+def memory_text(systems: list[System], memory: dict[str, list[float]], notes: str, n: int) -> str:
+    """The memory section of the page: how it was run, the criterion, the table and every sample."""
+    samples = "; ".join(
+        f"{system.label}: " + ", ".join(f"{value:.1f}" for value in memory[system.key])
+        for system in systems
+        if system.key in memory
+    )
+    return "\n\n".join(
+        [
+            notes,
+            f"Memory counts as flat when the consumer's RSS grows by less than {MEMORY_FLAT_PCT:g} % between the "
+            f"first {MEMORY_STEP:,} tasks and the last sample, after {n:,}.",
+            memory_table(systems, memory, n),
+            f"Every sample (MB, one every {MEMORY_STEP:,} tasks): {samples}.",
+        ]
+    )
+
+
+def machine_text(argv: list[str]) -> str:
+    """When, with which command and on what: date, command line, cores and the versions of everything measured."""
+
     def version(command: list[str]) -> str:
         try:
             return subprocess.run(command, capture_output=True, text=True, timeout=10).stdout.strip()
@@ -383,19 +482,47 @@ def environment_text(options: argparse.Namespace, load_before: str, load_after: 
     import redis
 
     redis_server = version(["redis-server", "--version"]).split(" v=")[-1].split(" ")[0]
+    command = " ".join(["scripts/bench", *argv])
     return (
-        f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC · {os.cpu_count()} cores · Python "
+        f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC · `{command}` · {os.cpu_count()} cores · Python "
         f"{platform.python_version()} · Django {django.__version__} · huey {huey.__version__} · redis-py "
-        f"{redis.__version__} · Redis {redis_server} · SQLite {__import__('sqlite3').sqlite_version} · "
-        f"N = {options.n:,} tasks · latency: {options.latency_tasks} tasks {options.interval * 1000:g} ms apart · "
-        f"median of {options.runs} run(s) · load average before {load_before}, after {load_after}"
+        f"{redis.__version__} · Redis {redis_server} · SQLite {__import__('sqlite3').sqlite_version}"
     )
 
 
-def write_report(path: Path, text: str, figure: str | None) -> None:
-    template = (Path(__file__).parent / "report.md").read_text()
-    page = template.replace("{{RESULTS}}", text)
-    page = page.replace("{{FIGURE}}", f"![the table as a chart]({figure})" if figure else "")
+def environment_text(options: argparse.Namespace, argv: list[str], load_before: str, load_after: str) -> str:
+    """The line above the results table: machine, N, the latency run, runs per figure and the load."""
+    return (
+        f"{machine_text(argv)} · N = {options.n:,} tasks · latency: {options.latency_tasks} tasks "
+        f"{options.interval * 1000:g} ms apart · median of {options.runs} run(s) · load average before "
+        f"{load_before}, after {load_after}"
+    )
+
+
+def memory_notes(options: argparse.Namespace, argv: list[str], load_before: str, load_after: str) -> str:
+    """The line above the memory table: machine, how many tasks, the consumer's workers and the load."""
+    return (
+        f"{machine_text(argv)} · {options.memory_n:,} tasks through a consumer with 2 worker threads, fed "
+        f"{MEMORY_STEP:,} at a time · load average before {load_before}, after {load_after}"
+    )
+
+
+SECTIONS = ("results", "memory")
+
+
+def page_section(page: str, name: str) -> str | None:
+    """The text of section ``name`` (between ``<!-- name -->`` and ``<!-- /name -->``) of a page, if it has one."""
+    found = re.search(rf"<!-- {name} -->\n(.*?)\n<!-- /{name} -->", page, re.DOTALL)
+    return found.group(1) if found else None
+
+
+def write_report(path: Path, sections: dict[str, str]) -> None:
+    """Write the page from ``report.md``; a section this run did not measure keeps its text from the old page."""
+    old = path.read_text() if path.exists() else ""
+    page = (Path(__file__).parent / "report.md").read_text()
+    for name in SECTIONS:
+        text = sections.get(name) or page_section(old, name) or "Not measured yet: run `scripts/bench`."
+        page = page.replace("{{" + name.upper() + "}}", text)
     path.write_text(page)
 
 
@@ -432,18 +559,27 @@ def cleanup_redis(run_id: str) -> None:
         client.close()
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Command line: see ``--help``."""
+def parse_options(argv: list[str]) -> argparse.Namespace:
+    """The command line (see ``--help``), with the defaults that depend on ``--quick`` filled in."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="a short run: N=1000, 1 run, 50 latency tasks")
+    parser.add_argument("--quick", action="store_true",
+                        help="a short run: N=1000, 1 run, 50 latency tasks, 20,000 tasks for memory")
     parser.add_argument("-n", type=int, default=None, help="tasks per throughput measurement (default 10,000)")
     parser.add_argument("--runs", type=int, default=None, help="runs per figure; the median is shown (default 3)")
     parser.add_argument("--latency-tasks", type=int, default=None, help="tasks in the latency run (default 200)")
     parser.add_argument("--interval", type=float, default=0.02, help="seconds between latency tasks")
     parser.add_argument("--idle-window", type=float, default=None, help="seconds of idle CPU sampling (default 5)")
-    parser.add_argument("--only", default="", help="comma-separated system keys to run (default: all)")
-    parser.add_argument("--output", default=str(REPO / "docs"), help="folder for benchmarks.md and benchmarks.png")
-    parser.add_argument("--no-docs", action="store_true", help="print the table only; write no files")
+    parser.add_argument("--memory-n", type=int, default=None,
+                        help=f"tasks in the memory run, a multiple of {MEMORY_STEP:,} (default 100,000)")
+    memory = parser.add_mutually_exclusive_group()
+    memory.add_argument("--no-memory", action="store_true", help="leave the memory run out")
+    memory.add_argument("--memory-only", action="store_true",
+                        help="only the memory run (the page keeps its other results)")
+    parser.add_argument("--only", default="",
+                        help="comma-separated system keys to run (default: all; the memory run uses "
+                             f"{', '.join(MEMORY_SYSTEMS)})")
+    parser.add_argument("--output", default=str(REPO / "docs"), help=f"folder for {PAGE} and {FIGURE}")
+    parser.add_argument("--no-docs", action="store_true", help="print the tables only; write no files")
     parser.add_argument("--json", default="", help="also write the raw figures to this JSON file")
     parser.add_argument("--silent", action="store_true", help="no progress lines on stderr")
     options = parser.parse_args(argv)
@@ -451,7 +587,16 @@ def main(argv: list[str] | None = None) -> int:
     options.runs = options.runs or (1 if options.quick else 3)
     options.latency_tasks = options.latency_tasks or (50 if options.quick else 200)
     options.idle_window = options.idle_window or (2.0 if options.quick else 5.0)
+    options.memory_n = options.memory_n or (20_000 if options.quick else 100_000)
+    if options.memory_n < MEMORY_STEP or options.memory_n % MEMORY_STEP:
+        parser.error(f"--memory-n must be a multiple of {MEMORY_STEP:,}")
+    return options
 
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: see ``--help``."""
+    argv = sys.argv[1:] if argv is None else argv
+    options = parse_options(argv)
     run_id = uuid.uuid4().hex[:8]
     work = Path(tempfile.mkdtemp(prefix="tasks-q-bench-"))
     with_postgres = postgres_available()
@@ -459,29 +604,63 @@ def main(argv: list[str] | None = None) -> int:
     if options.only:
         wanted = set(options.only.split(","))
         systems = [system for system in systems if system.key in wanted]
+    measured = [] if options.memory_only else systems
+    memory_systems = [] if options.no_memory else [system for system in systems if system.key in MEMORY_SYSTEMS]
     bench = Bench(work, options)
     load_before = load()
-    raw: dict[str, dict[str, list[float]]] = {system.key: {} for system in systems}
+    raw: dict[str, dict[str, list[float]]] = {system.key: {} for system in measured}
+    memory: dict[str, list[float]] = {}
     try:
         for system in systems:
-            bench.prepare(system)
+            if system in measured or system in memory_systems:
+                bench.prepare(system)
         # Runs go round every system in turn, so that a busy moment of the machine touches all of them alike.
-        for run in range(options.runs):
-            for system in systems:
+        for run in range(options.runs if measured else 0):
+            for system in measured:
                 bench.log(f"run {run + 1}/{options.runs}: {system.label}  (load {load()})")
                 measure(bench, system, raw[system.key])
+        load_after = memory_load_before = load()
+        for system in memory_systems:
+            bench.log(f"memory, {options.memory_n:,} tasks: {system.label}  (load {load()})")
+            memory[system.key] = bench.memory(system)
     finally:
         cleanup_redis(run_id)
         shutil.rmtree(work, ignore_errors=True)
-    load_after = load()
-    results = {key: {name: statistics.median(values) for name, values in figures.items()}
-               for key, figures in raw.items()}
+    memory_load_after = load()
 
-    notes = environment_text(options, load_before, load_after)
+    sections: dict[str, str] = {}
+    results: dict[str, dict[str, float]] = {}
+    notes = ""
+    if measured:
+        results = {key: {name: statistics.median(values) for name, values in figures.items()}
+                   for key, figures in raw.items()}
+        notes = environment_text(options, argv, load_before, load_after)
+        sections["results"] = results_text(measured, results, raw, notes, with_postgres)
+    if memory:
+        notes_memory = memory_notes(options, argv, memory_load_before, memory_load_after)
+        sections["memory"] = memory_text(memory_systems, memory, notes_memory, options.memory_n)
+    print("\n\n".join(sections.values()))
+    if options.json:
+        Path(options.json).write_text(
+            json.dumps({"notes": notes, "results": results, "raw": raw, "memory_mb": memory}, indent=1)
+        )
+    if not options.no_docs and sections:
+        output = Path(options.output)
+        output.mkdir(parents=True, exist_ok=True)
+        if measured:
+            sections["results"] += "\n\n" + draw_figure(bench, measured, results, output / FIGURE, notes)
+        write_report(output / PAGE, sections)
+        bench.log(f"wrote {output / PAGE}" + (f" and {output / FIGURE}" if measured else ""))
+    return 0
+
+
+def results_text(systems: list[System], results: dict[str, dict[str, float]],
+                 raw: dict[str, dict[str, list[float]]], notes: str, with_postgres: bool) -> str:
+    """The results section of the page: the environment line, the main table, bulk enqueue and any remarks."""
     duplicates = {key: sum(sum(v) for name, v in figures.items() if name.endswith("_dup"))
                   for key, figures in raw.items()}
     dup_note = ", ".join(f"{key}: {count:g}" for key, count in duplicates.items() if count)
-    text = "\n\n".join(
+    return "\n\n".join(
         [
             notes,
             table(systems, results),
@@ -491,23 +670,18 @@ def main(argv: list[str] | None = None) -> int:
         + ([f"Tasks run more than once during drains: {dup_note}."] if dup_note else [])
         + ([] if with_postgres else ["PostgreSQL was not reachable on 127.0.0.1:5432: its row is missing."])
     )
-    print(text)
-    if options.json:
-        Path(options.json).write_text(json.dumps({"notes": notes, "results": results, "raw": raw}, indent=1))
-    if not options.no_docs:
-        output = Path(options.output)
-        output.mkdir(parents=True, exist_ok=True)
-        figure = None
-        try:
-            from benchmarks.plot import plot
 
-            plot(systems, results, output / "benchmarks.png", notes)
-            figure = "benchmarks.png"
-        except ImportError as exc:
-            bench.log(f"no chart: {exc} (install the bench extra: pip install -e '.[bench]')")
-        write_report(output / "benchmarks.md", text, figure)
-        bench.log(f"wrote {output / 'benchmarks.md'}" + (f" and {output / figure}" if figure else ""))
-    return 0
+
+def draw_figure(bench: Bench, systems: list[System], results: dict[str, dict[str, float]], path: Path,
+                notes: str) -> str:
+    """Draw the chart of the results table; the Markdown that shows it (empty without matplotlib)."""
+    try:
+        from benchmarks.plot import plot
+    except ImportError as exc:
+        bench.log(f"no chart: {exc} (install the bench extra: pip install -e '.[bench]')")
+        return ""
+    plot(systems, results, path, notes)
+    return f"![the table as a chart]({path.name})"
 
 
 if __name__ == "__main__":

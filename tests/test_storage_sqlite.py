@@ -118,6 +118,7 @@ def test_seed_parameters_and_defaults(tmp_path: Path, monkeypatch: pytest.Monkey
     assert pragma(storage, "synchronous") == 1  # NORMAL
     assert pragma(storage, "cache_size") == -8 * 1024
     assert pragma(storage, "busy_timeout") == 60_000
+    assert pragma(storage, "journal_size_limit") == 16 * 1024 * 1024
     assert "huey.db" in repr(storage)
     storage.close()
 

@@ -27,7 +27,8 @@ How it is made safe
 
 * One connection per thread and per process (a connection is never shared between threads, and a process
   that was forked opens its own instead of using its parent's).
-* ``PRAGMA journal_mode=WAL``: readers never wait for the writer.
+* ``PRAGMA journal_mode=WAL``: readers never wait for the writer. ``journal_size_limit`` truncates the WAL
+  file back to 16 MiB after a checkpoint, so a busy queue's ``-wal`` file does not stay at its high-water mark.
 * Every write is one short ``BEGIN IMMEDIATE`` … ``COMMIT`` transaction: the write lock is taken up front, so
   a transaction never has to upgrade a read lock (the classic source of "database is locked" errors that no
   busy timeout can cure); contenders wait up to ``timeout``. No transaction is ever left open while a task
@@ -90,6 +91,9 @@ T = TypeVar("T")
 
 SUPPORTS_RETURNING = sqlite3.sqlite_version_info >= (3, 35, 0)
 """Whether the SQLite library linked into this Python knows ``UPDATE … RETURNING`` (3.35.0, March 2021)."""
+
+WAL_SIZE_LIMIT = 16 * 1024 * 1024
+"""Bytes the WAL file is truncated to after a checkpoint (``PRAGMA journal_size_limit``)."""
 
 READY = 0
 IN_FLIGHT = 1
@@ -293,6 +297,7 @@ class SqliteStorage(BaseStorage):
             self._use_wal(conn)
             conn.execute(f"PRAGMA synchronous = {'FULL' if self.fsync else 'NORMAL'}")
             conn.execute(f"PRAGMA cache_size = {-self.cache_mb * 1024}")
+            conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
             if not self._schema_ready:
                 with self._setup_lock:
                     if not self._schema_ready:

@@ -15,6 +15,7 @@ import os
 import socket
 from typing import Any
 
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from .history import ConsumerHeartbeat
@@ -37,20 +38,26 @@ class Heartbeat:
     def beat(self, stopped: bool = False) -> None:
         """Write ``last_heartbeat = now`` (and everything else this consumer is)."""
         now = timezone.now()
-        ConsumerHeartbeat.objects.update_or_create(
-            identity=self.consumer.identity,
-            defaults={
-                "host": socket.gethostname(),
-                "pid": os.getpid(),
-                "queues": ", ".join(queue.name for queue in self.consumer.queues),
-                "workers": self.workers,
-                "worker_type": self.worker_type,
-                "started_at": self.started_at,
-                "last_heartbeat": now,
-                "stopped_at": now if stopped else None,
-                "interval": self.interval,
-            },
-        )
+        fields = {
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "queues": ", ".join(queue.name for queue in self.consumer.queues),
+            "workers": self.workers,
+            "worker_type": self.worker_type,
+            "started_at": self.started_at,
+            "last_heartbeat": now,
+            "stopped_at": now if stopped else None,
+            "interval": self.interval,
+        }
+        # A plain UPDATE first: update_or_create reads, then writes in one transaction, which SQLite cannot
+        # upgrade to a write while another consumer writes ("database is locked" at once, no busy wait).
+        if ConsumerHeartbeat.objects.filter(identity=self.consumer.identity).update(**fields):
+            return
+        try:
+            with transaction.atomic():
+                ConsumerHeartbeat.objects.create(identity=self.consumer.identity, **fields)
+        except IntegrityError:  # created meanwhile by this consumer's other process: update it
+            ConsumerHeartbeat.objects.filter(identity=self.consumer.identity).update(**fields)
 
     def sample_depths(self) -> None:
         """Record each queue's current depths in this minute's row."""

@@ -27,6 +27,7 @@ from .backends.memory import MemoryStorage
 from .exceptions import (
     CancelExecution,
     ConfigurationError,
+    EnqueueError,
     InvalidEta,
     InvalidMessage,
     InvalidOption,
@@ -81,6 +82,7 @@ PROGRESS_PREFIX = "progress."
 UNIQUE_PREFIX = "unique."
 UNIQUE_KEY = "unique_key"
 UNIQUE_TTL = "unique_ttl"
+UNIQUE_CLAIM_ROUNDS = 100
 EXPIRES_IN = "expires_in"
 
 _OK = "ok"
@@ -518,13 +520,18 @@ class TaskQueue:
         key = task.extra.get(UNIQUE_KEY)
         if key is None:
             return None
-        for _attempt in range(3):
+        # Each failed round means the key was released between our two reads; giving up silently would enqueue
+        # a duplicate, so after many rounds (a key taken and released in a tight loop) the call is refused.
+        for _attempt in range(UNIQUE_CLAIM_ROUNDS):
             if self.storage.put_if_empty(key, task.id.encode(), ttl=task.extra.get(UNIQUE_TTL)):
                 return None
             holder = self.storage.peek_data(key)
             if holder is not EmptyData:
                 return holder.decode()
-        return None
+        raise EnqueueError(
+            f"task {task.name!r}: unique key {key!r} was taken and released {UNIQUE_CLAIM_ROUNDS} times while "
+            "this call tried to claim it; not enqueued, to avoid a duplicate"
+        )
 
     def release_unique(self, key: str) -> bool:
         """Release a unique-task key (when its task finished, or from the admin); True when it was held.

@@ -49,6 +49,19 @@ def eventually(check: Callable[[], Any], timeout: float, interval: float = 0.05,
         time.sleep(interval)
 
 
+def queue_url(kind: str, folder: Path, redis_url: str = "") -> str:
+    """The queue URL of storage ``kind`` (redis, sqlite, file, orm): files in ``folder``, a private Redis prefix."""
+    if kind == "redis":
+        return f"{redis_url}?prefix=tq-{uuid.uuid4().hex[:8]}"
+    if kind == "sqlite":
+        return f"sqlite:///{folder / 'queue.db'}"
+    if kind == "file":
+        return f"file://{folder / 'queue'}"
+    if kind == "orm":
+        return "orm://"
+    raise ValueError(f"unknown storage kind {kind!r}")
+
+
 def process_exists(pid: int) -> bool:
     """Whether ``pid`` is a live process (a zombie waiting to be reaped counts as gone)."""
     try:
@@ -397,12 +410,9 @@ class ChaosLab:
         folder = self.folder / f"{label}-{len(self.deployments)}"
         folder.mkdir()
         if kind == "redis":
-            server = self.request.getfixturevalue("chaos_redis")
-            url = f"{server.url}?prefix=tq-chaos-{uuid.uuid4().hex[:8]}"
-        elif kind == "sqlite":
-            url = f"sqlite:///{folder / 'queue.db'}"
-        elif kind == "file":
-            url = f"file://{folder / 'queue'}"
+            url = queue_url(kind, folder, self.request.getfixturevalue("chaos_redis").url)
+        elif kind in ("sqlite", "file"):
+            url = queue_url(kind, folder)
         elif kind in ("orm", "orm-sqlite"):
             url = "orm://"
             django_db = "postgres" if kind == "orm" else "sqlite"

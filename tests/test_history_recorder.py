@@ -176,7 +176,10 @@ def test_the_consumer_records_history_and_heartbeats_from_its_thread(settings: A
     settings.TASKS_Q_HISTORY_FLUSH_INTERVAL = 0.05
     hub = queues[Q]
     results = [hub.enqueue_call("tests.test_history_recorder.flaky", [f"c{i}", 0]) for i in range(5)]
-    options = ConsumerOptions(initial_delay=0.01, max_delay=0.05, scheduler_interval=0.05, health_check_interval=0.1)
+    # No periodic tasks: adm.tick (every 5 minutes) would otherwise run whenever the test falls on its minute.
+    options = ConsumerOptions(
+        initial_delay=0.01, max_delay=0.05, scheduler_interval=0.05, health_check_interval=0.1, periodic=False
+    )
     consumer = Consumer([hub], options, burst=True, install_signal_handlers=False)
     thread = threading.Thread(target=consumer.run, daemon=True)
     thread.start()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from django_tasks_q import InvalidOption
+from django_tasks_q.exceptions import EnqueueError
 
 from .hub_helpers import drain, later, new_queue, run_next
 
@@ -155,3 +156,19 @@ def test_held_keys_are_listed_with_their_task_and_holder_and_can_be_released():
         q.release_unique("lock.something")
     drain(q)
     assert [row["holder"] for row in q.unique_keys_held()] == []
+
+
+def test_a_key_released_under_every_claim_refuses_the_call_rather_than_duplicate_it():
+    q = new_queue()
+
+    @q.task(unique=True)
+    def churn():
+        return None
+
+    def always_released(key, value, ttl=None):  # the key is taken, and gone again before it can be read
+        return False
+
+    q.storage.put_if_empty = always_released
+    with pytest.raises(EnqueueError, match="taken and released 100 times"):
+        churn()
+    assert q.pending_count() == 0

@@ -30,23 +30,13 @@ from typing import Any
 import pytest
 from django.db import connection
 
+from tests.child_process import collect_json, database_url, finish, release_together, start_module
+
 pytestmark = [pytest.mark.db_backends, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
-ROOT = Path(__file__).resolve().parent.parent
 WORKERS = 4
 MESSAGES = 2000
 LEASE = 60.0
-
-
-def database_url() -> str:
-    """The URL of the database pytest-django is using (its test database), for ``TASKS_Q_TEST_DB``."""
-    settings = connection.settings_dict
-    scheme = {"postgresql": "postgres", "mysql": "mysql"}[connection.vendor]
-    user = settings.get("USER") or ""
-    password = f":{settings['PASSWORD']}" if settings.get("PASSWORD") else ""
-    auth = f"{user}{password}@" if user else ""
-    port = f":{settings['PORT']}" if settings.get("PORT") else ""
-    return f"{scheme}://{auth}{settings.get('HOST') or '127.0.0.1'}{port}/{settings['NAME']}"
 
 
 def child(mode: str, db_url: str, *args: str, stdin: Any = None) -> subprocess.Popen[str]:
@@ -56,22 +46,11 @@ def child(mode: str, db_url: str, *args: str, stdin: Any = None) -> subprocess.P
         "TASKS_Q_TEST_DB": db_url,
         "PYTHONDONTWRITEBYTECODE": "1",
     }
-    return subprocess.Popen(
-        [sys.executable, "-m", "tests.test_orm_concurrency", mode, *args],
-        cwd=ROOT,
-        env=env,
-        stdin=stdin,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return start_module("tests.test_orm_concurrency", [mode, *args], env, stdin)
 
 
 def run_child(mode: str, db_url: str, *args: str) -> str:
-    with child(mode, db_url, *args) as process:
-        out, err = process.communicate(timeout=60)
-    assert process.returncode == 0, f"{mode} process failed:\n{err}"
-    return out
+    return finish(child(mode, db_url, *args), mode, timeout=60)
 
 
 def test_four_processes_each_message_delivered_exactly_once() -> None:
@@ -91,18 +70,9 @@ def test_four_processes_each_message_delivered_exactly_once() -> None:
                 for _ in range(WORKERS)
             ]
             stack.callback(lambda: [worker.kill() for worker in workers if worker.poll() is None])
-            for worker in workers:  # every process is set up and connected before any starts
-                assert worker.stdout is not None and worker.stdout.readline().strip() == "ready"
+            release_together(workers, "worker")  # every process is set up and connected before any starts
             started = time.monotonic()
-            for worker in workers:
-                assert worker.stdin is not None
-                worker.stdin.write("go\n")
-                worker.stdin.flush()
-            outputs = []
-            for worker in workers:
-                out, err = worker.communicate(timeout=100)
-                assert worker.returncode == 0, f"worker failed:\n{err}"
-                outputs.append(json.loads(out))
+            outputs = collect_json(workers, "worker", timeout=100)
             elapsed = time.monotonic() - started
 
         delivered = [item for out in outputs for item in out["got"]]

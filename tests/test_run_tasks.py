@@ -5,14 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import signal
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.consumer_harness import Deployment, eventually
+from tests.consumer_harness import Deployment, eventually, queue_url
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -31,15 +30,7 @@ def deployment(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Deplo
     kind = request.param
     if not _available(kind):
         pytest.skip(f"the {kind} storage is not built yet")
-    if kind == "redis":
-        redis_url = request.getfixturevalue("fresh_redis_url")
-        url = f"{redis_url}?prefix=tq-{uuid.uuid4().hex[:8]}"
-    elif kind == "sqlite":
-        url = f"sqlite:///{tmp_path / 'queue.db'}"
-    elif kind == "file":
-        url = f"file://{tmp_path / 'queue'}"
-    else:
-        url = "orm://"
+    url = queue_url(kind, tmp_path, request.getfixturevalue("fresh_redis_url") if kind == "redis" else "")
     deployment = Deployment(tmp_path, url)
     yield deployment
     deployment.close()

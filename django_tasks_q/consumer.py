@@ -40,6 +40,7 @@ from .timeutils import now_utc
 from .workers import LeaseKeeper, RunningTasks, WorkerLoop, backoff_delay, process_worker_main
 
 logger = logging.getLogger("django_tasks_q.consumer")
+_TASK_LINE = "%s %s %s %s"  # task name, task id, what happened (signal name), run time
 
 WORKER_TYPES = ("thread", "process")
 
@@ -485,7 +486,9 @@ class Consumer:
             started = self._task_starts.pop(task.id, None)
             duration = f"{time.monotonic() - started:.3f}s" if started is not None else "-"
             level = logging.WARNING if signal_name in (SIGNAL_ERROR, SIGNAL_TIMEOUT) else logging.INFO
-            logger.log(level, "%s %s %s %s", task.name, task.id, signal_name, duration)
+            if logger.isEnabledFor(level):  # the record is made directly: no stack walk for the caller per task
+                record_args = (task.name, task.id, signal_name, duration)
+                logger.handle(logger.makeRecord(logger.name, level, __file__, 0, _TASK_LINE, record_args, None, "log_task"))
 
         queue.signal(SIGNAL_EXECUTING, *outcomes)(log_task)
         self._log_receivers.append((queue, log_task))

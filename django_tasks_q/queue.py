@@ -76,6 +76,9 @@ CHORD_TTL = 7 * 86400
 
 REVOKE_ID_PREFIX = "revoke."
 REVOKE_TASK_PREFIX = "revoke-task."
+REVOCATIONS_MADE = "revocations-made"
+"""Written before the first revocation of a queue (and kept): while it is missing, no call can be revoked, which
+a storage that ``peeks_on_reserve`` tells the worker with each claim, saving a read per task."""
 CHORD_PREFIX = "chord."
 PERIODIC_PREFIX = "periodic."
 PROGRESS_PREFIX = "progress."
@@ -83,6 +86,7 @@ UNIQUE_PREFIX = "unique."
 UNIQUE_KEY = "unique_key"
 UNIQUE_TTL = "unique_ttl"
 UNIQUE_CLAIM_ROUNDS = 100
+_REVOCATION_PEEK = (REVOCATIONS_MADE,)
 EXPIRES_IN = "expires_in"
 
 _OK = "ok"
@@ -694,6 +698,8 @@ class TaskQueue:
 
     def reserve(self, lease: float | None = None) -> Reservation | None:
         """Claim the next ready message under a lease (the consumer's entry point)."""
+        if self.storage.peeks_on_reserve:
+            return self.storage.reserve(lease or self.lease, peek=_REVOCATION_PEEK)
         return self.storage.reserve(lease or self.lease)
 
     def release(self, reservation: Reservation, count_attempt: bool = False) -> bool:
@@ -728,6 +734,11 @@ class TaskQueue:
         task.attempt = reservation.attempt
         task.redelivered = reservation.attempt > 1
         return self._run_and_finish(task, timestamp, reservation, self.lease if reserve_next else None)[1]
+
+    @staticmethod
+    def _may_be_revoked(reservation: Reservation | None) -> bool:
+        """False only when the claim itself showed that no revocation was ever made on this queue."""
+        return reservation is None or reservation.peeked is None or reservation.peeked[0] is not EmptyData
 
     def dead_letter(self, reservation: Reservation, reason: str, detail: str) -> None:
         """Move a reserved message to the dead letters (logged and signalled, R27)."""
@@ -787,15 +798,15 @@ class TaskQueue:
             task.wrapper = self.registry.get(task.name)
         outcome = _Outcome()
         # Interrupted (shutdown): the exception leaves the reservation to the consumer (release or lease expiry).
-        value = self._execute(task, now, outcome)
+        value = self._execute(task, now, outcome, self._may_be_revoked(reservation))
         return value, self._finish(task, reservation, outcome, next_lease)
 
-    def _execute(self, task: Task, now: dt.datetime, outcome: _Outcome) -> Any:
+    def _execute(self, task: Task, now: dt.datetime, outcome: _Outcome, may_be_revoked: bool = True) -> Any:
         if task.eta is not None and task.eta > now:
             outcome.follow_ups.append(lambda: self._requeue(task))
             outcome.requeued = True
             return None
-        if self.is_revoked(task, timestamp=now, peek=False):
+        if may_be_revoked and self.is_revoked(task, timestamp=now, peek=False):
             self._emit(SIGNAL_REVOKED, task)
             self._plan_chord_skip(task, "revoked", outcome)
             return None
@@ -1013,10 +1024,17 @@ class TaskQueue:
         if next_lease is None:
             acked, following = self.storage.ack(reservation, result), None
         else:
-            acked, following = self.storage.ack_and_reserve(reservation, result, next_lease)
+            acked, following = self._ack_and_reserve(reservation, result, next_lease)
         if not acked:
             self._lost_lease(reservation, task)
         return following
+
+    def _ack_and_reserve(
+        self, reservation: Reservation, result: Any, lease: float
+    ) -> tuple[bool, Reservation | None]:
+        if self.storage.peeks_on_reserve:
+            return self.storage.ack_and_reserve(reservation, result, lease, peek=_REVOCATION_PEEK)
+        return self.storage.ack_and_reserve(reservation, result, lease)
 
     def _put_result(self, key: str, value: bytes, ttl: float | None) -> None:
         if ttl is None:
@@ -1191,6 +1209,11 @@ class TaskQueue:
 
     # ------------------------------------------------------------------ revocation
 
+    def _note_revocation(self) -> None:
+        """Mark that revocations exist on this queue, before the first is written (see ``REVOCATIONS_MADE``)."""
+        if self.storage.peeks_on_reserve:
+            self.storage.put_data(REVOCATIONS_MADE, b"1")
+
     def _revoke_value(self, revoke_until: dt.datetime | None, revoke_once: bool) -> bytes:
         until = epoch(to_utc(revoke_until, naive_is_utc=self.utc)) if revoke_until else None
         return self.codec.encode_value([until, bool(revoke_once)])
@@ -1199,6 +1222,7 @@ class TaskQueue:
         self, task: TaskWrapper, revoke_until: dt.datetime | None = None, revoke_once: bool = False
     ) -> None:
         """Revoke every call of a task (until a time, or only the next one)."""
+        self._note_revocation()
         self.storage.put_data(f"{REVOKE_TASK_PREFIX}{task.name}", self._revoke_value(revoke_until, revoke_once))
 
     def restore_all(self, task: TaskWrapper) -> bool:
@@ -1209,6 +1233,7 @@ class TaskQueue:
         self, id: str, revoke_until: dt.datetime | None = None, revoke_once: bool = False
     ) -> None:
         """Revoke one call by task id."""
+        self._note_revocation()
         self.storage.put_data(f"{REVOKE_ID_PREFIX}{id}", self._revoke_value(revoke_until, revoke_once))
 
     def restore_by_id(self, id: str) -> bool:

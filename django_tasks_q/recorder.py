@@ -182,7 +182,12 @@ class HistoryRecorder:
             self._thread.join(timeout)
 
     def attach(self, queue: Any) -> None:
-        """Also record return values and exceptions of tasks run by ``queue`` (a post-execute hook)."""
+        """Also record return values and exceptions of tasks run by ``queue`` (a post-execute hook).
+
+        Not with ``TASKS_Q_HISTORY = "off"``: there are no rows to put them in.
+        """
+        if self.settings.level == "off":
+            return
         queue.post_execute(HOOK_NAME)(lambda task, value, exc: self.record_outcome(queue.name, task, value, exc))
         self._attached.append(queue)
 
@@ -212,6 +217,14 @@ class HistoryRecorder:
         """``task_event`` receiver: merge the event into the buffer."""
         queue = getattr(sender, "name", None) or "?"
         now = timezone.now()
+        if self.settings.level == "off":  # no rows: only the counters, without describing the call
+            if task is not None:
+                with self._lock:
+                    self._track_run(queue, (queue, task.id), event, now)
+            elif event == SIGNAL_DEAD_LETTERED:
+                with self._lock:
+                    self._count(queue, now, "failed")
+            return
         if task is None:
             self._receive_without_task(queue, event, args, now)
             return
@@ -247,15 +260,20 @@ class HistoryRecorder:
             entry.update(changes)
             if event == SIGNAL_EXECUTING:
                 self._attempts[key] = self._attempts.get(key, 0) + 1
-                self._started[key] = time.monotonic()
-                while len(self._started) > MAX_OPEN:  # runs that never ended (a BaseException escaped)
-                    self._started.pop(next(iter(self._started)))
-            else:
-                started = self._started.pop(key, None)  # any later event of the call ends its run
-                outcome = _OUTCOME_OF.get(event)
-                if outcome is not None:
-                    timed = started is not None and event in _TIMED
-                    self._count(queue, now, outcome, time.monotonic() - started if timed else None)
+            self._track_run(queue, key, event, now)
+
+    def _track_run(self, queue: str, key: tuple[str, str], event: str, now: dt.datetime) -> None:
+        """Time a run from ``executing`` to its end and count the outcome (called under the lock)."""
+        if event == SIGNAL_EXECUTING:
+            self._started[key] = time.monotonic()
+            while len(self._started) > MAX_OPEN:  # runs that never ended (a BaseException escaped)
+                self._started.pop(next(iter(self._started)))
+            return
+        started = self._started.pop(key, None)  # any later event of the call ends its run
+        outcome = _OUTCOME_OF.get(event)
+        if outcome is not None:
+            timed = started is not None and event in _TIMED
+            self._count(queue, now, outcome, time.monotonic() - started if timed else None)
 
     def _receive_without_task(self, queue: str, event: str, args: tuple[Any, ...], now: dt.datetime) -> None:
         task_id = None

@@ -107,6 +107,7 @@ class WorkerLoop:
         reservation: Reservation | None = None  # claimed together with the previous acknowledgement
         try:
             while not self.stop.is_set():
+                claimed_with_ack = reservation is not None
                 if reservation is None:
                     try:
                         reservation = self.queue.reserve()
@@ -132,7 +133,7 @@ class WorkerLoop:
                 idle_delay = self.initial_delay
                 last = bool(self.max_tasks) and self.tasks_run + 1 >= self.max_tasks
                 current, reservation = reservation, None
-                reservation = self._process(current, reserve_next=not last)
+                reservation = self._process(current, reserve_next=not last, after_wait=not claimed_with_ack)
                 self.tasks_run += 1
                 if last:
                     logger.info("worker %s ran %d tasks; recycling it", self.name, self.tasks_run)
@@ -154,12 +155,19 @@ class WorkerLoop:
         else:
             self.stop.wait(delay)
 
-    def _process(self, reservation: Reservation, reserve_next: bool = False) -> Reservation | None:
-        """Process one message; with ``reserve_next`` its acknowledgement also claims the next (returned)."""
+    def _process(
+        self, reservation: Reservation, reserve_next: bool = False, after_wait: bool = True
+    ) -> Reservation | None:
+        """Process one message; with ``reserve_next`` its acknowledgement also claims the next (returned).
+
+        Django's stale database connections are closed after every task, and before one only ``after_wait``
+        (a connection may have gone stale while the worker waited; between back-to-back tasks it cannot).
+        """
         self.running.start(self.name, self.queue, reservation)
         following = None
         try:
-            close_old_connections()
+            if after_wait:
+                close_old_connections()
             following = self.queue.process(reservation, reserve_next=reserve_next and not self.stop.is_set())
         except Exception:
             logger.exception(

@@ -168,6 +168,11 @@ class Reservation:
     priority: int | None = None
     """The message's priority (``None`` enqueued as ``0``), or ``None`` when the storage does not know it."""
 
+    peeked: tuple[bytes | EmptyDataType, ...] | None = None
+    """The values of the keys asked for with ``peek=`` (``EmptyData`` for a missing one), read in the same
+    atomic step as the claim; ``None`` when none were asked for or the storage does not read them (see
+    ``BaseStorage.peeks_on_reserve``)."""
+
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
@@ -288,6 +293,10 @@ class BaseStorage:
     reliable: ClassVar[bool] = False
     shared_between_processes: ClassVar[bool] = True
     """False for storages that live inside one process (memory, black hole): ``run_tasks`` refuses them."""
+    peeks_on_reserve: ClassVar[bool] = False
+    """True when ``reserve`` and ``ack_and_reserve`` accept ``peek=`` (a sequence of keys) and return the values
+    of those keys, read in the same atomic step as the claim, as ``Reservation.peeked``. The hub uses it to
+    learn whether any revocation exists without a round trip of its own per task (the Redis storages)."""
 
     def __init__(self, name: str = "huey", **storage_kwargs: Any) -> None:
         """Remember the queue ``name``; all data of this storage lives under it.

@@ -246,6 +246,7 @@ class RedisStorage(BaseStorage):
     blocking = True
     priority = False
     reliable = True
+    peeks_on_reserve = True
 
     expire_time: float | None = None
     """Seconds results live when written without a ttl (``None``: until read or flushed)."""
@@ -516,14 +517,29 @@ class RedisStorage(BaseStorage):
         return held.conn
 
     def _direct_command(self, what: str, *args: Any) -> Any:
+        return self._direct_commands(what, args)
+
+    def _direct_commands(self, what: str, *commands: Sequence[Any]) -> Any:
+        """Send ``commands`` in one write on the thread's connection, read every reply, return the last."""
         try:
             conn = self._held()
         except RedisError as exc:  # the pool connects a new connection at once
             raise self._error(exc, what) from exc
 
         def send() -> Any:
-            conn.send_command(*args)
-            return conn.read_response()
+            if len(commands) == 1:
+                conn.send_command(*commands[0])
+            else:
+                conn.send_packed_command(conn.pack_commands(commands))
+            replies, error = [], None
+            for _command in commands:  # every reply is read, an error reply too, so none is left on the wire
+                try:
+                    replies.append(conn.read_response())
+                except redis.exceptions.ResponseError as exc:
+                    error = error or exc
+            if error is not None:
+                raise error
+            return replies[-1]
 
         try:
             return conn.retry.call_with_retry(send, lambda error: conn.disconnect())
@@ -568,8 +584,13 @@ class RedisStorage(BaseStorage):
         """Block on the notify list for up to ``remaining`` seconds (an enqueue wakes us at once)."""
         self._call("blpop", self._client.blpop, [self._k_notify], timeout=min(remaining, self._blpop_cap))
 
-    def _take(self, attempt: Callable[[], _T | None]) -> _T | None:
-        """Run ``attempt`` (a dequeue or reserve script); while it finds nothing, block until woken."""
+    def _take(
+        self, attempt: Callable[[], _T | None], wait_then_attempt: Callable[[float], _T | None] | None = None
+    ) -> _T | None:
+        """Run ``attempt`` (a dequeue or reserve script); while it finds nothing, block until woken.
+
+        ``wait_then_attempt(seconds)``, when given, does the wait and the next attempt in one round trip.
+        """
         found = attempt()
         if found is not None or self.block_timeout <= 0:
             return found
@@ -578,8 +599,11 @@ class RedisStorage(BaseStorage):
             remaining = end - time.monotonic()
             if remaining < 0.001:
                 return None
-            self._wait_for_notify(remaining)
-            found = attempt()
+            if wait_then_attempt is not None:
+                found = wait_then_attempt(remaining)
+            else:
+                self._wait_for_notify(remaining)
+                found = attempt()
             if found is not None:
                 return found
 
@@ -828,22 +852,49 @@ class RedisStorage(BaseStorage):
 
     # ------------------------------------------------------------------ reliable delivery
 
-    def reserve(self, lease: float) -> Reservation | None:
-        """Claim the next ready message for ``lease`` seconds (one script), waiting up to ``block_timeout``."""
+    def reserve(self, lease: float, peek: Sequence[str] = ()) -> Reservation | None:
+        """Claim the next ready message for ``lease`` seconds (one script), waiting up to ``block_timeout``.
+
+        The values of the ``peek`` keys are read by the same script (see ``peeks_on_reserve``).
+        """
         if isinstance(lease, bool) or not isinstance(lease, int | float) or not lease > 0:
             raise ValueError(f"lease must be a positive number of seconds, not {lease!r}")
-        return self._take(lambda: self._reserve_once(float(lease)))
+        lease = float(lease)
+        waiting = (lambda seconds: self._wait_then_reserve(seconds, lease, peek)) if self._direct else None
+        return self._take(lambda: self._reserve_once(lease, peek), waiting)
 
-    def _reserve_once(self, lease: float) -> Reservation | None:
+    def _reserve_script(self, lease: float, peek: Sequence[str]) -> tuple[tuple[Any, ...], tuple[Any, ...], Any]:
+        """Keys, arguments and ``(token, now, deadline)`` of one run of the reserve script."""
         token = new_token()
         now = time.time()
         deadline = now + lease
-        row = self._run(
-            "reserve",
-            (self._k_ready, self._k_inflight, self._k_notify),
-            (self._base, token, repr(now), repr(deadline)),
-        )
-        return self._reservation(row, token, now, deadline)
+        keys = (self._k_ready, self._k_inflight, self._k_notify, *[self._kv(check_key(key)) for key in peek])
+        return keys, (self._base, token, repr(now), repr(deadline)), (token, now, deadline)
+
+    def _reserve_once(self, lease: float, peek: Sequence[str] = ()) -> Reservation | None:
+        keys, args, (token, now, deadline) = self._reserve_script(lease, peek)
+        return self._reservation(self._run("reserve", keys, args), token, now, deadline, bool(peek))
+
+    def _wait_then_reserve(self, remaining: float, lease: float, peek: Sequence[str]) -> Reservation | None:
+        """``BLPOP`` on the notify list and the reserve script, sent together on the thread's connection.
+
+        Redis runs one client's commands in order, so the claim runs the moment an enqueue ends the wait, with
+        no round trip in between (an idle worker starts a task sooner). The lease is counted from before the
+        wait, which is therefore kept to a quarter of it at most.
+        """
+        wait = min(remaining, self._blpop_cap, lease / 4)
+        keys, args, (token, now, deadline) = self._reserve_script(lease, peek)
+        script = self._scripts["reserve"]
+        try:
+            row = self._direct_commands(
+                "reserve", ("BLPOP", self._k_notify, repr(wait)), ("EVALSHA", script.sha, len(keys), *keys, *args)
+            )
+        except StorageError as exc:
+            if not isinstance(exc.__cause__, NoScriptError):
+                raise
+            self._direct_command("reserve", "SCRIPT", "LOAD", script.script)  # a restarted or flushed server
+            return self._reserve_once(lease, peek)
+        return self._reservation(row, token, now, deadline, bool(peek))
 
     def ack(self, reservation: Reservation, result: ResultWrite | None = None) -> bool:
         """Delete a finished message and write its result, in one script, if the token still matches."""
@@ -860,19 +911,22 @@ class RedisStorage(BaseStorage):
         return bool(self._run("ack", keys, args))
 
     def ack_and_reserve(
-        self, reservation: Reservation, result: ResultWrite | None, lease: float
+        self, reservation: Reservation, result: ResultWrite | None, lease: float, peek: Sequence[str] = ()
     ) -> tuple[bool, Reservation | None]:
-        """``ack`` and a ``reserve`` that does not wait, in one script (one round trip)."""
+        """``ack`` and a ``reserve`` that does not wait (reading the ``peek`` keys), in one script."""
         if not reservation.token or not reservation.message_id:
-            return False, self._reserve_once(float(lease))
+            return False, self._reserve_once(float(lease), peek)
         if isinstance(lease, bool) or not isinstance(lease, int | float) or not lease > 0:
             raise ValueError(f"lease must be a positive number of seconds, not {lease!r}")
         token = new_token()
         now = time.time()
         deadline = now + lease
-        keys: tuple[str, ...] = (self._k_inflight, self._msg(reservation.message_id), self._k_ready, self._k_notify)
+        keys: tuple[str, ...] = (
+            self._k_inflight, self._msg(reservation.message_id), self._k_ready, self._k_notify,
+            *[self._kv(check_key(key)) for key in peek],
+        )  # fmt: skip
         args: tuple[Any, ...] = (
-            self._base, reservation.message_id, reservation.token, token, repr(now), repr(deadline)
+            self._base, reservation.message_id, reservation.token, token, repr(now), repr(deadline), len(peek)
         )
         if result is not None:
             key, value, ttl = result
@@ -881,12 +935,12 @@ class RedisStorage(BaseStorage):
             keys += self._data_keys(key)
             args += (key, value, _ttl_ms(self._result_ttl(ttl)))
         acked, row = self._run("ack_and_reserve", keys, args)
-        return bool(acked), self._reservation(row, token, now, deadline)
+        return bool(acked), self._reservation(row, token, now, deadline, bool(peek))
 
-    def _reservation(self, row: Any, token: str, now: float, deadline: float) -> Reservation | None:
+    def _reservation(self, row: Any, token: str, now: float, deadline: float, peeked: bool) -> Reservation | None:
         if not row:
             return None
-        message_id, data, claims, prio = row
+        message_id, data, claims, prio, values = row
         return Reservation(
             message_id=_text(message_id),
             data=bytes(data),
@@ -895,6 +949,7 @@ class RedisStorage(BaseStorage):
             deadline=deadline,
             reserved_at=now,
             priority=_priority(prio),
+            peeked=tuple(EmptyData if value is None else bytes(value) for value in values) if peeked else None,
         )
 
     def renew(self, reservation: Reservation, lease: float) -> bool:

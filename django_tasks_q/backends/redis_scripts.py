@@ -151,9 +151,16 @@ while true do
 end
 """
 
-# The reserve step shared by RESERVE and ACK_AND_RESERVE.
+# The reserve step shared by RESERVE and ACK_AND_RESERVE. With a claim, the values of KEYS[first_peek ..
+# first_peek + n_peek - 1] (false when missing) are read in the same step and returned as a fifth element.
 _CLAIM = """
-local function claim(ready, inflight, notify, base, token, now, deadline)
+local function peek(first, n)
+  local values = {}
+  for i = first, first + n - 1 do values[#values + 1] = redis.call('GET', KEYS[i]) end
+  return values
+end
+
+local function claim(ready, inflight, notify, base, token, now, deadline, first_peek, n_peek)
   while true do
     local popped = redis.call('ZPOPMIN', ready)
     if #popped == 0 then
@@ -167,15 +174,16 @@ local function claim(ready, inflight, notify, base, token, now, deadline)
       local claims = redis.call('HINCRBY', m, 'c', 1)
       redis.call('HSET', m, 't', token, 'r', now)
       redis.call('ZADD', inflight, deadline, id)
-      return {id, v[1], claims, v[2]}
+      return {id, v[1], claims, v[2], peek(first_peek, n_peek)}
     end
     redis.call('DEL', m)
   end
 end
 """
 
-# KEYS: ready, inflight, notify   ARGV: base, token, now, deadline   -> {id, data, claims, priority} or nil
-RESERVE = _CLAIM + "return claim(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4])\n"
+# KEYS: ready, inflight, notify, [kv keys to peek]   ARGV: base, token, now, deadline
+# -> {id, data, claims, priority, {peeked values}} or nil
+RESERVE = _CLAIM + "return claim(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4], 4, #KEYS - 3)\n"
 
 # KEYS: ready or schedule   ARGV: base, stop   -> data of members 0..stop, in order
 LIST_BODIES = """
@@ -373,23 +381,25 @@ return 1
 )
 
 
-# KEYS: inflight, m, ready, notify, [kv, results, wait, wake]
-# ARGV: base, id, token, new token, now, deadline, [member, value, ttl_ms or '']
-# -> {acked 1/0, next: {id, data, claims, priority} or false}
+# KEYS: inflight, m, ready, notify, [kv keys to peek], [kv, results, wait, wake]
+# ARGV: base, id, token, new token, now, deadline, number of keys to peek, [member, value, ttl_ms or '']
+# -> {acked 1/0, next: {id, data, claims, priority, {peeked values}} or false}
 ACK_AND_RESERVE = (
     _PUT
     + _CLAIM
     + """
+local n_peek = tonumber(ARGV[7])
 local acked = 0
 if redis.call('HGET', KEYS[2], 't') == ARGV[3] then
   redis.call('ZREM', KEYS[1], ARGV[2])
   redis.call('DEL', KEYS[2])
-  if #KEYS > 4 then
-    put(KEYS[5], KEYS[6], KEYS[7], KEYS[8], ARGV[7], ARGV[8], ARGV[9], '1')
+  local r = 5 + n_peek
+  if #KEYS >= r then
+    put(KEYS[r], KEYS[r + 1], KEYS[r + 2], KEYS[r + 3], ARGV[8], ARGV[9], ARGV[10], '1')
   end
   acked = 1
 end
-return {acked, claim(KEYS[3], KEYS[1], KEYS[4], ARGV[1], ARGV[4], ARGV[5], ARGV[6])}
+return {acked, claim(KEYS[3], KEYS[1], KEYS[4], ARGV[1], ARGV[4], ARGV[5], ARGV[6], 5, n_peek)}
 """
 )
 

@@ -50,10 +50,14 @@ def _open(cls_name: str, url: str, prefix: str) -> RedisStorage:
     return classes[cls_name]("reliability", url=url, prefix=prefix, block_timeout=0.05)
 
 
-def _consume_all(storage: RedisStorage | None, spec: tuple[str, str, str], start: Any, out: Any) -> None:
+def _consume_all(
+    storage: RedisStorage | None, spec: tuple[str, str, str], ready: Any, start: Any, out: Any
+) -> None:
     """Reserve and ack until the queue is empty; report ``[(data, attempt, acked)]``."""
     if storage is None:  # spawned: build our own
         storage = _open(*spec)
+    storage.queue_size()  # connected
+    ready.put(os.getpid())
     start.wait(20)
     got: list[tuple[bytes, int, bool]] = []
     while True:
@@ -94,11 +98,13 @@ class TestSeveralProcesses:
             storage.enqueue(f"message-{i}".encode(), i % 5)
         assert storage.queue_size() == total
         ctx = _context()
-        start, out = ctx.Event(), ctx.Queue()
+        ready, start, out = ctx.Queue(), ctx.Event(), ctx.Queue()
         spec = _spec(storage, redis_url)
-        workers = [_run(ctx, _consume_all, storage, spec, start, out) for _ in range(4)]
+        workers = [_run(ctx, _consume_all, storage, spec, ready, start, out) for _ in range(4)]
         for worker in workers:
             worker.start()
+        for _worker in workers:  # all connected before any starts: else the first one up may take everything
+            ready.get(timeout=60)
         start.set()
         reports = [out.get(timeout=60) for _ in workers]
         for worker in workers:

@@ -440,7 +440,9 @@ class TestBaseModule:
             "deadline",
             "reserved_at",
             "priority",
+            "peeked",
         ]
+        assert reservation.peeked is None
         assert [f.name for f in dataclasses.fields(DeadLetter)] == [
             "id",
             "data",

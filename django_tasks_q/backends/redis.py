@@ -903,11 +903,9 @@ class RedisStorage(BaseStorage):
         keys: tuple[str, ...] = (self._k_inflight, self._msg(reservation.message_id))
         args: tuple[Any, ...] = (self._base, reservation.message_id, reservation.token)
         if result is not None:
-            key, value, ttl = result
-            check_key(key)
-            check_bytes(value, "result value")
-            keys += self._data_keys(key)
-            args += (key, value, _ttl_ms(self._result_ttl(ttl)))
+            result_keys, result_args = self._result_write(result)
+            keys += result_keys
+            args += result_args
         return bool(self._run("ack", keys, args))
 
     def ack_and_reserve(
@@ -929,13 +927,18 @@ class RedisStorage(BaseStorage):
             self._base, reservation.message_id, reservation.token, token, repr(now), repr(deadline), len(peek)
         )
         if result is not None:
-            key, value, ttl = result
-            check_key(key)
-            check_bytes(value, "result value")
-            keys += self._data_keys(key)
-            args += (key, value, _ttl_ms(self._result_ttl(ttl)))
+            result_keys, result_args = self._result_write(result)
+            keys += result_keys
+            args += result_args
         acked, row = self._run("ack_and_reserve", keys, args)
         return bool(acked), self._reservation(row, token, now, deadline, bool(peek))
+
+    def _result_write(self, result: ResultWrite) -> tuple[tuple[str, ...], tuple[Any, ...]]:
+        """The keys and arguments that make an ``ack`` script also store ``result``."""
+        key, value, ttl = result
+        check_key(key)
+        check_bytes(value, "result value")
+        return self._data_keys(key), (key, value, _ttl_ms(self._result_ttl(ttl)))
 
     def _reservation(self, row: Any, token: str, now: float, deadline: float, peeked: bool) -> Reservation | None:
         if not row:

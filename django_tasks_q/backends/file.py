@@ -421,7 +421,7 @@ class FileStorage(BaseStorage):
         self._wake_waiters()
 
     def wait_for_messages(self, timeout: float, wake: threading.Event | None = None) -> bool:
-        """Wait for a change of ``ready/``: its modification time, read every 4 ms (every 25 ms once nothing has
+        """Wait for a change of ``ready/``: its modification time, read every 4 ms (every 50 ms once nothing has
         changed for 1 s) by one waiting thread per process; an enqueue of this process wakes the waiters at once."""
         self._ensure_layout()
         watch = self._watch

@@ -72,7 +72,7 @@ class ChangeWatch:
 
 
 def probe_poller(
-    probe: Callable[[], Any], fast: float = 0.004, slow: float = 0.025, settle: float = 1.0
+    probe: Callable[[], Any], fast: float = 0.004, slow: float = 0.05, settle: float = 1.0
 ) -> Callable[[float], bool]:
     """A ``poll`` for :class:`ChangeWatch` from a cheap ``probe()`` whose value changes with the store.
 

@@ -62,6 +62,16 @@ def queue_url(kind: str, folder: Path, redis_url: str = "") -> str:
     raise ValueError(f"unknown storage kind {kind!r}")
 
 
+def drained(deployment: Deployment) -> dict:
+    """The store once nothing is pending or in flight (polled)."""
+    return eventually(
+        lambda: (stats := deployment.stats()) and stats["pending"] == stats["in_flight"] == 0 and stats,
+        30,
+        interval=0.2,
+        what="an empty queue",
+    )
+
+
 def process_exists(pid: int) -> bool:
     """Whether ``pid`` is a live process (a zombie waiting to be reaped counts as gone)."""
     try:

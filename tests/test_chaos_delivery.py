@@ -20,6 +20,7 @@ from tests.consumer_harness import (  # noqa: F401  (the fixture_* are fixtures)
     ChaosLab,
     Consumer,
     Deployment,
+    drained,
     eventually,
     fixture_chaos_lab,
     fixture_chaos_redis,
@@ -40,16 +41,6 @@ def kind(request: pytest.FixtureRequest) -> str:
 
 def finished_counts(deployment: Deployment) -> Counter:
     return Counter(event["n"] for event in deployment.events("finished"))
-
-
-def drained(deployment: Deployment) -> dict:
-    """The store once nothing is pending or in flight (polled)."""
-    return eventually(
-        lambda: (stats := deployment.stats()) and stats["pending"] == stats["in_flight"] == 0 and stats,
-        30,
-        interval=0.2,
-        what="an empty queue",
-    )
 
 
 def stop(consumer: Consumer) -> None:

@@ -24,6 +24,7 @@ from tests.consumer_harness import (  # noqa: F401  (the fixture_* are fixtures)
     ChaosLab,
     Consumer,
     Deployment,
+    drained,
     eventually,
     fixture_chaos_lab,
     fixture_chaos_redis,
@@ -34,15 +35,6 @@ from tests.consumer_harness import (  # noqa: F401  (the fixture_* are fixtures)
 from tests.redis_servers import RedisServer, free_ports
 
 pytestmark = [pytest.mark.slow, pytest.mark.chaos, pytest.mark.timeout(120)]
-
-
-def drained(deployment: Deployment) -> dict:
-    return eventually(
-        lambda: (stats := deployment.stats()) and stats["pending"] == stats["in_flight"] == 0 and stats,
-        30,
-        interval=0.2,
-        what="an empty queue",
-    )
 
 
 def duplicates(deployment: Deployment) -> int:

@@ -166,6 +166,12 @@ _sqlite_locks: dict[str, threading.RLock] = {}
 _sqlite_locks_guard = threading.Lock()
 
 
+def _checked_result(result: ResultWrite) -> tuple[str, bytes, float | None]:
+    """A result to write with an acknowledgement, checked, with its ttl turned into an expiry time."""
+    key, value, ttl = result
+    return check_key(key), check_bytes(value, "result value"), expiry_time(ttl, time.time())
+
+
 def _priority(priority: int | None) -> int:
     return bounded_priority(priority, 32, "the database column (a 32-bit integer)")
 
@@ -1133,10 +1139,7 @@ class OrmStorage(BaseStorage):
 
     def ack(self, reservation: Reservation, result: ResultWrite | None = None) -> bool:
         """Delete the reservation if the token matches, writing ``result`` in the same transaction."""
-        write = None
-        if result is not None:
-            key, value, ttl = result
-            write = (check_key(key), check_bytes(value, "result value"), expiry_time(ttl, time.time()))
+        write = None if result is None else _checked_result(result)
         owned = self._owned_params(reservation)
         if owned is None:
             return False
@@ -1162,10 +1165,7 @@ class OrmStorage(BaseStorage):
         transaction."""
         if lease <= 0:
             raise ValueError(f"lease must be > 0 seconds, got {lease!r}")
-        write = None
-        if result is not None:
-            key, value, ttl = result
-            write = (check_key(key), check_bytes(value, "result value"), expiry_time(ttl, time.time()))
+        write = None if result is None else _checked_result(result)
         owned = self._owned_params(reservation)
         if owned is None:
             return False, self.reserve(lease)

@@ -710,7 +710,11 @@ class TaskQueue:
         return released
 
     def process(
-        self, reservation: Reservation, timestamp: dt.datetime | None = None, *, reserve_next: bool = False
+        self,
+        reservation: Reservation,
+        timestamp: dt.datetime | None = None,
+        *,
+        reserve_next: bool | Callable[[], bool] = False,
     ) -> Reservation | None:
         """Run one reserved message through size → signature → decode → registry → execute (R15).
 
@@ -718,7 +722,9 @@ class TaskQueue:
         reason and never executed. With ``reserve_next`` (a worker that goes on)
         the acknowledgement also claims the next ready message, in one storage
         step (``ack_and_reserve``), and returns its reservation; ``None`` when
-        nothing was claimed (then call :meth:`reserve`).
+        nothing was claimed (then call :meth:`reserve`). ``reserve_next`` may be
+        a callable, asked at acknowledgement time: a worker told to stop while
+        the task ran then claims nothing (R7).
         """
         try:
             message = self.codec.decode(reservation.data)
@@ -733,7 +739,8 @@ class TaskQueue:
         task = Task.from_message(message, lambda _name: wrapper)
         task.attempt = reservation.attempt
         task.redelivered = reservation.attempt > 1
-        return self._run_and_finish(task, timestamp, reservation, self.lease if reserve_next else None)[1]
+        wants_next = reserve_next if callable(reserve_next) else (lambda: True) if reserve_next else None
+        return self._run_and_finish(task, timestamp, reservation, wants_next)[1]
 
     @staticmethod
     def _may_be_revoked(reservation: Reservation | None) -> bool:
@@ -790,16 +797,17 @@ class TaskQueue:
         task: Task,
         timestamp: dt.datetime | None,
         reservation: Reservation | None,
-        next_lease: float | None,
+        wants_next: Callable[[], bool] | None,
     ) -> tuple[Any, Reservation | None]:
-        """:meth:`execute`; with ``next_lease`` the acknowledgement also claims the next message (returned)."""
+        """:meth:`execute`; when ``wants_next()`` says so at acknowledgement time, the acknowledgement also
+        claims the next message (returned)."""
         now = timestamp or now_utc()
         if task.wrapper is None:
             task.wrapper = self.registry.get(task.name)
         outcome = _Outcome()
         # Interrupted (shutdown): the exception leaves the reservation to the consumer (release or lease expiry).
         value = self._execute(task, now, outcome, self._may_be_revoked(reservation))
-        return value, self._finish(task, reservation, outcome, next_lease)
+        return value, self._finish(task, reservation, outcome, wants_next)
 
     def _execute(self, task: Task, now: dt.datetime, outcome: _Outcome, may_be_revoked: bool = True) -> Any:
         if task.eta is not None and task.eta > now:
@@ -999,7 +1007,11 @@ class TaskQueue:
         }
 
     def _finish(
-        self, task: Task, reservation: Reservation | None, outcome: _Outcome, next_lease: float | None = None
+        self,
+        task: Task,
+        reservation: Reservation | None,
+        outcome: _Outcome,
+        wants_next: Callable[[], bool] | None = None,
     ) -> Reservation | None:
         unique_key = task.extra.get(UNIQUE_KEY)
         if unique_key is not None and not outcome.requeued:
@@ -1021,10 +1033,10 @@ class TaskQueue:
             return None
         for follow_up in outcome.follow_ups:
             follow_up()
-        if next_lease is None:
-            acked, following = self.storage.ack(reservation, result), None
+        if wants_next is not None and wants_next():
+            acked, following = self._ack_and_reserve(reservation, result, self.lease)
         else:
-            acked, following = self._ack_and_reserve(reservation, result, next_lease)
+            acked, following = self.storage.ack(reservation, result), None
         if not acked:
             self._lost_lease(reservation, task)
         return following

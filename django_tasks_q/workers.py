@@ -168,7 +168,7 @@ class WorkerLoop:
         try:
             if after_wait:
                 close_old_connections()
-            following = self.queue.process(reservation, reserve_next=reserve_next and not self.stop.is_set())
+            following = self.queue.process(reservation, reserve_next=self._still_running if reserve_next else False)
         except Exception:
             logger.exception(
                 "worker %s: message %s of queue %r could not be finished; its lease will expire and "
@@ -181,6 +181,10 @@ class WorkerLoop:
             self.running.finish(self.name)
             close_old_connections()
         return following
+
+    def _still_running(self) -> bool:
+        """Asked when a task is acknowledged: claim the next message only if no stop was requested meanwhile."""
+        return not self.stop.is_set()
 
     def _give_back(self, reservation: Reservation) -> None:
         try:

@@ -205,11 +205,17 @@ def test_r7_sigterm_hands_back_work_that_did_not_start(chaos_lab: ChaosLab, kind
     assert consumer.wait(30) == 0, consumer.log()
     assert deployment.finished() == {0, 1}
     assert {e["n"] for e in deployment.events("started")} == {0, 1}, "a task started after SIGTERM"
-    ready_at = eventually(
-        lambda: [e["t"] for e in deployment.events("depth") if e["t"] > signalled and e.get("pending") == 4],
-        10,
-        what="four messages ready",
-    )[0]
+    try:
+        ready_at = eventually(
+            lambda: [e["t"] for e in deployment.events("depth") if e["t"] > signalled and e.get("pending") == 4],
+            10,
+            what="four messages ready",
+        )[0]
+    except AssertionError as exc:
+        samples = [e for e in deployment.events("depth") if e["t"] > signalled][-5:]
+        raise AssertionError(
+            f"{exc}; last depth samples {samples}; stats {deployment.stats()}; consumer log:\n{consumer.log()[-3000:]}"
+        ) from exc
     assert ready_at - signalled < 1.0, ready_at - signalled
     stats = deployment.stats()
     assert (stats["pending"], stats["in_flight"]) == (4, 0), stats

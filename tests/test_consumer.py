@@ -215,6 +215,45 @@ def test_graceful_stop_lets_running_task_finish() -> None:
     assert q.pending_count() == 0
 
 
+class AckRecordingStorage(MemoryStorage):
+    """Memory storage that records which acknowledgement a worker used."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.acks: list[str] = []
+
+    def ack(self, *args: Any, **kwargs: Any) -> bool:
+        self.acks.append("ack")
+        return super().ack(*args, **kwargs)
+
+    def ack_and_reserve(self, *args: Any, **kwargs: Any) -> Any:
+        self.acks.append("ack_and_reserve")
+        return super().ack_and_reserve(*args, **kwargs)
+
+
+def test_a_stop_requested_while_a_task_runs_claims_nothing_at_its_acknowledgement() -> None:
+    """R7: the choice to claim the next message is made when the task ends, not when it started."""
+    q = MemoryHuey(f"consumer-{uuid.uuid4().hex[:8]}", storage_class=AckRecordingStorage, block_timeout=0.05)
+    started = threading.Event()
+
+    @q.task()
+    def slow() -> str:
+        started.set()
+        time.sleep(0.3)
+        return "finished"
+
+    first = slow()
+    consumer = Consumer([q], ConsumerOptions(**FAST, shutdown_timeout=5), install_signal_handlers=False)
+    running = Running(consumer)
+    assert started.wait(5)
+    second = slow()  # ready while the first runs
+    running.stop()
+    assert first.get() == "finished"
+    assert q.storage.acks == ["ack"]
+    assert second.get() is None
+    assert (q.pending_count(), q.storage.in_flight_size()) == (1, 0)
+
+
 def test_shutdown_timeout_hands_running_task_back_with_attempt_counted() -> None:
     q = make_queue()
     started = threading.Event()

@@ -421,8 +421,8 @@ class FileStorage(BaseStorage):
         self._wake_waiters()
 
     def wait_for_messages(self, timeout: float, wake: threading.Event | None = None) -> bool:
-        """Wait for a change of ``ready/``: its modification time, read every 4 ms (every 50 ms once nothing has
-        changed for 1 s) by one waiting thread per process; an enqueue of this process wakes the waiters at once."""
+        """Wait for a change of ``ready/``: its modification time, read every 50 ms (every 4 ms for a second once
+        two changes came less than a second apart) by one waiting thread per process; an enqueue of this process wakes the waiters at once."""
         self._ensure_layout()
         watch = self._watch
         if watch is None or self._watch_pid != os.getpid():

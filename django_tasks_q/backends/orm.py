@@ -504,8 +504,8 @@ class OrmStorage(BaseStorage):
 
         PostgreSQL: ``LISTEN`` on the queue's channel over a connection of its own (every enqueue, release,
         reclaim and schedule move sends ``NOTIFY``, delivered at commit). SQLite: ``PRAGMA data_version`` of the
-        database file on a connection of its own, read every 4 ms (every 50 ms once nothing has changed for
-        1 s). MariaDB/MySQL: a plain wait. Everywhere, a write of this process wakes the waiters at once.
+        database file on a connection of its own, read every 50 ms (every 4 ms for a second once two changes came
+        less than a second apart). MariaDB/MySQL: a plain wait. Everywhere, a write of this process wakes the waiters at once.
         """
         return self._change_watch().wait(timeout, wake)
 

@@ -378,7 +378,7 @@ class SqliteStorage(BaseStorage):
 
     def wait_for_messages(self, timeout: float, wake: threading.Event | None = None) -> bool:
         """Wait for a change of the database file: ``PRAGMA data_version`` on a connection of its own, read
-        every 4 ms (every 50 ms once nothing has changed for 1 s) by one waiting thread per process; a write of
+        every 50 ms (every 4 ms for a second once two changes came less than a second apart) by one waiting thread per process; a write of
         this process wakes the waiters at once."""
         return self._change_watch().wait(timeout, wake)
 

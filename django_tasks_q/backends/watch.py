@@ -76,11 +76,13 @@ def probe_poller(
 ) -> Callable[[float], bool]:
     """A ``poll`` for :class:`ChangeWatch` from a cheap ``probe()`` whose value changes with the store.
 
-    The probe is read every ``fast`` seconds while the store changed within the last ``settle`` seconds, every
-    ``slow`` seconds after that, so that an idle consumer costs next to nothing. The first value read is the
-    baseline. A probe that raises counts as a change (the caller then looks at the store itself).
+    The probe is read every ``slow`` seconds, and every ``fast`` seconds for ``settle`` seconds once two changes
+    came less than ``settle`` seconds apart: a busy store is watched closely, while a lone write now and then
+    (a consumer's heartbeat in the same SQLite database) wakes the waiters without a second of fast polling
+    after it, so that an idle consumer costs next to nothing. The first value read is the baseline. A probe
+    that raises counts as a change (the caller then looks at the store itself).
     """
-    state: dict[str, Any] = {"value": None, "changed": 0.0, "primed": False}
+    state: dict[str, Any] = {"value": None, "changed": -settle, "fast_until": 0.0, "primed": False}
     lock = threading.Lock()
 
     def poll(timeout: float) -> bool:
@@ -93,11 +95,13 @@ def probe_poller(
                     return True
                 now = time.monotonic()
                 if not state["primed"]:
-                    state.update(value=value, primed=True, changed=now)
+                    state.update(value=value, primed=True)
                 elif value != state["value"]:
+                    if now - state["changed"] < settle:
+                        state["fast_until"] = now + settle
                     state.update(value=value, changed=now)
                     return True
-                pause = fast if now - state["changed"] < settle else slow
+                pause = fast if now < state["fast_until"] else slow
             remaining = end - time.monotonic()
             if remaining <= 0:
                 return False

@@ -35,7 +35,7 @@ import hashlib
 import hmac
 import json
 import math
-import uuid
+import os
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -97,8 +97,13 @@ _TAG = json.dumps(TAG_KEY).encode()
 # --------------------------------------------------------------------------------------------------
 
 
-def _new_id() -> str:
-    return uuid.uuid4().hex
+def new_call_id() -> str:
+    """A new call id: a random (version 4) UUID as 32 hex digits, as ``uuid.uuid4().hex`` makes it, made
+    without building a ``UUID`` object (it is on every enqueue's path)."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40
+    raw[8] = (raw[8] & 0x3F) | 0x80
+    return raw.hex()
 
 
 @dataclass(slots=True, kw_only=True)
@@ -111,7 +116,7 @@ class Message:
     must survive the serializer. ``version`` is the envelope format version.
     """
 
-    id: str = field(default_factory=_new_id)
+    id: str = field(default_factory=new_call_id)
     name: str
     args: tuple[Any, ...] = ()
     kwargs: dict[str, Any] = field(default_factory=dict)
@@ -200,6 +205,8 @@ def _join(where: str, name: str) -> str:
 def _dt_to_text(value: Any, where: str, name: str) -> str | None:
     if value is None:
         return None
+    if type(value) is dt.datetime and value.tzinfo is dt.UTC:
+        return value.isoformat()
     top = where.split(".", 1)[0] or name
     if not isinstance(value, dt.datetime):
         raise InvalidEta(
@@ -456,6 +463,8 @@ def _fast_parse(data: Any) -> Message | None:
 
 
 _ENVELOPE_VALUES = ("args", "kwargs", "chord", "extra")
+# One encoder for every envelope (``json.dumps`` with options builds a new one per call).
+_ENVELOPE_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False, check_circular=False)
 """The envelope fields that hold the caller's values; the others are plain by construction."""
 
 
@@ -647,9 +656,7 @@ class MessageCodec:
             for key in _ENVELOPE_VALUES:
                 if plain[key]:  # empty containers and None are plain JSON already
                     walked[key] = self.serializer.to_plain(plain[key], where=key)
-            return json.dumps(
-                walked, ensure_ascii=False, separators=(",", ":"), allow_nan=False, check_circular=False
-            ).encode("utf-8")
+            return _ENVELOPE_JSON.encode(walked).encode("utf-8")
         except (SerializationError, ValueError, TypeError, RecursionError):
             return None
 
@@ -832,9 +839,7 @@ class MessageCodec:
 
 
 def _sign(key: bytes, header: bytes, body: bytes) -> bytes:
-    mac = hmac.new(key, header, hashlib.sha256)
-    mac.update(body)
-    return mac.digest()
+    return hmac.digest(key, header + body, "sha256")
 
 
 # --------------------------------------------------------------------------------------------------

@@ -12,12 +12,11 @@ from __future__ import annotations
 import datetime as dt
 import inspect
 import math
-import uuid
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from .exceptions import ConfigurationError, InvalidOption, InvalidPriority
-from .message import Message
+from .message import Message, new_call_id
 
 if TYPE_CHECKING:
     from .queue import TaskQueue
@@ -97,7 +96,7 @@ class Task:
         self.name = name
         self.args = tuple(args)
         self.kwargs = dict(kwargs or {})
-        self.id = id or uuid.uuid4().hex
+        self.id = id or new_call_id()
         self.eta = eta
         self.priority = priority
         self.retries = retries
@@ -221,7 +220,7 @@ class Task:
         """A new call with the same data, a new id unless ``id`` is given, and ``changes`` applied."""
         clone = Task.from_message(self.to_message())
         clone.wrapper = self.wrapper
-        clone.id = changes.pop("id", None) or uuid.uuid4().hex
+        clone.id = changes.pop("id", None) or new_call_id()
         for key, value in changes.items():
             setattr(clone, key, value)
         return clone

@@ -954,3 +954,11 @@ def test_signing_keys_follow_override_settings():
         assert signing_keys_from_settings() == (KEY, [OLD_KEY])
     with override_settings(SECRET_KEY="new-secret", SECRET_KEY_FALLBACKS=[]):
         assert signing_keys_from_settings() == (derive_signing_key("new-secret"), [])
+
+
+def test_call_ids_are_random_version_4_uuids_in_hex() -> None:
+    ids = {message_module.new_call_id() for _ in range(2000)}
+    assert len(ids) == 2000
+    for ident in list(ids)[:200]:
+        parsed = uuid.UUID(hex=ident)
+        assert (parsed.version, parsed.variant, parsed.hex) == (4, uuid.RFC_4122, ident)

@@ -187,6 +187,7 @@ class Consumer:
         self._start_monitoring()
         for queue in self.queues:
             self._connect_task_logging(queue)
+            self._mark_existing_revocations(queue)
             if self.flush_locks:
                 flushed = queue.flush_locks()
                 if flushed:
@@ -492,6 +493,15 @@ class Consumer:
 
         queue.signal(SIGNAL_EXECUTING, *outcomes)(log_task)
         self._log_receivers.append((queue, log_task))
+
+    @staticmethod
+    def _mark_existing_revocations(queue: Any) -> None:
+        """Revocations stored without the marker that workers read with each claim must still be honoured."""
+        try:
+            if queue.mark_existing_revocations():
+                logger.info("queue %r: revocations found; workers check every call against them", queue.name)
+        except Exception as exc:  # the storage is down: the workers' own retries report it
+            logger.warning("queue %r: could not look for stored revocations: %s", queue.name, exc)
 
     def _log_startup_warnings(self) -> None:
         """Log what each storage says about its store's durability (RELIABILITY R9: Redis without AOF ...)."""

@@ -13,6 +13,7 @@ import asyncio
 import datetime as dt
 import hashlib
 import importlib
+import inspect
 import logging
 import threading
 import traceback
@@ -188,6 +189,7 @@ class TaskQueue:
         self._shutdown: dict[str, Hook] = state.shutdown
         self._lock = threading.RLock()
         self._storage: BaseStorage | None = None
+        self._peek_support: tuple[BaseStorage, bool] | None = None
         self._regular_storage: BaseStorage | None = None
         self._codec: MessageCodec | None = None
         self._immediate = False
@@ -696,9 +698,34 @@ class TaskQueue:
 
     # ------------------------------------------------------------------ consuming
 
+    def _claims_peek(self) -> bool:
+        """Whether this storage reads the ``peek`` keys with each claim: it says so (``peeks_on_reserve``) and
+        its ``reserve`` and ``ack_and_reserve`` take ``peek`` (a subclass that overrides them without it does
+        not). Asked once per storage object."""
+        storage = self.storage
+        known = self._peek_support
+        if known is not None and known[0] is storage:
+            return known[1]
+        claims = storage.peeks_on_reserve and all(
+            "peek" in inspect.signature(method).parameters for method in (storage.reserve, storage.ack_and_reserve)
+        )
+        self._peek_support = (storage, claims)
+        return claims
+
+    def mark_existing_revocations(self) -> bool:
+        """Write the ``revocations-made`` marker if revocations are stored without it (written by a version
+        that did not write the marker); the consumer calls it at start. True when it wrote the marker."""
+        storage = self.storage
+        if not storage.implements("data_keys") or storage.peek_data(REVOCATIONS_MADE) is not EmptyData:
+            return False
+        if not storage.data_keys(REVOKE_ID_PREFIX, 1) and not storage.data_keys(REVOKE_TASK_PREFIX, 1):
+            return False
+        storage.put_data(REVOCATIONS_MADE, b"1")
+        return True
+
     def reserve(self, lease: float | None = None) -> Reservation | None:
         """Claim the next ready message under a lease (the consumer's entry point)."""
-        if self.storage.peeks_on_reserve:
+        if self._claims_peek():
             return self.storage.reserve(lease or self.lease, peek=_REVOCATION_PEEK)
         return self.storage.reserve(lease or self.lease)
 
@@ -1044,7 +1071,7 @@ class TaskQueue:
     def _ack_and_reserve(
         self, reservation: Reservation, result: Any, lease: float
     ) -> tuple[bool, Reservation | None]:
-        if self.storage.peeks_on_reserve:
+        if self._claims_peek():
             return self.storage.ack_and_reserve(reservation, result, lease, peek=_REVOCATION_PEEK)
         return self.storage.ack_and_reserve(reservation, result, lease)
 
@@ -1222,9 +1249,11 @@ class TaskQueue:
     # ------------------------------------------------------------------ revocation
 
     def _note_revocation(self) -> None:
-        """Mark that revocations exist on this queue, before the first is written (see ``REVOCATIONS_MADE``)."""
-        if self.storage.peeks_on_reserve:
-            self.storage.put_data(REVOCATIONS_MADE, b"1")
+        """Mark that revocations exist on this queue, before the first is written (see ``REVOCATIONS_MADE``).
+
+        Written on every storage, so that a consumer whose storage reads the marker with each claim never
+        misses a revocation made by a process configured differently."""
+        self.storage.put_data(REVOCATIONS_MADE, b"1")
 
     def _revoke_value(self, revoke_until: dt.datetime | None, revoke_once: bool) -> bytes:
         until = epoch(to_utc(revoke_until, naive_is_utc=self.utc)) if revoke_until else None

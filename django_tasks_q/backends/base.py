@@ -169,9 +169,8 @@ class Reservation:
     """The message's priority (``None`` enqueued as ``0``), or ``None`` when the storage does not know it."""
 
     peeked: tuple[bytes | EmptyDataType, ...] | None = None
-    """The values of the keys asked for with ``peek=`` (``EmptyData`` for a missing one), read in the same
-    atomic step as the claim; ``None`` when none were asked for or the storage does not read them (see
-    ``BaseStorage.peeks_on_reserve``)."""
+    """The values of the keys asked for with ``peek=`` (``EmptyData`` for a missing one), read with the claim;
+    ``None`` when none were asked for or the storage does not read them (see ``BaseStorage.peeks_on_reserve``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,8 +294,10 @@ class BaseStorage:
     """False for storages that live inside one process (memory, black hole): ``run_tasks`` refuses them."""
     peeks_on_reserve: ClassVar[bool] = False
     """True when ``reserve`` and ``ack_and_reserve`` accept ``peek=`` (a sequence of keys) and return the values
-    of those keys, read in the same atomic step as the claim, as ``Reservation.peeked``. The hub uses it to
-    learn whether any revocation exists without a round trip of its own per task (the Redis storages)."""
+    of those keys as ``Reservation.peeked``, read in the same step as the claim (the same script or
+    transaction) or right after it: a value written before the claim must be seen. The hub uses it to learn
+    whether any revocation exists without a read of its own per task (the Redis and ORM storages; on the SQLite
+    storage a read inside its write transaction measured slower than the separate read)."""
 
     def __init__(self, name: str = "huey", **storage_kwargs: Any) -> None:
         """Remember the queue ``name``; all data of this storage lives under it.

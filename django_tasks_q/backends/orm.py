@@ -213,6 +213,7 @@ class OrmStorage(BaseStorage):
     blocking = False
     priority = True
     reliable = True
+    peeks_on_reserve = True
     shared_between_processes = True
 
     supported_vendors: ClassVar[tuple[str, ...]] = ("postgresql", "mysql", "sqlite")
@@ -1066,7 +1067,7 @@ class OrmStorage(BaseStorage):
 
     # ================================================================== reliable delivery
 
-    def _reserve(self, conn: Any, lease: float) -> Reservation | None:
+    def _reserve(self, conn: Any, lease: float, peek: Sequence[str] = ()) -> Reservation | None:
         token = new_token()
         now = time.time()
         deadline = now + lease
@@ -1110,13 +1111,23 @@ class OrmStorage(BaseStorage):
             deadline=deadline,
             reserved_at=now,
             priority=int(priority),
+            peeked=self._peek_after_claim(conn, peek) if peek else None,
         )
 
-    def reserve(self, lease: float) -> Reservation | None:
-        """Claim the next ready message for ``lease`` seconds (see the claim statements above), or ``None``."""
+    def _peek_after_claim(self, conn: Any, keys: Sequence[str]) -> tuple[bytes | EmptyDataType, ...]:
+        """The live values of ``keys``, read right after the claim on the same connection (in its transaction
+        when there is one): a value written before the claim is always seen, which is what the hub's
+        revocation marker needs (``peeks_on_reserve``)."""
+        hashes = [_key_hash(check_key(key)) for key in keys]
+        found = self._read_values(conn, list(dict.fromkeys(hashes)))
+        return tuple(found.get(key_hash, EmptyData) for key_hash in hashes)
+
+    def reserve(self, lease: float, peek: Sequence[str] = ()) -> Reservation | None:
+        """Claim the next ready message for ``lease`` seconds (see the claim statements above), or ``None``;
+        the values of the ``peek`` keys come with it (see ``peeks_on_reserve``)."""
         if lease <= 0:
             raise ValueError(f"lease must be > 0 seconds, got {lease!r}")
-        return self._run("reserve", self._reserve, float(lease))
+        return self._run("reserve", self._reserve, float(lease), tuple(peek))
 
     def _owned_params(self, reservation: Reservation) -> list[Any] | None:
         """``[id, queue, token]`` for the WHERE clause that checks ownership, or ``None`` for a forged one."""
@@ -1149,27 +1160,34 @@ class OrmStorage(BaseStorage):
         return acked
 
     def _ack_and_reserve(
-        self, conn: Any, owned: list[Any], result: tuple[str, bytes, float | None] | None, lease: float
+        self,
+        conn: Any,
+        owned: list[Any],
+        result: tuple[str, bytes, float | None] | None,
+        lease: float,
+        peek: Sequence[str],
     ) -> tuple[bool, Reservation | None]:
         with self._txn(conn):
             acked = self._execute(conn, "DELETE FROM {msg} WHERE " + self._OWNED, owned) == 1
             if acked and result is not None:
                 key, value, expires_at = result
                 self._upsert_value(conn, key, value, True, expires_at, time.time())
-            return acked, self._reserve(conn, lease)
+            return acked, self._reserve(conn, lease, peek)
 
     def ack_and_reserve(
-        self, reservation: Reservation, result: ResultWrite | None, lease: float
+        self, reservation: Reservation, result: ResultWrite | None, lease: float, peek: Sequence[str] = ()
     ) -> tuple[bool, Reservation | None]:
-        """Delete the acknowledged reservation (writing its result) and claim the next message, in one
-        transaction."""
+        """Delete the acknowledged reservation (writing its result) and claim the next message (with the
+        values of the ``peek`` keys), in one transaction."""
         if lease <= 0:
             raise ValueError(f"lease must be > 0 seconds, got {lease!r}")
         write = None if result is None else _checked_result(result)
         owned = self._owned_params(reservation)
         if owned is None:
-            return False, self.reserve(lease)
-        acked, following = self._run("ack_and_reserve", self._ack_and_reserve, owned, write, float(lease))
+            return False, self.reserve(lease, peek)
+        acked, following = self._run(
+            "ack_and_reserve", self._ack_and_reserve, owned, write, float(lease), tuple(peek)
+        )
         if acked and write is not None:
             self._maybe_purge()
         return acked, following

@@ -33,16 +33,18 @@ def test_an_unchanging_store_is_probed_at_the_slow_rate() -> None:
     assert reads_while_waiting(store, poll, 0.5) <= 12
 
 
-def test_a_lone_change_wakes_the_waiter_but_does_not_start_fast_polling() -> None:
+def test_a_lone_change_buys_only_a_short_spell_of_fast_polling() -> None:
     store = Store()
     poll = probe_poller(store.probe, fast=0.002, slow=0.05, settle=1.0)
     poll(0.01)
     store.version += 1  # a heartbeat written to the same database
     assert poll(0.5) is True
-    assert reads_while_waiting(store, poll, 0.5) <= 12
+    assert reads_while_waiting(store, poll, 0.1) >= 10  # a fifth of settle at the fast rate; at most 3 slow
+    time.sleep(0.15)
+    assert reads_while_waiting(store, poll, 0.5) <= 12  # back to the slow rate
 
 
-def test_changes_in_quick_succession_switch_to_fast_polling_for_the_settle_time() -> None:
+def test_changes_in_quick_succession_keep_fast_polling_for_the_settle_time() -> None:
     store = Store()
     poll = probe_poller(store.probe, fast=0.002, slow=0.05, settle=1.0)
     poll(0.01)
@@ -50,6 +52,7 @@ def test_changes_in_quick_succession_switch_to_fast_polling_for_the_settle_time(
     assert poll(0.5) is True
     store.version += 1  # tasks arriving one after the other
     assert poll(0.5) is True
+    time.sleep(0.3)  # past the short spell a lone change buys
     assert reads_while_waiting(store, poll, 0.3) >= 20  # at most 7 at the slow rate
 
 

@@ -76,11 +76,12 @@ def probe_poller(
 ) -> Callable[[float], bool]:
     """A ``poll`` for :class:`ChangeWatch` from a cheap ``probe()`` whose value changes with the store.
 
-    The probe is read every ``slow`` seconds, and every ``fast`` seconds for ``settle`` seconds once two changes
-    came less than ``settle`` seconds apart: a busy store is watched closely, while a lone write now and then
-    (a consumer's heartbeat in the same SQLite database) wakes the waiters without a second of fast polling
-    after it, so that an idle consumer costs next to nothing. The first value read is the baseline. A probe
-    that raises counts as a change (the caller then looks at the store itself).
+    The probe is read every ``slow`` seconds; after a change, every ``fast`` seconds for a fifth of ``settle``,
+    and for the whole of ``settle`` once two changes came less than ``settle`` seconds apart. A busy store is
+    watched closely (the second task of a burst is seen within ``fast``), while a lone write now and then (a
+    consumer's heartbeat in the same SQLite database) buys only a short spell of fast polling, so that an idle
+    consumer costs next to nothing. The first value read is the baseline. A probe that raises counts as a change
+    (the caller then looks at the store itself).
     """
     state: dict[str, Any] = {"value": None, "changed": -settle, "fast_until": 0.0, "primed": False}
     lock = threading.Lock()
@@ -97,8 +98,8 @@ def probe_poller(
                 if not state["primed"]:
                     state.update(value=value, primed=True)
                 elif value != state["value"]:
-                    if now - state["changed"] < settle:
-                        state["fast_until"] = now + settle
+                    burst = now - state["changed"] < settle
+                    state["fast_until"] = max(state["fast_until"], now + (settle if burst else settle / 5))
                     state.update(value=value, changed=now)
                     return True
                 pause = fast if now < state["fast_until"] else slow

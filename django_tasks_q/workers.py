@@ -179,7 +179,10 @@ class WorkerLoop:
             )
         finally:
             self.running.finish(self.name)
-            close_old_connections()
+            try:
+                close_old_connections()
+            except Exception:  # never lose the message claimed with the acknowledgement over it
+                logger.exception("worker %s: closing stale database connections failed", self.name)
         return following
 
     def _still_running(self) -> bool:

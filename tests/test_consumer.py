@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from django_tasks_q import MemoryHuey, crontab
+from django_tasks_q import MemoryHuey, crontab, workers
 from django_tasks_q.backends.memory import MemoryStorage
 from django_tasks_q.consumer import Consumer, ConsumerOptions
 from django_tasks_q.exceptions import ConfigurationError, StorageError
@@ -252,6 +252,37 @@ def test_a_stop_requested_while_a_task_runs_claims_nothing_at_its_acknowledgemen
     assert q.storage.acks == ["ack"]
     assert second.get() is None
     assert (q.pending_count(), q.storage.in_flight_size()) == (1, 0)
+
+
+def test_a_failing_connection_check_after_a_task_loses_no_claimed_message(
+    start: Callable[..., Running], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The message claimed together with an acknowledgement is run even when the check after the task fails."""
+    q = make_queue()
+    broken = threading.Event()
+    real_check = workers.close_old_connections
+
+    def check() -> None:
+        if broken.is_set():
+            broken.clear()
+            raise RuntimeError("database went away")
+        real_check()
+
+    monkeypatch.setattr(workers, "close_old_connections", check)
+    ran: list[int] = []
+
+    @q.task()
+    def step(n: int) -> None:
+        ran.append(n)
+        if n == 1:
+            broken.set()
+
+    for n in (1, 2, 3):
+        step(n)
+    start([q], workers=1)
+    eventually(lambda: len(ran) == 3, timeout=5)
+    assert sorted(ran) == [1, 2, 3]
+    assert q.storage.in_flight_size() == 0
 
 
 def test_shutdown_timeout_hands_running_task_back_with_attempt_counted() -> None:

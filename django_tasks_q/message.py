@@ -463,9 +463,10 @@ def _fast_parse(data: Any) -> Message | None:
 
 
 _ENVELOPE_VALUES = ("args", "kwargs", "chord", "extra")
-# One encoder for every envelope (``json.dumps`` with options builds a new one per call).
-_ENVELOPE_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False, check_circular=False)
 """The envelope fields that hold the caller's values; the others are plain by construction."""
+
+_ENVELOPE_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False, check_circular=False)
+"""One encoder for every envelope (``json.dumps`` with options builds a new one per call)."""
 
 
 # --------------------------------------------------------------------------------------------------

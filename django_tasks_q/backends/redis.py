@@ -87,6 +87,7 @@ __all__ = [
     "RedisStorage",
 ]
 
+
 def _pack(conn: Any, args: Sequence[Any]) -> list[bytes]:
     """One command in Redis's wire format: hiredis's packer straight away when it is installed and takes the
     arguments (str, bytes, int, float), else the connection's own."""

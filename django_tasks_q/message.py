@@ -840,7 +840,9 @@ class MessageCodec:
 
 
 def _sign(key: bytes, header: bytes, body: bytes) -> bytes:
-    return hmac.digest(key, header + body, "sha256")
+    mac = hmac.new(key, header, hashlib.sha256)
+    mac.update(body)
+    return mac.digest()
 
 
 # --------------------------------------------------------------------------------------------------

@@ -52,6 +52,13 @@ class Running:
         assert not self.thread.is_alive(), "consumer did not stop"
 
 
+def run_until_started(q: MemoryHuey, started: threading.Event, shutdown_timeout: float) -> Running:
+    """A consumer of ``q`` in the background, once the task that sets ``started`` runs."""
+    running = Running(Consumer([q], ConsumerOptions(**FAST, shutdown_timeout=shutdown_timeout), install_signal_handlers=False))
+    assert started.wait(5)
+    return running
+
+
 @pytest.fixture
 def start() -> Iterator[Callable[..., Running]]:
     started: list[Running] = []
@@ -206,9 +213,7 @@ def test_graceful_stop_lets_running_task_finish() -> None:
         return "finished"
 
     result = slow()
-    consumer = Consumer([q], ConsumerOptions(**FAST, shutdown_timeout=5), install_signal_handlers=False)
-    running = Running(consumer)
-    assert started.wait(5)
+    running = run_until_started(q, started, shutdown_timeout=5)
     running.stop()
     assert result.get() == "finished"
     assert q.storage.in_flight_size() == 0
@@ -233,7 +238,7 @@ class AckRecordingStorage(MemoryStorage):
 
 def test_a_stop_requested_while_a_task_runs_claims_nothing_at_its_acknowledgement() -> None:
     """R7: the choice to claim the next message is made when the task ends, not when it started."""
-    q = MemoryHuey(f"consumer-{uuid.uuid4().hex[:8]}", storage_class=AckRecordingStorage, block_timeout=0.05)
+    q = make_queue(storage_class=AckRecordingStorage)
     started = threading.Event()
 
     @q.task()
@@ -243,9 +248,7 @@ def test_a_stop_requested_while_a_task_runs_claims_nothing_at_its_acknowledgemen
         return "finished"
 
     first = slow()
-    consumer = Consumer([q], ConsumerOptions(**FAST, shutdown_timeout=5), install_signal_handlers=False)
-    running = Running(consumer)
-    assert started.wait(5)
+    running = run_until_started(q, started, shutdown_timeout=5)
     second = slow()  # ready while the first runs
     running.stop()
     assert first.get() == "finished"
@@ -296,9 +299,7 @@ def test_shutdown_timeout_hands_running_task_back_with_attempt_counted() -> None
         release.wait(5)
 
     stuck()
-    consumer = Consumer([q], ConsumerOptions(**FAST, shutdown_timeout=0.2), install_signal_handlers=False)
-    running = Running(consumer)
-    assert started.wait(5)
+    running = run_until_started(q, started, shutdown_timeout=0.2)
     running.stop()
     assert q.pending_count() == 1
     assert q.storage.in_flight_size() == 0

@@ -851,7 +851,11 @@ class OrmStorage(BaseStorage):
         hashes = [_key_hash(check_key(key)) for key in keys]
         if not hashes or len(set(hashes)) > CHUNK:
             return super().peek_many(keys)
-        found = self._run("peek_many", self._read_values, list(dict.fromkeys(hashes)))
+        return self._run("peek_many", self._values_in_order, hashes)
+
+    def _values_in_order(self, conn: Any, hashes: list[str]) -> list[bytes | EmptyDataType]:
+        """The live values of the keys with these hashes, in their order (``EmptyData`` for a missing one)."""
+        found = self._read_values(conn, list(dict.fromkeys(hashes)))
         return [found.get(key_hash, EmptyData) for key_hash in hashes]
 
     def has_data_for_key(self, key: str) -> bool:
@@ -1118,9 +1122,7 @@ class OrmStorage(BaseStorage):
         """The live values of ``keys``, read right after the claim on the same connection (in its transaction
         when there is one): a value written before the claim is always seen, which is what the hub's
         revocation marker needs (``peeks_on_reserve``)."""
-        hashes = [_key_hash(check_key(key)) for key in keys]
-        found = self._read_values(conn, list(dict.fromkeys(hashes)))
-        return tuple(found.get(key_hash, EmptyData) for key_hash in hashes)
+        return tuple(self._values_in_order(conn, [_key_hash(check_key(key)) for key in keys]))
 
     def reserve(self, lease: float, peek: Sequence[str] = ()) -> Reservation | None:
         """Claim the next ready message for ``lease`` seconds (see the claim statements above), or ``None``;

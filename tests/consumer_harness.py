@@ -179,10 +179,24 @@ class Deployment:
         extra = ("--plant-error", plant) if plant else ()
         return json.loads(self.manage("ledger_result", *ids, *extra).stdout)
 
-    def forget_workers(self) -> int | None:
-        """Delete every consumer/worker record the monitoring keeps; how many rows went (None: none are kept)."""
-        out = self.manage("ledger_forget_workers").stdout.strip()
-        return None if out == "none" else int(out)
+    def freeze_and_forget(self, consumer: Consumer, attempts: int = 40) -> float:
+        """Freeze ``consumer`` (SIGSTOP) and delete every consumer/worker record the monitoring keeps; return when
+        it was frozen.
+
+        A consumer frozen in the middle of a write to the Django database holds its write lock until thawed, so
+        no other process can delete anything meanwhile. Then it is thawed for a moment and frozen again.
+        """
+        for _ in range(attempts):
+            frozen_at = time.time()
+            consumer.signal_group(signal.SIGSTOP)
+            done = self.manage("ledger_forget_workers", "--lock-timeout", "0.5", check=False)
+            if done.returncode == 0:
+                return frozen_at
+            if done.returncode != 3:  # 3: the database was locked (see ledger_forget_workers)
+                raise AssertionError(f"ledger_forget_workers exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
+            consumer.signal_group(signal.SIGCONT)
+            time.sleep(0.05)
+        raise AssertionError(f"the consumer held the database's write lock at each of {attempts} freezes")
 
     def consumer(self, *args: str, **env: str) -> Consumer:
         """Start ``run_tasks`` with ``args`` in its own process group."""

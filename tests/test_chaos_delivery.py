@@ -153,9 +153,7 @@ def test_r4_r5_r6_a_frozen_consumer_loses_its_lease_and_its_stale_ack_is_a_no_op
     eventually(lambda: deployment.events("started", 0), 30, what="A started the task")
     b = deployment.consumer("--workers", "1")
     eventually(lambda: " starting" in b.log(), 30, what="B started")
-    frozen_at = time.time()
-    a.signal_group(signal.SIGSTOP)
-    deployment.forget_workers()  # R6: recovery needs no record of A (whatever the monitoring wrote is gone)
+    frozen_at = deployment.freeze_and_forget(a)  # R6: recovery needs no record of A (what monitoring wrote is gone)
 
     second_run = eventually(
         lambda: [e for e in deployment.events("started", 0) if e["attempt"] == 2], 30, what="B runs attempt 2"

@@ -192,7 +192,8 @@ def test_r7_sigterm_hands_back_work_that_did_not_start(chaos_lab: ChaosLab, kind
     deployment.enqueue(2, "--sleep", "2")
     late = deployment.start_manage("ledger_enqueue", "4", "--start", "10", "--when-exists", str(trigger))
     deployment.start_manage("ledger_watch")
-    consumer = deployment.consumer("--workers", "3")
+    # --no-periodic: a periodic task enqueued at start-up would be a fifth message and could occupy the idle worker
+    consumer = deployment.consumer("--workers", "3", "--no-periodic")
     eventually(lambda: len(deployment.events("started")) == 2, 30, what="two tasks running")
     eventually(lambda: deployment.events("watching"), 30, what="the depth watcher")
     signalled = time.time()

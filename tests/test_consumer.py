@@ -1,4 +1,8 @@
-"""The consumer in-process (thread workers, memory storage): scheduling, leases, shutdown, recovery."""
+"""The consumer in-process (thread workers, memory storage): scheduling, leases, shutdown, recovery.
+
+The consumers here run with ``monitor=False``: these tests have no database, and a recorder that cannot write
+its history retries for a second at shutdown (monitoring is tested in ``tests/test_history_consumer.py``).
+"""
 
 from __future__ import annotations
 
@@ -54,7 +58,7 @@ class Running:
 
 def run_until_started(q: MemoryHuey, started: threading.Event, shutdown_timeout: float) -> Running:
     """A consumer of ``q`` in the background, once the task that sets ``started`` runs."""
-    running = Running(Consumer([q], ConsumerOptions(**FAST, shutdown_timeout=shutdown_timeout), install_signal_handlers=False))
+    running = Running(Consumer([q], ConsumerOptions(**FAST, shutdown_timeout=shutdown_timeout), install_signal_handlers=False, monitor=False))
     assert started.wait(5)
     return running
 
@@ -65,7 +69,7 @@ def start() -> Iterator[Callable[..., Running]]:
 
     def run(queues: list[Any], burst: bool = False, **options: Any) -> Running:
         consumer = Consumer(
-            queues, ConsumerOptions(**(FAST | options)), burst=burst, install_signal_handlers=False
+            queues, ConsumerOptions(**(FAST | options)), burst=burst, install_signal_handlers=False, monitor=False
         )
         running = Running(consumer)
         started.append(running)
@@ -141,8 +145,8 @@ def test_periodic_tasks_enqueue_once_per_minute_with_two_consumers() -> None:
     def hourly() -> None:
         return None
 
-    first = Consumer([q], ConsumerOptions(**FAST), install_signal_handlers=False)
-    second = Consumer([q], ConsumerOptions(**FAST), install_signal_handlers=False)
+    first = Consumer([q], ConsumerOptions(**FAST), install_signal_handlers=False, monitor=False)
+    second = Consumer([q], ConsumerOptions(**FAST), install_signal_handlers=False, monitor=False)
     minute = dt.datetime(2026, 11, 27, 10, 5, 30, tzinfo=dt.UTC)
     for consumer in (first, second, first):
         consumer.scheduler_tick(minute, {q.name: 0.0}, {q.name: 1.0}, {})
@@ -160,7 +164,7 @@ def test_scheduler_logs_skipped_minutes(caplog: pytest.LogCaptureFixture) -> Non
     def tick() -> None:
         return None
 
-    consumer = Consumer([q], ConsumerOptions(**FAST), install_signal_handlers=False)
+    consumer = Consumer([q], ConsumerOptions(**FAST), install_signal_handlers=False, monitor=False)
     last: dict[str, dt.datetime] = {}
     t0 = dt.datetime(2026, 11, 27, 10, 0, tzinfo=dt.UTC)
     consumer.scheduler_tick(t0, {q.name: 0.0}, {q.name: 1.0}, last)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -59,6 +60,22 @@ def test_memory_queues_and_drain_run_pending_work_and_retries() -> None:
         assert flaky() == "sent to flaky@example.com"
         assert later() is None
         assert queues["default"].scheduled_count() == 1
+
+
+@pytest.mark.redis
+def test_drain_never_waits_on_an_empty_blocking_storage(settings, fresh_redis_url: str) -> None:
+    """A Redis reserve on an empty queue blocks for ``block_timeout``; drain() checks the queue first."""
+    settings.TASKS_Q = {
+        "default": {"URL": fresh_redis_url, "OPTIONS": {"block_timeout": 30}},
+        "mail": {"BACKEND": "memory"},
+    }
+    double(1)
+    double(2)
+    started = time.monotonic()
+    assert drain("default") == 2
+    assert drain("default") == 0
+    assert time.monotonic() - started < 10  # one wait of block_timeout would take 30 s
+    queues["default"].storage.close()
 
 
 @override_settings(TASKS_Q=ORM_LIKE)

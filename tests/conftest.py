@@ -32,7 +32,8 @@ def _flush(url):
 def redis_url():
     """URL of the dedicated Redis test database on 127.0.0.1:6379.
 
-    The database number comes from ``TASKS_Q_TEST_REDIS_DB`` (default 15). Redis is checked once per session;
+    The database number comes from ``TASKS_Q_TEST_REDIS_DB`` (default 15; pytest-xdist worker ``gwN`` uses that
+    number minus 2N, so parallel workers never flush each other's data). Redis is checked once per session;
     when it does not answer the test is skipped, or failed under CI. The database is flushed at the start and
     end of the session; use ``fresh_redis_url`` for a database emptied around each test.
     """
@@ -49,6 +50,11 @@ def redis_url():
             f"TASKS_Q_TEST_REDIS_DB must be a Redis database number, not {raw_db!r}"
         ) from None
 
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if worker.startswith("gw"):  # parallel workers (pytest -n): gw0 keeps the number, gw1 two below, ...
+        db -= 2 * int(worker[2:])
+        if db < 0:
+            raise pytest.UsageError(f"too many pytest-xdist workers for Redis test database {raw_db}")
     url = f"redis://{REDIS_HOST}:{REDIS_PORT}/{db}"
     client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
     try:

@@ -25,7 +25,7 @@ import pytest
 from django_tasks_q import FileHuey
 from django_tasks_q.backends.base import BaseStorage, EmptyData
 from django_tasks_q.backends.file import FileStorage
-from django_tasks_q.exceptions import ConfigurationError
+from django_tasks_q.exceptions import ConfigurationError, StorageError
 from tests.storage_contract import StorageContract
 
 
@@ -249,6 +249,27 @@ def test_leftovers_of_a_crash_are_ignored_then_swept(tmp_path: Path) -> None:
     storage.purge_expired()
     assert files(root / "tmp") == []
     assert files(root / "dead") == [".hidden", "README.txt"]
+
+
+def test_enqueue_many_that_fails_part_way_keeps_what_it_published_and_no_staged_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    storage = FileStorage("many", path=tmp_path)
+    real_rename = os.rename
+    renamed: list[str] = []
+
+    def rename(source: str, destination: str) -> None:  # the disk gives out at the third message
+        if len(renamed) == 2:
+            raise OSError(28, "No space left on device")
+        real_rename(source, destination)
+        renamed.append(destination)
+
+    monkeypatch.setattr(os, "rename", rename)
+    with pytest.raises(StorageError, match="No space left on device"):
+        storage.enqueue_many([(f"m{i}".encode(), None) for i in range(5)])
+    monkeypatch.setattr(os, "rename", real_rename)
+    assert storage.enqueued_items() == [b"m0", b"m1"]  # published before the failure, in order
+    assert files(tmp_path / "many" / "tmp") == []  # the staged rest removed
 
 
 # ---------------------------------------------------------------------------- bad input

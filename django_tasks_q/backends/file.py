@@ -438,12 +438,27 @@ class FileStorage(BaseStorage):
 
     @_operation
     def enqueue_many(self, items: list[tuple[bytes, int | None]]) -> None:
-        """Publish each message in order under the thread lock (each is atomic; the whole list is not)."""
+        """Publish the messages in order under the thread lock: each is written and fsynced to ``tmp/``, then
+        each is renamed into ``ready/``, and ``ready/`` is fsynced once for the whole list (durable on return).
+
+        Each message is atomic, the list is not: after a failure the messages renamed before it are published
+        and the rest are removed from ``tmp/``.
+        """
         checked = [(check_bytes(data, "data"), _priority(priority)) for data, priority in items]
-        for data, priority in checked:
-            self._publish(data, self._ready_path(f"{_new_message_id(priority)}.0"))
-        if checked:
-            self._wake_waiters()
+        staged: list[tuple[str, str]] = []
+        published = 0
+        try:
+            for data, priority in checked:
+                staged.append((self._stage(data), self._ready_path(f"{_new_message_id(priority)}.0")))
+            for source, destination in staged:
+                os.rename(source, destination)
+                published += 1
+        finally:
+            for source, _destination in staged[published:]:
+                _unlink(source)
+            if published:
+                self._sync_dir(self._dirs["ready"])
+                self._wake_waiters()
 
     @_operation
     def dequeue(self) -> bytes | None:

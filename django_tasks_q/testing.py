@@ -74,8 +74,9 @@ def drain(*names: str, limit: int = 10_000) -> int:
     """Run every pending and due task of the named queues (default: all) in this thread; returns how many ran.
 
     Follow-ups (retries without delay, pipelines, chord callbacks) enqueued by
-    those tasks run too; tasks scheduled for later stay scheduled. An empty queue is not reserved from, so a
-    blocking storage (Redis) never waits its ``block_timeout`` here.
+    those tasks run too; tasks scheduled for later stay scheduled. Like a consumer's worker, each
+    acknowledgement claims the next message in the same storage step; an empty queue is not reserved from, so
+    a blocking storage (Redis) never waits its ``block_timeout`` here.
     """
     ran = 0
     progress = True
@@ -84,12 +85,14 @@ def drain(*names: str, limit: int = 10_000) -> int:
         for name in names or tuple(configured_queues()):
             hub = queues[name]
             hub.enqueue_due(now_utc())
-            while hub.pending_count() and (reservation := hub.reserve()) is not None:
-                hub.process(reservation)
+            reservation = None
+            while reservation is not None or (hub.pending_count() and (reservation := hub.reserve()) is not None):
+                if ran >= limit:
+                    hub.release(reservation)
+                    raise RuntimeError(f"drain() ran {limit} tasks and the queues are still not empty")
+                reservation = hub.process(reservation, reserve_next=True)
                 ran += 1
                 progress = True
-                if ran >= limit:
-                    raise RuntimeError(f"drain() ran {limit} tasks and the queues are still not empty")
     return ran
 
 

@@ -62,6 +62,17 @@ def test_memory_queues_and_drain_run_pending_work_and_retries() -> None:
         assert queues["default"].scheduled_count() == 1
 
 
+def test_drain_stops_at_its_limit_and_leaves_the_rest_pending() -> None:
+    with memory_queues("default"):
+        for n in range(3):
+            double(n)
+        with pytest.raises(RuntimeError, match="drain\\(\\) ran 2 tasks"):
+            drain("default", limit=2)
+        hub = queues["default"]
+        assert (hub.pending_count(), hub.in_flight_count()) == (1, 0)
+        assert drain("default", limit=1) == 1  # exactly at the limit, with nothing left: no error
+
+
 @pytest.mark.redis
 def test_drain_never_waits_on_an_empty_blocking_storage(settings, fresh_redis_url: str) -> None:
     """A Redis reserve on an empty queue blocks for ``block_timeout``; drain() checks the queue first."""

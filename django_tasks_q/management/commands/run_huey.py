@@ -83,7 +83,6 @@ class Command(RunTasksCommand):
         extra_locks = _lock_names(huey_options.get("extra_locks"))
         if extra_locks:
             registry_for(run_options["queues"][0]).state.known_locks.update(extra_locks)
-        self._check_worker_health = huey_options.get("check_worker_health")
         self._configure_huey_logging(huey_options.get("logfile"), bool(huey_options.get("simple_log")))
         super().handle(**run_options)
 
@@ -104,7 +103,11 @@ class Command(RunTasksCommand):
 
     @staticmethod
     def run_tasks_options(huey_options: dict[str, Any], verbosity: int) -> dict[str, Any]:
-        """The ``run_tasks`` options (every one, defaults included) that run the djhuey queue as asked."""
+        """The ``run_tasks`` options (every one, defaults included) that run the djhuey queue as asked.
+
+        ``check_worker_health`` (``-C``), which ``run_tasks`` takes from settings only, rides along and is applied
+        by :meth:`_options_for`.
+        """
         try:
             name = queue_name()
         except ConfigurationError as exc:
@@ -116,6 +119,7 @@ class Command(RunTasksCommand):
             queues=[name],
             flush_locks=bool(huey_options.get("flush_locks") or _lock_names(huey_options.get("extra_locks"))),
             reload=False,
+            check_worker_health=huey_options.get("check_worker_health"),
             # huey's --huey-verbose is debug logging (verbosity 3), --quiet warnings only (verbosity 0).
             verbosity=verbosity if huey_verbose is None else (3 if huey_verbose else 0),
         )
@@ -123,7 +127,7 @@ class Command(RunTasksCommand):
 
     def _options_for(self, name: str, options: dict[str, Any]) -> ConsumerOptions:
         consumer = super()._options_for(name, options)
-        if getattr(self, "_check_worker_health", None) is False:
+        if options.get("check_worker_health") is False:
             consumer = dataclasses.replace(consumer, check_worker_health=False)
         return consumer
 

@@ -383,6 +383,29 @@ def test_a_queue_instance_is_translated() -> None:
         translate("redis://localhost")
 
 
+def test_an_instance_of_huey_itself_is_translated_by_its_class_path() -> None:
+    """A settings module that still builds ``huey.RedisHuey(...)``: its class path and attributes are read."""
+    huey_like = type("RedisHuey", (), {"__module__": "huey.api"})()
+    huey_like.__dict__.update(
+        name="legacy", results=True, store_none=False, utc=True, immediate=False, storage_kwargs={"db": 2}
+    )
+    translation = translate(huey_like)
+    assert translation.problems == []
+    assert translation.tasks_q() == {
+        "legacy": {
+            "BACKEND": "redis",
+            "OPTIONS": {"db": 2},
+            "RESULTS": True,
+            "STORE_NONE": False,
+            "UTC": True,
+            "IMMEDIATE": False,
+        }
+    }
+    unknown = type("PostgresHuey", (), {"__module__": "huey.api"})()
+    unknown.__dict__.update(name="pg", storage_kwargs={}, results=True, store_none=False, utc=True)
+    assert [where for where, _ in translate(unknown).problems] == ["HUEY"]
+
+
 def test_conf_runs_on_the_translation_only_without_tasks_q(tmp_path) -> None:
     setting = {"huey_class": "huey.SqliteHuey", "name": "shop", "filename": str(tmp_path / "q.db")}
     with override_settings(HUEY=setting):

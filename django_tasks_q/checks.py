@@ -17,6 +17,10 @@ django_tasks_q.W001       a per-process storage (memory, black hole) without ``I
                           ``run_tasks`` process never sees its tasks
 django_tasks_q.W002       the storage has no reliable delivery: a task is lost if its worker dies
 django_tasks_q.W003       periodic tasks are registered on a queue whose consumer has periodic off
+django_tasks_q.E101       a djhuey ``HUEY`` key has no ``TASKS_Q`` equivalent (see huey_settings.py)
+django_tasks_q.E102       ``HUEY`` is neither a dict nor a queue instance
+django_tasks_q.W101       the queue runs on ``HUEY`` translated; the message gives the ``TASKS_Q`` equivalent
+django_tasks_q.W102       ``HUEY`` is ignored because ``TASKS_Q`` is set
 ========================  =========================================================================
 """
 
@@ -29,9 +33,12 @@ from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
 from .conf import BACKEND_ALIASES, QUEUE_KEYS, configured_queues, load_backend, registry_for
 from .exceptions import ConfigurationError
+from .huey_settings import check_huey_setting
 from .urls_config import parse_queue_url
 
 ID = "django_tasks_q"
+
+register(check_huey_setting, Tags.compatibility)
 
 
 def _error(code: str, msg: str, hint: str | None = None) -> Error:

@@ -5,7 +5,8 @@
 rebuilt after ``TASKS_Q`` or ``SECRET_KEY`` change (``override_settings``
 works). Tasks are kept in a registry per queue name that outlives rebuilds.
 
-Without ``TASKS_Q`` there is one queue, ``default``, on the ORM storage.
+Without ``TASKS_Q`` there is one queue, ``default``, on the ORM storage, unless a djhuey ``HUEY``
+setting is present: then its translation (:mod:`django_tasks_q.huey_settings`) is the one queue.
 """
 
 from __future__ import annotations
@@ -58,10 +59,12 @@ QUEUE_KEYS = frozenset({"BACKEND", "OPTIONS", "URL", "CONSUMER", *HUB_KEYS})
 
 
 def configured_queues() -> dict[str, dict[str, Any]]:
-    """The ``TASKS_Q`` setting (or the default) after shape checks; raises ConfigurationError."""
+    """The ``TASKS_Q`` setting (or ``HUEY`` translated, or the default) after shape checks; ConfigurationError."""
     value = getattr(settings, "TASKS_Q", None)
     if value is None:
-        return {name: dict(conf) for name, conf in DEFAULT_SETTINGS.items()}
+        from .huey_settings import queues_from_huey_setting
+
+        return queues_from_huey_setting() or {name: dict(conf) for name, conf in DEFAULT_SETTINGS.items()}
     if not isinstance(value, dict) or not value:
         raise ConfigurationError("TASKS_Q must be a non-empty dict of queue name → queue settings dict")
     for name, conf in value.items():

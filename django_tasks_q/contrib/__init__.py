@@ -1,0 +1,1 @@
+"""Compatibility modules for projects moving from other task queues (``djhuey``)."""

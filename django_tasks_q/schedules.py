@@ -33,8 +33,9 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone as dj_timezone
 
-from .conf import registry_for
+from .conf import queues, registry_for
 from .crontab import Crontab
+from .exceptions import ConfigurationError
 
 logger = logging.getLogger("django_tasks_q.schedules")
 
@@ -141,10 +142,9 @@ class Schedule(models.Model):
         if not isinstance(self.kwargs, dict):
             errors["kwargs"] = "keyword arguments must be a JSON object"
         if wrapper is not None and "args" not in errors and "kwargs" not in errors:
-            try:
-                wrapper.check_arguments(tuple(self.args), dict(self.kwargs))
-            except Exception as exc:
-                errors["args"] = str(exc)
+            problem = self._call_problem(wrapper)
+            if problem:
+                errors["args"] = problem
         if bool(self.crontab) == (self.interval is not None):
             errors["crontab"] = "give either a crontab expression or an interval, not both or neither"
         elif self.crontab:
@@ -160,6 +160,25 @@ class Schedule(models.Model):
             errors["end_at"] = "the end must come after the start"
         if errors:
             raise ValidationError(errors)
+
+    def _call_problem(self, wrapper: Any) -> str | None:
+        """Why each tick's call would be refused: arguments that do not fit the signature, or that the queue
+        cannot carry (not serializable, NaN, over its message size limit, nested too deeply)."""
+        try:
+            hub = queues[self.queue]
+        except ConfigurationError:  # not configured in this process: the signature is all that can be checked
+            hub = None
+        try:
+            if hub is None:
+                wrapper.check_arguments(tuple(self.args), dict(self.kwargs))
+            else:
+                call = hub.build_task(wrapper, tuple(self.args), dict(self.kwargs))
+                hub.codec.encode(call.to_message())
+        except RecursionError:
+            return "the arguments are nested too deeply to be serialized"
+        except Exception as exc:
+            return str(exc)
+        return None
 
     def stored_problem(self) -> str | None:
         """Why this row's timing cannot be computed (a value out of bounds, however it was stored), or None."""
@@ -234,7 +253,7 @@ def dispatch_schedules(hub: Any, now: dt.datetime | None = None) -> list[Schedul
     """
     now = now or dj_timezone.now()
     fired = []
-    for schedule in Schedule.objects.filter(queue=hub.name, enabled=True):
+    for schedule in _enabled_schedules(hub.name):
         ticks = _due_ticks_or_skip(hub.name, schedule, now)
         for tick in ticks:
             marker = f"{MARKER_PREFIX}{schedule.pk}.{tick.astimezone(dt.UTC).isoformat()}"
@@ -254,10 +273,30 @@ def dispatch_schedules(hub: Any, now: dt.datetime | None = None) -> list[Schedul
     return fired
 
 
-def _due_ticks_or_skip(queue: str, schedule: Schedule, now: dt.datetime) -> list[dt.datetime]:
-    """The schedule's due ticks; none for a row whose timing cannot be computed, logged once per problem."""
+def _enabled_schedules(queue: str) -> list[Schedule]:
+    rows = Schedule.objects.filter(queue=queue, enabled=True)
     try:
-        problem = schedule.stored_problem()
+        return list(rows)
+    except RecursionError:
+        # A row's stored JSON is nested too deeply for the parser: without the arguments every row loads, and
+        # each reads its own later, so only the unreadable one is skipped.
+        return list(rows.defer("args", "kwargs"))
+
+
+def _arguments_problem(schedule: Schedule) -> str | None:
+    try:
+        args, kwargs = schedule.args, schedule.kwargs
+    except RecursionError:
+        return "the stored arguments are nested too deeply to be read"
+    if not isinstance(args, list) or not isinstance(kwargs, dict):
+        return "the stored arguments must be a JSON list and the keyword arguments a JSON object"
+    return None
+
+
+def _due_ticks_or_skip(queue: str, schedule: Schedule, now: dt.datetime) -> list[dt.datetime]:
+    """The schedule's due ticks; none for a row that cannot be run as stored, logged once per problem."""
+    try:
+        problem = _arguments_problem(schedule) or schedule.stored_problem()
         ticks = [] if problem else schedule.due_ticks(now)
     except Exception as exc:  # a stored value no bound foresaw: this schedule must not stop the others
         problem, ticks = f"{type(exc).__name__}: {exc}", []

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import secrets
 
 import pytest
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.core.exceptions import ValidationError
+from django.db import connection
 from django.test import Client, override_settings
 from django.urls import reverse
 
@@ -167,3 +169,52 @@ def test_enable_and_pause_write_a_history_entry_per_schedule(admin_client: Clien
     assert Schedule.objects.filter(enabled=True).count() == 2
     enabled = sorted(e.object_id for e in LogEntry.objects.filter(change_message="Enabled"))
     assert enabled == sorted(selected)
+
+
+@pytest.mark.parametrize(
+    ("changes", "text"),
+    [
+        ({"args": "[" * 5000 + "]" * 5000}, "nested too deeply"),
+        ({"args": "[NaN]"}, "NaN is not a JSON value"),
+        ({"kwargs": '{"limit": Infinity}'}, "Infinity is not a JSON value"),
+    ],
+    ids=["nested", "nan", "infinity"],
+)
+def test_the_admin_form_refuses_arguments_no_database_or_queue_can_take(admin_client: Client, changes, text) -> None:
+    response = admin_client.post(reverse("admin:django_tasks_q_schedule_add"), form(**changes))
+    assert response.status_code == 200
+    assert text in response.content.decode()
+    assert not Schedule.objects.exists()
+
+
+def test_the_model_refuses_arguments_over_the_queue_size_limit() -> None:
+    small = {"sched": {**QUEUE["sched"], "MAX_MESSAGE_SIZE": 1024}}
+    with override_settings(TASKS_Q=small):
+        with pytest.raises(ValidationError) as info:
+            make(args=[secrets.token_hex(1024)])
+        assert "over the limit" in " ".join(info.value.message_dict["args"])
+        with pytest.raises(ValidationError) as info:
+            make(args=[float("nan")])
+        assert "args" in info.value.message_dict
+    assert not Schedule.objects.exists()
+
+
+def test_arguments_too_deep_to_read_skip_only_their_schedule(admin_client: Client, caplog) -> None:
+    bad = make(name="broken", created_at=at(10, 0))
+    make(name="healthy", created_at=at(10, 0))
+    with connection.cursor() as cursor:  # around the ORM, which could not even write it
+        cursor.execute(f"UPDATE {Schedule._meta.db_table} SET args = %s WHERE id = %s",
+                       ["[" * 1500 + "]" * 1500, bad.pk])  # fmt: skip
+    hub = queues["sched"]
+    with caplog.at_level(logging.ERROR, logger="django_tasks_q.schedules"):
+        assert [s.name for s in dispatch_schedules(hub, at(10, 15, 1))] == ["healthy"]
+        assert [s.name for s in dispatch_schedules(hub, at(10, 30, 1))] == ["healthy"]
+    [skipped] = [r.getMessage() for r in caplog.records if "'broken'" in r.getMessage()]
+    assert "nested too deeply" in skipped
+    assert admin_client.get(reverse("admin:django_tasks_q_schedule_changelist")).status_code == 200
+    change = admin_client.get(reverse("admin:django_tasks_q_schedule_change", args=[bad.pk]))
+    assert change.status_code == 200
+    assert "nested too deeply to be read" in change.content.decode()
+    delete = admin_client.post(reverse("admin:django_tasks_q_schedule_delete", args=[bad.pk]), {"post": "yes"})
+    assert delete.status_code == 302
+    assert list(Schedule.objects.values_list("name", flat=True)) == ["healthy"]

@@ -30,6 +30,12 @@ SCAN_LIMIT = 5000
 """Most messages read from one queue to page or search through (the newest beyond it are not shown)."""
 
 
+def refuse_json_constant(name: str) -> Any:
+    """``json.loads``' ``parse_constant``: NaN and Infinity are not JSON (Python's parser accepts them) and no
+    queue can carry them."""
+    raise ValueError(f"{name} is not a JSON value (use a number or null)")
+
+
 MAX_SEARCH_LENGTH = 200
 """Longest search text a list page sends to the database (SQLite refuses LIKE patterns over 50,000 bytes)."""
 

@@ -9,6 +9,7 @@ ticks.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import zoneinfo
 from typing import Any
 
@@ -17,6 +18,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
+from django.forms.fields import InvalidJSONInput
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -25,7 +27,29 @@ from django.utils.html import format_html, format_html_join
 from ..conf import configured_queues, queues
 from ..crontab import Crontab
 from ..schedules import Schedule, schedulable_tasks, validate_interval
-from .base import SafeListMixin
+from .base import SafeListMixin, refuse_json_constant
+
+
+class StrictJSONField(forms.JSONField):
+    """JSON as a queue can carry it: NaN and Infinity, and nesting too deep for the parser, are form errors."""
+
+    def to_python(self, value: Any) -> Any:
+        """Django's parsing, after a strict parse that reports what the database or the queue would refuse."""
+        if isinstance(value, str) and value.strip():
+            try:
+                json.loads(value, parse_constant=refuse_json_constant)
+            except ValueError as exc:
+                raise ValidationError(f"not valid JSON: {exc}", code="invalid") from None
+            except RecursionError:
+                raise ValidationError("not usable: the JSON is nested too deeply", code="invalid") from None
+        return super().to_python(value)
+
+    def bound_data(self, data: Any, initial: Any) -> Any:
+        """The submitted text shown again as it was typed when it cannot be parsed (too deep included)."""
+        try:
+            return super().bound_data(data, initial)
+        except RecursionError:
+            return InvalidJSONInput(data)
 
 
 class ScheduleForm(forms.ModelForm):
@@ -51,6 +75,10 @@ class ScheduleForm(forms.ModelForm):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         names = list(configured_queues())
+        for name in ("args", "kwargs"):
+            field = self.fields[name]
+            self.fields[name] = StrictJSONField(label=field.label, required=False, initial=field.initial,
+                                                help_text=field.help_text)  # fmt: skip
         self.fields["queue"] = forms.ChoiceField(choices=[(name, name) for name in names])
         tasks = sorted({task for name in names for task in schedulable_tasks(name)})
         self.fields["task"] = forms.ChoiceField(
@@ -150,6 +178,25 @@ class ScheduleAdmin(SafeListMixin, admin.ModelAdmin):
                 single_object=True,
             )
             self.message_user(request, f"{schedule.name}: enqueued as task {task_id}.", messages.SUCCESS)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Schedule]:
+        """The list does not show the arguments, so it does not read them (one row's may be unreadable)."""
+        queryset = super().get_queryset(request)
+        match = request.resolver_match
+        if match is not None and match.url_name == "django_tasks_q_schedule_changelist":
+            queryset = queryset.defer("args", "kwargs")
+        return queryset
+
+    def get_object(self, request: HttpRequest, object_id: str, from_field: str | None = None) -> Schedule | None:
+        """The schedule; with empty arguments and a warning when the stored JSON is too deep to be read."""
+        try:
+            return super().get_object(request, object_id, from_field)
+        except RecursionError:
+            obj = self.get_queryset(request).defer("args", "kwargs").get(pk=object_id)
+            obj.args, obj.kwargs = [], {}
+            self.message_user(request, "The stored arguments are nested too deeply to be read: they are shown "
+                                       "empty, and saving replaces them.", messages.WARNING)  # fmt: skip
+            return obj
 
     def get_urls(self) -> list[Any]:
         """The live preview endpoint beside the usual pages."""

@@ -24,7 +24,16 @@ from django.utils import timezone
 from ..conf import consumer_options, queues
 from ..exceptions import TasksQError
 from ..history import TaskHistory
-from .base import APP, SCAN_LIMIT, AnchorAdmin, get_hub, log_action, require_perm, selected_queues
+from .base import (
+    APP,
+    SCAN_LIMIT,
+    AnchorAdmin,
+    get_hub,
+    log_action,
+    refuse_json_constant,
+    require_perm,
+    selected_queues,
+)
 
 NEXT_RUNS = 5
 
@@ -64,7 +73,7 @@ class RunTaskForm(forms.Form):
         if not text:
             return empty
         try:
-            value = json.loads(text, parse_constant=_refuse_constant)
+            value = json.loads(text, parse_constant=refuse_json_constant)
         except ValueError as exc:
             raise forms.ValidationError(f"not valid JSON: {exc}") from None
         except RecursionError:
@@ -152,11 +161,6 @@ class RegisteredTaskAdmin(AnchorAdmin):
             form = RunTaskForm(hub, initial={"task": request.GET.get("task", "")})
         return self.render(request, "admin/django_tasks_q/run_task.html",
                            {"form": form, "run_queue": hub.name, "title": f"Run a task on {hub.name}"})  # fmt: skip
-
-
-def _refuse_constant(name: str) -> Any:
-    """JSON's NaN and Infinity are not JSON (Python's parser accepts them); no queue can carry them."""
-    raise ValueError(f"{name} is not a JSON value (use a number or null)")
 
 
 def _zone_now(hub: Any) -> dt.datetime:

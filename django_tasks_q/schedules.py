@@ -253,7 +253,12 @@ def dispatch_schedules(hub: Any, now: dt.datetime | None = None) -> list[Schedul
     """
     now = now or dj_timezone.now()
     fired = []
-    for schedule in _enabled_schedules(hub.name):
+    schedules = _enabled_schedules(hub.name)
+    # Forget skipped schedules that were deleted or paused, so one enabled again with the problem is logged again.
+    present = {schedule.pk for schedule in schedules}
+    for queue, pk in [key for key in _skipped if key[0] == hub.name and key[1] not in present]:
+        _skipped.pop((queue, pk), None)
+    for schedule in schedules:
         ticks = _due_ticks_or_skip(hub.name, schedule, now)
         for tick in ticks:
             marker = f"{MARKER_PREFIX}{schedule.pk}.{tick.astimezone(dt.UTC).isoformat()}"

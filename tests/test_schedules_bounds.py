@@ -112,7 +112,7 @@ def test_a_bad_stored_row_is_skipped_and_logged_once_while_the_others_fire(raw: 
     assert [t.name for t in hub.pending()] == [send_digest.name] * 2
 
 
-def test_a_fixed_row_fires_again_and_a_new_problem_is_logged_again(caplog) -> None:
+def test_a_fixed_row_fires_again_and_a_new_problem_or_a_paused_one_enabled_is_logged_again(caplog) -> None:
     bad = stored("broken", crontab="", interval=1e12)
     hub = queues["sched"]
     with caplog.at_level(logging.ERROR, logger="django_tasks_q.schedules"):
@@ -121,7 +121,12 @@ def test_a_fixed_row_fires_again_and_a_new_problem_is_logged_again(caplog) -> No
         assert [s.name for s in dispatch_schedules(hub, at(10, 30, 1))] == ["broken"]
         Schedule.objects.filter(pk=bad.pk).update(interval=float("inf"), crontab="")
         dispatch_schedules(hub, at(10, 45, 1))
-    assert len([r for r in caplog.records if "'broken'" in r.getMessage()]) == 2
+        Schedule.objects.filter(pk=bad.pk).update(enabled=False)
+        dispatch_schedules(hub, at(11, 0, 1))
+        Schedule.objects.filter(pk=bad.pk).update(enabled=True)
+        dispatch_schedules(hub, at(11, 15, 1))
+        dispatch_schedules(hub, at(11, 30, 1))
+    assert len([r for r in caplog.records if "'broken'" in r.getMessage()]) == 3
 
 
 @pytest.mark.parametrize("value", HUGE)

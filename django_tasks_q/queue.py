@@ -906,7 +906,9 @@ class TaskQueue:
             logger.info("task %s interrupted by shutdown before it finished", task)
             self._emit(SIGNAL_INTERRUPTED, task)
             raise
-        except Exception as exc:
+        except BaseException as exc:
+            # SystemExit and other BaseExceptions raised by a task's code are that task's failure: letting one
+            # escape would end the worker and leave the message to be reclaimed and dead-lettered unrecorded.
             logger.exception("task %s failed", task)
             exception = exc
         else:

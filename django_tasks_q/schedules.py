@@ -10,6 +10,11 @@ missed while no consumer ran (``misfire``):
 * ``skip``: missed ticks are dropped, the next one fires on time;
 * ``catch_up``: every missed tick fires (at most 100 at a time).
 
+Every field the timing reads is bounded (:data:`MIN_INTERVAL` to :data:`MAX_INTERVAL` seconds; ``start_at`` and
+``end_at`` between :data:`EARLIEST` and :data:`LATEST`), by the model's validators and so by the admin form. A row
+that breaks a bound anyway (written by SQL, or before the bounds existed) is skipped by the scheduler with one
+log line, while the other schedules of its queue fire.
+
 Every consumer of the schedule's queue checks the table on each scheduler pass;
 a marker in the queue's storage lets exactly one of them enqueue each tick.
 Edits take effect on the next pass, without restarting consumers. A schedule
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import zoneinfo
 from typing import Any
 
@@ -27,8 +33,9 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone as dj_timezone
 
-from .conf import registry_for
+from .conf import queues, registry_for
 from .crontab import Crontab
+from .exceptions import ConfigurationError
 
 logger = logging.getLogger("django_tasks_q.schedules")
 
@@ -40,6 +47,40 @@ MISFIRE_CHOICES = [
 CATCH_UP_LIMIT = 100
 SKIP_GRACE = dt.timedelta(seconds=90)
 MARKER_PREFIX = "schedule."
+
+MIN_INTERVAL = 1.0
+MAX_INTERVAL = 3650 * 86400.0
+# Far enough inside datetime's range (years 1 to 9999) that five ticks of the longest interval, or a crontab
+# searched in any time zone, never leave it.
+EARLIEST = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+LATEST = dt.datetime(9000, 1, 1, tzinfo=dt.UTC)
+
+# Schedules the scheduler skips, with the problem last logged, so each is logged once and not on every pass.
+_skipped: dict[tuple[str, Any], str] = {}
+
+
+def validate_interval(value: float | None) -> None:
+    """Refuse an interval that is not a finite number of seconds from MIN_INTERVAL to MAX_INTERVAL."""
+    if value is None:
+        return
+    if not math.isfinite(value) or not MIN_INTERVAL <= value <= MAX_INTERVAL:
+        raise ValidationError(
+            f"the interval must be at least {MIN_INTERVAL:g} second and at most {MAX_INTERVAL:.0f} seconds "
+            f"(3650 days), got {value!r}",
+            code="interval_bounds",
+        )
+
+
+def validate_window_time(value: dt.datetime | None) -> None:
+    """Refuse a start or end outside EARLIEST to LATEST."""
+    if value is None:
+        return
+    aware = value if dj_timezone.is_aware(value) else value.replace(tzinfo=dt.UTC)
+    if not EARLIEST <= aware <= LATEST:
+        raise ValidationError(
+            f"must be between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d} (UTC), got {value.isoformat()}",
+            code="time_bounds",
+        )
 
 
 def schedulable_tasks(queue: str) -> list[str]:
@@ -58,11 +99,14 @@ class Schedule(models.Model):
     crontab = models.CharField(
         max_length=120, blank=True, default="", help_text='Five fields, e.g. "*/15 9-17 * * 1-5", or @daily.'
     )
-    interval = models.FloatField("interval (seconds)", null=True, blank=True)
+    interval = models.FloatField(
+        "interval (seconds)", null=True, blank=True, validators=[validate_interval],
+        help_text=f"From {MIN_INTERVAL:g} to {MAX_INTERVAL:.0f} seconds (3650 days).",
+    )  # fmt: skip
     timezone = models.CharField(max_length=64, default="UTC")
     enabled = models.BooleanField(default=True)
-    start_at = models.DateTimeField(null=True, blank=True)
-    end_at = models.DateTimeField(null=True, blank=True)
+    start_at = models.DateTimeField(null=True, blank=True, validators=[validate_window_time])
+    end_at = models.DateTimeField(null=True, blank=True, validators=[validate_window_time])
     misfire = models.CharField(max_length=10, choices=MISFIRE_CHOICES, default="once")
     last_run_at = models.DateTimeField(null=True, blank=True, help_text="The last tick that was enqueued.")
     last_task_id = models.CharField(max_length=64, blank=True, default="")
@@ -80,7 +124,10 @@ class Schedule(models.Model):
     # ------------------------------------------------------------------ validation
 
     def clean(self) -> None:
-        """Check the task, arguments, timing and window; raise ValidationError naming the field."""
+        """Check the task, arguments, timing and window; raise ValidationError naming the field.
+
+        The bounds of the interval, start and end are the fields' validators, which ``full_clean`` runs first.
+        """
         errors: dict[str, str] = {}
         wrapper = None
         if self.task not in schedulable_tasks(self.queue):
@@ -95,10 +142,9 @@ class Schedule(models.Model):
         if not isinstance(self.kwargs, dict):
             errors["kwargs"] = "keyword arguments must be a JSON object"
         if wrapper is not None and "args" not in errors and "kwargs" not in errors:
-            try:
-                wrapper.check_arguments(tuple(self.args), dict(self.kwargs))
-            except Exception as exc:
-                errors["args"] = str(exc)
+            problem = self._call_problem(wrapper)
+            if problem:
+                errors["args"] = problem
         if bool(self.crontab) == (self.interval is not None):
             errors["crontab"] = "give either a crontab expression or an interval, not both or neither"
         elif self.crontab:
@@ -106,8 +152,6 @@ class Schedule(models.Model):
                 Crontab.parse(self.crontab)
             except ValueError as exc:
                 errors["crontab"] = str(exc)
-        elif self.interval is not None and self.interval < 1:
-            errors["interval"] = "the interval must be at least 1 second"
         try:
             zoneinfo.ZoneInfo(self.timezone)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
@@ -116,6 +160,46 @@ class Schedule(models.Model):
             errors["end_at"] = "the end must come after the start"
         if errors:
             raise ValidationError(errors)
+
+    def _call_problem(self, wrapper: Any) -> str | None:
+        """Why each tick's call would be refused: arguments that do not fit the signature, or that the queue
+        cannot carry (not serializable, NaN, over its message size limit, nested too deeply)."""
+        try:
+            hub = queues[self.queue]
+        except ConfigurationError:  # not configured in this process: the signature is all that can be checked
+            hub = None
+        try:
+            if hub is None:
+                wrapper.check_arguments(tuple(self.args), dict(self.kwargs))
+            else:
+                call = hub.build_task(wrapper, tuple(self.args), dict(self.kwargs))
+                hub.codec.encode(call.to_message())
+        except RecursionError:
+            return "the arguments are nested too deeply to be serialized"
+        except Exception as exc:
+            return str(exc)
+        return None
+
+    def stored_problem(self) -> str | None:
+        """Why this row's timing cannot be computed (a value out of bounds, however it was stored), or None."""
+        if bool(self.crontab) == (self.interval is not None):
+            return "it needs either a crontab expression or an interval, not both or neither"
+        checks = [("interval", validate_interval, self.interval)] + [
+            (field, validate_window_time, getattr(self, field))
+            for field in ("start_at", "end_at", "created_at", "last_run_at")
+        ]
+        for field, check, value in checks:
+            try:
+                check(value)
+            except ValidationError as exc:
+                return f"{field}: {exc.messages[0]}"
+        try:
+            zoneinfo.ZoneInfo(self.timezone)
+            if self.crontab:
+                Crontab.parse(self.crontab, tz=self.timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+            return str(exc) or f"unknown time zone {self.timezone!r}"
+        return None
 
     # ------------------------------------------------------------------ timing
 
@@ -169,8 +253,14 @@ def dispatch_schedules(hub: Any, now: dt.datetime | None = None) -> list[Schedul
     """
     now = now or dj_timezone.now()
     fired = []
-    for schedule in Schedule.objects.filter(queue=hub.name, enabled=True):
-        for tick in schedule.due_ticks(now):
+    schedules = _enabled_schedules(hub.name)
+    # Forget skipped schedules that were deleted or paused, so one enabled again with the problem is logged again.
+    present = {schedule.pk for schedule in schedules}
+    for queue, pk in [key for key in _skipped if key[0] == hub.name and key[1] not in present]:
+        _skipped.pop((queue, pk), None)
+    for schedule in schedules:
+        ticks = _due_ticks_or_skip(hub.name, schedule, now)
+        for tick in ticks:
             marker = f"{MARKER_PREFIX}{schedule.pk}.{tick.astimezone(dt.UTC).isoformat()}"
             if not hub.storage.put_if_empty(marker, b"1", ttl=2 * 86400):
                 continue
@@ -186,3 +276,40 @@ def dispatch_schedules(hub: Any, now: dt.datetime | None = None) -> list[Schedul
             logger.info("schedule %r enqueued %s for %s", schedule.name, schedule.task, tick.isoformat())
             fired.append(schedule)
     return fired
+
+
+def _enabled_schedules(queue: str) -> list[Schedule]:
+    rows = Schedule.objects.filter(queue=queue, enabled=True)
+    try:
+        return list(rows)
+    except RecursionError:
+        # A row's stored JSON is nested too deeply for the parser: without the arguments every row loads, and
+        # each reads its own later, so only the unreadable one is skipped.
+        return list(rows.defer("args", "kwargs"))
+
+
+def _arguments_problem(schedule: Schedule) -> str | None:
+    try:
+        args, kwargs = schedule.args, schedule.kwargs
+    except RecursionError:
+        return "the stored arguments are nested too deeply to be read"
+    if not isinstance(args, list) or not isinstance(kwargs, dict):
+        return "the stored arguments must be a JSON list and the keyword arguments a JSON object"
+    return None
+
+
+def _due_ticks_or_skip(queue: str, schedule: Schedule, now: dt.datetime) -> list[dt.datetime]:
+    """The schedule's due ticks; none for a row that cannot be run as stored, logged once per problem."""
+    try:
+        problem = _arguments_problem(schedule) or schedule.stored_problem()
+        ticks = [] if problem else schedule.due_ticks(now)
+    except Exception as exc:  # a stored value no bound foresaw: this schedule must not stop the others
+        problem, ticks = f"{type(exc).__name__}: {exc}", []
+    key = (queue, schedule.pk)
+    if problem is None:
+        _skipped.pop(key, None)
+    elif _skipped.get(key) != problem:
+        _skipped[key] = problem
+        logger.error("schedule %r (id %s, queue %r) is skipped until it is fixed: %s",
+                     schedule.name, schedule.pk, queue, problem)  # fmt: skip
+    return ticks

@@ -4,7 +4,7 @@
 
     TASKS = {"default": {"BACKEND": "django_tasks_q.tasks_backend.TasksQBackend"}}
 
-A Django task's ``queue_name`` is a ``TASKS_Q`` queue (``QUEUES`` defaults to
+A Django task's ``queue_name`` is a ``TASKS_Q`` queue (``QUEUES`` absent or empty means
 every configured queue). Its ``TaskResult`` — status, timestamps, errors,
 worker ids, return value — is kept in the queue's storage and can be read from
 any process with ``get_result()``. On Django 6.1 ``@task(retries=3,
@@ -16,6 +16,7 @@ same API.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import socket
 import traceback
@@ -46,6 +47,8 @@ from django.utils.module_loading import import_string
 
 from .conf import configured_queues, queues, registry_for
 from .decorators import QueueTaskWrapper
+
+logger = logging.getLogger("django_tasks_q.tasks_backend")
 
 RECORD_PREFIX = "djtask."
 RECORD_TTL = 7 * 86400
@@ -135,11 +138,14 @@ class TasksQBackend(BaseTaskBackend):
         except Exception:
             hub.delete_record(RECORD_PREFIX + call.id)
             raise
-        return self.get_result(call.id, task_hint=task)
+        return _result(self.alias, task, call.id, _read_back(hub, call.id, record))
 
     def get_result(self, result_id: str, task_hint: DjangoTask | None = None) -> TaskResult:
-        """The TaskResult of ``result_id`` from any process; TaskResultDoesNotExist when unknown."""
-        for name in self.queues:
+        """The TaskResult of ``result_id`` from any process; TaskResultDoesNotExist when unknown.
+
+        ``QUEUES: []`` restricts nothing (as in Django), so every configured queue is searched.
+        """
+        for name in sorted(self.queues) or configured_queues():
             try:
                 hub = queues[name]
             except Exception:
@@ -153,6 +159,21 @@ class TasksQBackend(BaseTaskBackend):
     async def aget_result(self, result_id: str) -> TaskResult:
         """See :meth:`get_result`."""
         return await sync_to_async(self.get_result, thread_sensitive=True)(result_id)
+
+
+def _read_back(hub: Any, task_id: str, written: dict[str, Any]) -> dict[str, Any]:
+    """The record of a task just published, as its queue now holds it (an immediate queue has run it).
+
+    The message is out: a failure to read is logged and answered with the record as written, never raised,
+    so the caller is not told that work which was queued (or done) failed.
+    """
+    try:
+        stored = hub.get_record(RECORD_PREFIX + task_id)
+    except Exception:
+        logger.warning("task %s was enqueued on %r but its result could not be read back", task_id, hub.name,
+                       exc_info=True)  # fmt: skip
+        return written
+    return written if stored is None else stored
 
 
 def _save(hub: Any, task_id: str, record: dict[str, Any]) -> None:
@@ -213,7 +234,9 @@ def _run(alias: str, django_task: DjangoTask, call: Any, args: tuple[Any, ...], 
         else:
             value = django_task.call(*args, **kwargs)
         value = normalize_json(value)
-    except Exception as exc:
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:
         kind = type(exc)
         record["errors"] = [
             *record["errors"],

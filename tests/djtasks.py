@@ -31,3 +31,13 @@ def prioritised() -> str:
 @task()
 async def async_double(n: int) -> int:
     return n * 2
+
+
+@task()
+def leave() -> None:
+    raise SystemExit("leaving from inside a task")
+
+
+@task()
+def interrupt() -> None:
+    raise KeyboardInterrupt("interrupted inside a task")

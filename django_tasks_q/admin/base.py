@@ -11,10 +11,12 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin.models import LogEntry
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.views.main import ChangeList
 from django.contrib.contenttypes.models import ContentType
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import EmptyResultSet, FullResultSet, PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
@@ -26,6 +28,52 @@ APP = "django_tasks_q"
 PER_PAGE = 50
 SCAN_LIMIT = 5000
 """Most messages read from one queue to page or search through (the newest beyond it are not shown)."""
+
+
+def refuse_json_constant(name: str) -> Any:
+    """``json.loads``' ``parse_constant``: NaN and Infinity are not JSON (Python's parser accepts them) and no
+    queue can carry them."""
+    raise ValueError(f"{name} is not a JSON value (use a number or null)")
+
+
+MAX_SEARCH_LENGTH = 200
+"""Longest search text a list page sends to the database (SQLite refuses LIKE patterns over 50,000 bytes)."""
+
+
+class CheckedChangeList(ChangeList):
+    """A change list whose query is compiled while its parameters can still be refused.
+
+    A lookup the database layer cannot turn into SQL (``?created_at__year=99999``: no such datetime) would
+    otherwise fail while the page renders; here it is an incorrect parameter, which the admin answers with a
+    redirect to the unfiltered list (``?e=1``) like any other bad filter.
+    """
+
+    def get_queryset(self, request: HttpRequest, exclude_parameters: Any = None) -> Any:
+        """The filtered queryset, its SQL built once to surface values no database can take."""
+        queryset = super().get_queryset(request, exclude_parameters)
+        try:
+            queryset.query.get_compiler(queryset.db).as_sql()
+        except (EmptyResultSet, FullResultSet):
+            pass
+        except (ValueError, OverflowError) as exc:
+            raise IncorrectLookupParameters(exc) from exc
+        return queryset
+
+
+class SafeListMixin:
+    """For a ModelAdmin: filters the database cannot take and over-long search text are refused, never a 500."""
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        """See :class:`CheckedChangeList`."""
+        return CheckedChangeList
+
+    def get_search_results(self, request: HttpRequest, queryset: Any, search_term: str) -> tuple[Any, bool]:
+        """No rows and a message for a search text longer than MAX_SEARCH_LENGTH."""
+        if len(search_term) > MAX_SEARCH_LENGTH:
+            messages.error(request, f"The search text is too long ({len(search_term):,} characters; "
+                                    f"at most {MAX_SEARCH_LENGTH} are searched).")  # fmt: skip
+            return queryset.none(), False
+        return super().get_search_results(request, queryset, search_term)  # type: ignore[misc]
 
 
 def queue_names() -> list[str]:

@@ -24,7 +24,7 @@ from ..history import ConsumerHeartbeat, TaskHistory
 from ..result import NO_RESULT, StoredError
 from ..task import Task
 from .actions import Params, _retry
-from .base import APP, action_urls, admin_nav, log_action, queue_names, user_perms
+from .base import APP, SafeListMixin, action_urls, admin_nav, log_action, queue_names, user_perms
 
 
 class QueueFilter(admin.SimpleListFilter):
@@ -50,7 +50,7 @@ def pretty_json(text: str) -> str:
 
 
 @admin.register(TaskHistory)
-class TaskHistoryAdmin(admin.ModelAdmin):
+class TaskHistoryAdmin(SafeListMixin, admin.ModelAdmin):
     """One row per task call: filter by status, queue, task and date; search by id and name."""
 
     list_display = ("task_id", "name", "queue", "status_badge", "attempts", "enqueued_at", "started_at",
@@ -143,7 +143,7 @@ class TaskHistoryAdmin(admin.ModelAdmin):
 
 
 @admin.register(ConsumerHeartbeat)
-class ConsumerHeartbeatAdmin(admin.ModelAdmin):
+class ConsumerHeartbeatAdmin(SafeListMixin, admin.ModelAdmin):
     """Running (and recently stopped) consumers, from their heartbeats."""
 
     list_display = ("identity", "host", "pid", "queues", "workers", "worker_type", "started_at",

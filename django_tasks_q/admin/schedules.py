@@ -9,14 +9,16 @@ ticks.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import zoneinfo
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.models import CHANGE, LogEntry
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
+from django.forms.fields import InvalidJSONInput
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -24,7 +26,30 @@ from django.utils.html import format_html, format_html_join
 
 from ..conf import configured_queues, queues
 from ..crontab import Crontab
-from ..schedules import Schedule, schedulable_tasks
+from ..schedules import Schedule, schedulable_tasks, validate_interval
+from .base import SafeListMixin, refuse_json_constant
+
+
+class StrictJSONField(forms.JSONField):
+    """JSON as a queue can carry it: NaN and Infinity, and nesting too deep for the parser, are form errors."""
+
+    def to_python(self, value: Any) -> Any:
+        """Django's parsing, after a strict parse that reports what the database or the queue would refuse."""
+        if isinstance(value, str) and value.strip():
+            try:
+                json.loads(value, parse_constant=refuse_json_constant)
+            except ValueError as exc:
+                raise ValidationError(f"not valid JSON: {exc}", code="invalid") from None
+            except RecursionError:
+                raise ValidationError("not usable: the JSON is nested too deeply", code="invalid") from None
+        return super().to_python(value)
+
+    def bound_data(self, data: Any, initial: Any) -> Any:
+        """The submitted text shown again as it was typed when it cannot be parsed (too deep included)."""
+        try:
+            return super().bound_data(data, initial)
+        except RecursionError:
+            return InvalidJSONInput(data)
 
 
 class ScheduleForm(forms.ModelForm):
@@ -50,6 +75,10 @@ class ScheduleForm(forms.ModelForm):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         names = list(configured_queues())
+        for name in ("args", "kwargs"):
+            field = self.fields[name]
+            self.fields[name] = StrictJSONField(label=field.label, required=False, initial=field.initial,
+                                                help_text=field.help_text)  # fmt: skip
         self.fields["queue"] = forms.ChoiceField(choices=[(name, name) for name in names])
         tasks = sorted({task for name in names for task in schedulable_tasks(name)})
         self.fields["task"] = forms.ChoiceField(
@@ -59,7 +88,7 @@ class ScheduleForm(forms.ModelForm):
 
 
 @admin.register(Schedule)
-class ScheduleAdmin(admin.ModelAdmin):
+class ScheduleAdmin(SafeListMixin, admin.ModelAdmin):
     """Database schedules."""
 
     form = ScheduleForm
@@ -73,12 +102,18 @@ class ScheduleAdmin(admin.ModelAdmin):
     @admin.display(description="timing")
     def timing(self, obj: Schedule) -> str:
         """The crontab expression or the interval."""
-        return obj.crontab or f"every {obj.interval:g}s"
+        if obj.crontab:
+            return obj.crontab
+        return "—" if obj.interval is None else f"every {obj.interval:g}s"
 
     @admin.display(description="next run")
     def next_run(self, obj: Schedule) -> Any:
-        """The next tick (empty when the schedule is paused or over)."""
-        runs = obj.next_runs(count=1) if obj.enabled else []
+        """The next tick (empty when the schedule is paused or over; the problem when it cannot be computed)."""
+        if not obj.enabled:
+            return "—"
+        runs, problem = _next_runs(obj, 1)
+        if problem:
+            return f"never: {problem}"
         return runs[0] if runs else "—"
 
     @admin.display(description="next five runs")
@@ -86,7 +121,10 @@ class ScheduleAdmin(admin.ModelAdmin):
         """The next five ticks, in the schedule's time zone."""
         if not obj.pk:
             return "—"
-        return _runs_html(obj.next_runs(count=5), obj.timezone)
+        runs, problem = _next_runs(obj, 5)
+        if problem:
+            return f"none: the scheduler skips this schedule until it is fixed ({problem})"
+        return _runs_html(runs, obj.timezone)
 
     @admin.display(description="last result")
     def last_result(self, obj: Schedule) -> str:
@@ -98,15 +136,28 @@ class ScheduleAdmin(admin.ModelAdmin):
 
     @admin.action(description="Enable the selected schedules", permissions=["change"])
     def enable(self, request: HttpRequest, queryset: QuerySet[Schedule]) -> None:
-        """Enable."""
-        count = queryset.update(enabled=True)
+        """Enable, with a history entry for each schedule that was paused."""
+        count = self._set_enabled(request, queryset, True, "Enabled")
         self.message_user(request, f"{count} schedule(s) enabled.", messages.SUCCESS)
 
     @admin.action(description="Pause the selected schedules", permissions=["change"])
     def pause(self, request: HttpRequest, queryset: QuerySet[Schedule]) -> None:
-        """Pause."""
-        count = queryset.update(enabled=False)
+        """Pause, with a history entry for each schedule that was enabled."""
+        count = self._set_enabled(request, queryset, False, "Paused")
         self.message_user(request, f"{count} schedule(s) paused.", messages.SUCCESS)
+
+    def _set_enabled(self, request: HttpRequest, queryset: QuerySet[Schedule], enabled: bool, what: str) -> int:
+        changing = list(queryset.exclude(enabled=enabled))
+        count = Schedule.objects.filter(pk__in=[schedule.pk for schedule in changing]).update(enabled=enabled)
+        if changing:
+            LogEntry.objects.log_actions(
+                user_id=request.user.pk,
+                queryset=changing,
+                action_flag=CHANGE,
+                change_message=what,
+                single_object=len(changing) == 1,
+            )
+        return count
 
     @admin.action(description="Run the selected schedules once now", permissions=["change"])
     def run_once_now(self, request: HttpRequest, queryset: QuerySet[Schedule]) -> None:
@@ -127,6 +178,25 @@ class ScheduleAdmin(admin.ModelAdmin):
                 single_object=True,
             )
             self.message_user(request, f"{schedule.name}: enqueued as task {task_id}.", messages.SUCCESS)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Schedule]:
+        """The list does not show the arguments, so it does not read them (one row's may be unreadable)."""
+        queryset = super().get_queryset(request)
+        match = request.resolver_match
+        if match is not None and match.url_name == "django_tasks_q_schedule_changelist":
+            queryset = queryset.defer("args", "kwargs")
+        return queryset
+
+    def get_object(self, request: HttpRequest, object_id: str, from_field: str | None = None) -> Schedule | None:
+        """The schedule; with empty arguments and a warning when the stored JSON is too deep to be read."""
+        try:
+            return super().get_object(request, object_id, from_field)
+        except RecursionError:
+            obj = self.get_queryset(request).defer("args", "kwargs").get(pk=object_id)
+            obj.args, obj.kwargs = [], {}
+            self.message_user(request, "The stored arguments are nested too deeply to be read: they are shown "
+                                       "empty, and saving replaces them.", messages.WARNING)  # fmt: skip
+            return obj
 
     def get_urls(self) -> list[Any]:
         """The live preview endpoint beside the usual pages."""
@@ -152,12 +222,16 @@ class ScheduleAdmin(admin.ModelAdmin):
             if expression:
                 runs = Crontab.parse(expression, tz=zone).next_runs(now, 5)
             elif interval:
-                seconds = float(interval)
-                if seconds < 1:
-                    raise ValueError("the interval must be at least 1 second")
+                try:
+                    seconds = float(interval)
+                except ValueError:
+                    raise ValueError(f"the interval must be a number of seconds, got {interval[:40]!r}") from None
+                validate_interval(seconds)
                 runs = [now + dt.timedelta(seconds=seconds * (i + 1)) for i in range(5)]
             else:
                 raise ValueError("type a crontab expression or an interval")
+        except ValidationError as exc:
+            return JsonResponse({"error": exc.messages[0]}, status=400)
         except (ValueError, zoneinfo.ZoneInfoNotFoundError) as exc:
             return JsonResponse({"error": str(exc) or f"unknown time zone {zone!r}"}, status=400)
         return JsonResponse({"runs": [run.astimezone(tz).isoformat() for run in runs]})
@@ -174,6 +248,17 @@ class ScheduleAdmin(admin.ModelAdmin):
         if change and {"crontab", "interval", "timezone", "start_at"} & set(form.changed_data):
             obj.last_run_at = timezone.now()
         super().save_model(request, obj, form, change)
+
+
+def _next_runs(obj: Schedule, count: int) -> tuple[list[dt.datetime], str | None]:
+    """The next ``count`` ticks, or the reason they cannot be computed from the stored values."""
+    problem = obj.stored_problem()
+    if problem:
+        return [], problem
+    try:
+        return obj.next_runs(count=count), None
+    except (ValueError, ArithmeticError) as exc:
+        return [], f"{type(exc).__name__}: {exc}"
 
 
 def _runs_html(runs: list[dt.datetime], zone: str) -> str:

@@ -1,0 +1,1 @@
+"""Django's own ``tests/tasks`` modules, run against TasksQBackend (see ``run.py``)."""

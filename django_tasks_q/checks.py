@@ -85,7 +85,7 @@ def check_queue(name: str, conf: dict[str, Any]) -> list[CheckMessage]:
     try:
         storage_class = load_backend(backend, where=f"{where}['BACKEND']")
     except ConfigurationError as exc:
-        return [_error("E003", str(exc), f"Aliases: {sorted(BACKEND_ALIASES)}.")]
+        return [_error("E003", str(exc))]
     messages: list[CheckMessage] = []
     messages.extend(_check_options(where, storage_class, options))
     messages.extend(_check_hub_options(where, name, conf, storage_class))

@@ -515,7 +515,9 @@ class Consumer:
                 return
             started = self._task_starts.pop(task.id, None)
             duration = f"{time.monotonic() - started:.3f}s" if started is not None else "-"
-            level = logging.WARNING if signal_name in (SIGNAL_ERROR, SIGNAL_TIMEOUT) else logging.INFO
+            # A failure with retries left is not the task's fate: the hub logs one WARNING saying when it retries.
+            failed = signal_name in (SIGNAL_ERROR, SIGNAL_TIMEOUT) and not task.retries
+            level = logging.WARNING if failed else logging.INFO
             if logger.isEnabledFor(level):  # the record is made directly: no stack walk for the caller per task
                 record_args = (task.name, task.id, signal_name, duration)
                 logger.handle(logger.makeRecord(logger.name, level, __file__, 0, _TASK_LINE, record_args, None, "log_task"))

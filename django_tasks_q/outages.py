@@ -37,7 +37,8 @@ class OutageLog:
 
     Every worker (thread) of the queue in one process reports here: :meth:`failed` after a storage call
     raised (it returns how long to wait), :meth:`recovered` after one succeeded. Only the first failure of an
-    outage is logged (ERROR), with the error; the end is logged once (INFO) with the outage's length.
+    outage is logged (ERROR), with the error; the end is logged once (INFO) with the outage's length. The wait
+    doubles once per wait (not once per report), so it grows at the same pace with one worker or twenty.
     """
 
     def __init__(self, queue_name: str, initial_delay: float = 0.5, max_delay: float = OUTAGE_MAX_DELAY) -> None:
@@ -46,6 +47,7 @@ class OutageLog:
         self.max_delay = max_delay
         self._since: float | None = None
         self._delay = self.initial_delay
+        self._grow_at = 0.0
         self._failures = 0
         self._lock = threading.Lock()
 
@@ -58,9 +60,11 @@ class OutageLog:
         """Record a failed storage call by ``who`` (a worker, the scheduler); returns the seconds to wait."""
         with self._lock:
             self._failures += 1
+            now = time.monotonic()
             if self._since is None:
-                self._since = time.monotonic()
+                self._since = now
                 self._delay = self.initial_delay
+                self._grow_at = now + self._delay
                 logger.error(
                     "queue %r: storage unavailable (%s: %s, seen by %s); its workers retry with a backoff of up "
                     "to %g s and log again when it is back",
@@ -71,7 +75,9 @@ class OutageLog:
                     self.max_delay,
                 )
                 return self._delay
-            self._delay = backoff_delay(self._delay, 2.0, self.max_delay)
+            if now >= self._grow_at:
+                self._delay = backoff_delay(self._delay, 2.0, self.max_delay)
+                self._grow_at = now + self._delay
             return self._delay
 
     def recovered(self) -> None:

@@ -119,7 +119,7 @@ class Command(BaseCommand):
             wait_for_storage=options["wait_for_storage"],
         )
         changed = None
-        if reloading.is_reload_child():
+        if options["reload"] and reloading.is_reload_child():
             reloading.prepare_child()
             changed = reloading.start_watching(consumer)
         try:

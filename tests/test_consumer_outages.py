@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -16,6 +18,8 @@ from django_tasks_q.outages import OutageLog, StorageUnavailable, verify_storage
 from .consumer_harness import Deployment, eventually
 from .hub_helpers import drain, later, new_queue, run_next
 from .redis_servers import RedisServer, free_ports
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def storage_lines(records: list[logging.LogRecord]) -> list[logging.LogRecord]:
@@ -198,3 +202,55 @@ def test_a_retry_is_one_warning_and_the_last_failure_one_traceback(caplog: pytes
     assert loud[1].getMessage().endswith("will retry in 3 s, attempt 3 of 3")
     assert loud[2].getMessage() == f"task flaky.fetch ({result.id}) failed"
     assert loud[2].exc_info is not None and loud[2].exc_info[0] is ConnectionError
+
+
+# ------------------------------------------------------------------------------------------ a quiet start
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_pruning_history_on_a_locked_sqlite_database_retries_quietly(tmp_path: Path) -> None:
+    """Every consumer prunes as it starts, beside its workers' first writes: SQLite's "database is locked"."""
+    database = tmp_path / "django.sqlite3"
+    deployment = Deployment(tmp_path, f"sqlite:///{tmp_path / 'queue.db'}")  # migrates django.sqlite3
+    deployment.close()
+    script = f"""
+import logging, sqlite3, sys
+import django
+from django.conf import settings
+
+settings.configure(
+    SECRET_KEY="x" * 50,
+    INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth", "django_tasks_q"],
+    DATABASES={{"default": {{"ENGINE": "django.db.backends.sqlite3", "NAME": {str(database)!r},
+                            "OPTIONS": {{"timeout": 0.05}}}}}},
+)
+django.setup()
+logging.basicConfig(stream=sys.stdout, level=logging.INFO, format="%(levelname)s %(message)s")
+from django_tasks_q import recorder
+
+holder = sqlite3.connect({str(database)!r}, isolation_level=None)
+holder.execute("BEGIN IMMEDIATE")  # another process writing: the database is locked
+history = recorder.HistoryRecorder()
+for attempt in range(1, 5):
+    history._next_prune = 0.0
+    history._run_jobs()
+    print("after attempt", attempt, "conflicts", history._prune_conflicts)
+holder.execute("ROLLBACK")
+history._next_prune = 0.0
+history._run_jobs()
+print("after the lock", "conflicts", history._prune_conflicts)
+"""
+    done = subprocess.run(
+        [sys.executable, "-u", "-c", script],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=60,
+        env={"PYTHONPATH": str(ROOT)},
+    )
+    assert done.returncode == 0, done.stdout
+    lines = done.stdout.splitlines()
+    assert lines[:3] == [f"after attempt {n} conflicts {n}" for n in (1, 2, 3)], done.stdout
+    assert lines[3].startswith("WARNING could not prune task history: OperationalError: database is locked")
+    assert lines[4:] == ["after attempt 4 conflicts 4", "after the lock conflicts 0"], done.stdout

@@ -108,7 +108,9 @@ class Terminal:
                 self.argv(line), cwd=self.folder, env=self.env, stdout=log, stderr=subprocess.STDOUT
             )
         expected = [line.strip().split(",")[0] for line in code.splitlines() if line.startswith("    ")]
-        wait_for(lambda: all(item in self.log() for item in expected), 30, f"the consumer listing {expected}", self)
+        wait_for(lambda: " starting" in self.log(), 30, "the consumer's start-up summary", self)
+        listed = [line.strip().split(",")[0] for line in self.log().splitlines() if line.startswith("    ")]
+        assert listed == expected, f"the page shows {expected}, the consumer lists {listed}"
 
     def log(self) -> str:
         return self.consumer_log.read_text() if self.consumer_log.exists() else ""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import time
 from pathlib import Path
 
@@ -114,6 +115,14 @@ def test_a_code_change_restarts_the_consumer_after_a_graceful_stop(deployment: D
         assert deployment.finished() == {0}, log
         deployment.enqueue(1, "--start", "1")
         eventually(lambda: deployment.finished() == {0, 1}, 30, what="a task run by the new consumer")
+        # the admin shows one live consumer: the old one recorded its stop before the new one started
+        def consumers() -> list[tuple[int, bool]]:
+            with sqlite3.connect(deployment.folder / "django.sqlite3") as db:
+                rows = db.execute("SELECT pid, stopped_at FROM django_tasks_q_consumer ORDER BY started_at")
+                return [(pid, stopped is None) for pid, stopped in rows.fetchall()]
+
+        eventually(lambda: len(consumers()) == 2, 30, what="the new consumer's heartbeat")
+        assert consumers() == [(child, False), (second, True)]
         parent.signal(signal.SIGTERM)
         assert parent.wait(30) == 0, parent.log()
     finally:

@@ -13,9 +13,13 @@ django_tasks_q.E007       ``SERIALIZER`` is pickle (or unsafe) while signing is 
 django_tasks_q.E008       the lease is shorter than three lease renewals
 django_tasks_q.E009       ``CONSUMER`` holds an unknown or invalid option
 django_tasks_q.E010       a queue option (``LEASE``, ``MAX_ATTEMPTS``, ``RESULT_TTL`` ...) is invalid
+django_tasks_q.E012       a queue uses the ORM storage but ``django_tasks_q`` is not in ``INSTALLED_APPS``
 django_tasks_q.W001       a per-process storage (memory, black hole) without ``IMMEDIATE``: a separate
                           ``run_tasks`` process never sees its tasks
 django_tasks_q.W002       the storage has no reliable delivery: a task is lost if its worker dies
+django_tasks_q.W004       a database lacks django-tasks-q's tables (``migrate`` not run); tagged ``database``, so
+                          run by ``manage.py check --database <alias>`` (a warning: ``migrate`` runs these checks
+                          too, and an error would stop the command that creates the tables)
 django_tasks_q.W003       periodic tasks are registered on a queue whose consumer has periodic off
 django_tasks_q.E101       a djhuey ``HUEY`` key has no ``TASKS_Q`` equivalent (see huey_settings.py)
 django_tasks_q.E102       ``HUEY`` is neither a dict nor a queue instance
@@ -27,6 +31,7 @@ django_tasks_q.W102       ``HUEY`` is ignored because ``TASKS_Q`` is set
 from __future__ import annotations
 
 import importlib.util
+import sys
 from typing import Any
 
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
@@ -92,12 +97,110 @@ def check_queue(name: str, conf: dict[str, Any]) -> list[CheckMessage]:
     try:
         storage_class = load_backend(backend, where=f"{where}['BACKEND']")
     except ConfigurationError as exc:
-        return [_error("E003", str(exc), f"Aliases: {sorted(BACKEND_ALIASES)}.")]
+        return [_error("E003", str(exc))]
     messages: list[CheckMessage] = []
+    messages.extend(_check_app_installed(where, storage_class))
     messages.extend(_check_options(where, storage_class, options))
     messages.extend(_check_hub_options(where, name, conf, storage_class))
     messages.extend(_check_consumer(where, name, conf))
     return messages
+
+
+def _check_app_installed(where: str, storage_class: type) -> list[CheckMessage]:
+    from django.apps import apps
+
+    from .backends.orm import OrmStorage
+
+    if issubclass(storage_class, OrmStorage) and not apps.is_installed("django_tasks_q"):
+        return [
+            _error(
+                "E012",
+                f"{where} uses the ORM storage, whose tables belong to the django_tasks_q app, but "
+                "'django_tasks_q' is not in INSTALLED_APPS",
+                'Add "django_tasks_q" to INSTALLED_APPS, then run `python manage.py migrate`.',
+            )
+        ]
+    return []
+
+
+@register(Tags.database)
+def check_tasks_q_tables(app_configs: Any = None, databases: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Report databases (of those the check was asked about) that lack the tables django-tasks-q needs.
+
+    ``default`` needs every table of the app; another database only the ORM storage's, when a queue keeps its
+    messages there (``OPTIONS["using"]`` or ``orm://alias``).
+    """
+    from django.apps import apps
+    from django.db import DEFAULT_DB_ALIAS, connections, router
+
+    if not databases or not apps.is_installed("django_tasks_q") or _inside_migrate():
+        return []
+    storage_aliases = _orm_storage_aliases()
+    models = list(apps.get_app_config("django_tasks_q").get_models())
+    from .orm_models import Counter, DeadLetterMessage, KeyValue, QueueMessage, ScheduledMessage
+
+    storage_models = {Counter, DeadLetterMessage, KeyValue, QueueMessage, ScheduledMessage}
+    messages: list[CheckMessage] = []
+    for alias in databases:
+        needed = [
+            model
+            for model in models
+            if (alias == DEFAULT_DB_ALIAS or (alias in storage_aliases and model in storage_models))
+            and model._meta.managed
+            and not model._meta.proxy
+            and router.allow_migrate_model(alias, model)
+        ]
+        if not needed:
+            continue
+        connection = connections[alias]
+        try:
+            with connection.cursor() as cursor:
+                existing = {name.lower() for name in connection.introspection.table_names(cursor)}
+        except Exception as exc:
+            messages.append(_warning("W004", f"database {alias!r}: cannot list its tables: {exc}"))
+            continue
+        missing = sorted({model._meta.db_table for model in needed} - existing)
+        if missing:
+            command = "python manage.py migrate" + ("" if alias == DEFAULT_DB_ALIAS else f" --database {alias}")
+            messages.append(
+                _warning(
+                    "W004",
+                    f"database {alias!r} lacks django-tasks-q's table(s) {missing}: queues and the admin pages "
+                    "that use them fail, and run_tasks refuses to start",
+                    f"Run `{command}`.",
+                )
+            )
+    return messages
+
+
+def _inside_migrate() -> bool:
+    """Whether ``manage.py migrate`` runs these checks: it is about to create the tables, so say nothing."""
+    frame = sys._getframe(1)
+    while frame is not None:  # BaseCommand.execute() of the migrate command runs the checks
+        if type(frame.f_locals.get("self")).__module__ == "django.core.management.commands.migrate":
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _orm_storage_aliases() -> set[str]:
+    """Database aliases that ORM-storage queues of ``TASKS_Q`` keep their messages in."""
+    from .backends.orm import OrmStorage
+    from .conf import resolve_backend
+
+    aliases = set()
+    try:
+        queues_conf = configured_queues()
+    except ConfigurationError:
+        return aliases
+    for name, conf in queues_conf.items():
+        try:
+            storage_class, options = resolve_backend(name, conf)
+        except ConfigurationError:
+            continue
+        if issubclass(storage_class, OrmStorage):
+            aliases.add(options.get("using") or "default")
+    return aliases
 
 
 def _is_redis(backend: Any) -> bool:

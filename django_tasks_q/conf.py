@@ -11,6 +11,7 @@ setting is present: then its translation (:mod:`django_tasks_q.huey_settings`) i
 
 from __future__ import annotations
 
+import difflib
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -108,9 +109,7 @@ def load_backend(backend: str | type, *, where: str) -> type[BaseStorage]:
             raise ConfigurationError(f"{where} must be a string, got {type(backend).__name__}")
         path = BACKEND_ALIASES.get(backend, backend)
         if "." not in path:
-            raise ConfigurationError(
-                f"{where}: unknown backend {backend!r}; use one of {sorted(BACKEND_ALIASES)} or a dotted path"
-            )
+            raise ConfigurationError(f"{where}: unknown backend {backend!r}; {_backend_suggestion(backend)}")
         try:
             storage_class = import_string(path)
         except ImportError as exc:
@@ -118,6 +117,12 @@ def load_backend(backend: str | type, *, where: str) -> type[BaseStorage]:
     if not (isinstance(storage_class, type) and issubclass(storage_class, BaseStorage)):
         raise ConfigurationError(f"{where}: {backend!r} is not a BaseStorage subclass")
     return storage_class
+
+
+def _backend_suggestion(backend: str) -> str:
+    close = difflib.get_close_matches(backend.lower(), BACKEND_ALIASES, n=1, cutoff=0.6)
+    choices = f"one of {', '.join(repr(alias) for alias in sorted(BACKEND_ALIASES))}, or a dotted path"
+    return f"did you mean {close[0]!r}? (valid: {choices})" if close else f"use {choices}"
 
 
 def hub_options(name: str, conf: dict[str, Any]) -> dict[str, Any]:

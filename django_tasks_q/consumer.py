@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .exceptions import ConfigurationError
+from .outages import OutageLog, StorageUnavailable, outage_max_delay, verify_storages
 from .signals import (
     SIGNAL_CANCELED,
     SIGNAL_COMPLETE,
@@ -136,6 +137,8 @@ class Consumer:
         install_signal_handlers: bool = True,
         monitor: bool = True,
         heartbeat_file: str | os.PathLike[str] | None = None,
+        verify_storage: bool = False,
+        wait_for_storage: bool = False,
     ) -> None:
         if not queues:
             raise ConfigurationError("the consumer needs at least one queue")
@@ -165,13 +168,32 @@ class Consumer:
         self.monitor = monitor
         """Record task history, heartbeats and queue depths for the admin (when the app is installed)."""
         self._monitoring: Any = None
+        self.verify_storage = verify_storage or wait_for_storage
+        """Call each storage once before starting; an unavailable one is :class:`StorageUnavailable`."""
+        self.wait_for_storage = wait_for_storage
+        """Wait (with a capped backoff) for an unavailable storage at start instead of raising."""
+        self.outages = {queue.name: OutageLog(queue.name, max_delay=outage_max_delay(queue)) for queue in self.queues}
+        """Per queue: the storage failures its workers and the scheduler report (logged once per outage)."""
 
     # ------------------------------------------------------------------ lifecycle
 
     def run(self) -> int:
-        """Start everything and block until stopped; returns the exit status."""
+        """Start everything and block until stopped; returns the exit status.
+
+        With ``verify_storage``, a storage that is unavailable at start raises :class:`StorageUnavailable`
+        before anything starts (or, with ``wait_for_storage``, is waited for; a stop signal then ends the
+        wait and ``run`` returns 0).
+        """
         if self.install_signal_handlers and threading.current_thread() is threading.main_thread():
             self._install_signal_handlers()
+        if self.verify_storage:
+            try:
+                verify_storages(self.queues, wait=self.wait_for_storage, stop=self.stop_event.is_set)
+            except StorageUnavailable:
+                if not self.stop_event.is_set():
+                    raise
+                logger.info("consumer %s stopped before its storages were available", self.identity)
+                return 0
         self.start()
         try:
             self._supervise()
@@ -298,6 +320,7 @@ class Consumer:
                 max_delay=options.max_delay,
                 max_tasks=options.max_tasks,
                 wake=self.wake[handle.queue.name],
+                outage=self.outages[handle.queue.name],
             )
             handle.thread = threading.Thread(target=loop.run, name=f"tasks-q-worker-{handle.name}", daemon=True)
             handle.thread.start()
@@ -386,8 +409,7 @@ class Consumer:
                 self.scheduler_tick(now_utc(), next_reap, reap_every, last_minute)
                 error_delay = interval
                 wait = interval
-            except Exception as exc:
-                logger.warning("scheduler: storage failed (%s); retrying in %.2f s", exc, error_delay)
+            except Exception:  # logged once per outage by the queue's OutageLog (see scheduler_tick)
                 wait = error_delay
                 error_delay = backoff_delay(error_delay, 2.0, max_error_delay)
             self.stop_event.wait(wait)
@@ -402,26 +424,33 @@ class Consumer:
         """One pass: move due messages, enqueue periodic tasks for a new minute, reap expired leases.
 
         Each step of each queue runs even when another fails (a broken periodic task must not stop the
-        reaper); the first failure is raised at the end so that the scheduler backs off.
+        reaper); each queue's failures go to its :class:`OutageLog`, and the first is raised at the end so that
+        the scheduler backs off.
         """
         minute = now.replace(second=0, microsecond=0)
         failures: list[Exception] = []
+        failed_queues: set[str] = set()
 
-        def step(action: Callable[[], None]) -> None:
+        def step(action: Callable[[], None], queue: Any) -> None:
             try:
                 action()
             except Exception as exc:
                 failures.append(exc)
+                if queue.name not in failed_queues:
+                    failed_queues.add(queue.name)
+                    self.outages[queue.name].failed(exc, "the scheduler")
 
         for queue in self.queues:
-            step(lambda queue=queue: self._move_due(queue, now))
+            step(lambda queue=queue: self._move_due(queue, now), queue)
             if self.options[queue.name].periodic and last_minute.get(queue.name) != minute:
-                step(lambda queue=queue: self._enqueue_periodic(queue, minute, last_minute))
+                step(lambda queue=queue: self._enqueue_periodic(queue, minute, last_minute), queue)
             if self.options[queue.name].periodic:
                 self._dispatch_db_schedules(queue, now)
             if time.monotonic() >= next_reap[queue.name]:
-                step(lambda queue=queue: self._reap(queue, now))
+                step(lambda queue=queue: self._reap(queue, now), queue)
                 next_reap[queue.name] = time.monotonic() + reap_every[queue.name]
+            if queue.name not in failed_queues:
+                self.outages[queue.name].recovered()
         if failures:
             raise failures[0]
 
@@ -486,7 +515,9 @@ class Consumer:
                 return
             started = self._task_starts.pop(task.id, None)
             duration = f"{time.monotonic() - started:.3f}s" if started is not None else "-"
-            level = logging.WARNING if signal_name in (SIGNAL_ERROR, SIGNAL_TIMEOUT) else logging.INFO
+            # A failure with retries left is not the task's fate: the hub logs one WARNING saying when it retries.
+            failed = signal_name in (SIGNAL_ERROR, SIGNAL_TIMEOUT) and not task.retries
+            level = logging.WARNING if failed else logging.INFO
             if logger.isEnabledFor(level):  # the record is made directly: no stack walk for the caller per task
                 record_args = (task.name, task.id, signal_name, duration)
                 logger.handle(logger.makeRecord(logger.name, level, __file__, 0, _TASK_LINE, record_args, None, "log_task"))
@@ -512,6 +543,13 @@ class Consumer:
                 warnings = [f"{type(queue.storage).__name__}.startup_warnings() failed: {exc}"]
             for warning in warnings:
                 logger.warning("queue %r: %s", queue.name, warning)
+            if not len(queue.registry):
+                logger.warning(
+                    "queue %r: no task is registered, so every message it receives will be dead-lettered as an "
+                    "unknown task. Tasks are found in the tasks.py module of each app in INSTALLED_APPS: is the "
+                    "app that holds your tasks.py listed there?",
+                    queue.name,
+                )
 
     def _log_summary(self) -> None:
         lines = [f"consumer {self.identity} starting"]

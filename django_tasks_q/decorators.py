@@ -14,6 +14,7 @@ from typing import Any
 
 from .conf import DEFAULT_QUEUE, queues, registry_for
 from .locks import _DecoratorContext
+from .registry import refuse_unimportable_task
 from .task import TaskWrapper
 
 
@@ -53,6 +54,8 @@ def task(
     """
 
     def decorator(func: Callable[..., Any]) -> QueueTaskWrapper:
+        if name is None:
+            refuse_unimportable_task(func, queue)
         wrapper = QueueTaskWrapper(
             queue,
             func,

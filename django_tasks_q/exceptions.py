@@ -153,6 +153,21 @@ class ResultTimeout(TasksQError):
     """``Result.get(blocking=True, timeout=...)`` waited for longer than the timeout."""
 
 
+class TaskDeadLettered(ResultTimeout):
+    """``Result.get(blocking=True)`` timed out because the task's message was dead-lettered: it will never run.
+
+    A :class:`ResultTimeout`, so code that catches timeouts keeps working; ``reason`` is the dead letter's
+    code (``"unknown_task"``, ``"max_attempts"`` ...), ``detail`` its text and ``dead_letter_id`` its id in
+    the queue's storage (requeue or purge it from the admin's Dead letters page or the hub).
+    """
+
+    def __init__(self, message: str, *, reason: str, detail: str, dead_letter_id: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.detail = detail
+        self.dead_letter_id = dead_letter_id
+
+
 class TaskException(TasksQError):
     """The task failed; ``metadata`` holds the error text, traceback, task id and retries.
 

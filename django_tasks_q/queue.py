@@ -780,13 +780,18 @@ class TaskQueue:
             buried = self.storage.bury(reservation, reason, detail)
         else:
             buried = self.storage.ack(reservation)
+        try:
+            decoded = self.codec.decode(reservation.data)
+            what = f"task {decoded.name} ({decoded.id})"
+        except InvalidMessage:  # its bytes are not shown: they may be anything (the admin shows them escaped)
+            what = "a message that does not decode"
         logger.error(
-            "queue %r: message %s dead-lettered (%s): %s; first bytes: %s",
+            "queue %r: %s dead-lettered (%s): %s; message %s",
             self.name,
-            reservation.message_id,
+            what,
             reason,
             detail,
-            peek_raw(reservation.data, 80),
+            reservation.message_id,
         )
         if buried:
             self._emit(SIGNAL_DEAD_LETTERED, None, reason, detail, reservation.message_id, None)
@@ -866,6 +871,7 @@ class TaskQueue:
         # As in huey, periodic tasks store no result: nobody holds a handle to read (and remove) it.
         store = self.results and task.wrapper.validate_datetime is None
         exception: BaseException | None = None
+        raised: BaseException | None = None  # what the task itself raised (logged once its fate is known)
         value: Any = None
         retry_eta: dt.datetime | None = None
         consume_retry = True
@@ -909,8 +915,7 @@ class TaskQueue:
         except BaseException as exc:
             # SystemExit and other BaseExceptions raised by a task's code are that task's failure: letting one
             # escape would end the worker and leave the message to be reclaimed and dead-lettered unrecorded.
-            logger.exception("task %s failed", task)
-            exception = exc
+            exception = raised = exc
         else:
             if store and (value is not None or self.store_none):
                 try:
@@ -927,6 +932,8 @@ class TaskQueue:
         will_retry = exception is not None and not outcome.final_failure and (
             isinstance(exception, RetryTask) or task.retries > 0
         )
+        if raised is not None:
+            self._log_failure(task, raised, will_retry, retry_eta)
         if exception is None:
             self._emit(SIGNAL_COMPLETE, task)
         else:
@@ -962,6 +969,28 @@ class TaskQueue:
             outcome.follow_ups.append(lambda: self._retry(task, retry_eta, consume_retry))
             outcome.requeued = True
         return value if exception is None else None
+
+    @staticmethod
+    def _log_failure(task: Task, error: BaseException, will_retry: bool, retry_eta: dt.datetime | None) -> None:
+        """One WARNING line for a failure that will be retried; the traceback, at ERROR, only for the last."""
+        if not will_retry:
+            logger.error("task %s (%s) failed", task.name, task.id, exc_info=error)
+            return
+        total = max(getattr(task.wrapper, "retries", 0) or 0, task.retries) + 1
+        if retry_eta is not None:
+            when = f"at {retry_eta.isoformat()}"
+        else:
+            when = f"in {task.retry_delay:g} s" if task.retry_delay else "at once"
+        logger.warning(
+            "task %s (%s) failed (%s: %s); will retry %s, attempt %d of %d",
+            task.name,
+            task.id,
+            type(error).__name__,
+            error,
+            when,
+            total - task.retries + 1,
+            total,
+        )
 
     def _serialization_problem(self, value: Any) -> str:
         try:

@@ -28,7 +28,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from django.db import IntegrityError, close_old_connections, connection, transaction
+from django.db import IntegrityError, OperationalError, close_old_connections, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -66,6 +66,10 @@ MAX_TEXT = 20_000
 MAX_OPEN = 10_000
 """Calls followed in memory at most while waiting to learn whether they fail (``failures`` level)."""
 PRUNE_EVERY = 3600.0
+PRUNE_RETRY = 5.0
+"""Seconds before pruning again after a database conflict (another writer held the database)."""
+PRUNE_CONFLICTS_TOLERATED = 3
+"""Conflicts in a row that pass without a log line; the next one is logged."""
 MINUTES_KEPT = dt.timedelta(days=2)
 HEARTBEATS_KEPT = dt.timedelta(days=1)
 HOOK_NAME = "django_tasks_q.history"
@@ -152,6 +156,7 @@ class HistoryRecorder:
         self._attached: list[Any] = []
         self._next_prune = 0.0
         self._last_error_log = 0.0
+        self._prune_conflicts = 0
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -411,8 +416,18 @@ class HistoryRecorder:
             self._next_prune = now + PRUNE_EVERY
             try:
                 prune()
+            except OperationalError as exc:
+                self._prune_conflicts += 1
+                if self._prune_conflicts > PRUNE_CONFLICTS_TOLERATED:
+                    self._log_failure("could not prune task history", exc)
+                # SQLite refuses at once a transaction that must wait for another writer ("database is
+                # locked"); every consumer prunes as it starts, beside its workers' first writes. Pruning is
+                # housekeeping: try again in a few seconds, and speak only if it keeps failing.
+                self._next_prune = now + PRUNE_RETRY
             except Exception as exc:
                 self._log_failure("could not prune task history", exc)
+            else:
+                self._prune_conflicts = 0
 
     def _select(self, entries: dict[tuple[str, str], dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
         level = self.settings.level

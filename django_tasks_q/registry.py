@@ -18,6 +18,35 @@ if TYPE_CHECKING:
     from .task import TaskWrapper
 
 
+UNIMPORTABLE_MODULES = {
+    "__main__": "a script run directly (its module is __main__)",
+    "__mp_main__": "a script run directly (its module is __main__)",
+    "django.core.management.commands.shell": "`manage.py shell`",
+}
+"""Modules whose functions no consumer process can have: a task defined there is never registered in run_tasks."""
+
+
+def refuse_unimportable_task(func: Callable[..., Any], queue_name: str) -> None:
+    """Raise ConfigurationError when ``func`` is defined where ``run_tasks`` cannot import it.
+
+    The consumer knows the tasks of the modules it imports (every installed app's ``tasks`` module); a task
+    defined in the shell or in a script run as ``__main__`` gets a name no consumer registers, so each call
+    would be dead-lettered as an unknown task. Passing ``name=`` opts out: the caller then promises that the
+    consumer registers a task under that name.
+    """
+    module = getattr(func, "__module__", None)
+    where = UNIMPORTABLE_MODULES.get(module or "")
+    if where is None:
+        return
+    function = getattr(func, "__qualname__", repr(func))
+    raise ConfigurationError(
+        f"task {function!r} is defined in {where}, so the consumer (run_tasks) can never import it: every call "
+        f"would be dead-lettered as an unknown task of queue {queue_name!r}. Define it in the tasks.py module of "
+        f"an app listed in INSTALLED_APPS and import it from there (from myapp.tasks import {function}); or, if "
+        f"the consumer registers this function under a name of its own, pass that name: @task(name=...)."
+    )
+
+
 @dataclass
 class QueueState:
     """What a queue accumulates besides tasks: hooks, signal receivers, known locks and rate limits."""

@@ -7,9 +7,10 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from .exceptions import ResultTimeout, TaskException
+from .exceptions import InvalidMessage, ResultTimeout, TaskDeadLettered, TaskException
 
 if TYPE_CHECKING:
+    from .backends.base import DeadLetter
     from .queue import TaskQueue
     from .task import Task
 
@@ -73,12 +74,28 @@ class Result:
             if value is _NO_RESULT:
                 if revoke_on_timeout:
                     self.revoke()
+                self._raise_if_dead_lettered(timeout)
                 raise ResultTimeout(f"task {self.id} ({self.task.name}) produced no result in {timeout} s")
         if value is _NO_RESULT:
             return None
         if isinstance(value, StoredError):
             raise TaskException(value.metadata)
         return value
+
+    def _raise_if_dead_lettered(self, timeout: float | None) -> None:
+        """After a timeout (never on the normal path): tell the caller when the message is a dead letter."""
+        letter = find_dead_letter(self.queue, self.id)
+        if letter is None:
+            return
+        raise TaskDeadLettered(
+            f"task {self.id} ({self.task.name}) produced no result in {timeout} s because its message was "
+            f"dead-lettered on queue {self.queue.name!r} ({letter.reason}: {letter.detail}); it will not run. "
+            f"The admin's Dead letters page (or queues[{self.queue.name!r}].dead_letters()) shows it as "
+            f"{letter.id!r}; fix the cause, then requeue it there",
+            reason=letter.reason,
+            detail=letter.detail,
+            dead_letter_id=letter.id,
+        )
 
     def _wait(self, timeout: float | None, backoff: float, max_delay: float, preserve: bool) -> Any:
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -131,6 +148,23 @@ class Result:
     def reset(self) -> None:
         """Forget the cached value so the next :meth:`get` reads the storage again."""
         self._value = _MISSING
+
+
+def find_dead_letter(queue: TaskQueue, task_id: str) -> DeadLetter | None:
+    """The dead letter of task ``task_id`` in ``queue``'s storage, or None (a scan: for error paths only)."""
+    try:
+        if not queue.supports_dead_letters:
+            return None
+        letters = queue.dead_letters()
+    except Exception:  # the storage is down: the plain timeout is all that can be said
+        return None
+    for letter in reversed(letters):
+        try:
+            if queue.codec.decode(letter.data).id == task_id:
+                return letter
+        except InvalidMessage:
+            continue
+    return None
 
 
 class StoredError:

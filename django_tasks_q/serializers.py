@@ -192,6 +192,17 @@ def _encode_tz(tz: dt.tzinfo, what: str, out: dict[str, Any]) -> None:
     )
 
 
+def _model_hint(obj: Any) -> str:
+    """A hint for a Django model instance: a message carries data, the worker should load the row itself."""
+    meta = getattr(type(obj), "_meta", None)
+    if meta is None or not hasattr(meta, "concrete_model") or not hasattr(obj, "pk"):
+        return ""
+    return (
+        f"; pass its primary key instead (e.g. {meta.model_name}_id={meta.model_name}.pk) and load it in the "
+        f"task with {type(obj).__name__}.objects.get(pk=...), so that the worker reads the row as it is then"
+    )
+
+
 class JSONSerializer(BaseSerializer):
     """The default serializer: compact UTF-8 JSON with tagged types; see the module docstring."""
 
@@ -358,7 +369,7 @@ class JSONSerializer(BaseSerializer):
                     f"object of type {_type_name(obj)} cannot be serialized as JSON "
                     f"(it is a subclass of {base.__name__} and would come back as a plain {base.__name__})"
                 )
-        raise _Refused(f"object of type {_type_name(obj)} cannot be serialized as JSON")
+        raise _Refused(f"object of type {_type_name(obj)} cannot be serialized as JSON{_model_hint(obj)}")
 
     # ---- decoding ----
 

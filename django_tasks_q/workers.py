@@ -80,8 +80,11 @@ class WorkerLoop:
         max_delay: float,
         max_tasks: int | None = None,
         wake: threading.Event | None = None,
+        outage: Any = None,
     ) -> None:
         self.name = name
+        self.outage = outage
+        """The queue's shared :class:`~django_tasks_q.outages.OutageLog` (logs and paces storage failures)."""
         self.queue = queue
         self.stop = stop
         self.running = running
@@ -112,6 +115,9 @@ class WorkerLoop:
                     try:
                         reservation = self.queue.reserve()
                     except Exception as exc:
+                        if self.outage is not None:
+                            self.stop.wait(self.outage.failed(exc, f"worker {self.name}"))
+                            continue
                         logger.warning(
                             "worker %s: storage of queue %r failed (%s); retrying in %.2f s",
                             self.name,
@@ -123,6 +129,8 @@ class WorkerLoop:
                         error_delay = backoff_delay(error_delay, 2.0, self.max_delay)
                         continue
                     error_delay = self.initial_delay
+                    if self.outage is not None:
+                        self.outage.recovered()
                     if reservation is None:
                         if not self.queue.storage.blocking:
                             self._idle(idle_delay)
@@ -331,6 +339,9 @@ def process_worker_main(
     keeper.start()
     watcher = threading.Thread(target=_watch_parent, args=(parent_pid, stop), daemon=True, name="tasks-q-orphan")
     watcher.start()
+    from .outages import OutageLog, outage_max_delay
+
+    outage = OutageLog(queue.name, max_delay=outage_max_delay(queue))  # shared by this process's loops
     count = options.get("threads", 1)
     loops = [
         WorkerLoop(
@@ -342,6 +353,7 @@ def process_worker_main(
             backoff=options["backoff"],
             max_delay=options["max_delay"],
             max_tasks=options["max_tasks"],
+            outage=outage,
         )
         for index in range(count)
     ]

@@ -179,17 +179,30 @@ def test_random_bytes_are_not_a_frame():
     assert letter.detail.startswith("not a django-tasks-q frame (starts with '\\x00")
 
 
-def test_a_dead_lettered_message_is_logged_with_its_first_bytes(caplog):
+def test_a_dead_lettered_message_is_logged_without_its_bytes(caplog):
     q, _events, _ran, _good = make()
     q.storage.enqueue(b"DTQ\x01\x00{oops")
     with caplog.at_level("ERROR", logger="django_tasks_q"):
         run_next(q)
     [letter] = q.storage.dead_letters()
     [record] = [r for r in caplog.records if "dead-lettered" in r.getMessage()]
-    assert record.getMessage().startswith(
-        f"queue {q.name!r}: message {letter.id} dead-lettered (bad_signature): "
-        "message is not signed, but this queue requires signed messages; first bytes: DTQ"
+    assert record.getMessage() == (
+        f"queue {q.name!r}: a message that does not decode dead-lettered (bad_signature): "
+        f"message is not signed, but this queue requires signed messages; message {letter.id}"
     )
+
+
+def test_a_dead_lettered_unknown_task_is_logged_with_its_name_reason_and_id(caplog):
+    q, _events, _ran, good = make()
+    result = good(1)
+    q.registry.unregister("t.good")
+    with caplog.at_level("ERROR", logger="django_tasks_q"):
+        run_next(q)
+    [letter] = q.storage.dead_letters()
+    [record] = [r for r in caplog.records if "dead-lettered" in r.getMessage()]
+    assert record.getMessage().startswith(f"queue {q.name!r}: task t.good ({result.id}) dead-lettered (unknown_task): ")
+    assert record.getMessage().endswith(f"; message {letter.id}")
+    assert "DTQ" not in record.getMessage()
 
 
 def test_an_unsigned_queue_still_refuses_undecodable_messages():

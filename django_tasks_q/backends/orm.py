@@ -180,6 +180,12 @@ class OrmTablesMissing(ConfigurationError, StorageError):
     """The ORM storage's tables do not exist in the database: ``python manage.py migrate`` has not been run."""
 
 
+def _app_installed() -> bool:
+    from django.apps import apps
+
+    return apps.ready and apps.is_installed("django_tasks_q")
+
+
 def _key_hash(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
@@ -423,6 +429,12 @@ class OrmStorage(BaseStorage):
         if not outer:
             self._discard_if_broken(conn)
         missing = self._missing_tables(conn)
+        if missing and not _app_installed():
+            return OrmTablesMissing(
+                f"ORM storage of queue {self.name!r}: its tables do not exist because 'django_tasks_q' is not "
+                "in INSTALLED_APPS, so `migrate` never creates them. Add \"django_tasks_q\" to INSTALLED_APPS, "
+                "then run `python manage.py migrate`."
+            )
         if missing:
             return OrmTablesMissing(
                 f"ORM storage of queue {self.name!r}: table(s) {', '.join(missing)} do not exist in database "

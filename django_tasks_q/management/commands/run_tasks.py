@@ -6,12 +6,13 @@ import logging
 import sys
 from typing import Any
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from django_tasks_q import reloading
 from django_tasks_q.conf import configured_queues, consumer_options, queues
 from django_tasks_q.consumer import Consumer, ConsumerOptions
 from django_tasks_q.exceptions import ConfigurationError
+from django_tasks_q.outages import StorageUnavailable
 
 COMMAND_LINE_OPTIONS = (
     "workers",
@@ -50,9 +51,12 @@ class Command(BaseCommand):
                             help="touch PATH every second while running (for container liveness probes)")
         parser.add_argument("--check", action="store_true",
                             help="check that every storage is reachable and configured, then exit")
-        parser.add_argument("--reload", action="store_true", default=None,
-                            help="restart on code changes (default when DEBUG)")
-        parser.add_argument("--no-reload", action="store_false", dest="reload")
+        parser.add_argument("--reload", action="store_true", default=False,
+                            help="restart gracefully when code changes (development; off by default)")
+        parser.add_argument("--no-reload", action="store_false", dest="reload",
+                            help="do not restart on code changes (the default)")
+        parser.add_argument("--wait-for-storage", action="store_true", dest="wait_for_storage",
+                            help="at start, wait for unavailable storages instead of exiting with an error")
         parser.add_argument("--initial-delay", type=float, dest="initial_delay")
         parser.add_argument("--backoff", type=float)
         parser.add_argument("--max-delay", type=float, dest="max_delay")
@@ -67,13 +71,9 @@ class Command(BaseCommand):
         if options["check"]:
             self._check(names)
             return
-        reload = options["reload"] if options["reload"] is not None else settings.DEBUG
-        if reload:
-            from django.utils import autoreload
-
-            autoreload.run_with_reloader(self._run, names, options)
-        else:
-            self._run(names, options)
+        if options["reload"] and not reloading.is_reload_child():
+            sys.exit(reloading.run_parent())
+        self._run(names, options)
 
     def _queue_names(self, requested: list[str] | None) -> list[str]:
         try:
@@ -115,8 +115,22 @@ class Command(BaseCommand):
             burst=options["burst"],
             flush_locks=options["flush_locks"],
             heartbeat_file=options["heartbeat_file"],
+            verify_storage=True,
+            wait_for_storage=options["wait_for_storage"],
         )
-        status = consumer.run()
+        changed = None
+        if options["reload"] and reloading.is_reload_child():
+            reloading.prepare_child()
+            changed = reloading.start_watching(consumer)
+        try:
+            status = consumer.run()
+        except StorageUnavailable as exc:
+            raise CommandError(
+                f"{exc}\nThe consumer did not start. Start the storage (or run `python manage.py migrate` for "
+                "missing tables), or pass --wait-for-storage to wait for it."
+            ) from None
+        if changed is not None and changed.is_set():
+            sys.exit(reloading.RESTART_EXIT_CODE)
         if status:
             sys.exit(status)
 

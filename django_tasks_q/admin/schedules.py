@@ -25,6 +25,7 @@ from django.utils.html import format_html, format_html_join
 from ..conf import configured_queues, queues
 from ..crontab import Crontab
 from ..schedules import Schedule, schedulable_tasks
+from .base import admin_nav
 
 
 class ScheduleForm(forms.ModelForm):
@@ -128,6 +129,11 @@ class ScheduleAdmin(admin.ModelAdmin):
             )
             self.message_user(request, f"{schedule.name}: enqueued as task {task_id}.", messages.SUCCESS)
 
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        """The list, with the tasks admin's page menu."""
+        context = {**(extra_context or {}), "nav": admin_nav(self.admin_site.name)}
+        return super().changelist_view(request, context)
+
     def get_urls(self) -> list[Any]:
         """The live preview endpoint beside the usual pages."""
         preview = path(
@@ -157,10 +163,11 @@ class ScheduleAdmin(admin.ModelAdmin):
                     raise ValueError("the interval must be at least 1 second")
                 runs = [now + dt.timedelta(seconds=seconds * (i + 1)) for i in range(5)]
             else:
-                raise ValueError("type a crontab expression or an interval")
+                runs = []  # nothing typed yet: an empty preview, not an error
         except (ValueError, zoneinfo.ZoneInfoNotFoundError) as exc:
             return JsonResponse({"error": str(exc) or f"unknown time zone {zone!r}"}, status=400)
-        return JsonResponse({"runs": [run.astimezone(tz).isoformat() for run in runs]})
+        local = [run.astimezone(tz) for run in runs]
+        return JsonResponse({"runs": [run.isoformat() for run in local], "labels": [human_time(run) for run in local]})
 
     def response_change(self, request: HttpRequest, obj: Schedule) -> HttpResponse:
         """Handle the change form's "run once now" button."""
@@ -176,11 +183,16 @@ class ScheduleAdmin(admin.ModelAdmin):
         super().save_model(request, obj, form, change)
 
 
+def human_time(moment: dt.datetime) -> str:
+    """``Mon 2026-12-07 07:00:00 CET``: a tick as the preview shows it (in the schedule's time zone)."""
+    return moment.strftime("%a %Y-%m-%d %H:%M:%S %Z")
+
+
 def _runs_html(runs: list[dt.datetime], zone: str) -> str:
     if not runs:
         return "no further runs"
     tz = zoneinfo.ZoneInfo(zone)
     return format_html(
         '<ol class="tasks-q-next-runs">{}</ol>',
-        format_html_join("", "<li>{}</li>", ((run.astimezone(tz).isoformat(),) for run in runs)),
+        format_html_join("", "<li>{}</li>", ((human_time(run.astimezone(tz)),) for run in runs)),
     )

@@ -50,6 +50,15 @@ def test_breadcrumbs_are_drawn_as_the_installed_admin_draws_its_own(root: Client
     assert 'href="/admin/django_tasks_q/">Tasks</a>' in body
 
 
+def test_history_detail_breadcrumbs_lead_back_to_the_history(root: Client) -> None:
+    made = populate(queues[Q])
+    row = TaskHistory.objects.get(task_id=made["done"].id)
+    body = root.get(f"/admin/django_tasks_q/taskhistory/{row.pk}/change/").content.decode()
+    tag = "ol" if django.VERSION >= (6, 1) else "div"
+    crumbs = re.search(rf'<{tag} class="breadcrumbs">(.*?)</{tag}>', body, re.S).group(1)
+    assert 'href="/admin/django_tasks_q/taskhistory/">Task history</a>' in crumbs and row.task_id in crumbs
+
+
 def test_the_page_menu_has_every_page_with_schedules(root: Client) -> None:
     body = root.get(PAGES["dashboard"]).content.decode()
     menu = re.search(r'<nav id="tq-nav".*?</nav>', body, re.S).group(0)

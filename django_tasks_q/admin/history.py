@@ -17,6 +17,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
@@ -25,7 +26,7 @@ from ..history import ConsumerHeartbeat, TaskHistory
 from ..result import NO_RESULT, StoredError
 from ..task import Task
 from .actions import Params, _retry
-from .base import APP, action_urls, admin_nav, log_action, queue_names, user_perms
+from .base import APP, action_urls, admin_nav, breadcrumbs, log_action, queue_names, user_perms
 
 
 class QueueFilter(admin.SimpleListFilter):
@@ -130,6 +131,11 @@ class TaskHistoryAdmin(admin.ModelAdmin):
             "action_urls": action_urls(self.admin_site.name),
             "next_url": request.get_full_path(),
             "nav": admin_nav(self.admin_site.name),
+            "tq_breadcrumbs": breadcrumbs(
+                self.admin_site.name,
+                ("Task history", reverse(f"{self.admin_site.name}:{APP}_taskhistory_changelist")),
+                row.task_id,
+            ),
             **self._live(row),
         }
         request.current_app = self.admin_site.name
@@ -175,7 +181,8 @@ class ConsumerHeartbeatAdmin(admin.ModelAdmin):
         return False
 
     def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
-        return super().changelist_view(request, {**(extra_context or {}), "nav": admin_nav(self.admin_site.name)})
+        context = {"title": "Consumers", **(extra_context or {}), "nav": admin_nav(self.admin_site.name)}
+        return super().changelist_view(request, context)
 
     @admin.display(description="workers", ordering="workers")
     def workers_text(self, beat: ConsumerHeartbeat) -> str:

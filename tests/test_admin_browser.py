@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from django.test import override_settings
 
+from django_tasks_q.decorators import task
 from tests.admin_helpers import PAGES, XSS, Q, hub, memory_settings, populate
 from tests.test_schedules import QUEUE as SCHEDULE_QUEUE
 from tests.test_schedules import send_digest
@@ -134,8 +135,15 @@ def test_schedule_form_previews_the_next_runs_while_typing(page: Any) -> None:
         assert "was added successfully" in page.locator(".messagelist").inner_text()
 
 
-# Long unbroken texts, as real arguments, ids and tracebacks have: they must wrap, not widen the page.
+# Long unbroken texts, as real arguments, ids, task names and tracebacks have: they must wrap, not widen the page.
 LONG_WORD = "x" * 400
+
+
+@task(queue=Q, name="reports.nightly.call_partner_api_with_retries")
+def long_named(text: str) -> str:
+    """A task whose dotted name cannot break."""
+    return text
+
 PAGES_TO_FIT = {
     **PAGES,
     "schedules": "/admin/django_tasks_q/schedule/",
@@ -149,6 +157,8 @@ def _populate_wide(queue: Any) -> dict[str, Any]:
     made = populate(queue)
     queue.enqueue_call("tests.admin_helpers.echo", [LONG_WORD], delay=3600)
     queue.enqueue_call("tests.admin_helpers.echo", [LONG_WORD])
+    queue.enqueue_call(long_named.name, ["eu-west"], delay=3600)
+    queue.enqueue_call(long_named.name, ["eu-west"])
     queue.storage.add_dead_letter(LONG_WORD.encode(), "decode_error", f"Traceback: {LONG_WORD}", attempts=3)
     return made
 
@@ -167,7 +177,9 @@ def test_page_fits_the_window(page: Any, name: str) -> None:
             page.locator("button.tq-purge").first.click()
             page.wait_for_selector("#tq-confirm")
         else:
-            response = page.goto(page.base + PAGES_TO_FIT[name])
+            # One queue picked: the lists then have their widest layout (a checkbox column, bulk actions).
+            one_queue = f"?queue={Q}" if name in ("pending", "scheduled", "dead_letters") else ""
+            response = page.goto(page.base + PAGES_TO_FIT[name] + one_queue)
             assert response.status == 200, name
         widths = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
         assert widths[0] <= widths[1], f"{name} is {widths[0]} px wide in a {widths[1]} px window"

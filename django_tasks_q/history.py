@@ -148,8 +148,9 @@ class TaskHistory(models.Model):
     updated_at = models.DateTimeField("last change", default=timezone.now, db_index=True)
 
     class Meta:
-        verbose_name = "task history"
-        verbose_name_plural = "task history"
+        # The list counts rows with these ("271 task history entries"); its page is titled "Task history".
+        verbose_name = "task history entry"
+        verbose_name_plural = "task history entries"
         ordering = ["-updated_at", "-id"]
         db_table = "django_tasks_q_history"
         constraints = [models.UniqueConstraint(fields=["queue", "task_id"], name="tasks_q_history_unique_task")]

@@ -84,7 +84,7 @@ def test_dashboard_counts_rates_charts_and_refresh(admin_client_q: Client) -> No
     response = admin_client_q.get(PAGES["dashboard"])
     body = response.content.decode()
     row = re.search(rf'<tr id="tq-queue-\d+" class="tq-queue" data-queue="{Q}">(.*?)</tr>', body, re.S).group(1)
-    cell = lambda css: re.search(rf'class="tq-num {css}">(?:<a [^>]*>)?([^<]*)', row).group(1).strip()  # noqa: E731
+    cell = lambda css: re.search(rf'class="tq-num {css}[^"]*"[^>]*>(?:<a [^>]*>)?([^<]*)', row).group(1).strip()  # noqa: E731
     assert cell("tq-pending") == "2"
     assert cell("tq-scheduled") == "1"
     assert cell("tq-in-flight") == "1"
@@ -111,7 +111,7 @@ def test_dashboard_shows_consumers_and_depth_samples(admin_client_q: Client) -> 
     QueueMinute.objects.create(queue=Q, minute=now.replace(second=0, microsecond=0), pending=4, scheduled=1,
                                in_flight=2, succeeded=3)  # fmt: skip
     body = admin_client_q.get(PAGES["dashboard"]).content.decode()
-    assert "Consumers alive: 1" in body
+    assert 'Consumers alive: <span id="tq-consumers-alive">1</span>' in body
     assert 'class="tq-line tq-pending"' in body or 'class="tq-point tq-pending"' in body
     assert 'class="tq-bar tq-ok"' in body
 

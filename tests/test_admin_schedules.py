@@ -73,11 +73,13 @@ def test_preview_endpoint(admin_client: Client) -> None:
     url = reverse("admin:django_tasks_q_schedule_preview")
     ok = admin_client.get(url, {"crontab": "30 8 * * *", "timezone": "UTC"}).json()
     assert len(ok["runs"]) == 5 and all(run.endswith("T08:30:00+00:00") for run in ok["runs"])
+    assert all(label.endswith(" 08:30:00 UTC") and label[:3].isalpha() for label in ok["labels"])
     every = admin_client.get(url, {"interval": "90"}).json()
     assert len(every["runs"]) == 5
     bad = admin_client.get(url, {"crontab": "nope"})
     assert bad.status_code == 400 and "error" in bad.json()
-    assert admin_client.get(url, {}).status_code == 400
+    nothing_typed = admin_client.get(url, {"crontab": "", "interval": "", "timezone": "UTC"})
+    assert nothing_typed.status_code == 200 and nothing_typed.json() == {"runs": [], "labels": []}
 
 
 def test_run_once_now_enqueues_and_logs(admin_client: Client) -> None:

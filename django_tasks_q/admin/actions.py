@@ -14,7 +14,9 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.contrib import messages
 from django.contrib.admin.models import ADDITION, CHANGE, DELETION
@@ -25,7 +27,8 @@ from django.utils.http import url_has_allowed_host_and_scheme
 
 from ..exceptions import TasksQError
 from ..history import TaskHistory
-from .base import APP, SCAN_LIMIT, get_hub, log_action, queue_names, require_perm
+from ..timeutils import from_epoch
+from .base import APP, SCAN_LIMIT, breadcrumbs, get_hub, log_action, queue_names, require_perm
 
 MAX_IDS = 500
 
@@ -173,7 +176,13 @@ def _resume_periodic(p: Params) -> str:
 
 
 def _run_periodic(p: Params) -> str:
-    started = [f"{wrapper.name} → {p.hub.enqueue_call(wrapper.name).id}" for wrapper in _periodic(p)]
+    started = []
+    for wrapper in _periodic(p):
+        # Pausing revokes every call of the task, so the consumer would skip a call enqueued now as revoked.
+        if p.hub.is_revoked(wrapper):
+            p.notes.append(f"{wrapper.name} is paused, so it was not run: resume it first, then run it now")
+            continue
+        started.append(f"{wrapper.name} → {p.hub.enqueue_call(wrapper.name).id}")
     return f"Enqueued now: {', '.join(started) or 'nothing'}."
 
 
@@ -208,6 +217,28 @@ def _back(request: HttpRequest, site_name: str) -> str:
     return reverse(f"{site_name}:{APP}_queueoverview_changelist")
 
 
+def confirm_items(name: str, hub: Any, ids: list[str]) -> list[str]:
+    """What a confirmation page lists for the ids it is about: a dead letter's reason, task and time, a
+    stored result's task; the id alone when nothing more is known."""
+    if name == "purge_dead" and hub is not None:
+        letters = {letter.id: letter for letter in hub.dead_letters(SCAN_LIMIT) if letter.id in ids}
+        items = []
+        for letter_id in ids:
+            letter = letters.get(letter_id)
+            if letter is None:
+                items.append(f"dead letter {letter_id} (already gone)")
+                continue
+            task = hub.inspect_message(letter.data).task
+            what = f"{task.name} {task.id}" if task is not None else "a message that does not verify"
+            when = from_epoch(letter.failed_at).strftime("%Y-%m-%d %H:%M:%S")
+            items.append(f"dead letter {letter_id}: {letter.reason}, {what}, failed at {when}")
+        return items
+    if name == "delete_result":
+        names = dict(TaskHistory.objects.filter(task_id__in=ids).values_list("task_id", "name"))
+        return [f"the result of {names[task_id]} {task_id}" if task_id in names else task_id for task_id in ids]
+    return ids
+
+
 def action_view(request: HttpRequest, name: str, admin_site: Any) -> HttpResponse:
     """Run (or ask to confirm) one action; the URL is ``<dashboard>/action/<name>/``."""
     action = ACTIONS.get(name)
@@ -231,8 +262,12 @@ def action_view(request: HttpRequest, name: str, admin_site: Any) -> HttpRespons
             "action": action,
             "queue": queue,
             "ids": ids,
+            "items": confirm_items(name, hub, ids),
             "everything": everything,
             "next_url": back,
+            "tq_breadcrumbs": breadcrumbs(admin_site.name, "Confirm"),
+            # The sidebar marks the page the action came from, not the dashboard that hosts the action URLs.
+            "sidebar_request": SimpleNamespace(path=urlsplit(back).path),
         }
         request.current_app = admin_site.name
         return TemplateResponse(request, "admin/django_tasks_q/confirm.html", context)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from django.contrib import admin, messages
@@ -18,6 +19,7 @@ from django.contrib.admin.views.main import ChangeList
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import EmptyResultSet, FullResultSet, PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
+from django.template.loader import get_template
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 
@@ -204,21 +206,44 @@ class AnchorAdmin(admin.ModelAdmin):
 
     def render(self, request: HttpRequest, template: str, context: dict[str, Any]) -> TemplateResponse:
         """Render a page of the tasks admin with the admin site's context."""
-        queue, _names = selected_queues(request)
+        queue, names = selected_queues(request)
         full = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
             "title": context.pop("title", self.title or self.model._meta.verbose_name_plural.capitalize()),
             "queue_names": queue_names(),
             "queue": queue,
+            # Actions on several rows (and flushes) work on one queue: the one picked, or the only one.
+            "bulk_queue": queue or (names[0] if len(names) == 1 else ""),
             "perms_q": user_perms(request),
             "action_urls": action_urls(self.admin_site.name),
             "next_url": request.get_full_path(),
             "nav": admin_nav(self.admin_site.name),
             **context,
         }
+        full.setdefault("tq_breadcrumbs", breadcrumbs(self.admin_site.name, full["title"]))
         request.current_app = self.admin_site.name
         return TemplateResponse(request, template, full)
+
+
+@cache
+def breadcrumbs_as_list() -> bool:
+    """Whether the installed admin draws its breadcrumbs as ``<ol class="breadcrumbs">`` (Django 6.1 on)
+    rather than ``<div class="breadcrumbs">`` (up to 6.0): read from the admin's own base template, so the
+    pages of this app look like the admin's whichever version (or project override) is installed."""
+    source = getattr(get_template("admin/base.html").template, "source", "")
+    return '<ol class="breadcrumbs">' in source
+
+
+def breadcrumbs(site_name: str, *trail: str | tuple[str, str]) -> dict[str, Any]:
+    """The breadcrumbs of a page: Home, Tasks, then ``trail`` (``(label, url)`` links, then the page's label)."""
+    links = [
+        ("Home", reverse(f"{site_name}:index")),
+        ("Tasks", reverse(f"{site_name}:app_list", kwargs={"app_label": APP})),
+    ]
+    *parents, current = trail
+    links.extend(parents)  # type: ignore[arg-type]
+    return {"as_list": breadcrumbs_as_list(), "links": links, "current": current}
 
 
 def action_urls(site_name: str) -> dict[str, str]:
@@ -240,6 +265,7 @@ def admin_nav(site_name: str) -> list[tuple[str, str, str]]:
         ("periodictask", "Periodic"),
         ("registeredtask", "Tasks"),
         ("lockentry", "Locks & unique keys"),
+        ("schedule", "Schedules"),
         ("consumerheartbeat", "Consumers"),
     ]
     return [(model, label, reverse(f"{site_name}:{APP}_{model}_changelist")) for model, label in pages]

@@ -7,8 +7,9 @@ import logging
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import PermissionDenied
 from django.db.models import Sum
-from django.http import HttpRequest
+from django.http import HttpRequest, JsonResponse
 from django.urls import URLPattern, path
 from django.utils import timezone
 
@@ -112,8 +113,57 @@ def charts_for(names: list[str], now: dt.datetime) -> dict[str, Any]:
     return {"throughput_chart": throughput, "depth_chart": depth}
 
 
+LIVE_FIELDS = ("pending", "scheduled", "in_flight", "dead", "results", "latency_text", "hour", "rate_hour", "day",
+               "rate_day", "consumers")  # fmt: skip
+"""The numbers of a queue row that the page refreshes in place (each cell has ``data-live="<field>"``)."""
+
+
+def _percent(rate: float | None) -> str:
+    return "—" if rate is None else f"{rate:.1f} %"
+
+
+def live_numbers(row: dict[str, Any]) -> dict[str, Any]:
+    """One queue row as text, exactly as the page shows it, for the JSON endpoint."""
+    if "error" in row:
+        return {"name": row["name"], "error": f"unreachable: {row['error']}"}
+    return {
+        "name": row["name"],
+        "pending": row["pending"],
+        "scheduled": row["scheduled"],
+        "in_flight": row["in_flight"],
+        "dead": "n/a" if row["dead"] is None else row["dead"],
+        "results": row["results"],
+        "latency_text": row["latency_text"] or "—",
+        "hour": f"{row['ok_hour']} / {row['failed_hour']}",
+        "rate_hour": _percent(row["rate_hour"]),
+        "day": f"{row['ok_day']} / {row['failed_day']}",
+        "rate_day": _percent(row["rate_day"]),
+        "consumers": row["consumers"],
+    }
+
+
+def dashboard_data(names: list[str]) -> dict[str, Any]:
+    """Everything the dashboard shows for ``names``: queue rows, consumers alive, charts, the time."""
+    now = timezone.now()
+    hour, day = _sums(names, now - dt.timedelta(hours=1)), _sums(names, now - dt.timedelta(days=1))
+    recent = ConsumerHeartbeat.objects.filter(stopped_at__isnull=True, last_heartbeat__gte=now - dt.timedelta(hours=1))
+    consumers = [beat for beat in recent if beat.is_alive(now)]
+    rows = []
+    for name in names:
+        stats = queue_stats(name)
+        ok_h, failed_h = hour.get(name, (0, 0))
+        ok_d, failed_d = day.get(name, (0, 0))
+        stats.update(
+            ok_hour=ok_h, failed_hour=failed_h, rate_hour=_rate(ok_h, failed_h),
+            ok_day=ok_d, failed_day=failed_d, rate_day=_rate(ok_d, failed_d),
+        )  # fmt: skip
+        stats["consumers"] = sum(name in beat.queues.split(", ") for beat in consumers)
+        rows.append(stats)
+    return {"rows": rows, "consumers": consumers, "now": now, **charts_for(names, now)}
+
+
 class QueueOverviewAdmin(AnchorAdmin):
-    """The dashboard page; also mounts the action URLs."""
+    """The dashboard page and its live numbers (JSON); also mounts the action URLs."""
 
     template = "admin/django_tasks_q/dashboard.html"
     title = "Task queues"
@@ -124,30 +174,23 @@ class QueueOverviewAdmin(AnchorAdmin):
                 "action/<slug:name>/",
                 self.admin_site.admin_view(lambda request, name: action_view(request, name, self.admin_site)),
                 name=f"{APP}_action",
-            )
+            ),
+            path("live/", self.admin_site.admin_view(self.live_view), name=f"{APP}_queueoverview_live"),
         ]
 
     def page(self, request: HttpRequest) -> dict[str, Any]:
         _queue, names = selected_queues(request)
-        now = timezone.now()
-        hour, day = _sums(names, now - dt.timedelta(hours=1)), _sums(names, now - dt.timedelta(days=1))
-        recent = ConsumerHeartbeat.objects.filter(stopped_at__isnull=True, last_heartbeat__gte=now - dt.timedelta(hours=1))
-        consumers = [beat for beat in recent if beat.is_alive(now)]
-        rows = []
-        for name in names:
-            stats = queue_stats(name)
-            ok_h, failed_h = hour.get(name, (0, 0))
-            ok_d, failed_d = day.get(name, (0, 0))
-            stats.update(
-                ok_hour=ok_h, failed_hour=failed_h, rate_hour=_rate(ok_h, failed_h),
-                ok_day=ok_d, failed_day=failed_d, rate_day=_rate(ok_d, failed_d),
-            )  # fmt: skip
-            stats["consumers"] = sum(name in beat.queues.split(", ") for beat in consumers)
-            rows.append(stats)
-        return {
-            "rows": rows,
-            "consumers": consumers,
-            "refresh": refresh_seconds(request),
-            "now": now,
-            **charts_for(names, now),
-        }
+        return {**dashboard_data(names), "refresh": refresh_seconds(request)}
+
+    def live_view(self, request: HttpRequest) -> JsonResponse:
+        """The dashboard's numbers and charts as JSON (the page polls it; same permission as the page)."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        _queue, names = selected_queues(request)
+        data = dashboard_data(names)
+        return JsonResponse({
+            "updated": timezone.localtime(data["now"]).strftime("%Y-%m-%d %H:%M:%S %Z"),
+            "queues": [live_numbers(row) for row in data["rows"]],
+            "consumers_alive": len(data["consumers"]),
+            "charts": {"throughput": str(data["throughput_chart"]), "depth": str(data["depth_chart"])},
+        })  # fmt: skip

@@ -27,7 +27,7 @@ from django.utils.html import format_html, format_html_join
 from ..conf import configured_queues, queues
 from ..crontab import Crontab
 from ..schedules import Schedule, schedulable_tasks, validate_interval
-from .base import SafeListMixin, refuse_json_constant
+from .base import SafeListMixin, admin_nav, refuse_json_constant
 
 
 class StrictJSONField(forms.JSONField):
@@ -198,6 +198,11 @@ class ScheduleAdmin(SafeListMixin, admin.ModelAdmin):
                                        "empty, and saving replaces them.", messages.WARNING)  # fmt: skip
             return obj
 
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        """The list, with the tasks admin's page menu."""
+        context = {**(extra_context or {}), "nav": admin_nav(self.admin_site.name)}
+        return super().changelist_view(request, context)
+
     def get_urls(self) -> list[Any]:
         """The live preview endpoint beside the usual pages."""
         preview = path(
@@ -229,12 +234,13 @@ class ScheduleAdmin(SafeListMixin, admin.ModelAdmin):
                 validate_interval(seconds)
                 runs = [now + dt.timedelta(seconds=seconds * (i + 1)) for i in range(5)]
             else:
-                raise ValueError("type a crontab expression or an interval")
+                runs = []  # nothing typed yet: an empty preview, not an error
         except ValidationError as exc:
             return JsonResponse({"error": exc.messages[0]}, status=400)
         except (ValueError, zoneinfo.ZoneInfoNotFoundError) as exc:
             return JsonResponse({"error": str(exc) or f"unknown time zone {zone!r}"}, status=400)
-        return JsonResponse({"runs": [run.astimezone(tz).isoformat() for run in runs]})
+        local = [run.astimezone(tz) for run in runs]
+        return JsonResponse({"runs": [run.isoformat() for run in local], "labels": [human_time(run) for run in local]})
 
     def response_change(self, request: HttpRequest, obj: Schedule) -> HttpResponse:
         """Handle the change form's "run once now" button."""
@@ -261,11 +267,16 @@ def _next_runs(obj: Schedule, count: int) -> tuple[list[dt.datetime], str | None
         return [], f"{type(exc).__name__}: {exc}"
 
 
+def human_time(moment: dt.datetime) -> str:
+    """``Mon 2026-12-07 07:00:00 CET``: a tick as the preview shows it (in the schedule's time zone)."""
+    return moment.strftime("%a %Y-%m-%d %H:%M:%S %Z")
+
+
 def _runs_html(runs: list[dt.datetime], zone: str) -> str:
     if not runs:
         return "no further runs"
     tz = zoneinfo.ZoneInfo(zone)
     return format_html(
         '<ol class="tasks-q-next-runs">{}</ol>',
-        format_html_join("", "<li>{}</li>", ((run.astimezone(tz).isoformat(),) for run in runs)),
+        format_html_join("", "<li>{}</li>", ((human_time(run.astimezone(tz)),) for run in runs)),
     )

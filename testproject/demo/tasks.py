@@ -70,6 +70,41 @@ def heartbeat() -> str:
     return "alive"
 
 
+@task(schedulable=True)
+def send_digest(team: str) -> str:
+    """A task an operator may schedule from the admin's Schedules page (``demo_setup`` adds one schedule)."""
+    return f"digest sent to {team}"
+
+
+# Created when the module is imported, so that every process (the admin's too) knows this lock and this
+# rate limit by name and the Locks page lists them even while nobody holds them.
+report_lock = add.queue.lock_task("demo-nightly-report", ttl=300)
+partner_api = add.queue.rate_limit("demo-partner-api", limit=10, per=60)
+
+
+@task(context=True)
+def nightly_report(seconds: int, task=None) -> str:
+    """Hold the ``demo-nightly-report`` lock while working; a second call while it runs fails as locked."""
+    with report_lock:
+        for second in range(1, seconds + 1):
+            time.sleep(1)
+            task.report_progress(second / seconds, f"{second} of {seconds} s")
+    return "report written"
+
+
+@task(unique=True, unique_ttl=600)
+def refresh_cache(region: str) -> str:
+    """At most one waiting call per region: a second call while one waits is dropped (its key is held)."""
+    return f"cache of {region} refreshed"
+
+
+@task(retries=3, retry_delay=10)
+def call_partner_api(order: int) -> str:
+    """At most 10 calls a minute to the partner's API; past that the call fails and is retried later."""
+    with partner_api:
+        return f"order {order} sent"
+
+
 def enqueue_demo_batch() -> None:
     """Enqueue one of each kind of demo work."""
     from django_tasks_q import chord
@@ -82,3 +117,6 @@ def enqueue_demo_batch() -> None:
     if random.random() < 0.3:
         always_fails("the demo fails now and then on purpose")
     add.schedule((40, 2), delay=20)
+    nightly_report(random.randint(10, 20))
+    refresh_cache.schedule(("eu-west",), delay=60)
+    call_partner_api(random.randint(1000, 9999))

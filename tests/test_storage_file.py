@@ -46,6 +46,12 @@ class TestFileStorage(StorageContract):
         assert isinstance(storage, FileStorage)
         return FileStorage(name, path=storage.path, **self.options)
 
+    unreadable_kinds = ("folder", "fifo", "sparse_file", "symlink_to_dev_zero")
+
+    def corrupt_record(self, storage: BaseStorage, data: bytes, kind: str, in_flight: bool) -> None:
+        assert isinstance(storage, FileStorage)
+        replace_message_file(Path(storage.root) / ("inflight" if in_flight else "ready"), data, kind)
+
 
 class TestFileStorageWithoutThreadLock(TestFileStorage):
     options = {"use_thread_lock": False, "levels": 0}
@@ -53,6 +59,25 @@ class TestFileStorageWithoutThreadLock(TestFileStorage):
 
 def files(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir())
+
+
+def replace_message_file(folder: Path, data: bytes, kind: str) -> Path:
+    """Put something that is not a readable message file where the message ``data`` is, under its name."""
+    (path,) = [p for p in folder.iterdir() if p.read_bytes() == data]
+    path.unlink()
+    if kind == "folder":
+        path.mkdir()
+        (path / "inside").write_bytes(b"x")
+    elif kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "sparse_file":
+        with open(path, "wb") as handle:
+            handle.truncate(3 * 1024**3)
+    elif kind == "symlink_to_dev_zero":
+        path.symlink_to("/dev/zero")
+    else:
+        raise AssertionError(f"unknown kind {kind!r}")
+    return path
 
 
 # ---------------------------------------------------------------------------- parameters and defaults

@@ -244,13 +244,14 @@ def _read_message(path: str, limit: int) -> bytes | None:
         size = 0
         want = info.st_size + 1
         while True:  # to the end, never past the limit (the file may grow while it is read)
-            chunk = os.read(fd, min(want, limit - size + 1))
-            if not chunk:
-                break
+            want = min(want, limit - size + 1)
+            chunk = os.read(fd, want)
             size += len(chunk)
             if size > limit:
                 raise _Unreadable(f"a file growing past the limit of {limit} bytes")
             chunks.append(chunk)
+            if len(chunk) < want:  # a short read of a regular file is its end
+                break
             want = 64 * 1024
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
     finally:

@@ -14,7 +14,9 @@ empty storage (and cleans up after it)::
             storage.flush_all()
             storage.close()
 
-Tests are skipped only through those flags, never by backend name. The suite assumes nothing about memory
+Tests are skipped only through those flags, never by backend name. A storage whose records can be damaged
+behind its back lists the kinds of damage in ``unreadable_kinds`` and implements ``corrupt_record``; the
+unreadable-record cases then run once per kind. The suite assumes nothing about memory
 identity (the store may live in another process), compares bytes only, keeps leases and ttls at 0.3 s or less,
 simulates lease expiry by passing a later ``now`` to ``requeue_expired`` where it can, and polls with a deadline
 instead of sleeping. Thread tests call :meth:`StorageContract.thread_storage` in each thread, so a backend whose

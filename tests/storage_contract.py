@@ -14,7 +14,9 @@ empty storage (and cleans up after it)::
             storage.flush_all()
             storage.close()
 
-Tests are skipped only through those flags, never by backend name. The suite assumes nothing about memory
+Tests are skipped only through those flags, never by backend name. A storage whose records can be damaged
+behind its back lists the kinds of damage in ``unreadable_kinds`` and implements ``corrupt_record``; the
+unreadable-record cases then run once per kind. The suite assumes nothing about memory
 identity (the store may live in another process), compares bytes only, keeps leases and ttls at 0.3 s or less,
 simulates lease expiry by passing a later ``now`` to ``requeue_expired`` where it can, and polls with a deadline
 instead of sleeping. Thread tests call :meth:`StorageContract.thread_storage` in each thread, so a backend whose
@@ -24,6 +26,7 @@ connections are per thread can hand out its own instance there.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import pickle
 import threading
 import time
@@ -32,7 +35,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from django_tasks_q.backends.base import BaseStorage, EmptyData, Reservation
+from django_tasks_q.backends.base import UNREADABLE_RECORD, BaseStorage, EmptyData, Reservation
 
 LONG_LEASE = 30.0  # never expires during a test unless a later `now` is passed to requeue_expired
 SHORT_LEASE = 0.2  # expires for real, quickly
@@ -95,6 +98,9 @@ class StorageContract:
     """Class flag ``blocking``: empty ``dequeue`` / ``reserve`` may wait up to ``max_block`` seconds."""
     max_block: ClassVar[float] = 2.0
     """Upper bound for one blocking ``dequeue`` / ``reserve`` on an empty queue (only if ``is_blocking``)."""
+    unreadable_kinds: ClassVar[tuple[str, ...]] = ()
+    """The kinds of damaged record :meth:`corrupt_record` can make of a stored message (each kind runs the
+    unreadable-record cases once). Empty for a storage whose records cannot be damaged behind its back."""
 
     # ---- hooks a subclass may override
 
@@ -113,11 +119,30 @@ class StorageContract:
     def close_thread_storage(self, storage: BaseStorage, peer: BaseStorage) -> None:
         """Clean up what :meth:`thread_storage` returned (called inside the thread)."""
 
+    def corrupt_record(self, storage: BaseStorage, data: bytes, kind: str, in_flight: bool) -> None:
+        """Damage the stored record of the message ``data`` (ready, or reserved when ``in_flight``) so that the
+        storage cannot read it, the way ``kind`` says (one of :attr:`unreadable_kinds`); call ``pytest.skip``
+        with the reason when that kind cannot exist in that state."""
+        raise NotImplementedError
+
+    def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
+        """Run each unreadable-record case once per kind the storage's test module can make."""
+        if "unreadable_kind" in metafunc.fixturenames:
+            metafunc.parametrize("unreadable_kind", list(metafunc.cls.unreadable_kinds) or ["none"])
+
     # ---- helpers
 
     def require(self, flag: str) -> None:
         if not getattr(self, flag):
             pytest.skip(f"{type(self).__name__}.{flag} is False")
+
+    def require_unreadable(self, kind: str) -> None:
+        self.require("supports_reliable")
+        self.require("supports_dead_letters")
+        if kind not in self.unreadable_kinds:
+            pytest.skip(
+                f"{type(self).__name__}.unreadable_kinds is empty: its records cannot be damaged behind its back"
+            )
 
     def run_threads(
         self, storage: BaseStorage, count: int, work: Callable[[BaseStorage, int], Any]
@@ -1226,3 +1251,63 @@ class StorageContract:
         assert storage.dead_letter_count() == 0
         assert storage.purge_dead_letters() == 0
         assert storage.queue_size() == 1
+
+    # ---- records the storage cannot read: set aside, never retried forever
+
+    @staticmethod
+    def unreadable_logs(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+        return [record for record in caplog.records if UNREADABLE_RECORD in record.getMessage()]
+
+    def assert_one_unreadable_letter(self, storage: BaseStorage, caplog: pytest.LogCaptureFixture) -> None:
+        letters = storage.dead_letters()
+        assert [letter.reason for letter in letters] == [UNREADABLE_RECORD]
+        assert letters[0].detail, "the dead letter must say what was wrong with the record"
+        logged = self.unreadable_logs(caplog)
+        assert len(logged) == 1, [record.getMessage() for record in logged]
+        assert logged[0].levelno == logging.WARNING
+
+    def test_an_unreadable_ready_record_is_dead_lettered_and_the_queue_goes_on(
+        self, storage: BaseStorage, unreadable_kind: str, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        self.require_unreadable(unreadable_kind)
+        caplog.set_level(logging.WARNING)
+        for item in (msg(0), msg("bad"), msg(1), msg(2)):
+            storage.enqueue(item)
+        self.corrupt_record(storage, msg("bad"), unreadable_kind, in_flight=False)
+        first = storage.reserve(LONG_LEASE)
+        assert first is not None and first.data == msg(0)
+        delivered = [first.data]
+        current = first
+        while True:
+            acked, following = storage.ack_and_reserve(current, None, LONG_LEASE)
+            assert acked, "the acknowledgement must not depend on the claim of the next message"
+            if following is None:
+                break
+            delivered.append(following.data)
+            current = following
+        assert delivered == [msg(0), msg(1), msg(2)]
+        assert storage.reserve(LONG_LEASE) is None, "the damaged record must not be retried"
+        assert storage.queue_size() == 0
+        assert storage.in_flight_size() == 0
+        assert storage.requeue_expired(time.time() + 10 * LONG_LEASE, 5) == []
+        self.assert_one_unreadable_letter(storage, caplog)
+        storage.enqueue(msg(3))
+        assert self.reserve_one(storage).data == msg(3)
+
+    def test_an_unreadable_reserved_record_is_dead_lettered_by_the_reaper(
+        self, storage: BaseStorage, unreadable_kind: str, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        self.require_unreadable(unreadable_kind)
+        caplog.set_level(logging.WARNING)
+        for item in (msg(0), msg("bad"), msg(1)):
+            storage.enqueue(item)
+        held = [self.reserve_one(storage) for _ in range(3)]
+        assert [r.data for r in held] == [msg(0), msg("bad"), msg(1)]
+        self.corrupt_record(storage, msg("bad"), unreadable_kind, in_flight=True)
+        reclaimed = storage.requeue_expired(time.time() + 10 * LONG_LEASE, None)
+        assert [(r.reservation.data, r.dead_lettered) for r in reclaimed] == [(msg(0), False), (msg(1), False)]
+        assert storage.ack(held[1]) is False
+        assert storage.in_flight_size() == 0
+        assert [self.reserve_one(storage).data for _ in range(2)] == [msg(0), msg(1)]
+        assert storage.reserve(LONG_LEASE) is None
+        self.assert_one_unreadable_letter(storage, caplog)

@@ -46,6 +46,12 @@ class TestFileStorage(StorageContract):
         assert isinstance(storage, FileStorage)
         return FileStorage(name, path=storage.path, **self.options)
 
+    unreadable_kinds = ("folder", "fifo", "sparse_file", "symlink_to_dev_zero")
+
+    def corrupt_record(self, storage: BaseStorage, data: bytes, kind: str, in_flight: bool) -> None:
+        assert isinstance(storage, FileStorage)
+        replace_message_file(Path(storage.root) / ("inflight" if in_flight else "ready"), data, kind)
+
 
 class TestFileStorageWithoutThreadLock(TestFileStorage):
     options = {"use_thread_lock": False, "levels": 0}
@@ -53,6 +59,26 @@ class TestFileStorageWithoutThreadLock(TestFileStorage):
 
 def files(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir())
+
+
+def replace_message_file(folder: Path, data: bytes, kind: str) -> Path:
+    """Put something that is not a readable message file where the message ``data`` is, under its name."""
+    regular = [p for p in folder.iterdir() if not p.is_symlink() and p.is_file()]
+    (path,) = [p for p in regular if p.read_bytes() == data]
+    path.unlink()
+    if kind == "folder":
+        path.mkdir()
+        (path / "inside").write_bytes(b"x")
+    elif kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "sparse_file":
+        with open(path, "wb") as handle:
+            handle.truncate(3 * 1024**3)
+    elif kind == "symlink_to_dev_zero":
+        path.symlink_to("/dev/zero")
+    else:
+        raise AssertionError(f"unknown kind {kind!r}")
+    return path
 
 
 # ---------------------------------------------------------------------------- parameters and defaults
@@ -270,6 +296,49 @@ def test_enqueue_many_that_fails_part_way_keeps_what_it_published_and_no_staged_
     monkeypatch.setattr(os, "rename", real_rename)
     assert storage.enqueued_items() == [b"m0", b"m1"]  # published before the failure, in order
     assert files(tmp_path / "many" / "tmp") == []  # the staged rest removed
+
+
+# ---------------------------------------------------------------------------- what cannot be read
+
+
+def test_a_file_over_the_size_limit_is_set_aside_unread_and_purging_its_letter_removes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(FileStorage, "max_file_size", 16)
+    storage = FileStorage("q", path=tmp_path)
+    with pytest.raises(ValueError, match=r"17 bytes is over the storage's limit of 16 bytes.*max_file_size"):
+        storage.enqueue(b"x" * 17)
+    assert storage.queue_size() == 0
+    storage.enqueue(b"first")
+    storage.enqueue(b"x" * 16)  # exactly at the limit: fine
+    storage.enqueue(b"grows later")
+    (grown,) = [p for p in (tmp_path / "q" / "ready").iterdir() if p.read_bytes() == b"grows later"]
+    grown.write_bytes(b"y" * 17)
+    assert [storage.reserve(30).data for _ in range(2)] == [b"first", b"x" * 16]  # type: ignore[union-attr]
+    assert storage.reserve(30) is None
+    (letter,) = storage.dead_letters()
+    assert (letter.reason, letter.data) == ("unreadable_record", b"")
+    assert "a file of 17 bytes, over the limit of 16 bytes" in letter.detail
+    quarantined = tmp_path / "q" / "quarantine"
+    assert [p.read_bytes() for p in quarantined.iterdir()] == [b"y" * 17]
+    assert storage.purge_dead_letters() == 1
+    assert list(quarantined.iterdir()) == []
+
+
+def test_flush_all_removes_what_was_set_aside_and_folders_in_ready(tmp_path: Path) -> None:
+    storage = FileStorage("q", path=tmp_path)
+    storage.enqueue(b"one")
+    storage.enqueue(b"two")
+    replace_message_file(tmp_path / "q" / "ready", b"one", "folder")
+    replace_message_file(tmp_path / "q" / "ready", b"two", "symlink_to_dev_zero")
+    assert storage.enqueued_items() == []  # a listing skips them without touching them
+    assert storage.dequeue() is None  # the huey-style dequeue sets them aside too
+    assert storage.dead_letter_count() == 2
+    storage.enqueue(b"three")
+    replace_message_file(tmp_path / "q" / "ready", b"three", "folder")
+    storage.flush_all()
+    assert files(tmp_path / "q" / "ready") == files(tmp_path / "q" / "dead") == []
+    assert not (tmp_path / "q" / "quarantine").exists()
 
 
 # ---------------------------------------------------------------------------- bad input

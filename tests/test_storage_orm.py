@@ -80,6 +80,25 @@ class TestOrmStorage(StorageContract):
     def close_thread_storage(self, storage: BaseStorage, peer: BaseStorage) -> None:
         connections.close_all()  # the worker thread's own connections
 
+    # A column that keeps a value of any type is SQLite's alone; every database has a maximum for attempts.
+    unreadable_kinds = ("attempts_at_maximum",) + (("priority_text",) if VENDOR == "sqlite" else ())
+
+    def corrupt_record(self, storage: BaseStorage, data: bytes, kind: str, in_flight: bool) -> None:
+        if kind == "attempts_at_maximum" and in_flight:
+            pytest.skip("a reserved row at the maximum attempts is reaped like any other (to max_attempts)")
+        state = "in_flight" if in_flight else "ready"
+        (pk,) = [
+            row.pk for row in QueueMessage.objects.filter(queue=storage.name, state=state) if bytes(row.data) == data
+        ]
+        column, value = {
+            "attempts_at_maximum": ("attempts", 2**31 - 1),
+            "priority_text": ("priority", "high"),
+        }[kind]
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {QueueMessage._meta.db_table} SET {column} = %s WHERE id = %s", [value, pk]
+            )
+
 
 # ------------------------------------------------------------------------------------------------ helpers
 

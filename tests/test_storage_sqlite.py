@@ -17,6 +17,7 @@ Multiprocess tests are in ``tests/test_sqlite_processes.py``, with helpers share
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
@@ -56,6 +57,24 @@ class TestSqliteStorage(StorageContract):
     def open_storage(self, storage: BaseStorage, name: str) -> BaseStorage:
         assert isinstance(storage, SqliteStorage)
         return self.make(storage.filename, name)
+
+    unreadable_kinds = ("priority_text", "claims_text", "claims_at_maximum")
+
+    def corrupt_record(self, storage: BaseStorage, data: bytes, kind: str, in_flight: bool) -> None:
+        assert isinstance(storage, SqliteStorage)
+        if kind == "claims_at_maximum" and in_flight:
+            pytest.skip("a reserved row at the maximum claim count is reaped like any other")
+        column, value = {
+            "priority_text": ("priority", "high"),
+            "claims_text": ("claims", "many"),
+            "claims_at_maximum": ("claims", 2**63 - 1),
+        }[kind]
+        with contextlib.closing(sqlite3.connect(storage.filename)) as conn, conn:
+            changed = conn.execute(
+                f"UPDATE tasks_q_message SET {column} = ? WHERE queue = ? AND data = ? AND state = ?",
+                (value, storage.name, data, 1 if in_flight else 0),
+            ).rowcount
+        assert changed == 1
 
 
 class TestSqliteStorageStrictFifo(TestSqliteStorage):
@@ -417,6 +436,34 @@ def test_a_lock_held_for_less_than_timeout_is_waited_for(tmp_path: Path) -> None
         timer.join()
         holder.close()
     assert storage.enqueued_items() == [b"second"]
+    storage.close()
+
+
+def test_a_claim_that_fails_after_an_acknowledgement_keeps_the_acknowledgement(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The claim in ack_and_reserve fails on the next row (a trigger aborts it): the finished task stays
+    acknowledged, with its result, instead of running again."""
+    path = tmp_path / "claim.db"
+    storage = SqliteStorage("claim", filename=path)
+    storage.enqueue(b"running")
+    storage.enqueue(b"next")
+    running = storage.reserve(30)
+    assert running is not None and running.data == b"running"
+    with contextlib.closing(raw(path)) as conn:
+        conn.execute(
+            "CREATE TRIGGER refuse_claim BEFORE UPDATE ON tasks_q_message WHEN old.data = x'6e657874' "
+            "BEGIN SELECT RAISE(ABORT, 'this row refuses to be claimed'); END"
+        )
+    assert storage.ack_and_reserve(running, ("result-key", b"done", None), 30) == (True, None)
+    assert storage.peek_data("result-key") == b"done"
+    assert storage.in_flight_size() == 0
+    assert storage.enqueued_items() == [b"next"]
+    assert any("the acknowledgement is kept" in record.getMessage() for record in caplog.records)
+    with contextlib.closing(raw(path)) as conn:
+        conn.execute("DROP TRIGGER refuse_claim")
+    following = storage.reserve(30)
+    assert following is not None and following.data == b"next"
     storage.close()
 
 

@@ -69,6 +69,17 @@ that keeps time itself, that store's clock expressed in epoch seconds). ``requeu
 the ``now`` it is given, so all consumers sharing a store need roughly synchronised clocks; leases are long
 (60 s by default) compared with usual clock skew.
 
+Records a storage cannot read
+-----------------------------
+
+A stored record may be damaged behind the storage's back: a folder or a FIFO where a message file should be, a
+priority that is not a number, a claim count at the top of its column. Such a record must never wedge the
+queue: ``reserve()`` (and ``ack_and_reserve()``) skip it, move it to the dead letters (or, when not even its
+bytes can be read, set it aside and record a dead letter describing it) with the reason
+:data:`UNREADABLE_RECORD` and a detail saying what was wrong, log it once with :func:`log_unreadable_record`,
+and go on with the next message; ``requeue_expired()`` does the same for an in-flight record. Acknowledging a
+finished task never depends on a claim that could fail on another message's record.
+
 At-most-once fallback
 ---------------------
 
@@ -93,6 +104,7 @@ from __future__ import annotations
 
 import enum
 import inspect
+import logging
 import threading
 import time
 import uuid
@@ -101,6 +113,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Final, TypeAlias
 
 __all__ = [
+    "UNREADABLE_RECORD",
     "BaseStorage",
     "DeadLetter",
     "EmptyData",
@@ -108,9 +121,27 @@ __all__ = [
     "Reclaimed",
     "Reservation",
     "ResultWrite",
+    "log_unreadable_record",
     "new_token",
     "normalize_priority",
 ]
+
+UNREADABLE_RECORD: Final = "unreadable_record"
+"""The dead-letter reason of a stored record the storage could not read (see "Records a storage cannot read")."""
+
+_unreadable_logger = logging.getLogger("django_tasks_q.backends")
+
+
+def log_unreadable_record(storage_name: str, where: str, detail: str) -> None:
+    """Log, once per record, that ``where`` (the record) of the queue ``storage_name`` could not be read and
+    was moved to the dead letters with the reason :data:`UNREADABLE_RECORD`; ``detail`` says what was wrong."""
+    _unreadable_logger.warning(
+        "queue %r: %s cannot be read (%s); moved to the dead letters as %r",
+        storage_name,
+        where,
+        detail,
+        UNREADABLE_RECORD,
+    )
 
 
 class EmptyDataType(enum.Enum):

@@ -40,6 +40,12 @@ Layout of ``path/<name>/``
     A dead letter's bytes and its reason and detail. ``order`` is the time it was given up on (ns).
 ``locks/``
     Lock files for ``fcntl.flock``: ``inflight.lock`` and ``kv-<xx>.lock`` (256 stripes by key hash).
+``quarantine/<order>-<id>``
+    Created when first needed: what stood in ``ready/``, ``inflight/`` or ``schedule/`` under a message's name
+    but was not a regular file of at most ``max_file_size`` bytes (a folder, a FIFO, a device, a symbolic
+    link, a huge or sparse file). It is moved here unread, and a dead letter with the reason
+    ``unreadable_record``, empty bytes and a detail naming what it was and where it went is written beside
+    the others; purging or requeueing that dead letter removes it from here.
 
 How each operation is atomic
 ----------------------------
@@ -53,6 +59,9 @@ How each operation is atomic
   succeeds returns it.
 * ``release`` / ``bury`` / ``requeue_expired`` / ``enqueue_due`` / ``requeue_dead_letter``: one ``rename``
   (back to ``ready/`` under the original ``message_id``, hence the original place; or into ``dead/``).
+* Message files are opened with ``O_NOFOLLOW | O_NONBLOCK`` and checked with ``fstat`` before a byte is read,
+  so a symbolic link, a FIFO, a device or a file over ``max_file_size`` never blocks a worker or fills its
+  memory: it is set aside into ``quarantine/`` (one ``rename``) and dead-lettered instead.
 * ``ack``: ``unlink`` of the token-named file. With a result, under the ``inflight.lock`` ``flock``: check the
   file, write the result, then unlink; a crash in between leaves the result written and the message in flight,
   to be redelivered (at least once), and a stale holder never writes a result.
@@ -78,12 +87,15 @@ import heapq
 import json
 import os
 import re
+import shutil
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, ClassVar, TypeVar, cast
 
 from django_tasks_q.backends.base import (
+    UNREADABLE_RECORD,
     BaseStorage,
     DeadLetter,
     EmptyData,
@@ -95,6 +107,7 @@ from django_tasks_q.backends.base import (
     check_bytes,
     expiry_time,
     is_live,
+    log_unreadable_record,
     new_token,
 )
 from django_tasks_q.backends.watch import ChangeWatch, probe_poller
@@ -183,6 +196,80 @@ def _read(path: str) -> bytes | None:
         return None
 
 
+class _Unreadable(Exception):
+    """A message's name points at something that is not a regular file of an acceptable size."""
+
+
+_SAFE_OPEN = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+
+_FILE_TYPES = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISLNK, "a symbolic link"),
+)
+
+
+def _kind_of(mode: int) -> str:
+    return next((what for test, what in _FILE_TYPES if test(mode)), "not a regular file")
+
+
+def _read_message(path: str, limit: int) -> bytes | None:
+    """Return a message file's bytes, ``None`` when it does not exist (any more), or raise :class:`_Unreadable`.
+
+    Opened without following a symbolic link and without blocking (a FIFO would wait for a writer forever),
+    then checked with ``fstat`` before reading, so neither a special file nor a huge one is ever read.
+    """
+    try:
+        fd = os.open(path, _SAFE_OPEN)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise _Unreadable("a symbolic link") from None
+        if exc.errno in (errno.ENXIO, errno.EISDIR, errno.EOPNOTSUPP):
+            with contextlib.suppress(OSError):
+                raise _Unreadable(_kind_of(os.lstat(path).st_mode)) from None
+            raise _Unreadable("not a regular file") from None
+        raise
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise _Unreadable(_kind_of(info.st_mode))
+        if info.st_size > limit:
+            raise _Unreadable(f"a file of {info.st_size} bytes, over the limit of {limit} bytes")
+        chunks = []
+        size = 0
+        want = info.st_size + 1
+        while True:  # to the end, never past the limit (the file may grow while it is read)
+            want = min(want, limit - size + 1)
+            chunk = os.read(fd, want)
+            size += len(chunk)
+            if size > limit:
+                raise _Unreadable(f"a file growing past the limit of {limit} bytes")
+            chunks.append(chunk)
+            if len(chunk) < want:  # a short read of a regular file is its end
+                break
+            want = 64 * 1024
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _remove(path: str) -> bool:
+    """Remove a file, a symbolic link (not its target) or a folder tree; whether something was there."""
+    try:
+        if stat.S_ISDIR(os.lstat(path).st_mode):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            os.unlink(path)
+    except FileNotFoundError:
+        return False
+    return True
+
+
 def _unlink(path: str) -> bool:
     try:
         os.unlink(path)
@@ -244,6 +331,9 @@ class FileStorage(BaseStorage):
     """At most this often (seconds), a write also sweeps expired values and stale temporary files."""
     orphan_age: ClassVar[float] = 3600.0
     """Temporary files older than this (seconds) are leftovers of a crash and are removed by the sweep."""
+    max_file_size: ClassVar[int] = 64 * 1024 * 1024
+    """The largest message file (bytes) the storage reads; a bigger one is set aside unread and
+    dead-lettered, and enqueueing a bigger message is refused."""
 
     def __init__(
         self,
@@ -395,6 +485,57 @@ class FileStorage(BaseStorage):
             raise
         self._sync_dir(os.path.dirname(destination))
 
+    # ------------------------------------------------------------------ records that cannot be read
+
+    def _checked(self, data: bytes) -> bytes:
+        data = check_bytes(data, "data")
+        if len(data) > self.max_file_size:
+            raise ValueError(
+                f"FileStorage({self.name!r}): a message of {len(data)} bytes is over the storage's limit of "
+                f"{self.max_file_size} bytes (FileStorage.max_file_size)"
+            )
+        return data
+
+    def _load(self, area: str, name: str, message_id: str, claims: int, priority: int | None) -> bytes | None:
+        """Read the message file ``area/name``; set it aside and dead-letter it when it cannot be read.
+
+        Returns ``None`` when the file is gone (another worker took it) or was set aside.
+        """
+        path = os.path.join(self._dirs[area], name)
+        try:
+            return _read_message(path, self.max_file_size)
+        except _Unreadable as exc:
+            self._set_aside(
+                path, f"{area}/{name}", f"it is {exc}, not a message file", message_id, claims, priority
+            )
+            return None
+
+    def _set_aside(
+        self, path: str, where: str, detail: str, message_id: str, claims: int, priority: int | None
+    ) -> bool:
+        """Move ``path`` unread into ``quarantine/`` (one rename: exactly one of racing workers does it), then
+        write a dead letter describing it (empty bytes) and log it once."""
+        quarantine = os.path.join(self.root, "quarantine")
+        os.makedirs(quarantine, exist_ok=True)
+        key = f"{_next_seq():020d}-{message_id}"
+        try:
+            os.rename(path, os.path.join(quarantine, key))
+        except FileNotFoundError:
+            return False
+        detail = f"{detail}; moved unread to quarantine/{key}"
+        self._write_reason(key, UNREADABLE_RECORD, detail)
+        prio = "n" if priority is None else str(priority)
+        self._publish(b"", os.path.join(self._dirs["dead"], f"{key}.{claims}.{prio}.msg"))
+        log_unreadable_record(self.name, f"{self.root}/{where}", detail)
+        return True
+
+    def _message_at(self, area: str, name: str) -> bytes | None:
+        """Read a message file for a listing: ``None`` when it is gone or cannot be read (left for a claim)."""
+        try:
+            return _read_message(os.path.join(self._dirs[area], name), self.max_file_size)
+        except _Unreadable:
+            return None
+
     # ------------------------------------------------------------------ the queue
 
     def _ready_names(self) -> list[str]:
@@ -415,7 +556,7 @@ class FileStorage(BaseStorage):
     @_operation
     def enqueue(self, data: bytes, priority: int | None = None) -> None:
         """Write the message to ``tmp/``, fsync, rename it into ``ready/``."""
-        data = check_bytes(data, "data")
+        data = self._checked(data)
         message_id = _new_message_id(_priority(priority))
         self._publish(data, self._ready_path(f"{message_id}.0"))
         self._wake_waiters()
@@ -444,7 +585,7 @@ class FileStorage(BaseStorage):
         Each message is atomic, the list is not: after a failure the messages renamed before it are published
         and the rest are removed from ``tmp/``.
         """
-        checked = [(check_bytes(data, "data"), _priority(priority)) for data, priority in items]
+        checked = [(self._checked(data), _priority(priority)) for data, priority in items]
         staged: list[tuple[str, str]] = []
         published = 0
         try:
@@ -465,7 +606,10 @@ class FileStorage(BaseStorage):
         """Read the first ready file and unlink it; the caller whose unlink succeeds has it."""
         for name in self._ready_in_order():
             path = self._ready_path(name)
-            data = _read(path)
+            match = _READY_RE.match(name)
+            assert match is not None
+            message_id = match.group(1)
+            data = self._load("ready", name, message_id, int(match.group(2)), _message_priority(message_id))
             if data is not None and _unlink(path):
                 return data
         return None
@@ -483,7 +627,7 @@ class FileStorage(BaseStorage):
         for name in self._ready_in_order():
             if wanted is not None and len(items) >= wanted:
                 break
-            data = _read(self._ready_path(name))
+            data = self._message_at("ready", name)
             if data is not None:
                 items.append(data)
         return items
@@ -492,7 +636,7 @@ class FileStorage(BaseStorage):
     def flush_queue(self) -> None:
         """Unlink every ready file."""
         for name in self._ready_names():
-            _unlink(self._ready_path(name))
+            _remove(self._ready_path(name))
 
     # ------------------------------------------------------------------ the schedule
 
@@ -509,7 +653,7 @@ class FileStorage(BaseStorage):
     @_operation
     def add_to_schedule(self, data: bytes, timestamp: float, priority: int | None = None) -> None:
         """Write the item to ``tmp/``, fsync, rename it into ``schedule/`` (due time and priority in its name)."""
-        data = check_bytes(data, "data")
+        data = self._checked(data)
         prio = _priority(priority)
         name = f"{_ns(timestamp):020d}-{_next_seq():020d}-{new_token()}.{prio}"
         self._publish(data, self._schedule_path(name))
@@ -520,7 +664,7 @@ class FileStorage(BaseStorage):
         items = []
         for name in self._due_names(timestamp):
             path = self._schedule_path(name)
-            data = _read(path)
+            data = self._load("schedule", name, new_token(), 0, int(name.rsplit(".", 1)[1]))
             if data is not None and _unlink(path):
                 items.append(data)
         return items
@@ -533,7 +677,7 @@ class FileStorage(BaseStorage):
         for name in self._schedule_names():
             if wanted is not None and len(items) >= wanted:
                 break
-            data = _read(self._schedule_path(name))
+            data = self._message_at("schedule", name)
             if data is not None:
                 items.append(data)
         return items
@@ -547,7 +691,7 @@ class FileStorage(BaseStorage):
     def flush_schedule(self) -> None:
         """Unlink every scheduled file."""
         for name in self._schedule_names():
-            _unlink(self._schedule_path(name))
+            _remove(self._schedule_path(name))
 
     @_operation
     def enqueue_due(self, timestamp: float) -> int:
@@ -699,10 +843,11 @@ class FileStorage(BaseStorage):
         for area in ("ready", "schedule", "dead"):
             folder = self._dirs[area]
             for name in os.listdir(folder):
-                _unlink(os.path.join(folder, name))
+                _remove(os.path.join(folder, name))
+        _remove(os.path.join(self.root, "quarantine"))
         with self._flock("inflight.lock"):
             for name in os.listdir(self._dirs["inflight"]):
-                _unlink(os.path.join(self._dirs["inflight"], name))
+                _remove(os.path.join(self._dirs["inflight"], name))
         for area in ("data", "counters"):
             for path, digest in list(self._entry_files(area)):
                 with self._kv_lock(digest):
@@ -837,7 +982,7 @@ class FileStorage(BaseStorage):
             assert match is not None
             message_id, claims = match.group(1), int(match.group(2)) + 1
             source = self._ready_path(name)
-            data = _read(source)
+            data = self._load("ready", name, message_id, claims - 1, _message_priority(message_id))
             if data is None:
                 continue
             token = new_token()
@@ -944,7 +1089,7 @@ class FileStorage(BaseStorage):
                 if match is None:
                     continue
                 try:
-                    mtime_ns = os.stat(self._inflight_path(name)).st_mtime_ns
+                    mtime_ns = os.lstat(self._inflight_path(name)).st_mtime_ns
                 except FileNotFoundError:
                     continue
                 if mtime_ns / 1e9 <= now:
@@ -952,10 +1097,10 @@ class FileStorage(BaseStorage):
             expired.sort(key=lambda item: (item[0], item[1]))
             for mtime_ns, name, match in expired:
                 path = self._inflight_path(name)
-                data = _read(path)
+                message_id, claims = match.group(1), int(match.group(2))
+                data = self._load("inflight", name, message_id, claims, _message_priority(message_id))
                 if data is None:
                     continue
-                message_id, claims = match.group(1), int(match.group(2))
                 dead = max_attempts is not None and claims >= max_attempts
                 if dead:
                     detail = f"lease expired after {claims} attempt(s); the limit is {max_attempts}"
@@ -985,7 +1130,7 @@ class FileStorage(BaseStorage):
             if match is None:
                 continue
             try:
-                entries.append((os.stat(self._inflight_path(name)).st_mtime_ns, name, match))
+                entries.append((os.lstat(self._inflight_path(name)).st_mtime_ns, name, match))
             except FileNotFoundError:
                 continue
         entries.sort(key=lambda item: (item[0], item[1]))
@@ -999,7 +1144,7 @@ class FileStorage(BaseStorage):
         for mtime_ns, name, match in self._in_flight():
             if wanted is not None and len(items) >= wanted:
                 break
-            data = _read(self._inflight_path(name))
+            data = self._message_at("inflight", name)
             if data is None:
                 continue
             message_id = match.group(1)
@@ -1053,7 +1198,7 @@ class FileStorage(BaseStorage):
         for match in self._dead_entries():
             if wanted is not None and len(letters) >= wanted:
                 break
-            data = _read(os.path.join(self._dirs["dead"], match.group(0)))
+            data = self._message_at("dead", match.group(0))
             if data is None:
                 continue
             reason, detail = (
@@ -1097,6 +1242,7 @@ class FileStorage(BaseStorage):
             except FileNotFoundError:
                 continue
             _unlink(os.path.join(self._dirs["dead"], f"{match.group(1)}.json"))
+            _remove(os.path.join(self.root, "quarantine", match.group(1)))
             self._sync_dir(self._dirs["ready"])
             return True
         return False
@@ -1111,7 +1257,8 @@ class FileStorage(BaseStorage):
                 continue
             if older_than is not None and not int(match.group(2)) / 1e9 < older_than:
                 continue
-            if _unlink(os.path.join(self._dirs["dead"], match.group(0))):
+            if _remove(os.path.join(self._dirs["dead"], match.group(0))):
                 deleted += 1
             _unlink(os.path.join(self._dirs["dead"], f"{match.group(1)}.json"))
+            _remove(os.path.join(self.root, "quarantine", match.group(1)))
         return deleted

@@ -33,6 +33,15 @@ WHERE id = %s AND state = 'ready'``.
 SQLite — the PostgreSQL statement without the locking clause: a single ``UPDATE ... RETURNING`` statement holds
 SQLite's write lock from its start, so it is atomic by itself.
 
+The claim counts ``attempts`` up only below the column's maximum (``CASE WHEN attempts < 2147483647 ...``),
+so a row at the maximum cannot make the statement fail with "integer out of range". A claimed row whose
+attempts reached the maximum, or whose priority or attempts is not an integer (SQLite stores whatever is
+written into a column), is moved to the dead letters (reason ``unreadable_record``, the column and its value
+in the detail; logged once, after the commit) and the claim goes on with the next row; the reaper does the
+same for such an in-flight row. With these guards a claim cannot fail on another message's row, so
+``ack_and_reserve`` keeps the acknowledgement and the claim in one transaction (one round trip less than
+committing the acknowledgement first).
+
 The other multi-statement methods (``ack`` with a result, ``bury``, ``requeue_expired``, ``enqueue_due``,
 ``requeue_dead_letter`` ...) run in ``transaction.atomic()``; they lock the rows they decide on with
 ``SELECT ... FOR UPDATE`` (``SKIP LOCKED`` for the reaper and the scheduler, so that several consumers share the
@@ -87,6 +96,7 @@ from django.utils.connection import ConnectionDoesNotExist
 
 from ..exceptions import ConfigurationError, StorageError
 from .base import (
+    UNREADABLE_RECORD,
     BaseStorage,
     DeadLetter,
     EmptyData,
@@ -99,6 +109,7 @@ from .base import (
     check_key,
     expiry_time,
     is_live,
+    log_unreadable_record,
     new_token,
 )
 from .watch import ChangeWatch, probe_poller
@@ -174,6 +185,28 @@ def _checked_result(result: ResultWrite) -> tuple[str, bytes, float | None]:
 
 def _priority(priority: int | None) -> int:
     return bounded_priority(priority, 32, "the database column (a 32-bit integer)")
+
+
+_INT_MAX = 2**31 - 1
+"""The largest value of the ``attempts`` and ``priority`` columns (32-bit integers)."""
+
+
+def _unreadable(priority: object, attempts: object, claimed: bool = True) -> str:
+    """What is wrong with a row's ``priority`` and ``attempts`` as read ('' when both are usable); the
+    attempts of a ``claimed`` row must also stay below the column's maximum, to be counted up again."""
+    problems = []
+    if type(priority) is not int or not -_INT_MAX - 1 <= priority <= _INT_MAX:
+        problems.append(f"priority {priority!r} is not a 32-bit integer")
+    if type(attempts) is not int or attempts < 0:
+        problems.append(f"attempts {attempts!r} is not a count")
+    elif claimed and attempts >= _INT_MAX:
+        problems.append(f"attempts {attempts!r} is at the column's maximum and cannot be counted up")
+    return "; ".join(problems)
+
+
+def _as_bytes(data: Any) -> bytes:
+    """A message's bytes as read from the database (text, where a column holds text, as UTF-8)."""
+    return data.encode("utf-8", "surrogateescape") if isinstance(data, str) else bytes(data)
 
 
 class OrmTablesMissing(ConfigurationError, StorageError):
@@ -1087,27 +1120,38 @@ class OrmStorage(BaseStorage):
         token = new_token()
         now = time.time()
         deadline = now + lease
-        if self._returning:
-            row = self._fetchone(
-                conn,
-                self._claim_sql_returning(
+        contended = 0
+        while True:
+            if self._returning:
+                row = self._fetchone(
                     conn,
-                    f"UPDATE {{msg}} SET {{state}} = '{IN_FLIGHT}', {{token}} = %s, {{attempts}} = {{attempts}} + 1, "
-                    "{deadline} = %s, {reserved_at} = %s",
-                    "{id}, {data}, {attempts}, {priority}",
-                ),
-                [token, deadline, now, self.name],
-            )
-            if row is None:
-                return None
-            message_id, data, attempts, priority = row
-        else:
-            for _ in range(10):
+                    self._claim_sql_returning(
+                        conn,
+                        f"UPDATE {{msg}} SET {{state}} = '{IN_FLIGHT}', {{token}} = %s, "
+                        "{attempts} = CASE WHEN {attempts} < %s THEN {attempts} + 1 ELSE {attempts} END, "
+                        "{deadline} = %s, {reserved_at} = %s",
+                        "{id}, {data}, {attempts}, {priority}",
+                    ),
+                    [token, _INT_MAX, deadline, now, self.name],
+                )
+                if row is None:
+                    return None
+                message_id, data, attempts, priority = row
+                problem = _unreadable(priority, attempts)
+                if problem:
+                    with self._txn(conn):
+                        self._bury_unreadable(conn, message_id, data, attempts, priority, problem)
+                    continue
+            else:
                 with self._txn(conn):
                     found = self._next_ready_locked(conn)
                     if found is None:
                         return None
                     message_id, data, attempts, priority = found
+                    problem = _unreadable(priority, attempts + 1 if type(attempts) is int else attempts)
+                    if problem:
+                        self._bury_unreadable(conn, message_id, data, attempts, priority, problem)
+                        continue
                     attempts += 1
                     claimed = self._execute(
                         conn,
@@ -1115,19 +1159,34 @@ class OrmStorage(BaseStorage):
                         "{deadline} = %s, {reserved_at} = %s WHERE {id} = %s AND {state} = 'ready'",
                         [token, attempts, deadline, now, message_id],
                     )
-                if claimed == 1:
-                    break
-            else:  # pragma: no cover - only under extreme contention without SKIP LOCKED
-                return None
-        return Reservation(
-            message_id=str(message_id),
-            data=bytes(data),
-            token=token,
-            attempt=int(attempts),
-            deadline=deadline,
-            reserved_at=now,
-            priority=int(priority),
-            peeked=self._peek_after_claim(conn, peek) if peek else None,
+                if claimed != 1:
+                    contended += 1
+                    if contended >= 10:  # pragma: no cover - extreme contention without SKIP LOCKED
+                        return None
+                    continue
+            return Reservation(
+                message_id=str(message_id),
+                data=_as_bytes(data),
+                token=token,
+                attempt=attempts,
+                deadline=deadline,
+                reserved_at=now,
+                priority=priority,
+                peeked=self._peek_after_claim(conn, peek) if peek else None,
+            )
+
+    def _bury_unreadable(
+        self, conn: Any, pk: Any, data: Any, attempts: Any, priority: Any, problem: str
+    ) -> None:
+        """Inside a transaction: move a row that cannot be read to the dead letters, keeping what can be read
+        of it, and log it once that transaction commits."""
+        self._execute(conn, "DELETE FROM {msg} WHERE {id} = %s", [pk])
+        counted = attempts if type(attempts) is int and 0 <= attempts <= _INT_MAX else 0
+        kept_priority = priority if type(priority) is int and -_INT_MAX - 1 <= priority <= _INT_MAX else None
+        self._insert_dead(conn, _as_bytes(data), UNREADABLE_RECORD, problem, counted, kept_priority, None)
+        where = f"message row {pk} of DATABASES[{self.using!r}]"
+        transaction.on_commit(
+            lambda: log_unreadable_record(self.name, where, problem), using=self.using
         )
 
     def _peek_after_claim(self, conn: Any, keys: Sequence[str]) -> tuple[bytes | EmptyDataType, ...]:
@@ -1320,6 +1379,10 @@ class OrmStorage(BaseStorage):
             back: list[int] = []
             dead: list[int] = []
             for pk, data, token, attempts, deadline, reserved_at, priority, created_at in rows:
+                problem = _unreadable(priority, attempts, claimed=False)
+                if problem:
+                    self._bury_unreadable(conn, pk, data, attempts, priority, problem)
+                    continue
                 is_dead = max_attempts is not None and attempts >= max_attempts
                 reservation = Reservation(
                     message_id=str(pk),

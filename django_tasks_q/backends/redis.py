@@ -32,6 +32,9 @@ percent-encoded). Every key carries the hash tag ``{N}``, so a queue lives in on
     P:{N}:m:<id>         hash    d=bytes, p=priority, s=ready score, c=claims, t=token, r=reserved_at
     P:{N}:dead           zset    dead-letter id → failed_at
     P:{N}:dead:<id>      hash    d=bytes, r=reason, x=detail, a=attempts, f=failed_at, p, s
+
+A message hash whose priority ``p`` or claim count ``c`` is not an integer is dead-lettered by the claim or the
+reaper script that meets it (reason ``unreadable_record``), before anything else is changed, and logged once.
     P:{N}:kv:<key>       string  key/value data (results, locks, revocations), PX for a ttl
     P:{N}:results        zset    result key → expiry in ms by the Redis clock (+inf: none)
     P:{N}:ctr:<key>      string  incr() counters
@@ -69,6 +72,7 @@ from django_tasks_q.backends.base import (
     ResultWrite,
     check_bytes,
     check_key,
+    log_unreadable_record,
     new_token,
     normalize_priority,
 )
@@ -890,7 +894,9 @@ class RedisStorage(BaseStorage):
 
     def _reserve_once(self, lease: float, peek: Sequence[str] = ()) -> Reservation | None:
         keys, args, (token, now, deadline) = self._reserve_script(lease, peek)
-        return self._reservation(self._run("reserve", keys, args), token, now, deadline, bool(peek))
+        row, buried = self._run("reserve", keys, args)
+        self._log_unreadable(buried)
+        return self._reservation(row, token, now, deadline, bool(peek))
 
     def _wait_then_reserve(self, remaining: float, lease: float, peek: Sequence[str]) -> Reservation | None:
         """``BLPOP`` on the notify list and the reserve script, sent together on the thread's connection.
@@ -903,7 +909,7 @@ class RedisStorage(BaseStorage):
         keys, args, (token, now, deadline) = self._reserve_script(lease, peek)
         script = self._scripts["reserve"]
         try:
-            row = self._direct_commands(
+            row, buried = self._direct_commands(
                 "reserve", ("BLPOP", self._k_notify, repr(wait)), ("EVALSHA", script.sha, len(keys), *keys, *args)
             )
         except StorageError as exc:
@@ -911,6 +917,7 @@ class RedisStorage(BaseStorage):
                 raise
             self._direct_command("reserve", "SCRIPT", "LOAD", script.script)  # a restarted or flushed server
             return self._reserve_once(lease, peek)
+        self._log_unreadable(buried)
         return self._reservation(row, token, now, deadline, bool(peek))
 
     def ack(self, reservation: Reservation, result: ResultWrite | None = None) -> bool:
@@ -947,8 +954,15 @@ class RedisStorage(BaseStorage):
             result_keys, result_args = self._result_write(result)
             keys += result_keys
             args += result_args
-        acked, row = self._run("ack_and_reserve", keys, args)
+        acked, row, buried = self._run("ack_and_reserve", keys, args)
+        self._log_unreadable(buried)
         return bool(acked), self._reservation(row, token, now, deadline, bool(peek))
+
+    def _log_unreadable(self, buried: Sequence[Any]) -> None:
+        """Log each message a script dead-lettered unread (``buried``: id, problem, id, problem ...)."""
+        for i in range(0, len(buried), 2):
+            where = f"message hash {self._msg(_text(buried[i]))!r}"
+            log_unreadable_record(self.name, where, _text(buried[i + 1]))
 
     def _result_write(self, result: ResultWrite) -> tuple[tuple[str, ...], tuple[Any, ...]]:
         """The keys and arguments that make an ``ack`` script also store ``result``."""
@@ -1006,9 +1020,10 @@ class RedisStorage(BaseStorage):
         keys = (self._k_inflight, self._k_ready, self._k_notify, self._k_dead)
         reclaimed: list[Reclaimed] = []
         while True:
-            examined, *flat = self._run(
+            examined, buried, *flat = self._run(
                 "requeue_expired_chunk", keys, (self._base, when, cap, _CHUNK, repr(time.time()))
             )
+            self._log_unreadable(buried)
             for i in range(0, len(flat), 8):
                 message_id, data, token, claims, deadline, reserved_at, prio, dead = flat[i : i + 8]
                 reservation = Reservation(

@@ -18,6 +18,10 @@ Conventions shared by all scripts:
 * A message hash ``m:<id>`` holds ``d`` (the bytes), ``p`` (priority, only when not 0), ``s`` (its score in
   the ready set, only when not 0: ``-priority`` on priority storages), ``c`` (claims), and while in flight
   ``t`` (fencing token) and ``r`` (``reserved_at``).
+* A message hash whose ``p`` or ``c`` is not an integer (or whose ``c`` is too large to count up) cannot be
+  claimed or reclaimed: the claim and the reaper check both fields *before* changing anything and move such a
+  message to the dead letters in the same script (reason ``unreadable_record``), returning its id and what was
+  wrong so that the storage logs it, then go on with the next message.
 """
 
 from __future__ import annotations
@@ -151,16 +155,38 @@ while true do
 end
 """
 
+# unreadable(p, c) -> what is wrong with a message hash's priority and claim count, or nil when both are usable.
+# bury_unreadable(...) moves it, in the same script, to the dead letters (reason unreadable_record).
+_UNREADABLE = """
+local function unreadable(p, c)
+  if p and not (#p <= 20 and string.match(p, '^%-?%d+$')) then
+    return 'priority ' .. string.format('%q', string.sub(p, 1, 40)) .. ' is not an integer'
+  end
+  if c and not (#c <= 15 and string.match(c, '^%d+$')) then
+    return 'claim count ' .. string.format('%q', string.sub(c, 1, 40)) .. ' is not a countable integer'
+  end
+  return nil
+end
+
+local function bury_unreadable(base, id, m, data, problem, failed_at)
+  local dh = base .. 'dead:' .. id
+  redis.call('HSET', dh, 'd', data, 'r', 'unreadable_record', 'x', problem, 'a', 0, 'f', failed_at)
+  redis.call('ZADD', base .. 'dead', failed_at, id)
+  redis.call('DEL', m)
+end
+"""
+
 # The reserve step shared by RESERVE and ACK_AND_RESERVE. With a claim, the values of KEYS[first_peek ..
 # first_peek + n_peek - 1] (false when missing) are read in the same step and returned as a fifth element.
-_CLAIM = """
+# Messages that cannot be claimed are dead-lettered on the way; their ids and problems are added to `buried`.
+_CLAIM = _UNREADABLE + """
 local function peek(first, n)
   local values = {}
   for i = first, first + n - 1 do values[#values + 1] = redis.call('GET', KEYS[i]) end
   return values
 end
 
-local function claim(ready, inflight, notify, base, token, now, deadline, first_peek, n_peek)
+local function claim(ready, inflight, notify, base, token, now, deadline, first_peek, n_peek, buried)
   while true do
     local popped = redis.call('ZPOPMIN', ready)
     if #popped == 0 then
@@ -169,21 +195,34 @@ local function claim(ready, inflight, notify, base, token, now, deadline, first_
     end
     local id = popped[1]
     local m = base .. 'm:' .. id
-    local v = redis.call('HMGET', m, 'd', 'p')
-    if v[1] then
+    local v = redis.call('HMGET', m, 'd', 'p', 'c')
+    local problem = v[1] and unreadable(v[2], v[3])
+    if problem then
+      bury_unreadable(base, id, m, v[1], problem, now)
+      buried[#buried + 1] = id
+      buried[#buried + 1] = problem
+    elseif v[1] then
       local claims = redis.call('HINCRBY', m, 'c', 1)
       redis.call('HSET', m, 't', token, 'r', now)
       redis.call('ZADD', inflight, deadline, id)
       return {id, v[1], claims, v[2], peek(first_peek, n_peek)}
+    else
+      redis.call('DEL', m)
     end
-    redis.call('DEL', m)
   end
 end
 """
 
 # KEYS: ready, inflight, notify, [kv keys to peek]   ARGV: base, token, now, deadline
-# -> {id, data, claims, priority, {peeked values}} or nil
-RESERVE = _CLAIM + "return claim(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4], 4, #KEYS - 3)\n"
+# -> {{id, data, claims, priority, {peeked values}} or nil, {id, problem, ...} of messages dead-lettered unread}
+RESERVE = (
+    _CLAIM
+    + """
+local buried = {}
+local row = claim(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4], 4, #KEYS - 3, buried)
+return {row, buried}
+"""
+)
 
 # KEYS: ready or schedule   ARGV: base, stop   -> data of members 0..stop, in order
 LIST_BODIES = """
@@ -383,7 +422,7 @@ return 1
 
 # KEYS: inflight, m, ready, notify, [kv keys to peek], [kv, results, wait, wake]
 # ARGV: base, id, token, new token, now, deadline, number of keys to peek, [member, value, ttl_ms or '']
-# -> {acked 1/0, next: {id, data, claims, priority, {peeked values}} or false}
+# -> {acked 1/0, next: {id, data, claims, priority, {peeked values}} or false, {id, problem, ...} as RESERVE}
 ACK_AND_RESERVE = (
     _PUT
     + _CLAIM
@@ -399,7 +438,9 @@ if redis.call('HGET', KEYS[2], 't') == ARGV[3] then
   end
   acked = 1
 end
-return {acked, claim(KEYS[3], KEYS[1], KEYS[4], ARGV[1], ARGV[4], ARGV[5], ARGV[6], 5, n_peek)}
+local buried = {}
+local row = claim(KEYS[3], KEYS[1], KEYS[4], ARGV[1], ARGV[4], ARGV[5], ARGV[6], 5, n_peek, buried)
+return {acked, row, buried}
 """
 )
 
@@ -440,13 +481,15 @@ return 1
 """
 
 # KEYS: inflight, ready, notify, dead   ARGV: base, now, max_attempts or '', n, failed_at
-# -> flat list of 8 fields per reclaimed reservation:
-#    id, data, token, claims, deadline, reserved_at, priority, dead ('1'/'0')   (first element: count examined)
+# -> the count examined, {id, problem, ...} of messages dead-lettered unread, then a flat list of 8 fields per
+#    reclaimed reservation: id, data, token, claims, deadline, reserved_at, priority, dead ('1'/'0')
 REQUEUE_EXPIRED_CHUNK = (
     _NOTIFY
+    + _UNREADABLE
     + """
 local rows = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[4]))
-local out = {#rows / 2}
+local buried = {}
+local out = {#rows / 2, buried}
 local requeued = 0
 local cap = tonumber(ARGV[3])
 for i = 1, #rows, 2 do
@@ -454,7 +497,15 @@ for i = 1, #rows, 2 do
   local m = ARGV[1] .. 'm:' .. id
   redis.call('ZREM', KEYS[1], id)
   local v = redis.call('HMGET', m, 'd', 'p', 's', 'c', 't', 'r')
-  if v[1] then
+  local problem = v[1] and unreadable(v[2], v[4])
+  if v[1] and not problem and v[3] and not tonumber(v[3]) then
+    problem = 'ready score ' .. string.format('%q', string.sub(v[3], 1, 40)) .. ' is not a number'
+  end
+  if problem then
+    bury_unreadable(ARGV[1], id, m, v[1], problem, ARGV[5])
+    buried[#buried + 1] = id
+    buried[#buried + 1] = problem
+  elseif v[1] then
     local claims = tonumber(v[4] or '0')
     local dead = '0'
     if cap and claims >= cap then

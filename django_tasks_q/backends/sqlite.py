@@ -36,6 +36,12 @@ How it is made safe
 * The claim is one statement: ``UPDATE … SET state = in-flight, token = …, claims = claims + 1 WHERE id =
   (SELECT the next ready id) RETURNING …`` (SQLite 3.35+; older libraries do the same ``SELECT`` and
   ``UPDATE`` inside the same write transaction, which is just as atomic).
+* A row the claim cannot read — a priority or a claim count that is not an integer (SQLite stores whatever
+  is written into a column), a claim count at the top of the 64-bit range — is moved to the dead letters
+  (``unreadable_record``, with the column and its value in the detail) in the same transaction, logged once,
+  and the claim goes on with the next row; the reaper does the same for such an in-flight row. In
+  ``ack_and_reserve`` the claim runs in a savepoint after the acknowledgement: should it fail all the same,
+  only the claim is rolled back and the acknowledgement is committed.
 
 Tables (shared by every queue in the file; each row carries its queue ``name``)
 -------------------------------------------------------------------------------
@@ -61,6 +67,7 @@ writes run at most every ``purge_interval`` seconds.
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import threading
@@ -70,6 +77,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, ClassVar, TypeVar
 
 from django_tasks_q.backends.base import (
+    UNREADABLE_RECORD,
     BaseStorage,
     DeadLetter,
     EmptyData,
@@ -80,6 +88,7 @@ from django_tasks_q.backends.base import (
     bounded_priority,
     check_bytes,
     expiry_time,
+    log_unreadable_record,
     new_token,
 )
 from django_tasks_q.backends.watch import ChangeWatch, probe_poller
@@ -88,6 +97,8 @@ from django_tasks_q.exceptions import ConfigurationError, StorageError
 __all__ = ["SUPPORTS_RETURNING", "SqliteStorage"]
 
 T = TypeVar("T")
+
+_logger = logging.getLogger("django_tasks_q.backends.sqlite")
 
 SUPPORTS_RETURNING = sqlite3.sqlite_version_info >= (3, 35, 0)
 """Whether the SQLite library linked into this Python knows ``UPDATE … RETURNING`` (3.35.0, March 2021)."""
@@ -166,6 +177,18 @@ def _schema(strict_fifo: bool) -> list[str]:
 
 _TABLES = ("tasks_q_message", "tasks_q_schedule", "tasks_q_kv", "tasks_q_counter", "tasks_q_dead")
 _LIVE = "(expires_at IS NULL OR expires_at > ?)"
+
+
+def _unreadable(priority: object, claims: object) -> str:
+    """What is wrong with a message row's ``priority`` and ``claims`` as read ('' when both are usable)."""
+    problems = []
+    if type(priority) is not int:
+        problems.append(f"priority {priority!r} is not an integer")
+    if type(claims) is not int:
+        problems.append(f"claim count {claims!r} is not an integer")
+    elif claims >= 2**63 - 1:
+        problems.append(f"claim count {claims!r} cannot be counted up")
+    return "; ".join(problems)
 
 
 def _limit(limit: int | None) -> int:
@@ -871,47 +894,78 @@ class SqliteStorage(BaseStorage):
     # ------------------------------------------------------------------ reliable delivery
 
     def reserve(self, lease: float) -> Reservation | None:
-        """Claim the next ready message with one ``UPDATE … RETURNING`` in a write transaction."""
+        """Claim the next ready message with one ``UPDATE … RETURNING`` in a write transaction (a row that
+        cannot be read is dead-lettered on the way, see the module documentation)."""
         if not self._read("reserve", self._has_ready):
             return None
         token = new_token()
-        return self._write("reserve", lambda conn: self._claim(conn, token, lease))
+        unreadable: list[tuple[str, str]] = []
+        claimed = self._write("reserve", lambda conn: self._claim(conn, token, lease, unreadable))
+        self._log_unreadable(unreadable)  # after the commit: a rolled-back transaction buried nothing
+        return claimed
 
-    def _claim(self, conn: sqlite3.Connection, token: str, lease: float) -> Reservation | None:
+    # The claim counts the claim only on an integer, so that the row keeps the value that makes it unreadable.
+    _COUNT_CLAIM = "claims = CASE WHEN typeof(claims) = 'integer' THEN claims + 1 ELSE claims END"
+
+    def _claim(
+        self, conn: sqlite3.Connection, token: str, lease: float, unreadable: list[tuple[str, str]]
+    ) -> Reservation | None:
+        """Claim the next readable ready row; rows that cannot be read are dead-lettered and skipped (their
+        message id and what was wrong are added to ``unreadable``, to be logged once the transaction ends)."""
         now = time.time()
         deadline = now + lease
-        if self._use_returning:
-            row = conn.execute(
-                "UPDATE tasks_q_message SET state = 1, claims = claims + 1, token = ?, deadline = ?, "
-                f"reserved_at = ? WHERE id = ({self._NEXT_READY}) "
-                "RETURNING message_id, data, claims, priority",
-                (token, deadline, now, self.name),
-            ).fetchone()
-        else:
-            found = conn.execute(
-                "SELECT id, message_id, data, claims, priority FROM tasks_q_message "
-                "WHERE queue = ? AND state = 0 ORDER BY priority DESC, id LIMIT 1",
-                (self.name,),
-            ).fetchone()
-            row = None
-            if found is not None:
-                conn.execute(
-                    "UPDATE tasks_q_message SET state = 1, claims = claims + 1, token = ?, deadline = ?, "
-                    "reserved_at = ? WHERE id = ?",
-                    (token, deadline, now, found[0]),
+        while True:
+            if self._use_returning:
+                row = conn.execute(
+                    f"UPDATE tasks_q_message SET state = 1, {self._COUNT_CLAIM}, token = ?, deadline = ?, "
+                    f"reserved_at = ? WHERE id = ({self._NEXT_READY}) "
+                    "RETURNING id, message_id, CAST(data AS BLOB), claims, priority",
+                    (token, deadline, now, self.name),
+                ).fetchone()
+            else:
+                row = conn.execute(
+                    "SELECT id, message_id, CAST(data AS BLOB), claims, priority FROM tasks_q_message "
+                    "WHERE queue = ? AND state = 0 ORDER BY priority DESC, id LIMIT 1",
+                    (self.name,),
+                ).fetchone()
+                if row is not None and not _unreadable(row[4], row[3]):
+                    conn.execute(
+                        "UPDATE tasks_q_message SET state = 1, claims = claims + 1, token = ?, deadline = ?, "
+                        "reserved_at = ? WHERE id = ?",
+                        (token, deadline, now, row[0]),
+                    )
+                    row = (*row[:3], row[3] + 1, row[4])
+            if row is None:
+                return None
+            row_id, message_id, data, claims, priority = row
+            problem = _unreadable(priority, claims)
+            if not problem:
+                return Reservation(
+                    message_id=message_id,
+                    data=bytes(data),
+                    token=token,
+                    attempt=claims,
+                    deadline=deadline,
+                    reserved_at=now,
+                    priority=priority,
                 )
-                row = (found[1], found[2], found[3] + 1, found[4])
-        if row is None:
-            return None
-        return Reservation(
-            message_id=row[0],
-            data=bytes(row[1]),
-            token=token,
-            attempt=int(row[2]),
-            deadline=deadline,
-            reserved_at=now,
-            priority=int(row[3]),
+            self._bury_unreadable(conn, row_id, problem)
+            unreadable.append((str(message_id), problem))
+
+    def _bury_unreadable(self, conn: sqlite3.Connection, row_id: int, problem: str) -> None:
+        """Move a row that cannot be read to the dead letters, keeping what can be read of it."""
+        conn.execute(
+            "INSERT INTO tasks_q_dead (queue, letter_id, data, reason, detail, attempts, failed_at, priority) "
+            "SELECT m.queue, lower(hex(randomblob(16))), CAST(m.data AS BLOB), ?, ?, "
+            "CASE WHEN typeof(m.claims) = 'integer' THEN m.claims ELSE 0 END, ?, "
+            "CASE WHEN typeof(m.priority) = 'integer' THEN m.priority END FROM tasks_q_message m WHERE m.id = ?",
+            (UNREADABLE_RECORD, problem, time.time(), row_id),
         )
+        conn.execute("DELETE FROM tasks_q_message WHERE id = ?", (row_id,))
+
+    def _log_unreadable(self, unreadable: list[tuple[str, str]]) -> None:
+        for message_id, problem in unreadable:
+            log_unreadable_record(self.name, f"message row {message_id!r} in {self.filename!r}", problem)
 
     def ack_and_reserve(
         self, reservation: Reservation, result: ResultWrite | None, lease: float
@@ -925,6 +979,7 @@ class SqliteStorage(BaseStorage):
             value = check_bytes(value, "result value")
             expires_at = expiry_time(ttl, now)
         token = new_token()
+        unreadable: list[tuple[str, str]] = []
 
         def work(conn: sqlite3.Connection) -> tuple[bool, Reservation | None]:
             acked = (
@@ -936,9 +991,26 @@ class SqliteStorage(BaseStorage):
             if acked and result is not None:
                 self._put(conn, key, value, True, expires_at)
                 self._maybe_purge(conn, now)
-            return acked, self._claim(conn, token, lease)
+            conn.execute("SAVEPOINT claim")
+            try:
+                following = self._claim(conn, token, lease, unreadable)
+            except Exception:
+                # The acknowledgement is committed whatever happens to the claim; the next reserve() retries.
+                conn.execute("ROLLBACK TO claim")
+                unreadable.clear()
+                following = None
+                _logger.warning(
+                    "SQLite storage %r: claiming the next message failed after an acknowledgement; the "
+                    "acknowledgement is kept",
+                    self.name,
+                    exc_info=True,
+                )
+            conn.execute("RELEASE claim")
+            return acked, following
 
-        return self._write("acknowledge and reserve", work)
+        outcome = self._write("acknowledge and reserve", work)
+        self._log_unreadable(unreadable)
+        return outcome
 
     _OWNED = "queue = ? AND message_id = ? AND state = 1 AND token = ?"
 
@@ -1047,6 +1119,7 @@ class SqliteStorage(BaseStorage):
 
         if not self._read("reclaim expired leases", has_expired):
             return []
+        unreadable: list[tuple[str, str]] = []
 
         def work(conn: sqlite3.Connection) -> list[Reclaimed]:
             rows = conn.execute(
@@ -1058,6 +1131,13 @@ class SqliteStorage(BaseStorage):
             reclaimed = []
             back = []
             for row_id, message_id, data, token, claims, deadline, reserved_at, prio in rows:
+                problem = _unreadable(prio, claims)
+                if type(reserved_at) not in (int, float):
+                    problem = "; ".join(filter(None, [problem, f"reserved_at {reserved_at!r} is not a time"]))
+                if problem:
+                    self._bury_unreadable(conn, row_id, problem)
+                    unreadable.append((str(message_id), problem))
+                    continue
                 dead = max_attempts is not None and claims >= max_attempts
                 if dead:
                     detail = f"lease expired after {claims} attempt(s); the limit is {max_attempts}"
@@ -1082,6 +1162,7 @@ class SqliteStorage(BaseStorage):
             return reclaimed
 
         reclaimed = self._write("reclaim expired leases", work)
+        self._log_unreadable(unreadable)
         if reclaimed:
             self._wake_waiters()
         return reclaimed

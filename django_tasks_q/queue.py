@@ -26,6 +26,7 @@ from .backends.base import BaseStorage, DeadLetter, EmptyData, Reclaimed, Reserv
 from .backends.blackhole import BlackHoleStorage
 from .backends.memory import MemoryStorage
 from .exceptions import (
+    AcknowledgementFailed,
     CancelExecution,
     ConfigurationError,
     EnqueueError,
@@ -36,6 +37,7 @@ from .exceptions import (
     RateLimitExceeded,
     RetryTask,
     SerializationError,
+    StorageError,
     TaskLockedException,
     TaskNotRegistered,
     TaskTimeout,
@@ -1060,13 +1062,43 @@ class TaskQueue:
             return None
         for follow_up in outcome.follow_ups:
             follow_up()
-        if wants_next is not None and wants_next():
-            acked, following = self._ack_and_reserve(reservation, result, self.lease)
-        else:
-            acked, following = self.storage.ack(reservation, result), None
+        try:
+            if wants_next is not None and wants_next():
+                acked, following = self._ack_and_reserve(reservation, result, self.lease)
+            else:
+                acked, following = self.storage.ack(reservation, result), None
+        except (StorageError, OSError) as exc:
+            # The task is done: what is left is to record it. The caller keeps the reservation and tries again
+            # (retry_acknowledgement) rather than letting the lease expire and the task run again.
+            raise AcknowledgementFailed(
+                f"queue {self.name!r}: task {task.id} finished but its acknowledgement (message "
+                f"{reservation.message_id}) failed: {exc}",
+                reservation=reservation,
+                result=result,
+                task_id=task.id,
+            ) from exc
         if not acked:
             self._lost_lease(reservation, task)
         return following
+
+    def retry_acknowledgement(self, failed: AcknowledgementFailed) -> bool:
+        """Acknowledge again what :class:`AcknowledgementFailed` reported; True when it is recorded now.
+
+        Raises ``StorageError`` while the storage still fails. False when the token is no longer in flight:
+        either the lease was reclaimed (another worker runs the message) or the earlier attempt had gone
+        through before its answer was lost; a warning says which message it was.
+        """
+        if self.storage.ack(failed.reservation, failed.result):
+            return True
+        logger.warning(
+            "queue %r: the acknowledgement of message %s (task %s) could not be confirmed: either the attempt "
+            "that failed went through before its answer was lost, or the lease was reclaimed meanwhile and the "
+            "message will run again",
+            self.name,
+            failed.reservation.message_id,
+            failed.task_id,
+        )
+        return False
 
     def _ack_and_reserve(
         self, reservation: Reservation, result: Any, lease: float

@@ -93,8 +93,10 @@ from django_tasks_q.backends.base import (
     ResultWrite,
     bounded_priority,
     check_bytes,
+    expired_verdict,
     expiry_time,
     is_live,
+    made_progress,
     new_token,
 )
 from django_tasks_q.backends.watch import ChangeWatch, probe_poller
@@ -934,7 +936,13 @@ class FileStorage(BaseStorage):
         return self._dead_letter_from(found[0], found[1], reason, detail)
 
     @_operation
-    def requeue_expired(self, now: float, max_attempts: int | None) -> list[Reclaimed]:
+    def requeue_expired(
+        self,
+        now: float,
+        max_attempts: int | None,
+        max_reclaims: int | None = None,
+        progress_span: float | None = None,
+    ) -> list[Reclaimed]:
         """Under ``inflight.lock``: rename every file whose mtime is past ``now`` back to ready or to dead."""
         reclaimed = []
         with self._flock("inflight.lock"):
@@ -956,10 +964,12 @@ class FileStorage(BaseStorage):
                 if data is None:
                     continue
                 message_id, claims = match.group(1), int(match.group(2))
-                dead = max_attempts is not None and claims >= max_attempts
-                if dead:
-                    detail = f"lease expired after {claims} attempt(s); the limit is {max_attempts}"
-                    if not self._dead_letter_from(path, match, "max_attempts", detail):
+                reserved_at = int(match.group(4)) / 1e6
+                progressed = made_progress(mtime_ns / 1e9, reserved_at, progress_span)
+                verdict = expired_verdict(claims, progressed, max_attempts, max_reclaims)
+                dead = verdict is not None
+                if verdict is not None:
+                    if not self._dead_letter_from(path, match, *verdict):
                         continue
                 else:
                     try:
@@ -972,10 +982,10 @@ class FileStorage(BaseStorage):
                     token=match.group(3),
                     attempt=claims,
                     deadline=mtime_ns / 1e9,
-                    reserved_at=int(match.group(4)) / 1e6,
+                    reserved_at=reserved_at,
                     priority=_message_priority(message_id),
                 )
-                reclaimed.append(Reclaimed(reservation, dead))
+                reclaimed.append(Reclaimed(reservation, dead, verdict[0] if verdict else "max_attempts"))
         return reclaimed
 
     def _in_flight(self) -> list[tuple[int, str, re.Match[str]]]:

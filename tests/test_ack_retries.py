@@ -265,3 +265,25 @@ def test_on_a_full_disk_finished_tasks_wait_for_space_and_none_is_dead_lettered(
         assert ack_log_lines(caplog) == (1, 1)
     finally:
         running.stop()
+
+
+def test_on_a_full_disk_the_reaper_keeps_a_message_it_cannot_dead_letter_with_its_reason(small_disk: Path) -> None:
+    storage = FileHuey("full-disk-reaper", path=str(small_disk / "queue")).storage
+    storage.enqueue(b"at its limit", 1)
+    storage.enqueue(b"below its limit")
+    first = storage.reserve(30.0)
+    assert first is not None and storage.release(first, count_attempt=True)
+    capped = storage.reserve(30.0)  # its second delivery
+    below = storage.reserve(30.0)
+    assert capped is not None and below is not None and (capped.data, capped.attempt) == (b"at its limit", 2)
+    filler = fill(small_disk)
+    # Both leases ran out; with max_attempts 2 the first must become a dead letter, which needs space.
+    (reclaimed,) = storage.requeue_expired(time.time() + 3600, 2)
+    assert reclaimed.reservation.data == b"below its limit" and reclaimed.dead_lettered is False
+    assert storage.dead_letter_count() == 0
+    assert [item.data for item in storage.in_flight_items()] == [b"at its limit"]
+    os.unlink(filler)
+    (reclaimed,) = storage.requeue_expired(time.time() + 3600, 2)
+    assert reclaimed.dead_lettered and reclaimed.reason == "max_attempts"
+    (letter,) = storage.dead_letters()
+    assert (letter.data, letter.reason, letter.attempts) == (b"at its limit", "max_attempts", 2)

@@ -52,7 +52,8 @@ How each operation is atomic
 * ``dequeue`` / ``read_schedule``: read the file, then ``unlink`` it; only the caller whose ``unlink``
   succeeds returns it.
 * ``release`` / ``bury`` / ``requeue_expired`` / ``enqueue_due`` / ``requeue_dead_letter``: one ``rename``
-  (back to ``ready/`` under the original ``message_id``, hence the original place; or into ``dead/``).
+  (back to ``ready/`` under the original ``message_id``, hence the original place; or into ``dead/``, after
+  staging the reason file, so that a full disk leaves the message where it was).
 * ``ack``: ``unlink`` of the token-named file. With a result, under the ``inflight.lock`` ``flock``: check the
   file, write the result, then unlink; a crash in between leaves the result written and the message in flight,
   to be redelivered (at least once), and a stale holder never writes a result.
@@ -76,6 +77,7 @@ import functools
 import hashlib
 import heapq
 import json
+import logging
 import os
 import re
 import threading
@@ -108,6 +110,10 @@ except ImportError:  # pragma: no cover - not POSIX
     fcntl = None  # type: ignore[assignment]
 
 __all__ = ["FileStorage"]
+
+logger = logging.getLogger("django_tasks_q.backends.file")
+
+_NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -911,16 +917,25 @@ class FileStorage(BaseStorage):
         return True
 
     def _dead_letter_from(self, path: str, match: re.Match[str], reason: str, detail: str) -> bool:
-        """Rename an in-flight file into ``dead/`` (the fence), then write its reason beside it."""
+        """Rename an in-flight file into ``dead/`` (the fence), then put its reason beside it.
+
+        The reason is staged first: when it cannot be written (a full disk) nothing moves and the message
+        stays in flight for a later attempt, rather than becoming a dead letter whose reason is lost.
+        """
         message_id, claims = match.group(1), int(match.group(2))
         key = f"{_next_seq():020d}-{message_id}"
+        staged = self._stage(json.dumps({"reason": str(reason), "detail": str(detail)}).encode("ascii"))
         try:
             os.rename(
                 path, os.path.join(self._dirs["dead"], f"{key}.{claims}.{_message_priority(message_id)}.msg")
             )
-        except FileNotFoundError:
-            return False
-        self._write_reason(key, reason, detail)
+        except BaseException as exc:
+            _unlink(staged)
+            if isinstance(exc, FileNotFoundError):  # acknowledged or reclaimed meanwhile
+                return False
+            raise
+        os.rename(staged, os.path.join(self._dirs["dead"], f"{key}.json"))
+        self._sync_dir(self._dirs["dead"])
         return True
 
     def _write_reason(self, key: str, reason: str, detail: str) -> None:
@@ -969,7 +984,21 @@ class FileStorage(BaseStorage):
                 verdict = expired_verdict(claims, progressed, max_attempts, max_reclaims)
                 dead = verdict is not None
                 if verdict is not None:
-                    if not self._dead_letter_from(path, match, *verdict):
+                    try:
+                        if not self._dead_letter_from(path, match, *verdict):
+                            continue
+                    except OSError as exc:
+                        if exc.errno not in _NO_SPACE:
+                            raise
+                        # Its reason cannot be written: it stays in flight, for a pass after space returns;
+                        # the reservations behind it are still reclaimed now.
+                        logger.warning(
+                            "FileStorage(%r): message %s reached its delivery limit but cannot be dead-lettered "
+                            "(%s); it stays in flight until there is space",
+                            self.name,
+                            message_id,
+                            exc,
+                        )
                         continue
                 else:
                     try:

@@ -69,14 +69,14 @@ class AcknowledgementHealth:
     """
 
     def __init__(self) -> None:
-        self._waiting: dict[str, str] = {}  # worker -> message id whose acknowledgement it retries
+        self._waiting: set[str] = set()  # the workers retrying an acknowledgement
         self._lock = threading.Lock()
 
     def failing(self, worker: str, failed: AcknowledgementFailed) -> None:
         """``worker`` could not acknowledge ``failed.reservation`` and will retry."""
         with self._lock:
             first = not self._waiting
-            self._waiting[worker] = failed.reservation.message_id
+            self._waiting.add(worker)
         if first:
             logger.error(
                 "acknowledgements are failing (%s); workers keep their finished tasks, stop claiming new ones "
@@ -87,15 +87,12 @@ class AcknowledgementHealth:
     def settled(self, worker: str) -> None:
         """``worker``'s acknowledgement went through (or was given up on)."""
         with self._lock:
-            if self._waiting.pop(worker, None) is None:
+            if worker not in self._waiting:
                 return
+            self._waiting.discard(worker)
             last = not self._waiting
         if last:
             logger.info("acknowledgements go through again")
-
-    def __bool__(self) -> bool:
-        with self._lock:
-            return bool(self._waiting)
 
 
 def backoff_delay(current: float, factor: float, maximum: float) -> float:

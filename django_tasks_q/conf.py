@@ -52,6 +52,7 @@ HUB_KEYS = {
     "RESULT_TTL": "result_ttl",
     "LEASE": "lease",
     "MAX_ATTEMPTS": "max_attempts",
+    "MAX_RECLAIMS": "max_reclaims",
     "MAX_MESSAGE_SIZE": "max_message_size",
     "ENQUEUE_ON_COMMIT": "enqueue_on_commit",
     "ON_COMMIT_USING": "on_commit_using",

@@ -38,7 +38,15 @@ from .signals import (
     SIGNAL_TIMEOUT,
 )
 from .timeutils import now_utc
-from .workers import LeaseKeeper, RunningTasks, WorkerLoop, backoff_delay, process_worker_main
+from .workers import (
+    AcknowledgementHealth,
+    LeaseKeeper,
+    RunningTasks,
+    WorkerLoop,
+    backoff_delay,
+    close_thread_connections,
+    process_worker_main,
+)
 
 logger = logging.getLogger("django_tasks_q.consumer")
 _TASK_LINE = "%s %s %s %s"  # task name, task id, what happened (signal name), run time
@@ -154,6 +162,7 @@ class Consumer:
         self.identity = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.stop_event = threading.Event()
         self.running = RunningTasks()
+        self.acknowledgements = AcknowledgementHealth()
         self.wake = {queue.name: threading.Event() for queue in self.queues}
         self._workers: list[_WorkerHandle] = []
         self._signals_seen = 0
@@ -321,6 +330,7 @@ class Consumer:
                 max_tasks=options.max_tasks,
                 wake=self.wake[handle.queue.name],
                 outage=self.outages[handle.queue.name],
+                acknowledgements=self.acknowledgements,
             )
             handle.thread = threading.Thread(target=loop.run, name=f"tasks-q-worker-{handle.name}", daemon=True)
             handle.thread.start()
@@ -413,6 +423,7 @@ class Consumer:
                 wait = error_delay
                 error_delay = backoff_delay(error_delay, 2.0, max_error_delay)
             self.stop_event.wait(wait)
+        close_thread_connections()
 
     def scheduler_tick(
         self,

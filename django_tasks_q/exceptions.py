@@ -25,6 +25,21 @@ class StorageError(TasksQError):
     """The storage could not be reached or refused an operation; the cause is chained."""
 
 
+class AcknowledgementFailed(StorageError):
+    """A task reached its final state but the storage could not record it (unreachable, or its disk full).
+
+    The worker still holds the reservation: ``reservation`` and ``result`` (the ``(key, value, ttl)`` write,
+    or ``None``) are what to acknowledge again once the storage answers. The acknowledgement is fenced by the
+    reservation's token, so trying it again is safe: once the lease was reclaimed it changes nothing.
+    """
+
+    def __init__(self, message: str, *, reservation: Any, result: Any, task_id: str) -> None:
+        super().__init__(message)
+        self.reservation = reservation
+        self.result = result
+        self.task_id = task_id
+
+
 # --- enqueue-time validation (RELIABILITY R13): nothing is written when raised ---
 
 

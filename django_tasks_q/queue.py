@@ -26,6 +26,7 @@ from .backends.base import BaseStorage, DeadLetter, EmptyData, Reclaimed, Reserv
 from .backends.blackhole import BlackHoleStorage
 from .backends.memory import MemoryStorage
 from .exceptions import (
+    AcknowledgementFailed,
     CancelExecution,
     ConfigurationError,
     EnqueueError,
@@ -36,6 +37,7 @@ from .exceptions import (
     RateLimitExceeded,
     RetryTask,
     SerializationError,
+    StorageError,
     TaskLockedException,
     TaskNotRegistered,
     TaskTimeout,
@@ -73,6 +75,10 @@ logger = logging.getLogger("django_tasks_q")
 DEFAULT_MAX_MESSAGE_SIZE = 1024 * 1024
 DEFAULT_LEASE = 60.0
 DEFAULT_MAX_ATTEMPTS = 5
+DEFAULT_MAX_RECLAIMS = 20
+PROGRESS_AFTER = 0.25
+"""A reservation renewed at least this fraction of the lease after its claim made progress: its task was
+running well when its worker vanished, so ``max_reclaims`` caps it rather than ``max_attempts``."""
 CHORD_TTL = 7 * 86400
 
 REVOKE_ID_PREFIX = "revoke."
@@ -109,7 +115,7 @@ class TaskQueue:
     derived from Django's ``SECRET_KEY`` when settings are configured; ``True``:
     require that; ``False``: unsigned; bytes or str: this key),
     ``max_message_size``, ``result_ttl`` (seconds results are kept),
-    ``lease`` and ``max_attempts`` (reliable delivery), and ``registry`` (a
+    ``lease``, ``max_attempts`` and ``max_reclaims`` (reliable delivery), and ``registry`` (a
     :class:`~django_tasks_q.registry.TaskRegistry` shared with queues built
     from settings, so tasks survive a rebuild of the queue), and
     ``enqueue_on_commit`` (write messages only when the transaction of
@@ -139,6 +145,7 @@ class TaskQueue:
         result_ttl: float | None = None,
         lease: float = DEFAULT_LEASE,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        max_reclaims: int = DEFAULT_MAX_RECLAIMS,
         registry: TaskRegistry | None = None,
         enqueue_on_commit: bool = False,
         on_commit_using: str = "default",
@@ -152,6 +159,8 @@ class TaskQueue:
             raise ConfigurationError(f"queue {name!r}: lease must be > 0 seconds, got {lease!r}")
         if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
             raise ConfigurationError(f"queue {name!r}: max_attempts must be an int >= 1, got {max_attempts!r}")
+        if isinstance(max_reclaims, bool) or not isinstance(max_reclaims, int) or max_reclaims < 1:
+            raise ConfigurationError(f"queue {name!r}: max_reclaims must be an int >= 1, got {max_reclaims!r}")
         if signing is not None and not isinstance(signing, (bool, bytes, str)):
             raise ConfigurationError(
                 f"queue {name!r}: signing must be None, True, False or a key (bytes or str), got {signing!r}"
@@ -173,6 +182,7 @@ class TaskQueue:
         self.result_ttl = result_ttl
         self.lease = float(lease)
         self.max_attempts = max_attempts
+        self.max_reclaims = max_reclaims
         self.registry = registry if registry is not None else TaskRegistry(name)
         self.enqueue_on_commit = enqueue_on_commit
         self.on_commit_using = on_commit_using
@@ -1091,13 +1101,43 @@ class TaskQueue:
             return None
         for follow_up in outcome.follow_ups:
             follow_up()
-        if wants_next is not None and wants_next():
-            acked, following = self._ack_and_reserve(reservation, result, self.lease)
-        else:
-            acked, following = self.storage.ack(reservation, result), None
+        try:
+            if wants_next is not None and wants_next():
+                acked, following = self._ack_and_reserve(reservation, result, self.lease)
+            else:
+                acked, following = self.storage.ack(reservation, result), None
+        except (StorageError, OSError) as exc:
+            # The task is done: what is left is to record it. The caller keeps the reservation and tries again
+            # (retry_acknowledgement) rather than letting the lease expire and the task run again.
+            raise AcknowledgementFailed(
+                f"queue {self.name!r}: task {task.id} finished but its acknowledgement (message "
+                f"{reservation.message_id}) failed: {exc}",
+                reservation=reservation,
+                result=result,
+                task_id=task.id,
+            ) from exc
         if not acked:
             self._lost_lease(reservation, task)
         return following
+
+    def retry_acknowledgement(self, failed: AcknowledgementFailed) -> bool:
+        """Acknowledge again what :class:`AcknowledgementFailed` reported; True when it is recorded now.
+
+        Raises ``StorageError`` while the storage still fails. False when the token is no longer in flight:
+        either the lease was reclaimed (another worker runs the message) or the earlier attempt had gone
+        through before its answer was lost; a warning says which message it was.
+        """
+        if self.storage.ack(failed.reservation, failed.result):
+            return True
+        logger.warning(
+            "queue %r: the acknowledgement of message %s (task %s) could not be confirmed: either the attempt "
+            "that failed went through before its answer was lost, or the lease was reclaimed meanwhile and the "
+            "message will run again",
+            self.name,
+            failed.reservation.message_id,
+            failed.task_id,
+        )
+        return False
 
     def _ack_and_reserve(
         self, reservation: Reservation, result: Any, lease: float
@@ -1248,19 +1288,29 @@ class TaskQueue:
 
     def reclaim_expired(self, now: dt.datetime | None = None) -> list[Reclaimed]:
         """Put expired reservations back in the queue (or dead-letter them at the attempt limit)."""
-        reclaimed = self.storage.requeue_expired(epoch(now or now_utc()), self.max_attempts)
+        moment = epoch(now or now_utc())
+        if self._reaps_by_progress():
+            reclaimed = self.storage.requeue_expired(
+                moment, self.max_attempts, self.max_reclaims, self.lease * (1 + PROGRESS_AFTER)
+            )
+        else:
+            reclaimed = self.storage.requeue_expired(moment, self.max_attempts)
         for item in reclaimed:
             task_id = self._task_id_of(item.reservation.data)
             if item.dead_lettered:
+                vanished = item.reason == "max_reclaims"
                 logger.error(
-                    "queue %r: task %s dead-lettered after %d attempts whose leases expired",
+                    "queue %r: task %s dead-lettered after %d attempts whose leases expired%s",
                     self.name,
                     task_id,
                     item.reservation.attempt,
+                    " (the last while it was running: its worker vanished)" if vanished else "",
                 )
                 detail = f"task {task_id}: lease expired after {item.reservation.attempt} attempt(s)"
+                if vanished:
+                    detail += ", the last while it was running (its worker vanished)"
                 known_id = None if task_id.startswith("<") else task_id
-                self._emit(SIGNAL_DEAD_LETTERED, None, "max_attempts", detail, item.reservation.message_id, known_id)
+                self._emit(SIGNAL_DEAD_LETTERED, None, item.reason, detail, item.reservation.message_id, known_id)
             else:
                 logger.warning(
                     "queue %r: task %s reclaimed after its lease expired (attempt %d)",
@@ -1270,6 +1320,12 @@ class TaskQueue:
                 )
                 self._emit(SIGNAL_RECLAIMED, None, task_id, item.reservation.message_id)
         return reclaimed
+
+    def _reaps_by_progress(self) -> bool:
+        """Whether this storage's ``requeue_expired`` takes ``max_reclaims`` and ``progress_span`` (a custom
+        storage written before them does not: its reservations are all capped by ``max_attempts``)."""
+        parameters = inspect.signature(self.storage.requeue_expired).parameters
+        return "max_reclaims" in parameters and "progress_span" in parameters
 
     def _task_id_of(self, data: bytes) -> str:
         try:

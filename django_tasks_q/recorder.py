@@ -283,10 +283,10 @@ class HistoryRecorder:
     def _receive_without_task(self, queue: str, event: str, args: tuple[Any, ...], now: dt.datetime) -> None:
         task_id = None
         changes: dict[str, Any] = {"updated_at": now}
-        if event == SIGNAL_DEAD_LETTERED and args and args[0] == "max_attempts" and len(args) > 1:
+        if event == SIGNAL_DEAD_LETTERED and args and args[0] in ("max_attempts", "max_reclaims") and len(args) > 1:
             # args: (reason, detail, message id, task id or None)
             task_id = args[3] if len(args) > 3 else None
-            changes.update(status=TaskStatus.DEAD, finished_at=now, error=f"dead-lettered (max_attempts): {args[1]}")
+            changes.update(status=TaskStatus.DEAD, finished_at=now, error=f"dead-lettered ({args[0]}): {args[1]}")
         elif event == SIGNAL_RECLAIMED and args:
             task_id = args[0]
             changes["status"] = TaskStatus.RECLAIMED

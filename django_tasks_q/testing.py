@@ -41,6 +41,7 @@ _KEEP = (
     "RESULT_TTL",
     "LEASE",
     "MAX_ATTEMPTS",
+    "MAX_RECLAIMS",
     "CONSUMER",
 )
 

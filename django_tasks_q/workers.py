@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .backends.base import Reservation
+from .exceptions import AcknowledgementFailed, StorageError
 
 logger = logging.getLogger("django_tasks_q.consumer")
 
@@ -59,6 +60,41 @@ class RunningTasks:
             return len(self._items)
 
 
+class AcknowledgementHealth:
+    """Whether the acknowledgements of this process's workers go through; shared by them.
+
+    A storage that cannot record acknowledgements (unreachable, its disk full) makes every worker retry its
+    own; this says so once with an ERROR when the first one fails and once with an INFO when the last one is
+    recorded, instead of one line per attempt and worker.
+    """
+
+    def __init__(self) -> None:
+        self._waiting: set[str] = set()  # the workers retrying an acknowledgement
+        self._lock = threading.Lock()
+
+    def failing(self, worker: str, failed: AcknowledgementFailed) -> None:
+        """``worker`` could not acknowledge ``failed.reservation`` and will retry."""
+        with self._lock:
+            first = not self._waiting
+            self._waiting.add(worker)
+        if first:
+            logger.error(
+                "acknowledgements are failing (%s); workers keep their finished tasks, stop claiming new ones "
+                "and retry until the storage records them",
+                failed.__cause__ or failed,
+            )
+
+    def settled(self, worker: str) -> None:
+        """``worker``'s acknowledgement went through (or was given up on)."""
+        with self._lock:
+            if worker not in self._waiting:
+                return
+            self._waiting.discard(worker)
+            last = not self._waiting
+        if last:
+            logger.info("acknowledgements go through again")
+
+
 def backoff_delay(current: float, factor: float, maximum: float) -> float:
     """The next delay of a capped exponential backoff, with up to 25% jitter."""
     grown = min(current * factor, maximum)
@@ -81,6 +117,7 @@ class WorkerLoop:
         max_tasks: int | None = None,
         wake: threading.Event | None = None,
         outage: Any = None,
+        acknowledgements: AcknowledgementHealth | None = None,
     ) -> None:
         self.name = name
         self.outage = outage
@@ -93,6 +130,7 @@ class WorkerLoop:
         self.max_delay = max_delay
         self.max_tasks = max_tasks
         self.wake = wake
+        self.acknowledgements = acknowledgements if acknowledgements is not None else AcknowledgementHealth()
         self.tasks_run = 0
 
     def run(self) -> None:
@@ -177,6 +215,8 @@ class WorkerLoop:
             if after_wait:
                 close_old_connections()
             following = self.queue.process(reservation, reserve_next=self._still_running if reserve_next else False)
+        except AcknowledgementFailed as failed:
+            self._acknowledge_again(failed)  # still listed as running: the lease keeper keeps renewing it
         except Exception:
             logger.exception(
                 "worker %s: message %s of queue %r could not be finished; its lease will expire and "
@@ -192,6 +232,28 @@ class WorkerLoop:
             except Exception:  # never lose the message claimed with the acknowledgement over it
                 logger.exception("worker %s: closing stale database connections failed", self.name)
         return following
+
+    def _acknowledge_again(self, failed: AcknowledgementFailed) -> None:
+        """Retry a failed acknowledgement with a capped backoff until the storage answers; claim nothing meanwhile.
+
+        The task succeeded (or failed for good): letting its lease expire would run it again and, after a few
+        such rounds, dead-letter it. The acknowledgement carries its token, so retrying it is safe; once the
+        lease has been reclaimed it is a no-op. A stop request does not end the retries: the consumer's
+        shutdown timeout does (the task is then handed back, as any task still running would be).
+        """
+        self.acknowledgements.failing(self.name, failed)
+        delay = self.initial_delay
+        try:
+            while True:
+                time.sleep(delay)
+                try:
+                    self.queue.retry_acknowledgement(failed)
+                    return
+                except (StorageError, OSError) as exc:
+                    logger.debug("worker %s: acknowledgement of %s failed again: %s", self.name, failed.task_id, exc)
+                    delay = backoff_delay(delay, 2.0, self.max_delay)
+        finally:
+            self.acknowledgements.settled(self.name)
 
     def _still_running(self) -> bool:
         """Asked when a task is acknowledged: claim the next message only if no stop was requested meanwhile."""
@@ -240,8 +302,11 @@ class LeaseKeeper(threading.Thread):
 
     def run(self) -> None:
         """Renew until stopped."""
-        while not self.stop_event.wait(self.interval):
-            self.renew_all()
+        try:
+            while not self.stop_event.wait(self.interval):
+                self.renew_all()
+        finally:
+            close_thread_connections()
 
     def renew_all(self) -> None:
         """Renew every running reservation once; a lost lease is logged."""
@@ -343,6 +408,7 @@ def process_worker_main(
 
     outage = OutageLog(queue.name, max_delay=outage_max_delay(queue))  # shared by this process's loops
     count = options.get("threads", 1)
+    acknowledgements = AcknowledgementHealth()
     loops = [
         WorkerLoop(
             worker_name if count == 1 else f"{worker_name}.{index + 1}",
@@ -354,6 +420,7 @@ def process_worker_main(
             max_delay=options["max_delay"],
             max_tasks=options["max_tasks"],
             outage=outage,
+            acknowledgements=acknowledgements,
         )
         for index in range(count)
     ]

@@ -35,7 +35,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from django_tasks_q.backends.base import UNREADABLE_RECORD, BaseStorage, EmptyData, Reservation
+from django_tasks_q.backends.base import UNREADABLE_RECORD, BaseStorage, EmptyData, Reclaimed, Reservation
 
 LONG_LEASE = 30.0  # never expires during a test unless a later `now` is passed to requeue_expired
 SHORT_LEASE = 0.2  # expires for real, quickly
@@ -1036,6 +1036,57 @@ class StorageContract:
         assert letter.reason == "max_attempts"
         assert letter.attempts == 3
         assert storage.dead_letter_count() == 1
+
+    def test_a_worker_that_vanished_mid_task_is_capped_by_max_reclaims(self, storage: BaseStorage) -> None:
+        """A reservation renewed well after its claim (its task was running when its worker vanished) counts
+        against ``max_reclaims``; one renewed only right after its claim, or never, against ``max_attempts``."""
+        self.require("supports_reliable")
+        self.require("supports_dead_letters")
+        lease, span = 10.0, 12.5
+        storage.enqueue(b"long", 2)
+        storage.enqueue(b"crashes at once")
+
+        def expire(renew_for: float, **caps: Any) -> Reclaimed:
+            reservation = self.reserve_one(storage, lease)
+            assert storage.renew(reservation, renew_for)
+            (reclaimed,) = storage.requeue_expired(time.time() + 3600, **caps)
+            assert reclaimed.reservation.attempt == reservation.attempt
+            return reclaimed
+
+        caps = {"max_attempts": 2, "max_reclaims": 4, "progress_span": span}
+        outcomes = [expire(3 * lease, **caps) for _ in range(4)]  # renewed: deadline 30 s after the claim
+        assert [(item.reservation.data, item.dead_lettered) for item in outcomes] == [
+            (b"long", False),
+            (b"long", False),
+            (b"long", False),
+            (b"long", True),
+        ]
+        assert outcomes[-1].reason == "max_reclaims"
+        outcomes = [expire(lease, **caps) for _ in range(2)]  # renewed at once: not progress
+        assert [(item.reservation.data, item.dead_lettered) for item in outcomes] == [
+            (b"crashes at once", False),
+            (b"crashes at once", True),
+        ]
+        assert outcomes[-1].reason == "max_attempts"
+        assert storage.queue_size() == storage.in_flight_size() == 0
+        letters = {letter.data: letter for letter in storage.dead_letters()}
+        assert (letters[b"long"].reason, letters[b"long"].attempts) == ("max_reclaims", 4)
+        assert "vanished" in letters[b"long"].detail and "4" in letters[b"long"].detail
+        assert (letters[b"crashes at once"].reason, letters[b"crashes at once"].attempts) == ("max_attempts", 2)
+
+    def test_without_max_reclaims_a_renewed_reservation_is_capped_by_max_attempts(
+        self, storage: BaseStorage
+    ) -> None:
+        self.require("supports_reliable")
+        self.require("supports_dead_letters")
+        storage.enqueue(b"long")
+        for attempt in (1, 2):
+            reservation = self.reserve_one(storage, 10.0)
+            assert storage.renew(reservation, 30.0)
+            (reclaimed,) = storage.requeue_expired(time.time() + 3600, 2)
+            assert reclaimed.dead_lettered is (attempt == 2)
+        assert reclaimed.reason == "max_attempts"
+        assert [letter.reason for letter in storage.dead_letters()] == ["max_attempts"]
 
     def test_no_attempt_cap_when_max_attempts_is_none(self, storage: BaseStorage) -> None:
         self.require("supports_reliable")

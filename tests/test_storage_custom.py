@@ -452,7 +452,7 @@ class TestBaseModule:
             "failed_at",
             "priority",
         ]
-        assert [f.name for f in dataclasses.fields(Reclaimed)] == ["reservation", "dead_lettered"]
+        assert [f.name for f in dataclasses.fields(Reclaimed)] == ["reservation", "dead_lettered", "reason"]
 
     def test_base_storage_accepts_name_and_options(self) -> None:
         storage = BaseStorage()

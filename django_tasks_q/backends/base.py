@@ -56,9 +56,10 @@ it (*at most once*). The extension keeps the message in the store until the work
    atomic step) may write the task's result.
 4. ``release()`` gives a message back without counting the attempt (graceful shutdown before the task started).
 5. ``bury()`` moves it to the dead letters (a message that must never run, e.g. a bad signature).
-6. ``requeue_expired(now, max_attempts)`` (the reaper, run by every consumer) returns every reservation whose
-   lease ran out to the queue, in its original place, or to the dead letters once it has been claimed
-   ``max_attempts`` times (a task that keeps killing its worker).
+6. ``requeue_expired(now, max_attempts, max_reclaims, progress_span)`` (the reaper, run by every consumer)
+   returns every reservation whose lease ran out to the queue, in its original place, or to the dead letters
+   once it has been claimed ``max_attempts`` times (a task that keeps killing its worker), or ``max_reclaims``
+   times when its lease had been renewed well after the claim (a worker that vanished mid-task).
 
 ``ack``, ``renew``, ``release`` and ``bury`` check the token: once a lease has been reclaimed and the message
 handed to someone else, the old owner's calls return ``False`` and change nothing. A lease that has passed its
@@ -121,7 +122,9 @@ __all__ = [
     "Reclaimed",
     "Reservation",
     "ResultWrite",
+    "expired_verdict",
     "log_unreadable_record",
+    "made_progress",
     "new_token",
     "normalize_priority",
 ]
@@ -238,12 +241,48 @@ class Reclaimed:
     """The reservation as it was when its lease ran out (its token is now stale)."""
 
     dead_lettered: bool
-    """``True`` when it went to the dead letters (``"max_attempts"``), ``False`` when back to the queue."""
+    """``True`` when it went to the dead letters, ``False`` when back to the queue."""
+
+    reason: str = "max_attempts"
+    """The dead letter's reason when ``dead_lettered``: ``"max_attempts"``, or ``"max_reclaims"`` for a
+    reservation whose worker vanished while its task was running (see ``requeue_expired``)."""
 
 
 def new_token() -> str:
     """Return a fresh, unguessable identifier (32 hex digits) for tokens and ids."""
     return uuid.uuid4().hex
+
+
+def made_progress(deadline: float, reserved_at: float, progress_span: float | None) -> bool:
+    """Whether a reservation was renewed after its task had been running for a while: its deadline lies more
+    than ``progress_span`` seconds after ``reserved_at`` (``None``: progress is not told apart)."""
+    return progress_span is not None and deadline - reserved_at > progress_span
+
+
+def expired_verdict(
+    claims: int,
+    progressed: bool,
+    max_attempts: int | None,
+    max_reclaims: int | None,
+) -> tuple[str, str] | None:
+    """What ``requeue_expired`` does with one expired reservation: ``None`` (back to the queue) or the dead
+    letter's ``(reason, detail)``.
+
+    A reservation that made progress (see :func:`made_progress`) lost a worker that was running its task well
+    (killed, out of memory, pre-empted): it is capped by ``max_reclaims``. One that did not — its worker
+    vanished right after the claim, as a task that kills its worker makes it — is capped by ``max_attempts``.
+    Either cap counts every claim of the message; ``None`` is no cap.
+    """
+    if progressed and max_reclaims is not None:
+        if claims >= max_reclaims:
+            return "max_reclaims", (
+                f"lease expired after {claims} attempt(s), the last while its task was running (its worker "
+                f"vanished: killed, out of memory, pre-empted); the limit for such reclaims is {max_reclaims}"
+            )
+        return None
+    if max_attempts is not None and claims >= max_attempts:
+        return "max_attempts", f"lease expired after {claims} attempt(s); the limit is {max_attempts}"
+    return None
 
 
 def normalize_priority(priority: int | None) -> int:
@@ -719,7 +758,13 @@ class BaseStorage:
         )
         return True
 
-    def requeue_expired(self, now: float, max_attempts: int | None) -> list[Reclaimed]:
+    def requeue_expired(
+        self,
+        now: float,
+        max_attempts: int | None,
+        max_reclaims: int | None = None,
+        progress_span: float | None = None,
+    ) -> list[Reclaimed]:
         """Reclaim every reservation whose ``deadline <= now``; return what was done, earliest deadline first.
 
         Each one, atomically: if its claim count is ``>= max_attempts`` (``None``: no cap), it becomes a dead
@@ -727,6 +772,12 @@ class BaseStorage:
         ready queue in its original place (as ``release`` does) *keeping* its claim count, so the next
         reservation's ``attempt`` is one higher. Either way the old token is stale from then on. Safe to run
         from several consumers at once: each expired reservation is reclaimed by exactly one caller.
+
+        A reservation whose deadline lies more than ``progress_span`` seconds after its ``reserved_at`` was
+        renewed after its task had run for a while, so its worker vanished mid-task (killed, out of memory,
+        pre-empted) rather than crashing at once: it is capped by ``max_reclaims`` instead (reason
+        ``"max_reclaims"``). :func:`expired_verdict` decides; the returned ``Reclaimed.reason`` says which cap
+        applied. With either of the two ``None``, every reservation is capped by ``max_attempts``.
 
         Default: ``[]`` (nothing is ever in flight).
         """

@@ -155,7 +155,13 @@ class BlackHoleStorage(BaseStorage):
     def bury(self, reservation: Reservation, reason: str, detail: str = "") -> bool:
         return True
 
-    def requeue_expired(self, now: float, max_attempts: int | None) -> list[Reclaimed]:
+    def requeue_expired(
+        self,
+        now: float,
+        max_attempts: int | None,
+        max_reclaims: int | None = None,
+        progress_span: float | None = None,
+    ) -> list[Reclaimed]:
         return []
 
     def in_flight_items(self, limit: int | None = None) -> list[Reservation]:

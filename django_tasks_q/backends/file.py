@@ -58,7 +58,8 @@ How each operation is atomic
 * ``dequeue`` / ``read_schedule``: read the file, then ``unlink`` it; only the caller whose ``unlink``
   succeeds returns it.
 * ``release`` / ``bury`` / ``requeue_expired`` / ``enqueue_due`` / ``requeue_dead_letter``: one ``rename``
-  (back to ``ready/`` under the original ``message_id``, hence the original place; or into ``dead/``).
+  (back to ``ready/`` under the original ``message_id``, hence the original place; or into ``dead/``, after
+  staging the reason file, so that a full disk leaves the message where it was).
 * Message files are opened with ``O_NOFOLLOW | O_NONBLOCK`` and checked with ``fstat`` before a byte is read,
   so a symbolic link, a FIFO, a device or a file over ``max_file_size`` never blocks a worker or fills its
   memory: it is set aside into ``quarantine/`` (one ``rename``) and dead-lettered instead.
@@ -85,6 +86,7 @@ import functools
 import hashlib
 import heapq
 import json
+import logging
 import os
 import re
 import shutil
@@ -105,9 +107,11 @@ from django_tasks_q.backends.base import (
     ResultWrite,
     bounded_priority,
     check_bytes,
+    expired_verdict,
     expiry_time,
     is_live,
     log_unreadable_record,
+    made_progress,
     new_token,
 )
 from django_tasks_q.backends.watch import ChangeWatch, probe_poller
@@ -119,6 +123,10 @@ except ImportError:  # pragma: no cover - not POSIX
     fcntl = None  # type: ignore[assignment]
 
 __all__ = ["FileStorage"]
+
+logger = logging.getLogger("django_tasks_q.backends.file")
+
+_NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -1054,16 +1062,25 @@ class FileStorage(BaseStorage):
         return True
 
     def _dead_letter_from(self, path: str, match: re.Match[str], reason: str, detail: str) -> bool:
-        """Rename an in-flight file into ``dead/`` (the fence), then write its reason beside it."""
+        """Rename an in-flight file into ``dead/`` (the fence), then put its reason beside it.
+
+        The reason is staged first: when it cannot be written (a full disk) nothing moves and the message
+        stays in flight for a later attempt, rather than becoming a dead letter whose reason is lost.
+        """
         message_id, claims = match.group(1), int(match.group(2))
         key = f"{_next_seq():020d}-{message_id}"
+        staged = self._stage(json.dumps({"reason": str(reason), "detail": str(detail)}).encode("ascii"))
         try:
             os.rename(
                 path, os.path.join(self._dirs["dead"], f"{key}.{claims}.{_message_priority(message_id)}.msg")
             )
-        except FileNotFoundError:
-            return False
-        self._write_reason(key, reason, detail)
+        except BaseException as exc:
+            _unlink(staged)
+            if isinstance(exc, FileNotFoundError):  # acknowledged or reclaimed meanwhile
+                return False
+            raise
+        os.rename(staged, os.path.join(self._dirs["dead"], f"{key}.json"))
+        self._sync_dir(self._dirs["dead"])
         return True
 
     def _write_reason(self, key: str, reason: str, detail: str) -> None:
@@ -1079,7 +1096,13 @@ class FileStorage(BaseStorage):
         return self._dead_letter_from(found[0], found[1], reason, detail)
 
     @_operation
-    def requeue_expired(self, now: float, max_attempts: int | None) -> list[Reclaimed]:
+    def requeue_expired(
+        self,
+        now: float,
+        max_attempts: int | None,
+        max_reclaims: int | None = None,
+        progress_span: float | None = None,
+    ) -> list[Reclaimed]:
         """Under ``inflight.lock``: rename every file whose mtime is past ``now`` back to ready or to dead."""
         reclaimed = []
         with self._flock("inflight.lock"):
@@ -1101,10 +1124,26 @@ class FileStorage(BaseStorage):
                 data = self._load("inflight", name, message_id, claims, _message_priority(message_id))
                 if data is None:
                     continue
-                dead = max_attempts is not None and claims >= max_attempts
-                if dead:
-                    detail = f"lease expired after {claims} attempt(s); the limit is {max_attempts}"
-                    if not self._dead_letter_from(path, match, "max_attempts", detail):
+                reserved_at = int(match.group(4)) / 1e6
+                progressed = made_progress(mtime_ns / 1e9, reserved_at, progress_span)
+                verdict = expired_verdict(claims, progressed, max_attempts, max_reclaims)
+                dead = verdict is not None
+                if verdict is not None:
+                    try:
+                        if not self._dead_letter_from(path, match, *verdict):
+                            continue
+                    except OSError as exc:
+                        if exc.errno not in _NO_SPACE:
+                            raise
+                        # Its reason cannot be written: it stays in flight, for a pass after space returns;
+                        # the reservations behind it are still reclaimed now.
+                        logger.warning(
+                            "FileStorage(%r): message %s reached its delivery limit but cannot be dead-lettered "
+                            "(%s); it stays in flight until there is space",
+                            self.name,
+                            message_id,
+                            exc,
+                        )
                         continue
                 else:
                     try:
@@ -1117,10 +1156,10 @@ class FileStorage(BaseStorage):
                     token=match.group(3),
                     attempt=claims,
                     deadline=mtime_ns / 1e9,
-                    reserved_at=int(match.group(4)) / 1e6,
+                    reserved_at=reserved_at,
                     priority=_message_priority(message_id),
                 )
-                reclaimed.append(Reclaimed(reservation, dead))
+                reclaimed.append(Reclaimed(reservation, dead, verdict[0] if verdict else "max_attempts"))
         return reclaimed
 
     def _in_flight(self) -> list[tuple[int, str, re.Match[str]]]:

@@ -38,8 +38,10 @@ from django_tasks_q.backends.base import (
     Reservation,
     ResultWrite,
     check_bytes,
+    expired_verdict,
     expiry_time,
     is_live,
+    made_progress,
     new_token,
     normalize_priority,
 )
@@ -444,7 +446,13 @@ class MemoryStorage(BaseStorage):
             self._add_dead(msg.message_id, msg.data, reason, detail, msg.claims, msg.priority)
             return True
 
-    def requeue_expired(self, now: float, max_attempts: int | None) -> list[Reclaimed]:
+    def requeue_expired(
+        self,
+        now: float,
+        max_attempts: int | None,
+        max_reclaims: int | None = None,
+        progress_span: float | None = None,
+    ) -> list[Reclaimed]:
         with self._lock:
             expired = sorted(
                 (held for held in self._in_flight.values() if held.deadline <= now),
@@ -455,14 +463,16 @@ class MemoryStorage(BaseStorage):
             for held in expired:
                 msg = held.message
                 del self._in_flight[msg.message_id]
-                dead = max_attempts is not None and msg.claims >= max_attempts
-                if dead:
-                    detail = f"lease expired after {msg.claims} attempt(s); the limit is {max_attempts}"
-                    self._add_dead(msg.message_id, msg.data, "max_attempts", detail, msg.claims, msg.priority)
+                progressed = made_progress(held.deadline, held.reserved_at, progress_span)
+                verdict = expired_verdict(msg.claims, progressed, max_attempts, max_reclaims)
+                if verdict is not None:
+                    reason, detail = verdict
+                    self._add_dead(msg.message_id, msg.data, reason, detail, msg.claims, msg.priority)
+                    reclaimed.append(Reclaimed(held.as_reservation(), True, reason))
                 else:
                     self._push_ready(msg)
                     requeued += 1
-                reclaimed.append(Reclaimed(held.as_reservation(), dead))
+                    reclaimed.append(Reclaimed(held.as_reservation(), False))
             if requeued:
                 self._ready_changed.notify(requeued)
             return reclaimed

@@ -107,9 +107,11 @@ from .base import (
     bounded_priority,
     check_bytes,
     check_key,
+    expired_verdict,
     expiry_time,
     is_live,
     log_unreadable_record,
+    made_progress,
     new_token,
 )
 from .watch import ChangeWatch, probe_poller
@@ -1366,7 +1368,9 @@ class OrmStorage(BaseStorage):
             return False
         return self._run("bury", self._bury, owned, reason, detail)
 
-    def _requeue_expired(self, conn: Any, now: float, max_attempts: int | None) -> list[Reclaimed]:
+    def _requeue_expired(
+        self, conn: Any, now: float, max_attempts: int | None, max_reclaims: int | None, progress_span: float | None
+    ) -> list[Reclaimed]:
         with self._txn(conn):
             rows = self._fetchall(
                 conn,
@@ -1383,7 +1387,6 @@ class OrmStorage(BaseStorage):
                 if problem:
                     self._bury_unreadable(conn, pk, data, attempts, priority, problem)
                     continue
-                is_dead = max_attempts is not None and attempts >= max_attempts
                 reservation = Reservation(
                     message_id=str(pk),
                     data=bytes(data),
@@ -1393,15 +1396,17 @@ class OrmStorage(BaseStorage):
                     reserved_at=float(reserved_at) if reserved_at is not None else float(deadline),
                     priority=int(priority),
                 )
-                if is_dead:
-                    detail = f"lease expired after {attempts} attempt(s); the limit is {max_attempts}"
-                    self._insert_dead(
-                        conn, reservation.data, "max_attempts", detail, attempts, priority, created_at
-                    )
+                # A row reserved before reserved_at was recorded reads as reserved at its deadline: no progress.
+                progressed = made_progress(reservation.deadline, reservation.reserved_at, progress_span)
+                verdict = expired_verdict(attempts, progressed, max_attempts, max_reclaims)
+                if verdict is not None:
+                    reason, detail = verdict
+                    self._insert_dead(conn, reservation.data, reason, detail, attempts, priority, created_at)
                     dead.append(pk)
+                    reclaimed.append(Reclaimed(reservation, True, reason))
                 else:
                     back.append(pk)
-                reclaimed.append(Reclaimed(reservation, is_dead))
+                    reclaimed.append(Reclaimed(reservation, False))
             for chunk in _chunks(back):
                 self._execute(
                     conn,
@@ -1415,13 +1420,21 @@ class OrmStorage(BaseStorage):
                 )
         return reclaimed
 
-    def requeue_expired(self, now: float, max_attempts: int | None) -> list[Reclaimed]:
+    def requeue_expired(
+        self,
+        now: float,
+        max_attempts: int | None,
+        max_reclaims: int | None = None,
+        progress_span: float | None = None,
+    ) -> list[Reclaimed]:
         """Return expired reservations to their place in the queue, or to the dead letters at the cap.
 
         One transaction; the rows are locked with ``SKIP LOCKED`` where the database has it, so consumers
         reaping at the same time each reclaim different reservations.
         """
-        reclaimed = self._run("requeue_expired", self._requeue_expired, float(now), max_attempts)
+        reclaimed = self._run(
+            "requeue_expired", self._requeue_expired, float(now), max_attempts, max_reclaims, progress_span
+        )
         if reclaimed:
             self._notify_now()
         return reclaimed

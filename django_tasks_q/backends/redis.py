@@ -1013,15 +1013,25 @@ class RedisStorage(BaseStorage):
         args = (self._base, message_id, reservation.token, str(reason), str(detail), repr(time.time()))
         return bool(self._run("bury", keys, args))
 
-    def requeue_expired(self, now: float, max_attempts: int | None) -> list[Reclaimed]:
+    def requeue_expired(
+        self,
+        now: float,
+        max_attempts: int | None,
+        max_reclaims: int | None = None,
+        progress_span: float | None = None,
+    ) -> list[Reclaimed]:
         """Reclaim every reservation whose deadline is ``<= now`` (in chunks, each one atomic)."""
         when = _timestamp(now, "now")
         cap = "" if max_attempts is None else str(int(max_attempts))
+        reclaim_cap = "" if max_reclaims is None else str(int(max_reclaims))
+        span = "" if progress_span is None else repr(float(progress_span))
         keys = (self._k_inflight, self._k_ready, self._k_notify, self._k_dead)
         reclaimed: list[Reclaimed] = []
         while True:
             examined, buried, *flat = self._run(
-                "requeue_expired_chunk", keys, (self._base, when, cap, _CHUNK, repr(time.time()))
+                "requeue_expired_chunk",
+                keys,
+                (self._base, when, cap, _CHUNK, repr(time.time()), reclaim_cap, span),
             )
             self._log_unreadable(buried)
             for i in range(0, len(flat), 8):
@@ -1035,7 +1045,8 @@ class RedisStorage(BaseStorage):
                     reserved_at=float(reserved_at),
                     priority=_priority(prio),
                 )
-                reclaimed.append(Reclaimed(reservation, _text(dead) == "1"))
+                reason = _text(dead)
+                reclaimed.append(Reclaimed(reservation, bool(reason), reason or "max_attempts"))
             if examined < _CHUNK:
                 return reclaimed
 

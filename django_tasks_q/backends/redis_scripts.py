@@ -480,9 +480,13 @@ redis.call('ZADD', KEYS[3], ARGV[6], ARGV[2])
 return 1
 """
 
-# KEYS: inflight, ready, notify, dead   ARGV: base, now, max_attempts or '', n, failed_at
+# KEYS: inflight, ready, notify, dead
+# ARGV: base, now, max_attempts or '', n, failed_at, max_reclaims or '', progress span or ''
+# A reservation whose deadline lies more than the progress span after its reserved_at was renewed while its task
+# ran: its worker vanished mid-task, and max_reclaims caps it instead of max_attempts (reason 'max_reclaims').
 # -> the count examined, {id, problem, ...} of messages dead-lettered unread, then a flat list of 8 fields per
-#    reclaimed reservation: id, data, token, claims, deadline, reserved_at, priority, dead ('1'/'0')
+#    reclaimed reservation: id, data, token, claims, deadline, reserved_at, priority, dead ('' when requeued,
+#    else the reason)
 REQUEUE_EXPIRED_CHUNK = (
     _NOTIFY
     + _UNREADABLE
@@ -492,6 +496,8 @@ local buried = {}
 local out = {#rows / 2, buried}
 local requeued = 0
 local cap = tonumber(ARGV[3])
+local reclaim_cap = tonumber(ARGV[6])
+local span = tonumber(ARGV[7])
 for i = 1, #rows, 2 do
   local id, deadline = rows[i], rows[i + 1]
   local m = ARGV[1] .. 'm:' .. id
@@ -507,12 +513,21 @@ for i = 1, #rows, 2 do
     buried[#buried + 1] = problem
   elseif v[1] then
     local claims = tonumber(v[4] or '0')
-    local dead = '0'
-    if cap and claims >= cap then
-      dead = '1'
+    local dead = ''
+    local detail
+    if reclaim_cap and span and v[6] and tonumber(deadline) - tonumber(v[6]) > span then
+      if claims >= reclaim_cap then
+        dead = 'max_reclaims'
+        detail = 'lease expired after ' .. claims .. ' attempt(s), the last while its task was running (its '
+          .. 'worker vanished: killed, out of memory, pre-empted); the limit for such reclaims is ' .. ARGV[6]
+      end
+    elseif cap and claims >= cap then
+      dead = 'max_attempts'
+      detail = 'lease expired after ' .. claims .. ' attempt(s); the limit is ' .. ARGV[3]
+    end
+    if dead ~= '' then
       local dh = ARGV[1] .. 'dead:' .. id
-      local detail = 'lease expired after ' .. claims .. ' attempt(s); the limit is ' .. ARGV[3]
-      redis.call('HSET', dh, 'd', v[1], 'r', 'max_attempts', 'x', detail, 'a', claims, 'f', ARGV[5])
+      redis.call('HSET', dh, 'd', v[1], 'r', dead, 'x', detail, 'a', claims, 'f', ARGV[5])
       if v[2] then redis.call('HSET', dh, 'p', v[2]) end
       if v[3] then redis.call('HSET', dh, 's', v[3]) end
       redis.call('ZADD', KEYS[4], ARGV[5], id)

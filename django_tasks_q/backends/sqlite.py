@@ -87,8 +87,10 @@ from django_tasks_q.backends.base import (
     ResultWrite,
     bounded_priority,
     check_bytes,
+    expired_verdict,
     expiry_time,
     log_unreadable_record,
+    made_progress,
     new_token,
 )
 from django_tasks_q.backends.watch import ChangeWatch, probe_poller
@@ -1105,7 +1107,13 @@ class SqliteStorage(BaseStorage):
 
         return self._write("bury", work)
 
-    def requeue_expired(self, now: float, max_attempts: int | None) -> list[Reclaimed]:
+    def requeue_expired(
+        self,
+        now: float,
+        max_attempts: int | None,
+        max_reclaims: int | None = None,
+        progress_span: float | None = None,
+    ) -> list[Reclaimed]:
         """Reclaim expired rows in one write transaction: back to ready (same id) or to the dead letters."""
         moment = float(now)
 
@@ -1138,10 +1146,10 @@ class SqliteStorage(BaseStorage):
                     self._bury_unreadable(conn, row_id, problem)
                     unreadable.append((str(message_id), problem))
                     continue
-                dead = max_attempts is not None and claims >= max_attempts
-                if dead:
-                    detail = f"lease expired after {claims} attempt(s); the limit is {max_attempts}"
-                    self._bury_row(conn, row_id, "max_attempts", detail, failed_at)
+                progressed = made_progress(float(deadline), float(reserved_at), progress_span)
+                verdict = expired_verdict(claims, progressed, max_attempts, max_reclaims)
+                if verdict is not None:
+                    self._bury_row(conn, row_id, *verdict, failed_at)
                 else:
                     back.append((row_id,))
                 reservation = Reservation(
@@ -1153,7 +1161,7 @@ class SqliteStorage(BaseStorage):
                     reserved_at=float(reserved_at),
                     priority=int(prio),
                 )
-                reclaimed.append(Reclaimed(reservation, dead))
+                reclaimed.append(Reclaimed(reservation, verdict is not None, verdict[0] if verdict else "max_attempts"))
             conn.executemany(
                 "UPDATE tasks_q_message SET state = 0, token = NULL, deadline = NULL, reserved_at = NULL "
                 "WHERE id = ?",

@@ -36,5 +36,7 @@ class Command(BaseCommand):
                 for d in letters
             ],
             "in_flight_attempts": [r.attempt for r in storage.in_flight_items()],
+            # how far past its claim each lease now reaches: more than the lease once it was renewed
+            "in_flight_held_for": [r.deadline - r.reserved_at for r in storage.in_flight_items()],
         }
         self.stdout.write(json.dumps(counts))

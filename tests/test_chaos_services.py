@@ -86,8 +86,13 @@ def test_r9_redis_killed_and_restarted_mid_run_loses_nothing(chaos_lab: ChaosLab
     assert resumed_in < 30, resumed_in
     log = consumer.log()
     assert "without an append-only file" not in log
-    assert log.count(outage) == 1, log
-    assert log.count("queue 'default': storage available again after ") == 1, log
+    # one ERROR when the trouble starts and one INFO when it ends: for the claims (the outage) and, when workers
+    # held finished tasks, for their acknowledgements
+    assert log.count(outage) <= 1, log
+    assert log.count("queue 'default': storage available again after ") == log.count(outage), log
+    failing = log.count("acknowledgements are failing")
+    assert failing <= 1 and log.count("acknowledgements go through again") == failing, log
+    assert log.count(outage) + failing >= 1, log
     stop(consumer)
 
 
@@ -253,11 +258,12 @@ def test_r27_check_exits_non_zero_when_the_store_is_unreachable(
 
 
 def test_r9_r27_consumer_keeps_running_while_redis_is_down_at_start(chaos_lab: ChaosLab, tmp_path: Path) -> None:
-    """A consumer started while Redis is down logs the outage, keeps trying, and works once Redis is up."""
+    """With --wait-for-storage, a consumer started while Redis is down logs the outage, keeps trying, and works
+    once Redis is up (without the flag it exits at once: tests/test_consumer_outages.py)."""
     (port,) = free_ports(1)
     server = RedisServer(port, tmp_path / "redis", "--appendonly", "yes")
     deployment = chaos_lab.deploy(f"{server.url}?prefix=tq-late")
-    consumer = deployment.consumer("--workers", "2")
+    consumer = deployment.consumer("--workers", "2", "--wait-for-storage")
     try:
         eventually(lambda: "ConnectionError" in consumer.log(), 15, what="the consumer seeing no Redis")
         assert consumer.alive, consumer.log()

@@ -24,6 +24,7 @@ connections are per thread can hand out its own instance there.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import pickle
 import threading
 import time
@@ -91,6 +92,9 @@ class StorageContract:
     """``enqueue_due`` moves due items with the priority given to ``add_to_schedule``."""
     supports_named_isolation: ClassVar[bool] = False
     """:meth:`open_storage` can open a second storage with another name on the same backend."""
+    accepts_huey_argument_types: ClassVar[bool] = True
+    """Keys may also be UTF-8 ``bytes`` and schedule times ``datetime`` objects, as huey's callers pass them
+    (every storage shipped here; a custom storage may take ``str`` keys and epoch seconds only)."""
     is_blocking: ClassVar[bool] = False
     """Class flag ``blocking``: empty ``dequeue`` / ``reserve`` may wait up to ``max_block`` seconds."""
     max_block: ClassVar[float] = 2.0
@@ -263,6 +267,14 @@ class StorageContract:
         assert storage.enqueued_items() == expected
         assert self.drain(storage) == expected
 
+    def test_fractional_priorities_are_truncated(self, storage: BaseStorage) -> None:
+        self.require("supports_priority")
+        self.require("accepts_huey_argument_types")
+        storage.enqueue(b"low", 1.5)  # type: ignore[arg-type]
+        storage.enqueue(b"high", 2.5)  # type: ignore[arg-type]
+        storage.enqueue(b"one", 1)
+        assert [storage.dequeue() for _ in range(3)] == [b"high", b"low", b"one"]
+
     def test_priority_ignored_when_unsupported(self, storage: BaseStorage) -> None:
         if self.supports_priority:
             pytest.skip(f"{type(self).__name__}.supports_priority is True")
@@ -355,6 +367,20 @@ class StorageContract:
         assert storage.read_schedule(now + 1000) == [b"later"]
         assert storage.schedule_size() == 0
         assert storage.queue_size() == 0
+
+    def test_schedule_takes_datetimes_as_huey_callers_pass_them(self, storage: BaseStorage) -> None:
+        self.require("accepts_huey_argument_types")
+        # A naive datetime is UTC; an aware one is at its own offset; both sort with epoch seconds.
+        naive = datetime.datetime(2000, 1, 2, 3, 4, 5)
+        aware = datetime.datetime(2000, 1, 2, 4, 4, 6, tzinfo=datetime.timezone(datetime.timedelta(hours=1)))
+        epoch = naive.replace(tzinfo=datetime.UTC).timestamp()
+        storage.add_to_schedule(b"aware-one-second-later", aware)
+        storage.add_to_schedule(b"naive", naive)
+        storage.add_to_schedule(b"epoch-one-second-earlier", epoch - 1)
+        assert storage.read_schedule(naive) == [b"epoch-one-second-earlier", b"naive"]
+        assert storage.read_schedule(epoch + 1) == [b"aware-one-second-later"]
+        with pytest.raises(TypeError):
+            storage.add_to_schedule(b"m", "tomorrow")  # type: ignore[arg-type]
 
     def test_schedule_is_binary_safe(self, storage: BaseStorage) -> None:
         now = time.time()
@@ -462,6 +488,19 @@ class StorageContract:
         assert storage.has_data_for_key("k") is True
         storage.delete_data("k")
         assert storage.has_data_for_key("k") is False
+
+    def test_utf8_bytes_keys_name_the_same_value_as_str_keys(self, storage: BaseStorage) -> None:
+        self.require("accepts_huey_argument_types")
+        storage.put_data(b"k\xc3\xa9", b"v")
+        assert storage.peek_data("ké") == b"v"
+        assert storage.has_data_for_key(b"k\xc3\xa9") is True
+        assert storage.put_if_empty("ké", b"other") is False
+        assert storage.pop_data(b"k\xc3\xa9") == b"v"
+        assert storage.has_data_for_key("ké") is False
+        with pytest.raises(TypeError):
+            storage.put_data(b"\xff", b"v")
+        with pytest.raises(TypeError):
+            storage.put_data(1, b"v")  # type: ignore[arg-type]
 
     def test_keys_are_independent(self, storage: BaseStorage) -> None:
         keys = ["a", "ab", "a:b", "a b", "A", "ключ:résultat", "x" * 200, "*", "a?", "%"]
@@ -604,6 +643,30 @@ class StorageContract:
         assert storage.incr("window", ttl=SHORT_TTL) == 2
         assert eventually(lambda: storage.incr("window", 0) == 0)
         assert storage.incr("window") == 1
+
+    def test_delete_counter_and_flush_counters(self, storage: BaseStorage) -> None:
+        self.require("supports_incr")
+        storage.incr("a", 5)
+        storage.incr("b", 7)
+        storage.put_data("a", b"value")
+        storage.delete_counter("a")
+        storage.delete_counter("missing")
+        assert storage.incr("a") == 1
+        assert storage.incr("b", 0) == 7
+        assert storage.peek_data("a") == b"value"
+        storage.flush_counters()
+        assert storage.incr("a", 0) == 0
+        assert storage.incr("b", 0) == 0
+        assert storage.peek_data("a") == b"value"
+
+    def test_counters_live_apart_from_values(self, storage: BaseStorage) -> None:
+        self.require("supports_incr")
+        assert storage.incr("shared") == 1
+        assert storage.has_data_for_key("shared") is False
+        storage.put_data("shared", b"value")
+        assert storage.incr("shared") == 2
+        assert storage.pop_data("shared") == b"value"
+        assert storage.incr("shared") == 3
 
     def test_incr_is_atomic(self, storage: BaseStorage) -> None:
         self.require("supports_incr")

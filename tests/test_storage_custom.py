@@ -36,6 +36,7 @@ from django_tasks_q.backends.base import (
     new_token,
     normalize_priority,
 )
+from django_tasks_q.exceptions import ConfigurationError
 from tests.storage_contract import StorageContract
 
 # ---------------------------------------------------------------------------- the seed's example
@@ -316,6 +317,7 @@ class TestSeedOnlyStorageContract(StorageContract):
     supports_reliable = False
     supports_dead_letters = False
     supports_incr = False
+    accepts_huey_argument_types = False
     supports_key_listing = False
     supports_schedule_priority = False
 
@@ -457,7 +459,9 @@ class TestBaseModule:
     def test_base_storage_accepts_name_and_options(self) -> None:
         storage = BaseStorage()
         assert storage.name == "huey"
-        assert BaseStorage("app", host="ignored", port=1).name == "app"
+        assert BaseStorage("app").name == "app"
+        with pytest.raises(ConfigurationError, match=r"BaseStorage\('app'\): unknown option\(s\) host, port"):
+            BaseStorage("app", host="refused", port=1)
         assert (BaseStorage.blocking, BaseStorage.priority, BaseStorage.reliable) == (False, True, False)
         assert repr(BaseStorage("app")) == "<BaseStorage name='app'>"
         storage.close()
@@ -479,7 +483,11 @@ class TestBaseModule:
         assert normalize_priority(-3) == -3
         with pytest.raises(TypeError):
             normalize_priority(True)
-        with pytest.raises(TypeError):
-            normalize_priority(1.0)  # type: ignore[arg-type]
+        # huey's storages truncate a fractional priority rather than refuse it; NaN and infinity have no int.
+        assert normalize_priority(2.9) == 2
+        assert normalize_priority(-1.5) == -1
+        for bad in (float("nan"), float("inf"), "1"):
+            with pytest.raises(TypeError):
+                normalize_priority(bad)  # type: ignore[arg-type]
         token, other = new_token(), new_token()
         assert len(token) == 32 and token != other

@@ -127,6 +127,12 @@ class BlackHoleStorage(BaseStorage):
     def incr(self, key: str, amount: int = 1, ttl: float | None = None) -> int:
         return amount
 
+    def delete_counter(self, key: str) -> None:
+        pass
+
+    def flush_counters(self) -> None:
+        pass
+
     def wait_result(self, key: str, timeout: float | None = None) -> bytes | EmptyDataType:
         return EmptyData
 

@@ -93,9 +93,11 @@ from django_tasks_q.backends.base import (
     ResultWrite,
     bounded_priority,
     check_bytes,
+    check_key,
     expiry_time,
     is_live,
     new_token,
+    schedule_time,
 )
 from django_tasks_q.backends.watch import ChangeWatch, probe_poller
 from django_tasks_q.exceptions import ConfigurationError, StorageError
@@ -149,7 +151,7 @@ if hasattr(os, "register_at_fork"):
 
 
 def _ns(timestamp: float) -> int:
-    return min(max(int(float(timestamp) * 1e9), 0), _MAX_NS)
+    return min(max(int(schedule_time(timestamp) * 1e9), 0), _MAX_NS)
 
 
 def _new_message_id(priority: int) -> str:
@@ -610,6 +612,7 @@ class FileStorage(BaseStorage):
     @_operation
     def put_data(self, key: str, value: bytes, is_result: bool = False, ttl: float | None = None) -> None:
         """Stage the entry and rename it over the key's file (under the key's stripe lock)."""
+        key = check_key(key)
         value = check_bytes(value, "value")
         expires_at = expiry_time(ttl, time.time())
         self._put(key, value, bool(is_result), expires_at)
@@ -618,12 +621,14 @@ class FileStorage(BaseStorage):
     @_operation
     def peek_data(self, key: str) -> bytes | EmptyDataType:
         """Read the key's file; an expired entry is no value."""
+        key = check_key(key)
         found = self._read_entry(self._entry_path("data", key)[0], key, time.time())
         return EmptyData if found is None else found[0]
 
     @_operation
     def pop_data(self, key: str) -> bytes | EmptyDataType:
         """Take the key's file by renaming it away, then read it: exactly one caller gets the value."""
+        key = check_key(key)
         raw = self._take(self._entry_path("data", key)[0])
         entry = None if raw is None else _decode_entry(raw)
         if entry is None or entry[0] != key or not is_live(entry[2], time.time()):
@@ -633,11 +638,13 @@ class FileStorage(BaseStorage):
     @_operation
     def has_data_for_key(self, key: str) -> bool:
         """Whether the key's file holds a live entry."""
+        key = check_key(key)
         return self._read_entry(self._entry_path("data", key)[0], key, time.time()) is not None
 
     @_operation
     def put_if_empty(self, key: str, value: bytes, ttl: float | None = None) -> bool:
         """Under the key's stripe lock: drop an expired entry, then ``link()`` the staged file into place."""
+        key = check_key(key)
         value = check_bytes(value, "value")
         now = time.time()
         expires_at = expiry_time(ttl, now)
@@ -662,6 +669,7 @@ class FileStorage(BaseStorage):
     @_operation
     def delete_data(self, key: str) -> bool:
         """Take the key's file by renaming it away; ``True`` if it held a live entry."""
+        key = check_key(key)
         raw = self._take(self._entry_path("data", key)[0])
         entry = None if raw is None else _decode_entry(raw)
         return entry is not None and entry[0] == key and is_live(entry[2], time.time())
@@ -736,6 +744,7 @@ class FileStorage(BaseStorage):
     @_operation
     def incr(self, key: str, amount: int = 1, ttl: float | None = None) -> int:
         """Read, add and rewrite the counter file under the key's stripe lock."""
+        key = check_key(key)
         now = time.time()
         path, digest = self._entry_path("counters", key)
         os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -759,6 +768,21 @@ class FileStorage(BaseStorage):
                 raise
         self._maybe_purge()
         return value
+
+    @_operation
+    def delete_counter(self, key: str) -> None:
+        """Unlink the counter's file under its stripe lock."""
+        key = check_key(key)
+        path, digest = self._entry_path("counters", key)
+        with self._kv_lock(digest):
+            _unlink(path)
+
+    @_operation
+    def flush_counters(self) -> None:
+        """Unlink every counter file, each under its stripe lock."""
+        for path, digest in list(self._entry_files("counters")):
+            with self._kv_lock(digest):
+                _unlink(path)
 
     # ------------------------------------------------------------------ expiry sweep
 

@@ -100,6 +100,7 @@ from .base import (
     expiry_time,
     is_live,
     new_token,
+    schedule_time,
 )
 from .watch import ChangeWatch, probe_poller
 
@@ -671,7 +672,7 @@ class OrmStorage(BaseStorage):
         """Insert a scheduled message due at ``timestamp`` (epoch seconds), remembering ``priority``."""
         data = check_bytes(data, "data")
         prio = _priority(priority)
-        eta = float(timestamp)
+        eta = schedule_time(timestamp)
         self._run(
             "add_to_schedule",
             lambda conn: self._execute(
@@ -712,7 +713,7 @@ class OrmStorage(BaseStorage):
 
         def take(conn: Any) -> list[bytes]:
             with self._txn(conn):
-                return [bytes(row[1]) for row in self._take_due(conn, float(timestamp))]
+                return [bytes(row[1]) for row in self._take_due(conn, schedule_time(timestamp))]
 
         return self._run("read_schedule", take)
 
@@ -722,7 +723,7 @@ class OrmStorage(BaseStorage):
         def move(conn: Any) -> int:
             now = time.time()
             with self._txn(conn):
-                due = self._take_due(conn, float(timestamp))
+                due = self._take_due(conn, schedule_time(timestamp))
                 if due:
                     with conn.cursor() as cursor:
                         cursor.executemany(
@@ -1046,6 +1047,23 @@ class OrmStorage(BaseStorage):
         value = self._run("incr", self._incr, key, amount, ttl)
         self._maybe_purge()
         return value
+
+    def delete_counter(self, key: str) -> None:
+        """Delete the counter ``key`` (one ``DELETE`` by its hash)."""
+        key_hash = _key_hash(check_key(key))
+        self._run(
+            "delete_counter",
+            lambda conn: self._execute(
+                conn, "DELETE FROM {counter} WHERE {queue} = %s AND {key_hash} = %s", [self.name, key_hash]
+            ),
+        )
+
+    def flush_counters(self) -> None:
+        """Delete every counter of this queue (one ``DELETE``)."""
+        self._run(
+            "flush_counters",
+            lambda conn: self._execute(conn, "DELETE FROM {counter} WHERE {queue} = %s", [self.name]),
+        )
 
     def purge_expired(self, now: float | None = None) -> int:
         """Delete this queue's expired values and counters; return how many rows went.

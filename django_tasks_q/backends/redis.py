@@ -71,6 +71,7 @@ from django_tasks_q.backends.base import (
     check_key,
     new_token,
     normalize_priority,
+    schedule_time,
 )
 from django_tasks_q.backends.redis_scripts import SCRIPTS
 from django_tasks_q.exceptions import ConfigurationError, StorageError
@@ -689,13 +690,13 @@ class RedisStorage(BaseStorage):
     def add_to_schedule(self, data: bytes, timestamp: float, priority: int | None = None) -> None:
         """Add ``data`` to the schedule, due at ``timestamp``; ``priority`` is kept for ``enqueue_due``."""
         check_bytes(data, "data")
-        when = _timestamp(timestamp, "timestamp")
+        when = repr(schedule_time(timestamp))
         prio, score = self._scores(priority)
         self._run("add_to_schedule", (self._k_seq, self._k_schedule), (self._base, data, when, prio, score))
 
     def read_schedule(self, timestamp: float) -> list[bytes]:
         """Remove and return every item due at ``timestamp`` or earlier, earliest first."""
-        when = _timestamp(timestamp, "timestamp")
+        when = repr(schedule_time(timestamp))
         items: list[bytes] = []
         while True:
             examined, *found = self._run(
@@ -719,7 +720,7 @@ class RedisStorage(BaseStorage):
 
     def enqueue_due(self, timestamp: float) -> int:
         """Move every item due at ``timestamp`` or earlier to the queue (with its priority); return how many."""
-        when = _timestamp(timestamp, "timestamp")
+        when = repr(schedule_time(timestamp))
         keys = (self._k_seq, self._k_schedule, self._k_ready, self._k_notify)
         moved = 0
         while True:
@@ -742,7 +743,7 @@ class RedisStorage(BaseStorage):
 
         On the expiring storages a result written without a ttl lives ``expire_time`` seconds.
         """
-        check_key(key)
+        key = check_key(key)
         check_bytes(value, "value")
         if is_result:
             ttl = self._result_ttl(ttl)
@@ -754,6 +755,7 @@ class RedisStorage(BaseStorage):
 
     def peek_data(self, key: str) -> bytes | EmptyDataType:
         """The value under ``key`` (one ``GET``), or ``EmptyData``."""
+        key = check_key(key)
         if self._direct:
             value = self._direct_command("get", "GET", self._kv(check_key(key)))
         else:
@@ -773,29 +775,34 @@ class RedisStorage(BaseStorage):
 
     def pop_data(self, key: str) -> bytes | EmptyDataType:
         """Remove and return the value under ``key`` atomically, or ``EmptyData``."""
+        key = check_key(key)
         kv, results, _, _ = self._data_keys(check_key(key))
         value = self._run("pop_data", (kv, results), (self._base, key))
         return EmptyData if value is None else bytes(value)
 
     def has_data_for_key(self, key: str) -> bool:
         """Whether ``key`` holds a value (one ``EXISTS``)."""
+        key = check_key(key)
         return bool(self._call("exists", self._client.exists, self._kv(check_key(key))))
 
     def put_if_empty(self, key: str, value: bytes, ttl: float | None = None) -> bool:
         """``SET NX`` (with ``PX`` for a ttl): store ``value`` only if ``key`` is empty; return whether it did."""
-        check_key(key)
+        key = check_key(key)
         check_bytes(value, "value")
         written = self._run("put_if_empty", self._data_keys(key), (self._base, key, value, _ttl_ms(ttl)))
         return bool(written)
 
     def delete_data(self, key: str) -> bool:
         """Delete the value under ``key``; return whether there was one."""
+        key = check_key(key)
         kv, results, _, _ = self._data_keys(check_key(key))
         return bool(self._run("delete_data", (kv, results), (self._base, key)))
 
     def flush_all(self) -> None:
         """Delete every key of this queue (``SCAN MATCH <prefix>:{<name>}:*`` then ``UNLINK`` in batches)."""
-        pattern = _glob_escape(self._base) + "*"
+        self._unlink_matching(_glob_escape(self._base) + "*", "flush_all")
+
+    def _unlink_matching(self, pattern: str, operation: str) -> None:
         try:
             batch: list[Any] = []
             for key in self._client.scan_iter(match=pattern, count=1000):
@@ -806,7 +813,7 @@ class RedisStorage(BaseStorage):
             if batch:
                 self._client.unlink(*batch)
         except RedisError as exc:
-            raise self._error(exc, "flush_all") from exc
+            raise self._error(exc, operation) from exc
 
     def data_keys(self, prefix: str = "", limit: int | None = None) -> list[str]:
         """Sorted keys of values starting with ``prefix`` (``SCAN MATCH``; expired keys are gone in Redis)."""
@@ -842,10 +849,19 @@ class RedisStorage(BaseStorage):
 
     def incr(self, key: str, amount: int = 1, ttl: float | None = None) -> int:
         """Atomically add ``amount`` to counter ``key`` (``INCRBY``; ``PEXPIRE`` when this call creates it)."""
-        check_key(key)
+        key = check_key(key)
         if isinstance(amount, bool) or not isinstance(amount, int):
             raise TypeError(f"amount must be an int, not {type(amount).__name__}")
         return int(self._run("incr", (self._base + "ctr:" + key,), (self._base, amount, _ttl_ms(ttl))))
+
+    def delete_counter(self, key: str) -> None:
+        """Delete the counter ``key`` (one ``UNLINK``)."""
+        key = check_key(key)
+        self._call("unlink", self._client.unlink, self._base + "ctr:" + key)
+
+    def flush_counters(self) -> None:
+        """Delete every counter of this queue (``SCAN MATCH <prefix>:{<name>}:ctr:*`` then ``UNLINK`` in batches)."""
+        self._unlink_matching(_glob_escape(self._base + "ctr:") + "*", "flush_counters")
 
     def wait_result(self, key: str, timeout: float | None = None) -> bytes | EmptyDataType:
         """Wait until ``key`` holds a value and return it; ``EmptyData`` after ``timeout`` seconds.
@@ -853,6 +869,7 @@ class RedisStorage(BaseStorage):
         No polling: the caller registers under ``wait:<key>`` and blocks on ``wake:<key>``, which every write of
         ``key`` fills while someone is registered.
         """
+        key = check_key(key)
         kv, _, wait_key, wake_key = self._data_keys(check_key(key))
         if timeout is not None and timeout <= 0:
             return self.peek_data(key)

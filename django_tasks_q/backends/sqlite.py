@@ -79,8 +79,10 @@ from django_tasks_q.backends.base import (
     ResultWrite,
     bounded_priority,
     check_bytes,
+    check_key,
     expiry_time,
     new_token,
+    schedule_time,
 )
 from django_tasks_q.backends.watch import ChangeWatch, probe_poller
 from django_tasks_q.exceptions import ConfigurationError, StorageError
@@ -593,7 +595,7 @@ class SqliteStorage(BaseStorage):
         """Insert a scheduled item with its priority."""
         data = check_bytes(data, "data")
         prio = _priority(priority)
-        when = float(timestamp)
+        when = schedule_time(timestamp)
         self._write(
             "add to the schedule",
             lambda conn: conn.execute(
@@ -611,7 +613,7 @@ class SqliteStorage(BaseStorage):
 
     def read_schedule(self, timestamp: float) -> list[bytes]:
         """Select and delete the due items in one write transaction; earliest first."""
-        when = float(timestamp)
+        when = schedule_time(timestamp)
         if not self._read("read the schedule", lambda conn: self._has_due(conn, when)):
             return []
 
@@ -658,7 +660,7 @@ class SqliteStorage(BaseStorage):
         Both statements run in one write transaction, so an item is moved exactly once even with several
         schedulers, and a crash in between changes nothing.
         """
-        when = float(timestamp)
+        when = schedule_time(timestamp)
         if not self._read("move due items", lambda conn: self._has_due(conn, when)):
             return 0
 
@@ -689,6 +691,7 @@ class SqliteStorage(BaseStorage):
 
     def put_data(self, key: str, value: bytes, is_result: bool = False, ttl: float | None = None) -> None:
         """Insert or replace ``key`` (value, result flag and expiry together)."""
+        key = check_key(key)
         value = check_bytes(value, "value")
         now = time.time()
         expires_at = expiry_time(ttl, now)
@@ -701,6 +704,7 @@ class SqliteStorage(BaseStorage):
 
     def peek_data(self, key: str) -> bytes | EmptyDataType:
         """Return the live value of ``key`` or ``EmptyData``."""
+        key = check_key(key)
         row = self._read(
             "read a value",
             lambda conn: conn.execute(
@@ -730,6 +734,7 @@ class SqliteStorage(BaseStorage):
 
     def pop_data(self, key: str) -> bytes | EmptyDataType:
         """Select and delete ``key`` in one write transaction (an expired value counts as none)."""
+        key = check_key(key)
         now = time.time()
 
         def work(conn: sqlite3.Connection) -> bytes | EmptyDataType:
@@ -747,6 +752,7 @@ class SqliteStorage(BaseStorage):
 
     def has_data_for_key(self, key: str) -> bool:
         """Whether ``key`` holds a live value."""
+        key = check_key(key)
         row = self._read(
             "read a value",
             lambda conn: conn.execute(
@@ -758,6 +764,7 @@ class SqliteStorage(BaseStorage):
 
     def put_if_empty(self, key: str, value: bytes, ttl: float | None = None) -> bool:
         """Drop an expired value, then ``INSERT OR IGNORE``: one write transaction, so exactly one racer wins."""
+        key = check_key(key)
         value = check_bytes(value, "value")
         now = time.time()
         expires_at = expiry_time(ttl, now)
@@ -778,6 +785,7 @@ class SqliteStorage(BaseStorage):
 
     def delete_data(self, key: str) -> bool:
         """Delete ``key``; ``True`` if it held a live value."""
+        key = check_key(key)
         now = time.time()
 
         def work(conn: sqlite3.Connection) -> bool:
@@ -844,6 +852,7 @@ class SqliteStorage(BaseStorage):
 
     def incr(self, key: str, amount: int = 1, ttl: float | None = None) -> int:
         """Read, add and write the counter in one write transaction; a missing or expired one starts at 0."""
+        key = check_key(key)
         now = time.time()
         expires_at = expiry_time(ttl, now)
 
@@ -867,6 +876,21 @@ class SqliteStorage(BaseStorage):
             return value
 
         return self._write("increment a counter", work)
+
+    def delete_counter(self, key: str) -> None:
+        """Delete the counter ``key`` (one ``DELETE``)."""
+        key = check_key(key)
+        self._write(
+            "delete a counter",
+            lambda conn: conn.execute("DELETE FROM tasks_q_counter WHERE queue = ? AND key = ?", (self.name, key)),
+        )
+
+    def flush_counters(self) -> None:
+        """Delete every counter of this queue (one ``DELETE``)."""
+        self._write(
+            "flush counters",
+            lambda conn: conn.execute("DELETE FROM tasks_q_counter WHERE queue = ?", (self.name,)),
+        )
 
     # ------------------------------------------------------------------ reliable delivery
 

@@ -175,17 +175,21 @@ class TestClasses:
         )
         assert (kwargs["client_name"], kwargs["health_check_interval"]) == ("me", 7)
 
-    def test_url_overrides_the_other_parameters(self) -> None:
-        storage = RedisStorage(
-            "x", host="elsewhere", port=1, db=9, password="no", url="redis://:pw@127.0.0.1:6390/4"
-        )
+    def test_url_with_other_connection_parameters_is_refused(self) -> None:
+        for given in ({"host": "localhost"}, {"port": 6379}, {"db": 0}, {"password": "no"}):
+            with pytest.raises(ConfigurationError, match=f"give either url or {next(iter(given))}, not both"):
+                RedisStorage("x", url="redis://127.0.0.1:6390/4", **given)
+        # None means "not given", as in huey.
+        storage = RedisStorage("x", host=None, port=None, db=None, url="redis://:pw@127.0.0.1:6390/4")
         kwargs = storage.client.connection_pool.connection_kwargs
-        assert (kwargs["host"], kwargs["port"], kwargs["db"], kwargs["password"]) == (
-            "127.0.0.1",
-            6390,
-            4,
-            "pw",
-        )
+        assert (kwargs["host"], kwargs["port"], kwargs["db"], kwargs["password"]) == ("127.0.0.1", 6390, 4, "pw")
+        assert storage.conn is storage.client
+
+    def test_huey_result_notification_options_are_accepted_and_checked(self) -> None:
+        RedisStorage("x", notify_result=True, notify_result_ttl=30).close()
+        for bad in ({"notify_result": "yes"}, {"notify_result_ttl": 0}, {"notify_result_ttl": float("inf")}):
+            with pytest.raises(ConfigurationError, match="notify_result"):
+                RedisStorage("x", **bad)
 
     def test_extra_connection_parameters_are_passed_on(self) -> None:
         storage = RedisStorage("x", socket_timeout=3, username="bob", max_connections=7)
@@ -292,7 +296,7 @@ class TestBadInput:
         [
             {"port": "6379"},
             {"port": -1},
-            {"db": None},
+            {"db": -1},
             {"host": ""},
             {"block_timeout": -1},
             {"prefix": ""},

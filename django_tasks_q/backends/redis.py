@@ -241,8 +241,8 @@ class RedisStorage(BaseStorage):
         Conflicts with ``url``, ``client`` and explicit connection parameters.
     ``url``
         ``redis://[[user]:password@]host[:port][/db]``, ``rediss://...`` or ``unix://...``; overrides ``host``,
-        ``port``, ``db`` and ``password``. Validated at once (:class:`ConfigurationError` when it is not a
-        Redis URL).
+        ``port``, ``db`` and ``password``, which are then an error (as in huey), as is a ``connection_pool``.
+        Validated at once (:class:`ConfigurationError` when it is not a Redis URL).
     ``client_name``, ``health_check_interval``
         Passed to every connection (``CLIENT SETNAME``; seconds between ``PING`` checks of idle connections).
     ``client``
@@ -253,6 +253,10 @@ class RedisStorage(BaseStorage):
     ``block_timeout``
         Seconds an empty ``reserve()`` / ``dequeue()`` waits for a message (default 1.0; 0: never waits).
         huey's ``blocking=False`` is the same as ``block_timeout=0`` and ``read_timeout`` is an alias.
+    ``notify_result``, ``notify_result_ttl``
+        huey's switch for waking ``wait_result`` callers by a push rather than by polling, and how long its
+        notification list lived. Accepted (and checked) so huey configurations work unchanged; they change
+        nothing here, as ``wait_result`` is always woken by a push (and leaves no list behind when nobody waits).
     other keywords
         Passed to :class:`redis.Redis` (``socket_timeout`` (default here 5 s), ``socket_connect_timeout`` (2 s),
         ``retry`` (default :func:`default_retry`), ``ssl``, ``username``, ``max_connections`` ...); unknown
@@ -273,9 +277,9 @@ class RedisStorage(BaseStorage):
         self,
         name: str = "huey",
         *,
-        host: str = DEFAULT_HOST,
-        port: int = DEFAULT_PORT,
-        db: int = 0,
+        host: str | None = None,
+        port: int | None = None,
+        db: int | None = None,
         password: str | None = None,
         connection_pool: redis.ConnectionPool | None = None,
         url: str | None = None,
@@ -286,9 +290,23 @@ class RedisStorage(BaseStorage):
         block_timeout: float = 1.0,
         blocking: bool | None = None,
         read_timeout: float | None = None,
+        notify_result: bool = False,
+        notify_result_ttl: float = 86400,
         **connection_params: Any,
     ) -> None:
         super().__init__(name)
+        if not isinstance(notify_result, bool):
+            raise ConfigurationError(f"Redis storage {name!r}: notify_result must be a bool, not {notify_result!r}")
+        if (
+            isinstance(notify_result_ttl, bool)
+            or not isinstance(notify_result_ttl, int | float)
+            or not math.isfinite(notify_result_ttl)
+            or notify_result_ttl <= 0
+        ):
+            raise ConfigurationError(
+                f"Redis storage {name!r}: notify_result_ttl must be a positive number of seconds, "
+                f"not {notify_result_ttl!r}"
+            )
         if not isinstance(name, str) or not name:
             raise ConfigurationError(f"Redis storage: the queue name must be a non-empty str, not {name!r}")
         if not isinstance(prefix, str) or not prefix or "{" in prefix or "}" in prefix:
@@ -347,9 +365,9 @@ class RedisStorage(BaseStorage):
     def _make_client(
         name: str,
         *,
-        host: str,
-        port: int,
-        db: int,
+        host: str | None,
+        port: int | None,
+        db: int | None,
         password: str | None,
         connection_pool: Any,
         url: str | None,
@@ -363,9 +381,9 @@ class RedisStorage(BaseStorage):
         explicit = {
             key: value
             for key, value, default in (
-                ("host", host, DEFAULT_HOST),
-                ("port", port, DEFAULT_PORT),
-                ("db", db, 0),
+                ("host", host, None),
+                ("port", port, None),
+                ("db", db, None),
                 ("password", password, None),
                 ("client_name", client_name, None),
                 ("health_check_interval", health_check_interval, 0),
@@ -415,6 +433,11 @@ class RedisStorage(BaseStorage):
             "health_check_interval": health_check_interval,
         }
         if url is not None:
+            if explicit.keys() & {"host", "port", "db", "password"}:
+                given = ", ".join(key for key in ("host", "port", "db", "password") if key in explicit)
+                raise ConfigurationError(
+                    f"{where}: give either url or {given}, not both (the url already says where to connect)"
+                )
             if not isinstance(url, str):
                 raise ConfigurationError(f"{where}: url must be a str, not {type(url).__name__}")
             try:
@@ -422,6 +445,9 @@ class RedisStorage(BaseStorage):
                 return redis.Redis.from_url(url, **options), True
             except (ValueError, TypeError) as exc:
                 raise ConfigurationError(f"{where}: invalid Redis URL {url!r}: {exc}") from exc
+        host = DEFAULT_HOST if host is None else host
+        port = DEFAULT_PORT if port is None else port
+        db = 0 if db is None else db
         if not isinstance(host, str) or not host:
             raise ConfigurationError(f"{where}: host must be a non-empty str, not {host!r}")
         for label, number in (("port", port), ("db", db)):
@@ -465,6 +491,11 @@ class RedisStorage(BaseStorage):
     @property
     def client(self) -> Any:
         """The redis-py client in use (built from the parameters, or the one given)."""
+        return self._client
+
+    @property
+    def conn(self) -> Any:
+        """huey's name for :attr:`client`: the redis-py client in use."""
         return self._client
 
     def close(self) -> None:

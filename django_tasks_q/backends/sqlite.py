@@ -21,6 +21,11 @@ Parameters (huey's ``SqliteStorage`` names and defaults)
     newest message is deleted, so delivery order within a priority is enqueue order under all circumstances.
     ``False`` uses plain rowids (a little faster). The choice is fixed when the file's tables are created;
     opening the file with the other value is a :class:`~django_tasks_q.exceptions.ConfigurationError`.
+``create_tables=True``
+    ``True`` creates the tables (``CREATE TABLE IF NOT EXISTS``) when the first connection opens. ``False``
+    leaves the file alone, for a deployment that creates them once (:meth:`SqliteStorage.initialize_schema`)
+    and runs with a database user that may not change the schema; an operation on a file without the tables
+    then raises :class:`SchemaMissing`.
 
 How it is made safe
 -------------------
@@ -196,6 +201,13 @@ class _Handle:
             pass
 
 
+class SchemaMissing(StorageError, sqlite3.OperationalError):
+    """The storage's tables are missing from the file (opened with ``create_tables=False``).
+
+    Also a :class:`sqlite3.OperationalError`, the error huey's SQLite storage lets through in this case.
+    """
+
+
 class SqliteStorage(BaseStorage):
     """Storage in a SQLite file: durable, reliable (at least once), shared by the processes of one host.
 
@@ -217,6 +229,7 @@ class SqliteStorage(BaseStorage):
         fsync: bool = False,
         timeout: float = 60,
         strict_fifo: bool = False,
+        create_tables: bool = True,
         **storage_kwargs: Any,
     ) -> None:
         super().__init__(name, **storage_kwargs)
@@ -243,6 +256,8 @@ class SqliteStorage(BaseStorage):
             raise ConfigurationError(f"{where}: fsync must be True or False, got {fsync!r}")
         if strict_fifo not in (True, False):
             raise ConfigurationError(f"{where}: strict_fifo must be True or False, got {strict_fifo!r}")
+        if create_tables not in (True, False):
+            raise ConfigurationError(f"{where}: create_tables must be True or False, got {create_tables!r}")
         self.filename = filename
         self.cache_mb = cache_mb
         self.fsync = bool(fsync)
@@ -255,7 +270,8 @@ class SqliteStorage(BaseStorage):
         self._local = threading.local()
         self._handles: weakref.WeakSet[_Handle] = weakref.WeakSet()
         self._setup_lock = threading.Lock()
-        self._schema_ready = False
+        self.create_tables = bool(create_tables)
+        self._schema_ready = not self.create_tables
         self._last_purge = 0.0
         self._watch: ChangeWatch | None = None
         self._watch_conn: sqlite3.Connection | None = None
@@ -359,6 +375,18 @@ class SqliteStorage(BaseStorage):
             raise
         conn.execute("COMMIT")
 
+    def initialize_schema(self) -> None:
+        """Create the storage's tables and indexes in the file if they are missing (huey's name for it).
+
+        What the first connection does by itself unless ``create_tables=False``; harmless when they exist.
+        """
+        conn = self._connection()
+        with self._setup_lock:
+            try:
+                self._create_schema(conn)
+            except sqlite3.Error as exc:
+                raise self._error(exc, "create the tables") from exc
+
     def close(self) -> None:
         """Close this process's connections (every thread's). Harmless twice; the storage reopens on demand."""
         if os.getpid() != self._pid:
@@ -438,6 +466,11 @@ class SqliteStorage(BaseStorage):
                 f"{where}: cannot {action} ({exc}): another connection held the database's write lock for longer "
                 f"than timeout={self.timeout:g} s. Find the process holding a long transaction on this file, or "
                 "raise timeout="
+            )
+        if "no such table: tasks_q_" in str(exc):
+            return SchemaMissing(
+                f"{where}: cannot {action} ({exc}): the storage's tables are not in the file and "
+                "create_tables=False; call initialize_schema() once, or open it with create_tables=True"
             )
         if code.startswith("SQLITE_FULL"):
             return StorageError(

@@ -80,6 +80,9 @@ class StorageContract:
     """``put_data`` / ``put_if_empty`` / ``incr`` / ``ack`` results expire after their ttl."""
     supports_results: ClassVar[bool] = True
     """``result_items`` is implemented (and therefore ``result_store_size`` / ``flush_results``)."""
+    keeps_result_flag: ClassVar[bool] = True
+    """``task_results`` / ``flush_task_results`` tell results (``is_result=True``) from other values; without it
+    the defaults treat every value as a result, as huey does."""
     supports_key_listing: ClassVar[bool] = True
     """``data_keys`` is implemented (the admin's list of held unique-task keys needs it)."""
     supports_incr: ClassVar[bool] = True
@@ -561,16 +564,29 @@ class StorageContract:
 
     # ================================================================== results
 
-    def test_result_items_lists_only_results(self, storage: BaseStorage) -> None:
+    def test_result_items_lists_every_value_but_no_counter(self, storage: BaseStorage) -> None:
+        # huey's "result store" is the whole key/value area.
         self.require("supports_results")
+        storage.put_data("r1", b"result-1", is_result=True)
+        storage.put_data("lock", b"held")
+        assert storage.put_if_empty("other-lock", b"") is True
+        if self.supports_incr:
+            storage.incr("counter")
+        assert storage.result_items() == {"r1": b"result-1", "lock": b"held", "other-lock": b""}
+        assert storage.result_store_size() == 3
+
+    def test_task_results_lists_only_results(self, storage: BaseStorage) -> None:
+        self.require("supports_results")
+        self.require("keeps_result_flag")
         storage.put_data("r1", b"result-1", is_result=True)
         storage.put_data("r2", b"", is_result=True)
         storage.put_data("lock", b"held")
         assert storage.put_if_empty("other-lock", b"held") is True
-        assert storage.result_items() == {"r1": b"result-1", "r2": b""}
-        assert storage.result_store_size() == 2
+        assert storage.task_results() == {"r1": b"result-1", "r2": b""}
+        assert storage.task_result_count() == 2
         storage.put_data("r1", b"now a lock")  # overwriting replaces the flag too
-        assert storage.result_items() == {"r2": b""}
+        assert storage.task_results() == {"r2": b""}
+        assert storage.task_result_count() == 1
 
     def test_data_keys_lists_live_values_by_exact_prefix(self, storage: BaseStorage) -> None:
         self.require("supports_key_listing")
@@ -603,15 +619,34 @@ class StorageContract:
         assert storage.data_keys("unique.") == ["unique.long", "unique.short"]
         assert eventually(lambda: storage.data_keys("unique.") == ["unique.long"])
 
-    def test_flush_results_keeps_other_data(self, storage: BaseStorage) -> None:
+    def test_flush_results_removes_every_value_and_keeps_counters_and_messages(self, storage: BaseStorage) -> None:
         self.require("supports_results")
+        storage.put_data("r1", b"x", is_result=True)
+        storage.put_data("lock", b"held")
+        storage.enqueue(msg(1))
+        storage.add_to_schedule(msg(2), time.time() + 100)
+        if self.supports_incr:
+            storage.incr("counter", 5)
+        storage.flush_results()
+        assert storage.result_items() == {}
+        assert storage.result_store_size() == 0
+        assert storage.peek_data("r1") is EmptyData
+        assert storage.peek_data("lock") is EmptyData
+        assert (storage.queue_size(), storage.schedule_size()) == (1, 1)
+        if self.supports_incr:
+            assert storage.incr("counter", 0) == 5
+
+    def test_flush_task_results_keeps_other_data(self, storage: BaseStorage) -> None:
+        self.require("supports_results")
+        self.require("keeps_result_flag")
         storage.put_data("r1", b"x", is_result=True)
         storage.put_data("r2", b"y", is_result=True)
         storage.put_data("lock", b"held")
         storage.enqueue(msg(1))
-        storage.flush_results()
-        assert storage.result_items() == {}
-        assert storage.result_store_size() == 0
+        storage.flush_task_results()
+        assert storage.task_results() == {}
+        assert storage.task_result_count() == 0
+        assert storage.result_items() == {"lock": b"held"}
         assert storage.peek_data("r1") is EmptyData
         assert storage.peek_data("lock") == b"held"
         assert storage.queue_size() == 1

@@ -307,7 +307,7 @@ class SeedOnlyStorage(BaseStorage):
     def result_items(self) -> dict[str, bytes]:
         with self._lock:
             items = {key: self._get(key) for key in list(self._data)}
-            return {key: item[0] for key, item in items.items() if item is not None and item[1]}
+            return {key: item[0] for key, item in items.items() if item is not None}
 
 
 class TestSeedOnlyStorageContract(StorageContract):
@@ -318,6 +318,7 @@ class TestSeedOnlyStorageContract(StorageContract):
     supports_dead_letters = False
     supports_incr = False
     accepts_huey_argument_types = False
+    keeps_result_flag = False
     supports_key_listing = False
     supports_schedule_priority = False
 
@@ -372,10 +373,15 @@ class TestBaseDefaults:
         storage = SeedOnlyStorage()
         storage.put_data("r", b"1", is_result=True)
         storage.put_data("lock", b"x")
-        assert storage.result_store_size() == 1
-        storage.flush_results()
+        assert storage.result_store_size() == 2
+        # Without a result flag of its own, a huey-style storage's values all count as task results.
+        assert storage.task_results() == {"r": b"1", "lock": b"x"}
+        assert storage.task_result_count() == 2
+        storage.flush_task_results()
         assert storage.result_items() == {}
-        assert storage.peek_data("lock") == b"x"
+        storage.put_data("lock", b"x")
+        storage.flush_results()
+        assert storage.peek_data("lock") is EmptyData
 
     def test_default_bury_uses_add_dead_letter(self) -> None:
         recorded: list[tuple[Any, ...]] = []

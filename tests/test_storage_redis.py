@@ -811,7 +811,7 @@ class TestExpire:
         storage.enqueue(b"queued", 2)
         storage.add_to_schedule(b"scheduled", now + 3600)
         storage.add_dead_letter(b"dead", "test")
-        assert storage.result_store_size() == 3
+        assert storage.task_result_count() == 3
 
         def expired() -> bool:
             return (
@@ -822,8 +822,9 @@ class TestExpire:
         while not expired() and time.monotonic() < deadline:
             time.sleep(0.02)
         assert expired()
-        assert storage.result_items() == {"result:own-ttl": b"r3"}
-        assert storage.result_store_size() == 1
+        assert storage.task_results() == {"result:own-ttl": b"r3"}
+        assert storage.task_result_count() == 1
+        assert storage.result_store_size() == 4  # and the three values that are not results
         assert storage.peek_data("lock:held") == b"lock"
         assert storage.peek_data("lock:nx") == b"lock"
         assert storage.peek_data("revoke:task") == b"revoked"
@@ -868,17 +869,21 @@ class TestExpire:
 
 
 class TestSpecifics:
-    def test_result_items_pages_through_many_results(self, make: Any) -> None:
+    def test_result_listings_page_through_many_values(self, make: Any) -> None:
         storage = make()
         expected = {f"result:{i}": f"value-{i}".encode() for i in range(1200)}
         for key, value in expected.items():
             storage.put_data(key, value, is_result=True)
         storage.put_data("lock", b"l")
-        assert storage.result_items() == expected
-        assert storage.result_store_size() == 1200
+        assert storage.task_results() == expected
+        assert storage.task_result_count() == 1200
+        assert storage.result_items() == {**expected, "lock": b"l"}
+        assert storage.result_store_size() == 1201
+        storage.flush_task_results()
+        assert storage.task_results() == {}
+        assert storage.result_items() == {"lock": b"l"}
         storage.flush_results()
         assert storage.result_items() == {}
-        assert storage.peek_data("lock") == b"l"
 
     def test_bulk_operations_work_in_chunks(self, make: Any) -> None:
         storage = make(PriorityRedisStorage)

@@ -23,7 +23,8 @@ A storage has four areas:
 
 ``key/value data``
     Results, locks, revocations, chord bookkeeping. Values are bytes, optionally with a time to live. Values
-    written with ``is_result=True`` are *results*: ``result_items()`` and ``flush_results()`` see only those.
+    written with ``is_result=True`` are *results*: ``task_results()`` and ``flush_task_results()`` see only
+    those, while huey's ``result_items()`` and ``flush_results()`` see every value (huey's "result store").
 
 ``in-flight`` and ``dead letters`` (the reliable-delivery extension, below)
     Messages currently owned by a worker under a lease, and messages given up on.
@@ -501,8 +502,8 @@ class BaseStorage:
     def put_data(self, key: str, value: bytes, is_result: bool = False, ttl: float | None = None) -> None:
         """Store ``value`` under ``key``, replacing any previous value (and its flags and ttl).
 
-        ``is_result=True`` marks a task result, so that ``result_items`` / ``flush_results`` can tell results
-        apart from locks, revocations and other bookkeeping. ``ttl``: seconds (``> 0``) after which the value is
+        ``is_result=True`` marks a task result, so that ``task_results`` / ``flush_task_results`` can tell
+        results apart from locks, revocations and other bookkeeping. ``ttl``: seconds (``> 0``) after which the value is
         gone as if deleted; ``None`` keeps it until deleted. A storage that cannot expire values must say so in
         its documentation (results then live until read or flushed). Wakes ``wait_result`` callers.
         """
@@ -564,23 +565,43 @@ class BaseStorage:
     # ------------------------------------------------------------------ huey's extras
 
     def result_items(self) -> dict[str, bytes]:
-        """Return every stored result (values written with ``is_result=True``) as ``{key: value}``.
-
-        Locks, revocations and other values are left out, and so are expired ones. No default: the seed list
-        cannot enumerate keys.
+        """Return every live key/value pair (huey's *result store*: results, locks, revocations ...) as
+        ``{key: value}``; counters are not in it. Expired values are left out. No default: the seed list cannot
+        enumerate keys. :meth:`task_results` is the same restricted to results.
         """
         raise self._not_implemented("result_items")
 
     def result_store_size(self) -> int:
-        """Return how many results are stored. The default counts ``result_items()``."""
+        """Return how many live key/value pairs there are (as ``result_items``). Default: counts ``result_items()``."""
         return len(self.result_items())
 
     def flush_results(self) -> None:
-        """Delete every result; locks, revocations and other values stay.
+        """Delete every key/value pair, results or not (huey's meaning); counters, the queue and the schedule stay.
 
         The default deletes the keys of ``result_items()`` one by one (not atomic as a whole).
         """
         for key in self.result_items():
+            self.delete_data(key)
+
+    def task_results(self) -> dict[str, bytes]:
+        """Return the live values written with ``is_result=True`` (task results) as ``{key: value}``.
+
+        Locks, revocations and other bookkeeping are left out: this is what the hub lists and counts as results.
+        Default: ``result_items()`` — a storage that does not keep the flag treats every value as a result, as
+        huey does.
+        """
+        return self.result_items()
+
+    def task_result_count(self) -> int:
+        """Return how many task results there are (as ``task_results``). Default: counts ``task_results()``."""
+        return len(self.task_results())
+
+    def flush_task_results(self) -> None:
+        """Delete every task result; locks, revocations and other values stay.
+
+        The default deletes the keys of ``task_results()`` one by one (not atomic as a whole).
+        """
+        for key in self.task_results():
             self.delete_data(key)
 
     def incr(self, key: str, amount: int = 1, ttl: float | None = None) -> int:

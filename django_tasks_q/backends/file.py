@@ -720,19 +720,34 @@ class FileStorage(BaseStorage):
 
     @_operation
     def result_items(self) -> dict[str, bytes]:
-        """Walk ``data/`` and return the live results."""
+        """Walk ``data/`` and return every live value, results or not."""
+        return self._values(results_only=False)
+
+    @_operation
+    def task_results(self) -> dict[str, bytes]:
+        """Walk ``data/`` and return the live task results."""
+        return self._values(results_only=True)
+
+    def _values(self, results_only: bool) -> dict[str, bytes]:
         now = time.time()
         items = {}
         for path, _digest in self._entry_files("data"):
             raw = _read(path)
             entry = None if raw is None else _decode_entry(raw)
-            if entry is not None and entry[1] and is_live(entry[2], now):
+            if entry is not None and (entry[1] or not results_only) and is_live(entry[2], now):
                 items[entry[0]] = entry[3]
         return items
 
     @_operation
     def flush_results(self) -> None:
-        """Unlink every result entry (each under its stripe lock, re-checked there)."""
+        """Unlink every value entry, results or not (each under its stripe lock); counters stay."""
+        for path, digest in list(self._entry_files("data")):
+            with self._kv_lock(digest):
+                _unlink(path)
+
+    @_operation
+    def flush_task_results(self) -> None:
+        """Unlink every task result entry (each under its stripe lock, re-checked there)."""
 
         def is_result(raw: bytes) -> bool:
             entry = _decode_entry(raw)

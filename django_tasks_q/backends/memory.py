@@ -336,20 +336,30 @@ class MemoryStorage(BaseStorage):
 
     # ------------------------------------------------------------------ huey's extras
 
-    def result_items(self) -> dict[str, bytes]:
+    def _values(self, results_only: bool) -> dict[str, bytes]:
         now = time.time()
         with self._lock:
             self._sweep(now)
             return {
                 key: entry.value
                 for key, entry in self._data.items()
-                if entry.is_result and is_live(entry.expires_at, now)
+                if (entry.is_result or not results_only) and is_live(entry.expires_at, now)
             }
+
+    def result_items(self) -> dict[str, bytes]:
+        return self._values(results_only=False)
 
     def result_store_size(self) -> int:
         return len(self.result_items())
 
     def flush_results(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+    def task_results(self) -> dict[str, bytes]:
+        return self._values(results_only=True)
+
+    def flush_task_results(self) -> None:
         with self._lock:
             for key in [key for key, entry in self._data.items() if entry.is_result]:
                 del self._data[key]

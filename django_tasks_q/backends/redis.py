@@ -858,8 +858,36 @@ class RedisStorage(BaseStorage):
 
     # ------------------------------------------------------------------ huey's extras
 
+    def _kv_names(self) -> list[Any]:
+        """The Redis names of every value of this queue (``SCAN MATCH <prefix>:{<name>}:kv:*``)."""
+        try:
+            return list(self._client.scan_iter(match=_glob_escape(self._kv("")) + "*", count=1000))
+        except RedisError as exc:
+            raise self._error(exc, "scan values") from exc
+
     def result_items(self) -> dict[str, bytes]:
-        """Every live result as ``{key: value}`` (the results index, read page by page with ``ZSCAN``)."""
+        """Every live value, results or not, as ``{key: value}`` (``SCAN``, then ``MGET`` page by page)."""
+        names = self._kv_names()
+        start = len(self._kv(""))
+        items: dict[str, bytes] = {}
+        for first in range(0, len(names), _CHUNK):
+            page = names[first : first + _CHUNK]
+            for name, value in zip(page, self._call("mget", self._client.mget, page), strict=True):
+                if value is not None:  # expired between the scan and the read
+                    items[_text(name)[start:]] = bytes(value)
+        return items
+
+    def result_store_size(self) -> int:
+        """How many values there are, results or not (``SCAN``)."""
+        return len(self._kv_names())
+
+    def flush_results(self) -> None:
+        """Delete every value, results or not (``SCAN`` then ``UNLINK`` in batches); counters stay."""
+        self._unlink_matching(_glob_escape(self._kv("")) + "*", "flush_results")
+        self._call("unlink", self._client.unlink, self._k_results)
+
+    def task_results(self) -> dict[str, bytes]:
+        """Every live task result as ``{key: value}`` (the results index, read page by page with ``ZSCAN``)."""
         items: dict[str, bytes] = {}
         cursor: Any = 0
         while True:
@@ -869,12 +897,12 @@ class RedisStorage(BaseStorage):
             if int(cursor) == 0:
                 return items
 
-    def result_store_size(self) -> int:
-        """How many live results there are (expired entries are dropped from the index first)."""
+    def task_result_count(self) -> int:
+        """How many live task results there are (expired entries are dropped from the index first)."""
         return int(self._run("result_count", (self._k_results,), (self._base,)))
 
-    def flush_results(self) -> None:
-        """Delete every result; locks, revocations and counters stay."""
+    def flush_task_results(self) -> None:
+        """Delete every task result; locks, revocations and counters stay."""
         while self._run("flush_results_chunk", (self._k_results,), (self._base, _CHUNK)) >= _CHUNK:
             pass
 

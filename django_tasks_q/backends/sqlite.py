@@ -853,35 +853,56 @@ class SqliteStorage(BaseStorage):
         )
         return [row[0] for row in rows]
 
-    def result_items(self) -> dict[str, bytes]:
-        """Every live result as ``{key: value}``."""
+    def _values(self, results_only: bool) -> dict[str, bytes]:
+        only = "AND is_result = 1 " if results_only else ""
         rows = self._read(
-            "list results",
+            "list values",
             lambda conn: conn.execute(
-                f"SELECT key, value FROM tasks_q_kv WHERE queue = ? AND is_result = 1 AND {_LIVE} ORDER BY id",
+                f"SELECT key, value FROM tasks_q_kv WHERE queue = ? {only}AND {_LIVE} ORDER BY id",
                 (self.name, time.time()),
             ).fetchall(),
         )
         return {row[0]: bytes(row[1]) for row in rows}
 
-    def result_store_size(self) -> int:
-        """Count live results."""
+    def _count_values(self, results_only: bool) -> int:
+        only = "AND is_result = 1 " if results_only else ""
         return self._read(
-            "count results",
+            "count values",
             lambda conn: conn.execute(
-                f"SELECT COUNT(*) FROM tasks_q_kv WHERE queue = ? AND is_result = 1 AND {_LIVE}",
-                (self.name, time.time()),
+                f"SELECT COUNT(*) FROM tasks_q_kv WHERE queue = ? {only}AND {_LIVE}", (self.name, time.time())
             ).fetchone()[0],
         )
 
-    def flush_results(self) -> None:
-        """Delete every result in one statement (other values stay)."""
+    def _flush_values(self, results_only: bool) -> None:
+        only = " AND is_result = 1" if results_only else ""
         self._write(
-            "flush results",
-            lambda conn: conn.execute(
-                "DELETE FROM tasks_q_kv WHERE queue = ? AND is_result = 1", (self.name,)
-            ),
+            "flush values",
+            lambda conn: conn.execute(f"DELETE FROM tasks_q_kv WHERE queue = ?{only}", (self.name,)),
         )
+
+    def result_items(self) -> dict[str, bytes]:
+        """Every live value, results or not, as ``{key: value}``."""
+        return self._values(results_only=False)
+
+    def result_store_size(self) -> int:
+        """Count live values, results or not."""
+        return self._count_values(results_only=False)
+
+    def flush_results(self) -> None:
+        """Delete every value, results or not, in one statement (counters stay)."""
+        self._flush_values(results_only=False)
+
+    def task_results(self) -> dict[str, bytes]:
+        """Every live task result as ``{key: value}``."""
+        return self._values(results_only=True)
+
+    def task_result_count(self) -> int:
+        """Count live task results."""
+        return self._count_values(results_only=True)
+
+    def flush_task_results(self) -> None:
+        """Delete every task result in one statement (other values stay)."""
+        self._flush_values(results_only=True)
 
     def incr(self, key: str, amount: int = 1, ttl: float | None = None) -> int:
         """Read, add and write the counter in one write transaction; a missing or expired one starts at 0."""

@@ -1,0 +1,1 @@
+"""Optional helpers that build on one storage's abilities (huey's ``huey.contrib`` names)."""

@@ -133,11 +133,14 @@ class Consumer:
 
     Process workers rebuild their queue from ``TASKS_Q`` by name, so they are
     available for queues configured in settings.
+
+    huey's form works too: one queue and the options as keywords, ``Consumer(huey, workers=4,
+    worker_type="process")`` (the keywords are :class:`ConsumerOptions` fields).
     """
 
     def __init__(
         self,
-        queues: list[Any],
+        queues: list[Any] | Any,
         options: dict[str, ConsumerOptions] | ConsumerOptions | None = None,
         *,
         burst: bool = False,
@@ -147,7 +150,16 @@ class Consumer:
         heartbeat_file: str | os.PathLike[str] | None = None,
         verify_storage: bool = False,
         wait_for_storage: bool = False,
+        **option_values: Any,
     ) -> None:
+        if queues is not None and not isinstance(queues, list | tuple):
+            queues = [queues]  # huey's Consumer(huey, ...)
+        if option_values:
+            if options is not None:
+                raise ConfigurationError(
+                    f"give the consumer options either as options= or as keywords, not both: {sorted(option_values)}"
+                )
+            options = ConsumerOptions.from_dict(option_values, where="Consumer()")
         if not queues:
             raise ConfigurationError("the consumer needs at least one queue")
         self.queues = list(queues)
@@ -582,3 +594,22 @@ class Consumer:
                     next_run = f", next run {runs[0].isoformat()}" if runs else ", never runs"
                 lines.append(f"    periodic task {name}{next_run}")
         logger.info("\n".join(lines))
+
+
+class Scheduler:
+    """huey's name for the consumer's scheduler, to be stepped by hand: each :meth:`loop` is one pass.
+
+    A pass moves due scheduled messages into the queues, enqueues the periodic tasks of a minute not yet seen
+    and reclaims expired leases, as the consumer's scheduler thread does every ``scheduler_interval`` seconds.
+    """
+
+    def __init__(self, consumer: Consumer) -> None:
+        """Step the scheduler of ``consumer`` (its queues and options)."""
+        self.consumer = consumer
+        self._next_reap = {queue.name: 0.0 for queue in consumer.queues}
+        self._reap_every = {queue.name: max(min(queue.lease / 2, 30.0), 0.05) for queue in consumer.queues}
+        self._last_minute: dict[str, dt.datetime] = {}
+
+    def loop(self, now: dt.datetime | None = None) -> None:
+        """Run one pass at ``now`` (default: the current time); a storage error is raised after every step ran."""
+        self.consumer.scheduler_tick(now or now_utc(), self._next_reap, self._reap_every, self._last_minute)

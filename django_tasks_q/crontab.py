@@ -26,10 +26,13 @@ item           meaning                                         example (hour fie
 
 Ranges: ``minute`` 0-59, ``hour`` 0-23, ``day`` (of the month) 1-31, ``month`` 1-12 and ``day_of_week``
 0-6 where **0 is Sunday** (huey's convention), 1 Monday, ..., 6 Saturday; 7 is accepted as Sunday too, so
-``"5-7"`` means Friday, Saturday and Sunday. Unlike huey, ``*/n`` and ``m-n/k`` also work in
-``day_of_week`` (``"*/2"`` is Sunday, Tuesday, Thursday, Saturday). Anything else -- a value out of range, a reversed range
-(``"5-2"``), a step of 0, an empty item, a type other than ``int``/``str`` -- raises ``ValueError`` naming the
-field and the value as soon as ``crontab()`` is called.
+``"5-7"`` means Friday, Saturday and Sunday. ``day_of_week`` refuses ``*/n``, as huey does: it restarts every
+Sunday, so ``"*/3"`` (Sunday, Wednesday, Saturday) would not mean "every third day"; a bounded ``m-n/k``
+(``"1-5/2"``: Monday, Wednesday, Friday) works. Anything else -- a value out of range, a reversed range
+(``"5-2"``), a step of 0, an empty item, an item that does not parse, a type other than ``int``/``str`` --
+raises ``ValueError`` naming the field and the value as soon as ``crontab()`` is called. huey's ``strict``
+argument asks for exactly that; here it is always so (huey without ``strict=True`` silently drops an item it
+cannot parse, which changes the schedule), and ``strict`` is accepted for compatibility.
 
 Behaviour
 ---------
@@ -41,8 +44,10 @@ Behaviour
   ``"Europe/Paris"`` or any ``tzinfo``) an aware datetime is first converted into that zone and a naive
   one is taken as UTC, so ``crontab(minute=0, hour=9, tz="Europe/Paris")`` fires at 09:00 in Paris on both
   sides of a daylight-saving change.
-* **strict=True** makes the schedule raise ``ValueError`` when asked about a datetime that has seconds or
-  microseconds, to catch callers that do not truncate to the minute.
+* **reject_seconds=True** makes the schedule raise ``ValueError`` when asked about a datetime that has seconds
+  or microseconds, to catch callers that do not truncate to the minute.
+* ``crontab.hourly()`` and ``crontab.daily()`` (huey's shortcuts) are ``crontab(minute=0)`` and
+  ``crontab(minute=0, hour=0)``.
 * :meth:`Crontab.next_runs` lists the next matching minutes, :meth:`Crontab.describe` gives the expression
   back as text (``"*/5 9-17 * * 1-5 tz=Europe/Paris"``) and :meth:`Crontab.parse` reads one, including the
   aliases ``@hourly``, ``@daily`` (or ``@midnight``), ``@weekly``, ``@monthly`` and ``@yearly`` (or
@@ -149,6 +154,13 @@ def _parse_field(field: _Field, value: object) -> tuple[str, frozenset[int]]:
                 raise _field_error(
                     field, value, f"{item!r}: a step needs '*' or a range before it, such as */5 or 0-30/5"
                 )
+            if star is not None and field.name == "day_of_week":
+                raise _field_error(
+                    field,
+                    value,
+                    f"{item!r} restarts every Sunday, so it does not mean every {step_size} days; list the days "
+                    "(such as '0,3,6') or use a range with a step (such as '1-5/2')",
+                )
         if star is not None:
             first, last = field.low, field.star_high
         else:
@@ -190,7 +202,7 @@ class Crontab:
 
     Build one with :func:`crontab` (keyword per field, like huey) or :meth:`Crontab.parse` (a 5-field
     string). Instances are immutable and hashable; two are equal when they match the same minutes in the
-    same time zone with the same ``strict`` flag, whatever the spelling (``"*/20"`` equals ``"0,20,40"``).
+    same time zone with the same ``reject_seconds`` flag, whatever the spelling (``"*/20"`` equals ``"0,20,40"``).
     """
 
     _ALIASES: ClassVar[dict[str, str]] = _ALIASES
@@ -204,7 +216,11 @@ class Crontab:
         day_of_week: int | str = "*",
         strict: bool = False,
         tz: TzArg = None,
+        *,
+        reject_seconds: bool = False,
     ) -> None:
+        # ``strict`` is huey's "refuse items that do not parse", which every field here always does.
+        del strict
         parsed = [
             _parse_field(field, value)
             for field, value in zip(_FIELDS, (minute, hour, day, month, day_of_week), strict=True)
@@ -212,7 +228,7 @@ class Crontab:
         self._texts: tuple[str, ...] = tuple(text for text, _ in parsed)
         sets = [numbers for _, numbers in parsed]
         self._minutes, self._hours, self._days, self._months, self._days_of_week = sets
-        self._strict = bool(strict)
+        self._reject_seconds = bool(reject_seconds)
         self._tz = _resolve_tz(tz)
         # Minutes of the day that match, as (hour, minute) in order; days of the month in order.
         self._times = tuple((h, m) for h in sorted(self._hours) for m in sorted(self._minutes))
@@ -247,9 +263,9 @@ class Crontab:
         return self._days_of_week
 
     @property
-    def strict(self) -> bool:
+    def reject_seconds(self) -> bool:
         """Whether calling the schedule with a datetime that has seconds raises ``ValueError``."""
-        return self._strict
+        return self._reject_seconds
 
     @property
     def tz(self) -> tzinfo | None:
@@ -272,12 +288,12 @@ class Crontab:
     # -- matching -------------------------------------------------------------------------------------
 
     def __call__(self, dt: datetime) -> bool:
-        """Whether ``dt``'s minute is on the schedule (seconds ignored unless ``strict``)."""
+        """Whether ``dt``'s minute is on the schedule (seconds ignored unless ``reject_seconds``)."""
         if not isinstance(dt, datetime):
             raise TypeError(f"crontab expects a datetime, got {type(dt).__name__}: {dt!r}")
-        if self._strict and (dt.second or dt.microsecond):
+        if self._reject_seconds and (dt.second or dt.microsecond):
             raise ValueError(
-                f"crontab(strict=True) was given {dt.isoformat()}, which has seconds or microseconds"
+                f"crontab(reject_seconds=True) was given {dt.isoformat()}, which has seconds or microseconds"
             )
         return self._matches_wall(self._wall_clock(dt))
 
@@ -449,16 +465,16 @@ class Crontab:
         return self.describe()
 
     def __repr__(self) -> str:
-        """:meth:`describe`, plus ``" strict=True"`` for a strict schedule; :meth:`parse` reads it back."""
-        return f"{self.describe()} strict=True" if self._strict else self.describe()
+        """:meth:`describe`, plus ``" reject_seconds=True"`` when set; :meth:`parse` reads it back."""
+        return f"{self.describe()} reject_seconds=True" if self._reject_seconds else self.describe()
 
     @classmethod
-    def parse(cls, expression: str, tz: TzArg = None, strict: bool = False) -> Crontab:
+    def parse(cls, expression: str, tz: TzArg = None, reject_seconds: bool = False) -> Crontab:
         """Build a schedule from cron text: ``"minute hour day month day_of_week"`` or an alias.
 
         Aliases: ``@hourly`` (``0 * * * *``), ``@daily``/``@midnight`` (``0 0 * * *``), ``@weekly``
         (``0 0 * * 0``), ``@monthly`` (``0 0 1 * *``), ``@yearly``/``@annually`` (``0 0 1 1 *``).
-        The text may end with ``tz=<zone name>`` and ``strict=true``, as :meth:`describe` and ``repr``
+        The text may end with ``tz=<zone name>`` and ``reject_seconds=true``, as :meth:`describe` and ``repr``
         write them. Raises ``ValueError`` for anything else.
         """
         if not isinstance(expression, str):
@@ -471,12 +487,12 @@ class Crontab:
             key, _, option = tokens.pop().partition("=")
             if key == "tz" and text_tz is None:
                 text_tz = option
-            elif key == "strict" and option.lower() in ("true", "false"):
-                strict = strict or option.lower() == "true"
+            elif key == "reject_seconds" and option.lower() in ("true", "false"):
+                reject_seconds = reject_seconds or option.lower() == "true"
             else:
                 raise ValueError(
                     f"invalid crontab expression {expression!r}: unknown or repeated option {key}={option!r} "
-                    "(expected tz=<zone> or strict=true)"
+                    "(expected tz=<zone> or reject_seconds=true)"
                 )
         if text_tz is not None:
             if tz is not None and _resolve_tz(tz) != _resolve_tz(text_tz):
@@ -497,7 +513,7 @@ class Crontab:
                 f"invalid crontab expression {expression!r}: expected 5 fields "
                 f"(minute hour day month day_of_week) or an alias such as @daily, got {len(tokens)}"
             )
-        return cls(*tokens, strict=strict, tz=tz)
+        return cls(*tokens, tz=tz, reject_seconds=reject_seconds)
 
     # -- comparison -----------------------------------------------------------------------------------
 
@@ -510,11 +526,11 @@ class Crontab:
             self._months,
             self._days_of_week,
             tz_key,
-            self._strict,
+            self._reject_seconds,
         )
 
     def __eq__(self, other: object) -> bool:
-        """Equal when both match the same minutes, in the same zone, with the same ``strict`` flag."""
+        """Equal when both match the same minutes, in the same zone, with the same ``reject_seconds`` flag."""
         if not isinstance(other, Crontab):
             return NotImplemented
         return self._key() == other._key()
@@ -532,14 +548,31 @@ def crontab(
     day_of_week: int | str = "*",
     strict: bool = False,
     tz: TzArg = None,
+    *,
+    reject_seconds: bool = False,
 ) -> Crontab:
     """Build a :class:`Crontab` the huey way: ``crontab(minute="0", hour="*/3")``.
 
     Fields default to ``"*"``; ``day_of_week`` counts from 0 = Sunday (7 is Sunday too). See the module
     docstring for the syntax. Raises ``ValueError`` naming the field for any invalid value, and for an
-    unknown ``tz`` name.
+    unknown ``tz`` name. ``strict`` is huey's request to refuse items that do not parse, which is always done
+    here; ``reject_seconds`` see :class:`Crontab`.
     """
-    return Crontab(minute, hour, day, month, day_of_week, strict=strict, tz=tz)
+    return Crontab(minute, hour, day, month, day_of_week, tz=tz, reject_seconds=reject_seconds)
+
+
+def _hourly(tz: TzArg = None) -> Crontab:
+    """At minute 0 of every hour: ``crontab(minute=0)`` (huey's ``crontab.hourly()``)."""
+    return crontab(minute=0, tz=tz)
+
+
+def _daily(tz: TzArg = None) -> Crontab:
+    """At midnight every day: ``crontab(minute=0, hour=0)`` (huey's ``crontab.daily()``)."""
+    return crontab(minute=0, hour=0, tz=tz)
+
+
+crontab.hourly = _hourly  # type: ignore[attr-defined]
+crontab.daily = _daily  # type: ignore[attr-defined]
 
 
 def _add_days(day: date, delta: timedelta) -> date:

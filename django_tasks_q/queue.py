@@ -1494,7 +1494,7 @@ class TaskQueue:
     def all_results(self) -> dict[str, Any]:
         """Every stored result by task id: the value, or a :class:`StoredError`."""
         results: dict[str, Any] = {}
-        for key, raw in self.storage.result_items().items():
+        for key, raw in self.storage.task_results().items():
             try:
                 kind, payload = self.codec.decode_value(raw)
             except InvalidMessage as exc:
@@ -1505,7 +1505,7 @@ class TaskQueue:
 
     def result_count(self) -> int:
         """How many results are stored."""
-        return self.storage.result_store_size()
+        return self.storage.task_result_count()
 
     def __len__(self) -> int:
         return self.pending_count()
@@ -1577,7 +1577,7 @@ class TaskQueue:
 
     def flush_results(self) -> None:
         """Remove every stored result (locks, revocations and other data stay)."""
-        self.storage.flush_results()
+        self.storage.flush_task_results()
 
     def peek_result(self, id: str) -> Any:
         """Like ``read_result(id, preserve=True)``, but a value that does not verify is ``NO_RESULT``."""

@@ -49,7 +49,7 @@ __all__ = [
     "BaseSerializer",
     "JSONSerializer",
     "PickleSerializer",
-    "Serializer",
+    "SerializerLike",
     "check_roundtrip",
     "get_serializer",
 ]
@@ -64,7 +64,7 @@ _BIG_INT_BITS = 3_000  # above this, check that str() works (sys.get_int_max_str
 
 
 @runtime_checkable
-class Serializer(Protocol):
+class SerializerLike(Protocol):
     """What the message codec needs from a serializer: ``dumps(obj) -> bytes`` and ``loads(bytes)``."""
 
     def dumps(self, obj: Any) -> bytes:

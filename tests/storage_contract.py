@@ -26,6 +26,7 @@ connections are per thread can hand out its own instance there.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import logging
 import pickle
 import threading
@@ -82,6 +83,9 @@ class StorageContract:
     """``put_data`` / ``put_if_empty`` / ``incr`` / ``ack`` results expire after their ttl."""
     supports_results: ClassVar[bool] = True
     """``result_items`` is implemented (and therefore ``result_store_size`` / ``flush_results``)."""
+    keeps_result_flag: ClassVar[bool] = True
+    """``task_results`` / ``flush_task_results`` tell results (``is_result=True``) from other values; without it
+    the defaults treat every value as a result, as huey does."""
     supports_key_listing: ClassVar[bool] = True
     """``data_keys`` is implemented (the admin's list of held unique-task keys needs it)."""
     supports_incr: ClassVar[bool] = True
@@ -94,6 +98,9 @@ class StorageContract:
     """``enqueue_due`` moves due items with the priority given to ``add_to_schedule``."""
     supports_named_isolation: ClassVar[bool] = False
     """:meth:`open_storage` can open a second storage with another name on the same backend."""
+    accepts_huey_argument_types: ClassVar[bool] = True
+    """Keys may also be UTF-8 ``bytes`` and schedule times ``datetime`` objects, as huey's callers pass them
+    (every storage shipped here; a custom storage may take ``str`` keys and epoch seconds only)."""
     is_blocking: ClassVar[bool] = False
     """Class flag ``blocking``: empty ``dequeue`` / ``reserve`` may wait up to ``max_block`` seconds."""
     max_block: ClassVar[float] = 2.0
@@ -288,6 +295,14 @@ class StorageContract:
         assert storage.enqueued_items() == expected
         assert self.drain(storage) == expected
 
+    def test_fractional_priorities_are_truncated(self, storage: BaseStorage) -> None:
+        self.require("supports_priority")
+        self.require("accepts_huey_argument_types")
+        storage.enqueue(b"low", 1.5)  # type: ignore[arg-type]
+        storage.enqueue(b"high", 2.5)  # type: ignore[arg-type]
+        storage.enqueue(b"one", 1)
+        assert [storage.dequeue() for _ in range(3)] == [b"high", b"low", b"one"]
+
     def test_priority_ignored_when_unsupported(self, storage: BaseStorage) -> None:
         if self.supports_priority:
             pytest.skip(f"{type(self).__name__}.supports_priority is True")
@@ -380,6 +395,20 @@ class StorageContract:
         assert storage.read_schedule(now + 1000) == [b"later"]
         assert storage.schedule_size() == 0
         assert storage.queue_size() == 0
+
+    def test_schedule_takes_datetimes_as_huey_callers_pass_them(self, storage: BaseStorage) -> None:
+        self.require("accepts_huey_argument_types")
+        # A naive datetime is UTC; an aware one is at its own offset; both sort with epoch seconds.
+        naive = datetime.datetime(2000, 1, 2, 3, 4, 5)
+        aware = datetime.datetime(2000, 1, 2, 4, 4, 6, tzinfo=datetime.timezone(datetime.timedelta(hours=1)))
+        epoch = naive.replace(tzinfo=datetime.UTC).timestamp()
+        storage.add_to_schedule(b"aware-one-second-later", aware)
+        storage.add_to_schedule(b"naive", naive)
+        storage.add_to_schedule(b"epoch-one-second-earlier", epoch - 1)
+        assert storage.read_schedule(naive) == [b"epoch-one-second-earlier", b"naive"]
+        assert storage.read_schedule(epoch + 1) == [b"aware-one-second-later"]
+        with pytest.raises(TypeError):
+            storage.add_to_schedule(b"m", "tomorrow")  # type: ignore[arg-type]
 
     def test_schedule_is_binary_safe(self, storage: BaseStorage) -> None:
         now = time.time()
@@ -488,6 +517,19 @@ class StorageContract:
         storage.delete_data("k")
         assert storage.has_data_for_key("k") is False
 
+    def test_utf8_bytes_keys_name_the_same_value_as_str_keys(self, storage: BaseStorage) -> None:
+        self.require("accepts_huey_argument_types")
+        storage.put_data(b"k\xc3\xa9", b"v")
+        assert storage.peek_data("ké") == b"v"
+        assert storage.has_data_for_key(b"k\xc3\xa9") is True
+        assert storage.put_if_empty("ké", b"other") is False
+        assert storage.pop_data(b"k\xc3\xa9") == b"v"
+        assert storage.has_data_for_key("ké") is False
+        with pytest.raises(TypeError):
+            storage.put_data(b"\xff", b"v")
+        with pytest.raises(TypeError):
+            storage.put_data(1, b"v")  # type: ignore[arg-type]
+
     def test_keys_are_independent(self, storage: BaseStorage) -> None:
         keys = ["a", "ab", "a:b", "a b", "A", "ключ:résultat", "x" * 200, "*", "a?", "%"]
         for i, key in enumerate(keys):
@@ -547,16 +589,29 @@ class StorageContract:
 
     # ================================================================== results
 
-    def test_result_items_lists_only_results(self, storage: BaseStorage) -> None:
+    def test_result_items_lists_every_value_but_no_counter(self, storage: BaseStorage) -> None:
+        # huey's "result store" is the whole key/value area.
         self.require("supports_results")
+        storage.put_data("r1", b"result-1", is_result=True)
+        storage.put_data("lock", b"held")
+        assert storage.put_if_empty("other-lock", b"") is True
+        if self.supports_incr:
+            storage.incr("counter")
+        assert storage.result_items() == {"r1": b"result-1", "lock": b"held", "other-lock": b""}
+        assert storage.result_store_size() == 3
+
+    def test_task_results_lists_only_results(self, storage: BaseStorage) -> None:
+        self.require("supports_results")
+        self.require("keeps_result_flag")
         storage.put_data("r1", b"result-1", is_result=True)
         storage.put_data("r2", b"", is_result=True)
         storage.put_data("lock", b"held")
         assert storage.put_if_empty("other-lock", b"held") is True
-        assert storage.result_items() == {"r1": b"result-1", "r2": b""}
-        assert storage.result_store_size() == 2
+        assert storage.task_results() == {"r1": b"result-1", "r2": b""}
+        assert storage.task_result_count() == 2
         storage.put_data("r1", b"now a lock")  # overwriting replaces the flag too
-        assert storage.result_items() == {"r2": b""}
+        assert storage.task_results() == {"r2": b""}
+        assert storage.task_result_count() == 1
 
     def test_data_keys_lists_live_values_by_exact_prefix(self, storage: BaseStorage) -> None:
         self.require("supports_key_listing")
@@ -589,15 +644,34 @@ class StorageContract:
         assert storage.data_keys("unique.") == ["unique.long", "unique.short"]
         assert eventually(lambda: storage.data_keys("unique.") == ["unique.long"])
 
-    def test_flush_results_keeps_other_data(self, storage: BaseStorage) -> None:
+    def test_flush_results_removes_every_value_and_keeps_counters_and_messages(self, storage: BaseStorage) -> None:
         self.require("supports_results")
+        storage.put_data("r1", b"x", is_result=True)
+        storage.put_data("lock", b"held")
+        storage.enqueue(msg(1))
+        storage.add_to_schedule(msg(2), time.time() + 100)
+        if self.supports_incr:
+            storage.incr("counter", 5)
+        storage.flush_results()
+        assert storage.result_items() == {}
+        assert storage.result_store_size() == 0
+        assert storage.peek_data("r1") is EmptyData
+        assert storage.peek_data("lock") is EmptyData
+        assert (storage.queue_size(), storage.schedule_size()) == (1, 1)
+        if self.supports_incr:
+            assert storage.incr("counter", 0) == 5
+
+    def test_flush_task_results_keeps_other_data(self, storage: BaseStorage) -> None:
+        self.require("supports_results")
+        self.require("keeps_result_flag")
         storage.put_data("r1", b"x", is_result=True)
         storage.put_data("r2", b"y", is_result=True)
         storage.put_data("lock", b"held")
         storage.enqueue(msg(1))
-        storage.flush_results()
-        assert storage.result_items() == {}
-        assert storage.result_store_size() == 0
+        storage.flush_task_results()
+        assert storage.task_results() == {}
+        assert storage.task_result_count() == 0
+        assert storage.result_items() == {"lock": b"held"}
         assert storage.peek_data("r1") is EmptyData
         assert storage.peek_data("lock") == b"held"
         assert storage.queue_size() == 1
@@ -629,6 +703,30 @@ class StorageContract:
         assert storage.incr("window", ttl=SHORT_TTL) == 2
         assert eventually(lambda: storage.incr("window", 0) == 0)
         assert storage.incr("window") == 1
+
+    def test_delete_counter_and_flush_counters(self, storage: BaseStorage) -> None:
+        self.require("supports_incr")
+        storage.incr("a", 5)
+        storage.incr("b", 7)
+        storage.put_data("a", b"value")
+        storage.delete_counter("a")
+        storage.delete_counter("missing")
+        assert storage.incr("a") == 1
+        assert storage.incr("b", 0) == 7
+        assert storage.peek_data("a") == b"value"
+        storage.flush_counters()
+        assert storage.incr("a", 0) == 0
+        assert storage.incr("b", 0) == 0
+        assert storage.peek_data("a") == b"value"
+
+    def test_counters_live_apart_from_values(self, storage: BaseStorage) -> None:
+        self.require("supports_incr")
+        assert storage.incr("shared") == 1
+        assert storage.has_data_for_key("shared") is False
+        storage.put_data("shared", b"value")
+        assert storage.incr("shared") == 2
+        assert storage.pop_data("shared") == b"value"
+        assert storage.incr("shared") == 3
 
     def test_incr_is_atomic(self, storage: BaseStorage) -> None:
         self.require("supports_incr")

@@ -75,7 +75,7 @@ def brute_force_runs(
         ({"month": 12}, "months", {12}),
         ({"day_of_week": "*"}, "days_of_week", set(range(7))),
         ({"day_of_week": "1-5"}, "days_of_week", {1, 2, 3, 4, 5}),
-        ({"day_of_week": "*/2"}, "days_of_week", {0, 2, 4, 6}),
+        ({"day_of_week": "1-5/2"}, "days_of_week", {1, 3, 5}),
         ({"day_of_week": "5-7"}, "days_of_week", {5, 6, 0}),
         ({"day_of_week": "0-7"}, "days_of_week", set(range(7))),
         ({"day_of_week": "1-7/2"}, "days_of_week", {1, 3, 5, 0}),
@@ -131,6 +131,7 @@ def test_unset_fields_default_to_every_value():
         ({"day_of_week": 8}, "day_of_week", "8", "8 is out of range (day_of_week accepts 0-7 where 0 and 7"),
         ({"day_of_week": "6-0"}, "day_of_week", "'6-0'", "the range '6-0' is reversed (6 > 0)"),
         ({"day_of_week": "mon"}, "day_of_week", "'mon'", "cannot parse 'mon'"),
+        ({"day_of_week": "*/3"}, "day_of_week", "'*/3'", "'*/3' restarts every Sunday, so it does not mean every 3"),
     ],
 )
 def test_invalid_field_values_raise_a_value_error_naming_field_and_value(kwargs, field, value, fragment):
@@ -139,6 +140,22 @@ def test_invalid_field_values_raise_a_value_error_naming_field_and_value(kwargs,
     message = str(excinfo.value)
     assert message.startswith(f"invalid crontab {field} {value}: "), message
     assert fragment in message
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_items_that_do_not_parse_are_refused_whatever_huey_s_strict_says(strict):
+    # huey without strict=True drops such an item silently; here it is always an error, strict is accepted.
+    for value in ("*abc", "abc", "a-b", "1-c", "0x9"):
+        with pytest.raises(ValueError, match=r"^invalid crontab minute "):
+            crontab(minute=value, strict=strict)
+    assert crontab("0", "9", "*", "*", "*", strict) == crontab(minute=0, hour=9)
+
+
+def test_huey_shortcuts_hourly_and_daily():
+    assert crontab.hourly() == crontab(minute=0)
+    assert crontab.daily() == crontab(minute=0, hour=0)
+    assert crontab.daily(tz="Europe/Paris") == crontab(minute=0, hour=0, tz=PARIS)
+    assert crontab.hourly()(datetime(2026, 4, 1, 7, 0)) and not crontab.hourly()(datetime(2026, 4, 1, 7, 1))
 
 
 def test_the_first_invalid_field_is_reported_even_when_others_are_valid():
@@ -210,15 +227,15 @@ def test_day_of_week_numbers_follow_huey_sunday_zero_convention():
     assert [d.strftime("%a") for d in week if crontab(day_of_week="5-7")(d)] == ["Sun", "Fri", "Sat"]
 
 
-def test_strict_rejects_seconds_and_microseconds():
-    schedule = crontab(minute=0, strict=True)
+def test_reject_seconds_rejects_seconds_and_microseconds():
+    schedule = crontab(minute=0, reject_seconds=True)
     assert schedule(datetime(2026, 5, 4, 9, 0))
     assert not schedule(datetime(2026, 5, 4, 9, 1))
-    with pytest.raises(ValueError, match=r"strict=True.*2026-05-04T09:00:30.*seconds or microseconds"):
+    with pytest.raises(ValueError, match=r"reject_seconds=True.*2026-05-04T09:00:30.*seconds or microseconds"):
         schedule(datetime(2026, 5, 4, 9, 0, 30))
     with pytest.raises(ValueError, match="seconds or microseconds"):
         schedule(datetime(2026, 5, 4, 9, 0, 0, 1))
-    # Without strict the same datetimes are simply matched on their minute.
+    # Without reject_seconds the same datetimes are simply matched on their minute.
     assert crontab(minute=0)(datetime(2026, 5, 4, 9, 0, 30, 5))
 
 
@@ -556,16 +573,16 @@ def test_parse_aliases_describe_as_five_fields():
     assert Crontab.parse("@hourly", tz="UTC").describe() == "0 * * * * tz=UTC"
 
 
-def test_parse_accepts_tz_and_strict_as_argument_or_trailing_option():
+def test_parse_accepts_tz_and_reject_seconds_as_argument_or_trailing_option():
     expected = crontab(minute=0, hour=9, tz="Europe/Paris")
     assert Crontab.parse("0 9 * * *", tz="Europe/Paris") == expected
     assert Crontab.parse("0 9 * * *", tz=PARIS) == expected
     assert Crontab.parse("0 9 * * * tz=Europe/Paris") == expected
     assert Crontab.parse("0 9 * * * tz=Europe/Paris", tz="Europe/Paris") == expected
     assert Crontab.parse("@daily tz=Europe/Paris") == crontab(minute=0, hour=0, tz=PARIS)
-    strict = Crontab.parse("0 9 * * * tz=Europe/Paris strict=true")
-    assert strict.strict and strict.tz == PARIS
-    assert Crontab.parse("0 9 * * *", strict=True).strict
+    strict = Crontab.parse("0 9 * * * tz=Europe/Paris reject_seconds=true")
+    assert strict.reject_seconds and strict.tz == PARIS
+    assert Crontab.parse("0 9 * * *", reject_seconds=True).reject_seconds
 
 
 @pytest.mark.parametrize(
@@ -587,7 +604,7 @@ def test_parse_accepts_tz_and_strict_as_argument_or_trailing_option():
         ("* * * * * tz=Mars/Base", "invalid crontab tz 'Mars/Base': unknown time zone"),
         ("* * * * * color=red", "unknown or repeated option color='red'"),
         ("* * * * * tz=UTC tz=UTC", "unknown or repeated option tz='UTC'"),
-        ("* * * * * strict=maybe", "unknown or repeated option strict='maybe'"),
+        ("* * * * * reject_seconds=maybe", "unknown or repeated option reject_seconds='maybe'"),
     ],
 )
 def test_parse_rejects_bad_expressions(text, fragment):
@@ -615,7 +632,7 @@ def test_describe_and_repr_give_the_expression_back():
     assert crontab(minute=0, hour=9, tz=PARIS).tz_name == "Europe/Paris"
     assert crontab().tz_name is None
     assert crontab(minute=" 1 , 2 ").describe() == "1,2 * * * *"
-    assert repr(crontab(minute=0, strict=True, tz="UTC")) == "0 * * * * tz=UTC strict=True"
+    assert repr(crontab(minute=0, tz="UTC", reject_seconds=True)) == "0 * * * * tz=UTC reject_seconds=True"
 
 
 @pytest.mark.parametrize(
@@ -624,13 +641,13 @@ def test_describe_and_repr_give_the_expression_back():
         crontab(),
         crontab(minute="*/5", hour="9-17", day_of_week="1-5"),
         crontab(minute="0,30", hour=2, day="1-7", month="*/3", day_of_week=7, tz="Europe/Paris"),
-        crontab(minute=0, strict=True),
-        Crontab.parse("@weekly", tz="America/New_York", strict=True),
+        crontab(minute=0, reject_seconds=True),
+        Crontab.parse("@weekly", tz="America/New_York", reject_seconds=True),
     ],
 )
 def test_parse_reads_back_describe_and_repr(schedule):
     assert Crontab.parse(repr(schedule)) == schedule
-    assert Crontab.parse(schedule.describe(), strict=schedule.strict) == schedule
+    assert Crontab.parse(schedule.describe(), reject_seconds=schedule.reject_seconds) == schedule
     assert Crontab.parse(repr(schedule)).describe() == schedule.describe()
 
 
@@ -645,7 +662,7 @@ def test_equality_and_hash_compare_the_schedule_not_the_spelling():
     assert crontab(minute=5) != crontab(minute=5, hour=1)
     assert crontab(minute=5) != crontab(minute=5, tz="UTC")
     assert crontab(minute=5, tz="UTC") != crontab(minute=5, tz="Europe/Paris")
-    assert crontab(minute=5) != crontab(minute=5, strict=True)
+    assert crontab(minute=5) != crontab(minute=5, reject_seconds=True)
     assert crontab() != "* * * * *"
 
 

@@ -8,6 +8,7 @@ import pytest
 
 from django_tasks_q.backends.base import BaseStorage, EmptyData, Reservation
 from django_tasks_q.backends.blackhole import BlackHoleStorage
+from django_tasks_q.exceptions import ConfigurationError
 
 
 @pytest.fixture
@@ -31,7 +32,8 @@ def test_is_a_storage_with_documented_flags() -> None:
     assert BlackHoleStorage.priority is True
     assert BlackHoleStorage.reliable is False
     assert BlackHoleStorage.supports_dead_letters() is True
-    assert BlackHoleStorage("x", anything="ignored").name == "x"
+    with pytest.raises(ConfigurationError, match="unknown option\\(s\\) anything"):
+        BlackHoleStorage("x", anything="refused")
 
 
 def test_every_method_is_implemented() -> None:

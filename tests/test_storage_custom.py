@@ -36,6 +36,7 @@ from django_tasks_q.backends.base import (
     new_token,
     normalize_priority,
 )
+from django_tasks_q.exceptions import ConfigurationError
 from tests.storage_contract import StorageContract
 
 # ---------------------------------------------------------------------------- the seed's example
@@ -306,7 +307,7 @@ class SeedOnlyStorage(BaseStorage):
     def result_items(self) -> dict[str, bytes]:
         with self._lock:
             items = {key: self._get(key) for key in list(self._data)}
-            return {key: item[0] for key, item in items.items() if item is not None and item[1]}
+            return {key: item[0] for key, item in items.items() if item is not None}
 
 
 class TestSeedOnlyStorageContract(StorageContract):
@@ -316,6 +317,8 @@ class TestSeedOnlyStorageContract(StorageContract):
     supports_reliable = False
     supports_dead_letters = False
     supports_incr = False
+    accepts_huey_argument_types = False
+    keeps_result_flag = False
     supports_key_listing = False
     supports_schedule_priority = False
 
@@ -370,10 +373,15 @@ class TestBaseDefaults:
         storage = SeedOnlyStorage()
         storage.put_data("r", b"1", is_result=True)
         storage.put_data("lock", b"x")
-        assert storage.result_store_size() == 1
-        storage.flush_results()
+        assert storage.result_store_size() == 2
+        # Without a result flag of its own, a huey-style storage's values all count as task results.
+        assert storage.task_results() == {"r": b"1", "lock": b"x"}
+        assert storage.task_result_count() == 2
+        storage.flush_task_results()
         assert storage.result_items() == {}
-        assert storage.peek_data("lock") == b"x"
+        storage.put_data("lock", b"x")
+        storage.flush_results()
+        assert storage.peek_data("lock") is EmptyData
 
     def test_default_bury_uses_add_dead_letter(self) -> None:
         recorded: list[tuple[Any, ...]] = []
@@ -457,7 +465,9 @@ class TestBaseModule:
     def test_base_storage_accepts_name_and_options(self) -> None:
         storage = BaseStorage()
         assert storage.name == "huey"
-        assert BaseStorage("app", host="ignored", port=1).name == "app"
+        assert BaseStorage("app").name == "app"
+        with pytest.raises(ConfigurationError, match=r"BaseStorage\('app'\): unknown option\(s\) host, port"):
+            BaseStorage("app", host="refused", port=1)
         assert (BaseStorage.blocking, BaseStorage.priority, BaseStorage.reliable) == (False, True, False)
         assert repr(BaseStorage("app")) == "<BaseStorage name='app'>"
         storage.close()
@@ -479,7 +489,11 @@ class TestBaseModule:
         assert normalize_priority(-3) == -3
         with pytest.raises(TypeError):
             normalize_priority(True)
-        with pytest.raises(TypeError):
-            normalize_priority(1.0)  # type: ignore[arg-type]
+        # huey's storages truncate a fractional priority rather than refuse it; NaN and infinity have no int.
+        assert normalize_priority(2.9) == 2
+        assert normalize_priority(-1.5) == -1
+        for bad in (float("nan"), float("inf"), "1"):
+            with pytest.raises(TypeError):
+                normalize_priority(bad)  # type: ignore[arg-type]
         token, other = new_token(), new_token()
         assert len(token) == 32 and token != other

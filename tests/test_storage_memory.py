@@ -11,6 +11,7 @@ import pytest
 
 from django_tasks_q.backends.base import BaseStorage, EmptyData
 from django_tasks_q.backends.memory import MemoryStorage
+from django_tasks_q.exceptions import ConfigurationError
 from tests.storage_contract import StorageContract
 
 
@@ -145,8 +146,9 @@ class TestMemorySpecifics:
         assert MemoryStorage.supports_dead_letters()
         assert "MemoryStorage" in repr(storage)
 
-    def test_unknown_options_are_accepted(self) -> None:
-        assert MemoryStorage("x", some_option=1).name == "x"
+    def test_unknown_options_are_refused(self) -> None:
+        with pytest.raises(ConfigurationError, match="MemoryStorage\\('x'\\): unknown option\\(s\\) some_option"):
+            MemoryStorage("x", some_option=1)
 
     def test_negative_block_timeout_is_refused(self) -> None:
         with pytest.raises(ValueError):
@@ -167,7 +169,7 @@ class TestMemorySpecifics:
         assert storage.schedule_size() == 0
         assert not storage.has_data_for_key("k")
 
-    @pytest.mark.parametrize("bad", [1.5, "1", True])
+    @pytest.mark.parametrize("bad", [float("nan"), "1", True])
     def test_non_int_priorities_are_refused(self, bad: Any) -> None:
         storage = MemoryStorage()
         with pytest.raises(TypeError):

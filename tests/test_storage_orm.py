@@ -156,8 +156,9 @@ class TestConfiguration:
             OrmStorage("q", using="tasks_q_manual")
         assert "AUTOCOMMIT" in str(info.value)
 
-    def test_unknown_options_are_accepted(self) -> None:
-        assert OrmStorage("q", some_option=1).name == "q"
+    def test_unknown_options_are_refused(self) -> None:
+        with pytest.raises(ConfigurationError, match="unknown option\\(s\\) some_option; it accepts purge_interval, using"):
+            OrmStorage("q", some_option=1)
 
     def test_migrations_match_the_models(self) -> None:
         call_command("makemigrations", "django_tasks_q", "--check", "--dry-run", verbosity=0)
@@ -259,7 +260,7 @@ class TestBadInput:
         assert (storage.queue_size(), storage.schedule_size(), storage.dead_letter_count()) == (0, 0, 0)
         assert not storage.has_data_for_key("k")
 
-    @pytest.mark.parametrize("bad", [1.5, "1", True])
+    @pytest.mark.parametrize("bad", [float("nan"), "1", True])
     def test_non_int_priorities_are_refused(self, storage: OrmStorage, bad: Any) -> None:
         with pytest.raises(TypeError):
             storage.enqueue(b"m", bad)
@@ -280,9 +281,11 @@ class TestBadInput:
             storage.incr("c", ttl=ttl)
         assert not storage.has_data_for_key("k")
 
-    def test_non_str_keys_are_refused(self, storage: OrmStorage) -> None:
+    def test_keys_other_than_str_or_utf8_bytes_are_refused(self, storage: OrmStorage) -> None:
         with pytest.raises(TypeError):
-            storage.put_data(b"k", b"v")  # type: ignore[arg-type]
+            storage.put_data(b"\xff", b"v")
+        with pytest.raises(TypeError):
+            storage.put_data(1, b"v")  # type: ignore[arg-type]
 
     def test_forged_ids_are_ignored(self, storage: OrmStorage) -> None:
         storage.add_dead_letter(b"d", "test")

@@ -193,17 +193,21 @@ class TestClasses:
         )
         assert (kwargs["client_name"], kwargs["health_check_interval"]) == ("me", 7)
 
-    def test_url_overrides_the_other_parameters(self) -> None:
-        storage = RedisStorage(
-            "x", host="elsewhere", port=1, db=9, password="no", url="redis://:pw@127.0.0.1:6390/4"
-        )
+    def test_url_with_other_connection_parameters_is_refused(self) -> None:
+        for given in ({"host": "localhost"}, {"port": 6379}, {"db": 0}, {"password": "no"}):
+            with pytest.raises(ConfigurationError, match=f"give either url or {next(iter(given))}, not both"):
+                RedisStorage("x", url="redis://127.0.0.1:6390/4", **given)
+        # None means "not given", as in huey.
+        storage = RedisStorage("x", host=None, port=None, db=None, url="redis://:pw@127.0.0.1:6390/4")
         kwargs = storage.client.connection_pool.connection_kwargs
-        assert (kwargs["host"], kwargs["port"], kwargs["db"], kwargs["password"]) == (
-            "127.0.0.1",
-            6390,
-            4,
-            "pw",
-        )
+        assert (kwargs["host"], kwargs["port"], kwargs["db"], kwargs["password"]) == ("127.0.0.1", 6390, 4, "pw")
+        assert storage.conn is storage.client
+
+    def test_huey_result_notification_options_are_accepted_and_checked(self) -> None:
+        RedisStorage("x", notify_result=True, notify_result_ttl=30).close()
+        for bad in ({"notify_result": "yes"}, {"notify_result_ttl": 0}, {"notify_result_ttl": float("inf")}):
+            with pytest.raises(ConfigurationError, match="notify_result"):
+                RedisStorage("x", **bad)
 
     def test_extra_connection_parameters_are_passed_on(self) -> None:
         storage = RedisStorage("x", socket_timeout=3, username="bob", max_connections=7)
@@ -310,7 +314,7 @@ class TestBadInput:
         [
             {"port": "6379"},
             {"port": -1},
-            {"db": None},
+            {"db": -1},
             {"host": ""},
             {"block_timeout": -1},
             {"prefix": ""},
@@ -349,14 +353,14 @@ class TestBadInput:
 
     def test_other_bad_arguments(self, make: Any) -> None:
         storage = make(PriorityRedisStorage)
-        for bad_priority in (1.5, "1", True):
+        for bad_priority in (float("nan"), "1", True):
             with pytest.raises(TypeError):
                 storage.enqueue(b"m", bad_priority)
         for bad_ttl in (0, -1, float("inf"), float("nan"), "1"):
             with pytest.raises(ValueError):
                 storage.put_data("k", b"v", ttl=bad_ttl)
         with pytest.raises(TypeError):
-            storage.put_data(b"k", b"v")  # type: ignore[arg-type]
+            storage.put_data(b"\xff", b"v")
         with pytest.raises(TypeError):
             storage.add_to_schedule(b"m", "tomorrow")  # type: ignore[arg-type]
         with pytest.raises(TypeError):
@@ -825,7 +829,7 @@ class TestExpire:
         storage.enqueue(b"queued", 2)
         storage.add_to_schedule(b"scheduled", now + 3600)
         storage.add_dead_letter(b"dead", "test")
-        assert storage.result_store_size() == 3
+        assert storage.task_result_count() == 3
 
         def expired() -> bool:
             return (
@@ -836,8 +840,9 @@ class TestExpire:
         while not expired() and time.monotonic() < deadline:
             time.sleep(0.02)
         assert expired()
-        assert storage.result_items() == {"result:own-ttl": b"r3"}
-        assert storage.result_store_size() == 1
+        assert storage.task_results() == {"result:own-ttl": b"r3"}
+        assert storage.task_result_count() == 1
+        assert storage.result_store_size() == 4  # and the three values that are not results
         assert storage.peek_data("lock:held") == b"lock"
         assert storage.peek_data("lock:nx") == b"lock"
         assert storage.peek_data("revoke:task") == b"revoked"
@@ -882,17 +887,21 @@ class TestExpire:
 
 
 class TestSpecifics:
-    def test_result_items_pages_through_many_results(self, make: Any) -> None:
+    def test_result_listings_page_through_many_values(self, make: Any) -> None:
         storage = make()
         expected = {f"result:{i}": f"value-{i}".encode() for i in range(1200)}
         for key, value in expected.items():
             storage.put_data(key, value, is_result=True)
         storage.put_data("lock", b"l")
-        assert storage.result_items() == expected
-        assert storage.result_store_size() == 1200
+        assert storage.task_results() == expected
+        assert storage.task_result_count() == 1200
+        assert storage.result_items() == {**expected, "lock": b"l"}
+        assert storage.result_store_size() == 1201
+        storage.flush_task_results()
+        assert storage.task_results() == {}
+        assert storage.result_items() == {"lock": b"l"}
         storage.flush_results()
         assert storage.result_items() == {}
-        assert storage.peek_data("lock") == b"l"
 
     def test_bulk_operations_work_in_chunks(self, make: Any) -> None:
         storage = make(PriorityRedisStorage)

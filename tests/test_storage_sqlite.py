@@ -30,7 +30,7 @@ import pytest
 
 from django_tasks_q import SqliteHuey
 from django_tasks_q.backends.base import BaseStorage, EmptyData
-from django_tasks_q.backends.sqlite import SUPPORTS_RETURNING, SqliteStorage
+from django_tasks_q.backends.sqlite import SUPPORTS_RETURNING, SchemaMissing, SqliteStorage
 from django_tasks_q.exceptions import ConfigurationError, StorageError
 from tests.storage_contract import StorageContract
 
@@ -360,11 +360,29 @@ def test_a_forked_child_opens_its_own_connection(tmp_path: Path, monkeypatch: py
         ({"fsync": "yes"}, "fsync"),
         ({"strict_fifo": 2}, "strict_fifo"),
         ({"strict_fifo": None}, "strict_fifo"),
+        ({"create_tables": "no"}, "create_tables"),
     ],
 )
 def test_bad_parameters_are_refused_by_name(options: dict[str, Any], named: str) -> None:
     with pytest.raises(ConfigurationError, match=named):
         SqliteStorage("bad", **options)
+
+
+def test_create_tables_false_leaves_the_file_alone_until_initialize_schema(tmp_path: Path) -> None:
+    path = tmp_path / "no-tables.db"
+    storage = SqliteStorage("q", filename=path, create_tables=False)
+    try:
+        with pytest.raises(SchemaMissing, match="initialize_schema") as info:
+            storage.queue_size()
+        assert isinstance(info.value, StorageError) and isinstance(info.value, sqlite3.OperationalError)
+        with sqlite3.connect(path) as conn:
+            assert conn.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone() == (0,)
+        storage.initialize_schema()
+        storage.initialize_schema()  # harmless when the tables exist
+        storage.enqueue(b"m")
+        assert storage.dequeue() == b"m"
+    finally:
+        storage.close()
 
 
 def test_missing_folder_names_filename_and_what_to_do(tmp_path: Path) -> None:

@@ -23,7 +23,8 @@ A storage has four areas:
 
 ``key/value data``
     Results, locks, revocations, chord bookkeeping. Values are bytes, optionally with a time to live. Values
-    written with ``is_result=True`` are *results*: ``result_items()`` and ``flush_results()`` see only those.
+    written with ``is_result=True`` are *results*: ``task_results()`` and ``flush_task_results()`` see only
+    those, while huey's ``result_items()`` and ``flush_results()`` see every value (huey's "result store").
 
 ``in-flight`` and ``dead letters`` (the reliable-delivery extension, below)
     Messages currently owned by a worker under a lease, and messages given up on.
@@ -103,15 +104,19 @@ The reusable test-suite ``tests/storage_contract.py`` checks a storage against t
 
 from __future__ import annotations
 
+import datetime
 import enum
 import inspect
 import logging
+import math
 import threading
 import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final, TypeAlias
+
+from django_tasks_q.exceptions import ConfigurationError
 
 __all__ = [
     "UNREADABLE_RECORD",
@@ -127,6 +132,7 @@ __all__ = [
     "made_progress",
     "new_token",
     "normalize_priority",
+    "schedule_time",
 ]
 
 UNREADABLE_RECORD: Final = "unreadable_record"
@@ -285,10 +291,13 @@ def expired_verdict(
     return None
 
 
-def normalize_priority(priority: int | None) -> int:
-    """Return ``priority`` as an ``int`` (``None`` → ``0``); raise ``TypeError`` for anything but an int."""
+def normalize_priority(priority: int | float | None) -> int:
+    """Return ``priority`` as an ``int`` (``None`` → ``0``, a finite ``float`` truncated toward zero, as huey's
+    storages do); raise ``TypeError`` for anything else (``bool``, ``str``, NaN, infinity)."""
     if priority is None:
         return 0
+    if isinstance(priority, float) and math.isfinite(priority):
+        return int(priority)
     if isinstance(priority, bool) or not isinstance(priority, int):
         raise TypeError(f"priority must be an int or None, not {type(priority).__name__}")
     return priority
@@ -312,10 +321,33 @@ def check_bytes(value: object, what: str) -> bytes:
 
 
 def check_key(key: object) -> str:
-    """Return ``key`` when it is a ``str``; raise ``TypeError`` otherwise."""
-    if not isinstance(key, str):
-        raise TypeError(f"key must be a str, not {type(key).__name__}")
-    return key
+    """Return ``key`` as a ``str``: a ``str`` as it is, UTF-8 ``bytes`` (huey's key type) decoded, so that
+    ``b"k"`` and ``"k"`` name the same value. Raise ``TypeError`` for anything else or for bytes that are not
+    UTF-8."""
+    if isinstance(key, str):
+        return key
+    if isinstance(key, bytes):
+        try:
+            return key.decode("utf-8")
+        except UnicodeDecodeError:
+            raise TypeError(f"a bytes key must be UTF-8 text, not {key!r}") from None
+    raise TypeError(f"key must be a str or UTF-8 bytes, not {type(key).__name__}")
+
+
+def schedule_time(timestamp: object) -> float:
+    """Return a schedule time as epoch seconds (a ``float``).
+
+    Accepts epoch seconds (``int`` or ``float``, as the hub passes them) and, for callers written for huey, a
+    ``datetime``: an aware one at its own offset, a naive one as UTC (what huey's ``utc=True`` default
+    produces). Raises ``TypeError`` for anything else, NaN included.
+    """
+    if isinstance(timestamp, datetime.datetime):
+        if timestamp.tzinfo is None or timestamp.utcoffset() is None:
+            timestamp = timestamp.replace(tzinfo=datetime.UTC)
+        return timestamp.timestamp()
+    if isinstance(timestamp, bool) or not isinstance(timestamp, int | float) or math.isnan(timestamp):
+        raise TypeError(f"timestamp must be epoch seconds or a datetime, not {timestamp!r}")
+    return float(timestamp)
 
 
 def expiry_time(ttl: float | None, now: float) -> float | None:
@@ -372,9 +404,17 @@ class BaseStorage:
     def __init__(self, name: str = "huey", **storage_kwargs: Any) -> None:
         """Remember the queue ``name``; all data of this storage lives under it.
 
-        Extra keyword arguments are accepted (and ignored) so that a subclass can pass its options through, as
-        with huey. A subclass takes the options it understands as named parameters.
+        A subclass takes the options it understands as named parameters and passes the rest on here; whatever
+        arrives here is an option no class in the hierarchy understood (a misspelling, an option of another
+        storage), refused with a :class:`~django_tasks_q.exceptions.ConfigurationError` that names it rather
+        than ignored.
         """
+        if storage_kwargs:
+            unknown = ", ".join(sorted(storage_kwargs))
+            raise ConfigurationError(
+                f"{type(self).__name__}({name!r}): unknown option(s) {unknown}; "
+                f"it accepts {', '.join(sorted(type(self).accepted_options() or ())) or 'no options'}"
+            )
         self.name = name
 
     def close(self) -> None:
@@ -416,9 +456,8 @@ class BaseStorage:
         """The constructor keywords this storage accepts (for settings checks), or ``None`` for "any".
 
         Default: the named parameters of ``__init__`` along the class hierarchy, stopping at the first
-        ``__init__`` that takes no ``**kwargs``; ``None`` when every ``__init__`` passes ``**kwargs`` on to
-        this base class (which accepts and ignores anything). Storages that forward extra keywords to a client
-        library override this with the full list.
+        ``__init__`` that takes no ``**kwargs`` (this base class refuses whatever reaches it). Storages that
+        forward extra keywords to a client library override this with the full list, or ``None``.
         """
         accepted: set[str] = set()
         for klass in cls.__mro__:
@@ -533,8 +572,8 @@ class BaseStorage:
     def put_data(self, key: str, value: bytes, is_result: bool = False, ttl: float | None = None) -> None:
         """Store ``value`` under ``key``, replacing any previous value (and its flags and ttl).
 
-        ``is_result=True`` marks a task result, so that ``result_items`` / ``flush_results`` can tell results
-        apart from locks, revocations and other bookkeeping. ``ttl``: seconds (``> 0``) after which the value is
+        ``is_result=True`` marks a task result, so that ``task_results`` / ``flush_task_results`` can tell
+        results apart from locks, revocations and other bookkeeping. ``ttl``: seconds (``> 0``) after which the value is
         gone as if deleted; ``None`` keeps it until deleted. A storage that cannot expire values must say so in
         its documentation (results then live until read or flushed). Wakes ``wait_result`` callers.
         """
@@ -596,23 +635,43 @@ class BaseStorage:
     # ------------------------------------------------------------------ huey's extras
 
     def result_items(self) -> dict[str, bytes]:
-        """Return every stored result (values written with ``is_result=True``) as ``{key: value}``.
-
-        Locks, revocations and other values are left out, and so are expired ones. No default: the seed list
-        cannot enumerate keys.
+        """Return every live key/value pair (huey's *result store*: results, locks, revocations ...) as
+        ``{key: value}``; counters are not in it. Expired values are left out. No default: the seed list cannot
+        enumerate keys. :meth:`task_results` is the same restricted to results.
         """
         raise self._not_implemented("result_items")
 
     def result_store_size(self) -> int:
-        """Return how many results are stored. The default counts ``result_items()``."""
+        """Return how many live key/value pairs there are (as ``result_items``). Default: counts ``result_items()``."""
         return len(self.result_items())
 
     def flush_results(self) -> None:
-        """Delete every result; locks, revocations and other values stay.
+        """Delete every key/value pair, results or not (huey's meaning); counters, the queue and the schedule stay.
 
         The default deletes the keys of ``result_items()`` one by one (not atomic as a whole).
         """
         for key in self.result_items():
+            self.delete_data(key)
+
+    def task_results(self) -> dict[str, bytes]:
+        """Return the live values written with ``is_result=True`` (task results) as ``{key: value}``.
+
+        Locks, revocations and other bookkeeping are left out: this is what the hub lists and counts as results.
+        Default: ``result_items()`` — a storage that does not keep the flag treats every value as a result, as
+        huey does.
+        """
+        return self.result_items()
+
+    def task_result_count(self) -> int:
+        """Return how many task results there are (as ``task_results``). Default: counts ``task_results()``."""
+        return len(self.task_results())
+
+    def flush_task_results(self) -> None:
+        """Delete every task result; locks, revocations and other values stay.
+
+        The default deletes the keys of ``task_results()`` one by one (not atomic as a whole).
+        """
+        for key in self.task_results():
             self.delete_data(key)
 
     def incr(self, key: str, amount: int = 1, ttl: float | None = None) -> int:
@@ -620,11 +679,27 @@ class BaseStorage:
 
         A missing (or expired) counter starts at ``0``; ``ttl`` (seconds) is applied only when this call
         creates the counter, so that a window of a rate limit ends at a fixed time. Counters are read and
-        changed only through ``incr`` (``incr(key, 0)`` reads one); whether they share the key/value namespace
-        is up to the storage, so use keys that no ``put_data`` uses. ``flush_all`` removes them, ``flush_results``
-        does not. No default: it cannot be made atomic from the seed list.
+        changed only through ``incr`` (``incr(key, 0)`` reads one), ``delete_counter`` and ``flush_counters``.
+        Counters live apart from the key/value data: a counter and a value with the same key are two things
+        (``has_data_for_key`` does not see counters, ``put_data`` does not reset one). ``flush_all`` removes
+        them, ``flush_results`` does not. No default: it cannot be made atomic from the seed list.
         """
         raise self._not_implemented("incr")
+
+    def delete_counter(self, key: str) -> None:
+        """Delete the counter ``key`` (the next ``incr`` starts again from ``0``); a missing one is no error.
+
+        Key/value data under the same key is left alone. No default (counters cannot be reached through the
+        seed list).
+        """
+        raise self._not_implemented("delete_counter")
+
+    def flush_counters(self) -> None:
+        """Delete every counter of this storage; the queue, the schedule and key/value data stay.
+
+        No default (counters cannot be listed through the seed list).
+        """
+        raise self._not_implemented("flush_counters")
 
     def wait_result(self, key: str, timeout: float | None = None) -> bytes | EmptyDataType:
         """Wait until ``key`` holds a value and return it (without removing it), or ``EmptyData`` at timeout.

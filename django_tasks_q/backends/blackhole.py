@@ -124,8 +124,23 @@ class BlackHoleStorage(BaseStorage):
     def flush_results(self) -> None:
         return None
 
+    def task_results(self) -> dict[str, bytes]:
+        return {}
+
+    def task_result_count(self) -> int:
+        return 0
+
+    def flush_task_results(self) -> None:
+        return None
+
     def incr(self, key: str, amount: int = 1, ttl: float | None = None) -> int:
         return amount
+
+    def delete_counter(self, key: str) -> None:
+        pass
+
+    def flush_counters(self) -> None:
+        pass
 
     def wait_result(self, key: str, timeout: float | None = None) -> bytes | EmptyDataType:
         return EmptyData

@@ -107,12 +107,14 @@ from django_tasks_q.backends.base import (
     ResultWrite,
     bounded_priority,
     check_bytes,
+    check_key,
     expired_verdict,
     expiry_time,
     is_live,
     log_unreadable_record,
     made_progress,
     new_token,
+    schedule_time,
 )
 from django_tasks_q.backends.watch import ChangeWatch, probe_poller
 from django_tasks_q.exceptions import ConfigurationError, StorageError
@@ -170,7 +172,7 @@ if hasattr(os, "register_at_fork"):
 
 
 def _ns(timestamp: float) -> int:
-    return min(max(int(float(timestamp) * 1e9), 0), _MAX_NS)
+    return min(max(int(schedule_time(timestamp) * 1e9), 0), _MAX_NS)
 
 
 def _new_message_id(priority: int) -> str:
@@ -762,6 +764,7 @@ class FileStorage(BaseStorage):
     @_operation
     def put_data(self, key: str, value: bytes, is_result: bool = False, ttl: float | None = None) -> None:
         """Stage the entry and rename it over the key's file (under the key's stripe lock)."""
+        key = check_key(key)
         value = check_bytes(value, "value")
         expires_at = expiry_time(ttl, time.time())
         self._put(key, value, bool(is_result), expires_at)
@@ -770,12 +773,14 @@ class FileStorage(BaseStorage):
     @_operation
     def peek_data(self, key: str) -> bytes | EmptyDataType:
         """Read the key's file; an expired entry is no value."""
+        key = check_key(key)
         found = self._read_entry(self._entry_path("data", key)[0], key, time.time())
         return EmptyData if found is None else found[0]
 
     @_operation
     def pop_data(self, key: str) -> bytes | EmptyDataType:
         """Take the key's file by renaming it away, then read it: exactly one caller gets the value."""
+        key = check_key(key)
         raw = self._take(self._entry_path("data", key)[0])
         entry = None if raw is None else _decode_entry(raw)
         if entry is None or entry[0] != key or not is_live(entry[2], time.time()):
@@ -785,11 +790,13 @@ class FileStorage(BaseStorage):
     @_operation
     def has_data_for_key(self, key: str) -> bool:
         """Whether the key's file holds a live entry."""
+        key = check_key(key)
         return self._read_entry(self._entry_path("data", key)[0], key, time.time()) is not None
 
     @_operation
     def put_if_empty(self, key: str, value: bytes, ttl: float | None = None) -> bool:
         """Under the key's stripe lock: drop an expired entry, then ``link()`` the staged file into place."""
+        key = check_key(key)
         value = check_bytes(value, "value")
         now = time.time()
         expires_at = expiry_time(ttl, now)
@@ -814,6 +821,7 @@ class FileStorage(BaseStorage):
     @_operation
     def delete_data(self, key: str) -> bool:
         """Take the key's file by renaming it away; ``True`` if it held a live entry."""
+        key = check_key(key)
         raw = self._take(self._entry_path("data", key)[0])
         entry = None if raw is None else _decode_entry(raw)
         return entry is not None and entry[0] == key and is_live(entry[2], time.time())
@@ -865,19 +873,34 @@ class FileStorage(BaseStorage):
 
     @_operation
     def result_items(self) -> dict[str, bytes]:
-        """Walk ``data/`` and return the live results."""
+        """Walk ``data/`` and return every live value, results or not."""
+        return self._values(results_only=False)
+
+    @_operation
+    def task_results(self) -> dict[str, bytes]:
+        """Walk ``data/`` and return the live task results."""
+        return self._values(results_only=True)
+
+    def _values(self, results_only: bool) -> dict[str, bytes]:
         now = time.time()
         items = {}
         for path, _digest in self._entry_files("data"):
             raw = _read(path)
             entry = None if raw is None else _decode_entry(raw)
-            if entry is not None and entry[1] and is_live(entry[2], now):
+            if entry is not None and (entry[1] or not results_only) and is_live(entry[2], now):
                 items[entry[0]] = entry[3]
         return items
 
     @_operation
     def flush_results(self) -> None:
-        """Unlink every result entry (each under its stripe lock, re-checked there)."""
+        """Unlink every value entry, results or not (each under its stripe lock); counters stay."""
+        for path, digest in list(self._entry_files("data")):
+            with self._kv_lock(digest):
+                _unlink(path)
+
+    @_operation
+    def flush_task_results(self) -> None:
+        """Unlink every task result entry (each under its stripe lock, re-checked there)."""
 
         def is_result(raw: bytes) -> bool:
             entry = _decode_entry(raw)
@@ -889,6 +912,7 @@ class FileStorage(BaseStorage):
     @_operation
     def incr(self, key: str, amount: int = 1, ttl: float | None = None) -> int:
         """Read, add and rewrite the counter file under the key's stripe lock."""
+        key = check_key(key)
         now = time.time()
         path, digest = self._entry_path("counters", key)
         os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -912,6 +936,21 @@ class FileStorage(BaseStorage):
                 raise
         self._maybe_purge()
         return value
+
+    @_operation
+    def delete_counter(self, key: str) -> None:
+        """Unlink the counter's file under its stripe lock."""
+        key = check_key(key)
+        path, digest = self._entry_path("counters", key)
+        with self._kv_lock(digest):
+            _unlink(path)
+
+    @_operation
+    def flush_counters(self) -> None:
+        """Unlink every counter file, each under its stripe lock."""
+        for path, digest in list(self._entry_files("counters")):
+            with self._kv_lock(digest):
+                _unlink(path)
 
     # ------------------------------------------------------------------ expiry sweep
 

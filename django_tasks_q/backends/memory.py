@@ -38,12 +38,14 @@ from django_tasks_q.backends.base import (
     Reservation,
     ResultWrite,
     check_bytes,
+    check_key,
     expired_verdict,
     expiry_time,
     is_live,
     made_progress,
     new_token,
     normalize_priority,
+    schedule_time,
 )
 
 __all__ = ["MemoryStorage"]
@@ -230,9 +232,10 @@ class MemoryStorage(BaseStorage):
         data = check_bytes(data, "data")
         prio = normalize_priority(priority)
         with self._lock:
-            heapq.heappush(self._schedule, (float(timestamp), next(self._seq), data, prio))
+            heapq.heappush(self._schedule, (schedule_time(timestamp), next(self._seq), data, prio))
 
     def _pop_due(self, timestamp: float) -> list[tuple[float, int, bytes, int]]:
+        timestamp = schedule_time(timestamp)
         due = []
         while self._schedule and self._schedule[0][0] <= timestamp:
             due.append(heapq.heappop(self._schedule))
@@ -267,6 +270,7 @@ class MemoryStorage(BaseStorage):
     # ------------------------------------------------------------------ key/value data
 
     def put_data(self, key: str, value: bytes, is_result: bool = False, ttl: float | None = None) -> None:
+        key = check_key(key)
         value = check_bytes(value, "value")
         now = time.time()
         expires_at = expiry_time(ttl, now)
@@ -275,11 +279,13 @@ class MemoryStorage(BaseStorage):
             self._set_entry(key, value, bool(is_result), expires_at)
 
     def peek_data(self, key: str) -> bytes | EmptyDataType:
+        key = check_key(key)
         with self._lock:
             entry = self._entry(key, time.time())
             return EmptyData if entry is None else entry.value
 
     def pop_data(self, key: str) -> bytes | EmptyDataType:
+        key = check_key(key)
         with self._lock:
             entry = self._entry(key, time.time())
             if entry is None:
@@ -288,10 +294,12 @@ class MemoryStorage(BaseStorage):
             return entry.value
 
     def has_data_for_key(self, key: str) -> bool:
+        key = check_key(key)
         with self._lock:
             return self._entry(key, time.time()) is not None
 
     def put_if_empty(self, key: str, value: bytes, ttl: float | None = None) -> bool:
+        key = check_key(key)
         value = check_bytes(value, "value")
         now = time.time()
         expires_at = expiry_time(ttl, now)
@@ -303,6 +311,7 @@ class MemoryStorage(BaseStorage):
             return True
 
     def delete_data(self, key: str) -> bool:
+        key = check_key(key)
         with self._lock:
             if self._entry(key, time.time()) is None:
                 return False
@@ -329,25 +338,36 @@ class MemoryStorage(BaseStorage):
 
     # ------------------------------------------------------------------ huey's extras
 
-    def result_items(self) -> dict[str, bytes]:
+    def _values(self, results_only: bool) -> dict[str, bytes]:
         now = time.time()
         with self._lock:
             self._sweep(now)
             return {
                 key: entry.value
                 for key, entry in self._data.items()
-                if entry.is_result and is_live(entry.expires_at, now)
+                if (entry.is_result or not results_only) and is_live(entry.expires_at, now)
             }
+
+    def result_items(self) -> dict[str, bytes]:
+        return self._values(results_only=False)
 
     def result_store_size(self) -> int:
         return len(self.result_items())
 
     def flush_results(self) -> None:
         with self._lock:
+            self._data.clear()
+
+    def task_results(self) -> dict[str, bytes]:
+        return self._values(results_only=True)
+
+    def flush_task_results(self) -> None:
+        with self._lock:
             for key in [key for key, entry in self._data.items() if entry.is_result]:
                 del self._data[key]
 
     def incr(self, key: str, amount: int = 1, ttl: float | None = None) -> int:
+        key = check_key(key)
         now = time.time()
         with self._lock:
             self._sweep(now)
@@ -360,7 +380,17 @@ class MemoryStorage(BaseStorage):
             counter.value += amount
             return counter.value
 
+    def delete_counter(self, key: str) -> None:
+        key = check_key(key)
+        with self._lock:
+            self._counters.pop(key, None)
+
+    def flush_counters(self) -> None:
+        with self._lock:
+            self._counters.clear()
+
     def wait_result(self, key: str, timeout: float | None = None) -> bytes | EmptyDataType:
+        key = check_key(key)
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
             while True:

@@ -113,6 +113,7 @@ from .base import (
     log_unreadable_record,
     made_progress,
     new_token,
+    schedule_time,
 )
 from .watch import ChangeWatch, probe_poller
 
@@ -718,7 +719,7 @@ class OrmStorage(BaseStorage):
         """Insert a scheduled message due at ``timestamp`` (epoch seconds), remembering ``priority``."""
         data = check_bytes(data, "data")
         prio = _priority(priority)
-        eta = float(timestamp)
+        eta = schedule_time(timestamp)
         self._run(
             "add_to_schedule",
             lambda conn: self._execute(
@@ -759,7 +760,7 @@ class OrmStorage(BaseStorage):
 
         def take(conn: Any) -> list[bytes]:
             with self._txn(conn):
-                return [bytes(row[1]) for row in self._take_due(conn, float(timestamp))]
+                return [bytes(row[1]) for row in self._take_due(conn, schedule_time(timestamp))]
 
         return self._run("read_schedule", take)
 
@@ -769,7 +770,7 @@ class OrmStorage(BaseStorage):
         def move(conn: Any) -> int:
             now = time.time()
             with self._txn(conn):
-                due = self._take_due(conn, float(timestamp))
+                due = self._take_due(conn, schedule_time(timestamp))
                 if due:
                     with conn.cursor() as cursor:
                         cursor.executemany(
@@ -1013,42 +1014,64 @@ class OrmStorage(BaseStorage):
 
     # ================================================================== results and counters
 
-    def result_items(self) -> dict[str, bytes]:
-        """Every live result as ``{key: value}``."""
+    def _values(self, what: str, results_only: bool) -> dict[str, bytes]:
+        only, params = ("AND {is_result} = %s ", [True]) if results_only else ("", [])
 
         def read(conn: Any) -> dict[str, bytes]:
             rows = self._fetchall(
                 conn,
-                "SELECT {key}, {value} FROM {kv} WHERE {queue} = %s AND {is_result} = %s "
-                "AND ({expires_at} IS NULL OR {expires_at} > %s)",
-                [self.name, True, time.time()],
+                "SELECT {key}, {value} FROM {kv} WHERE {queue} = %s " + only
+                + "AND ({expires_at} IS NULL OR {expires_at} > %s)",
+                [self.name, *params, time.time()],
             )
             return {key: bytes(value) for key, value in rows}
 
-        return self._run("result_items", read)
+        return self._run(what, read)
 
-    def result_store_size(self) -> int:
-        """Count the live results."""
+    def _count_values(self, what: str, results_only: bool) -> int:
+        only, params = ("AND {is_result} = %s ", [True]) if results_only else ("", [])
         return self._run(
-            "result_store_size",
+            what,
             lambda conn: int(
                 self._scalar(
                     conn,
-                    "SELECT COUNT(*) FROM {kv} WHERE {queue} = %s AND {is_result} = %s "
-                    "AND ({expires_at} IS NULL OR {expires_at} > %s)",
-                    [self.name, True, time.time()],
+                    "SELECT COUNT(*) FROM {kv} WHERE {queue} = %s " + only
+                    + "AND ({expires_at} IS NULL OR {expires_at} > %s)",
+                    [self.name, *params, time.time()],
                 )
             ),
         )
 
-    def flush_results(self) -> None:
-        """Delete every result (locks and other values stay), in one statement."""
+    def _flush_values(self, what: str, results_only: bool) -> None:
+        only, params = (" AND {is_result} = %s", [True]) if results_only else ("", [])
         self._run(
-            "flush_results",
-            lambda conn: self._execute(
-                conn, "DELETE FROM {kv} WHERE {queue} = %s AND {is_result} = %s", [self.name, True]
-            ),
+            what,
+            lambda conn: self._execute(conn, "DELETE FROM {kv} WHERE {queue} = %s" + only, [self.name, *params]),
         )
+
+    def result_items(self) -> dict[str, bytes]:
+        """Every live value, results or not, as ``{key: value}``."""
+        return self._values("result_items", results_only=False)
+
+    def result_store_size(self) -> int:
+        """Count the live values, results or not."""
+        return self._count_values("result_store_size", results_only=False)
+
+    def flush_results(self) -> None:
+        """Delete every value, results or not (counters stay), in one statement."""
+        self._flush_values("flush_results", results_only=False)
+
+    def task_results(self) -> dict[str, bytes]:
+        """Every live task result as ``{key: value}``."""
+        return self._values("task_results", results_only=True)
+
+    def task_result_count(self) -> int:
+        """Count the live task results."""
+        return self._count_values("task_result_count", results_only=True)
+
+    def flush_task_results(self) -> None:
+        """Delete every task result (locks and other values stay), in one statement."""
+        self._flush_values("flush_task_results", results_only=True)
 
     def _incr(self, conn: Any, key: str, amount: int, ttl: float | None) -> int:
         now = time.time()
@@ -1093,6 +1116,23 @@ class OrmStorage(BaseStorage):
         value = self._run("incr", self._incr, key, amount, ttl)
         self._maybe_purge()
         return value
+
+    def delete_counter(self, key: str) -> None:
+        """Delete the counter ``key`` (one ``DELETE`` by its hash)."""
+        key_hash = _key_hash(check_key(key))
+        self._run(
+            "delete_counter",
+            lambda conn: self._execute(
+                conn, "DELETE FROM {counter} WHERE {queue} = %s AND {key_hash} = %s", [self.name, key_hash]
+            ),
+        )
+
+    def flush_counters(self) -> None:
+        """Delete every counter of this queue (one ``DELETE``)."""
+        self._run(
+            "flush_counters",
+            lambda conn: self._execute(conn, "DELETE FROM {counter} WHERE {queue} = %s", [self.name]),
+        )
 
     def purge_expired(self, now: float | None = None) -> int:
         """Delete this queue's expired values and counters; return how many rows went.

@@ -75,6 +75,7 @@ from django_tasks_q.backends.base import (
     log_unreadable_record,
     new_token,
     normalize_priority,
+    schedule_time,
 )
 from django_tasks_q.backends.redis_scripts import SCRIPTS
 from django_tasks_q.exceptions import ConfigurationError, StorageError
@@ -244,8 +245,8 @@ class RedisStorage(BaseStorage):
         Conflicts with ``url``, ``client`` and explicit connection parameters.
     ``url``
         ``redis://[[user]:password@]host[:port][/db]``, ``rediss://...`` or ``unix://...``; overrides ``host``,
-        ``port``, ``db`` and ``password``. Validated at once (:class:`ConfigurationError` when it is not a
-        Redis URL).
+        ``port``, ``db`` and ``password``, which are then an error (as in huey), as is a ``connection_pool``.
+        Validated at once (:class:`ConfigurationError` when it is not a Redis URL).
     ``client_name``, ``health_check_interval``
         Passed to every connection (``CLIENT SETNAME``; seconds between ``PING`` checks of idle connections).
     ``client``
@@ -256,6 +257,10 @@ class RedisStorage(BaseStorage):
     ``block_timeout``
         Seconds an empty ``reserve()`` / ``dequeue()`` waits for a message (default 1.0; 0: never waits).
         huey's ``blocking=False`` is the same as ``block_timeout=0`` and ``read_timeout`` is an alias.
+    ``notify_result``, ``notify_result_ttl``
+        huey's switch for waking ``wait_result`` callers by a push rather than by polling, and how long its
+        notification list lived. Accepted (and checked) so huey configurations work unchanged; they change
+        nothing here, as ``wait_result`` is always woken by a push (and leaves no list behind when nobody waits).
     other keywords
         Passed to :class:`redis.Redis` (``socket_timeout`` (default here 5 s), ``socket_connect_timeout`` (2 s),
         ``retry`` (default :func:`default_retry`), ``ssl``, ``username``, ``max_connections`` ...); unknown
@@ -276,9 +281,9 @@ class RedisStorage(BaseStorage):
         self,
         name: str = "huey",
         *,
-        host: str = DEFAULT_HOST,
-        port: int = DEFAULT_PORT,
-        db: int = 0,
+        host: str | None = None,
+        port: int | None = None,
+        db: int | None = None,
         password: str | None = None,
         connection_pool: redis.ConnectionPool | None = None,
         url: str | None = None,
@@ -289,9 +294,23 @@ class RedisStorage(BaseStorage):
         block_timeout: float = 1.0,
         blocking: bool | None = None,
         read_timeout: float | None = None,
+        notify_result: bool = False,
+        notify_result_ttl: float = 86400,
         **connection_params: Any,
     ) -> None:
         super().__init__(name)
+        if not isinstance(notify_result, bool):
+            raise ConfigurationError(f"Redis storage {name!r}: notify_result must be a bool, not {notify_result!r}")
+        if (
+            isinstance(notify_result_ttl, bool)
+            or not isinstance(notify_result_ttl, int | float)
+            or not math.isfinite(notify_result_ttl)
+            or notify_result_ttl <= 0
+        ):
+            raise ConfigurationError(
+                f"Redis storage {name!r}: notify_result_ttl must be a positive number of seconds, "
+                f"not {notify_result_ttl!r}"
+            )
         if not isinstance(name, str) or not name:
             raise ConfigurationError(f"Redis storage: the queue name must be a non-empty str, not {name!r}")
         if not isinstance(prefix, str) or not prefix or "{" in prefix or "}" in prefix:
@@ -350,9 +369,9 @@ class RedisStorage(BaseStorage):
     def _make_client(
         name: str,
         *,
-        host: str,
-        port: int,
-        db: int,
+        host: str | None,
+        port: int | None,
+        db: int | None,
         password: str | None,
         connection_pool: Any,
         url: str | None,
@@ -366,9 +385,9 @@ class RedisStorage(BaseStorage):
         explicit = {
             key: value
             for key, value, default in (
-                ("host", host, DEFAULT_HOST),
-                ("port", port, DEFAULT_PORT),
-                ("db", db, 0),
+                ("host", host, None),
+                ("port", port, None),
+                ("db", db, None),
                 ("password", password, None),
                 ("client_name", client_name, None),
                 ("health_check_interval", health_check_interval, 0),
@@ -418,6 +437,11 @@ class RedisStorage(BaseStorage):
             "health_check_interval": health_check_interval,
         }
         if url is not None:
+            if explicit.keys() & {"host", "port", "db", "password"}:
+                given = ", ".join(key for key in ("host", "port", "db", "password") if key in explicit)
+                raise ConfigurationError(
+                    f"{where}: give either url or {given}, not both (the url already says where to connect)"
+                )
             if not isinstance(url, str):
                 raise ConfigurationError(f"{where}: url must be a str, not {type(url).__name__}")
             try:
@@ -425,6 +449,9 @@ class RedisStorage(BaseStorage):
                 return redis.Redis.from_url(url, **options), True
             except (ValueError, TypeError) as exc:
                 raise ConfigurationError(f"{where}: invalid Redis URL {url!r}: {exc}") from exc
+        host = DEFAULT_HOST if host is None else host
+        port = DEFAULT_PORT if port is None else port
+        db = 0 if db is None else db
         if not isinstance(host, str) or not host:
             raise ConfigurationError(f"{where}: host must be a non-empty str, not {host!r}")
         for label, number in (("port", port), ("db", db)):
@@ -468,6 +495,11 @@ class RedisStorage(BaseStorage):
     @property
     def client(self) -> Any:
         """The redis-py client in use (built from the parameters, or the one given)."""
+        return self._client
+
+    @property
+    def conn(self) -> Any:
+        """huey's name for :attr:`client`: the redis-py client in use."""
         return self._client
 
     def close(self) -> None:
@@ -693,13 +725,13 @@ class RedisStorage(BaseStorage):
     def add_to_schedule(self, data: bytes, timestamp: float, priority: int | None = None) -> None:
         """Add ``data`` to the schedule, due at ``timestamp``; ``priority`` is kept for ``enqueue_due``."""
         check_bytes(data, "data")
-        when = _timestamp(timestamp, "timestamp")
+        when = repr(schedule_time(timestamp))
         prio, score = self._scores(priority)
         self._run("add_to_schedule", (self._k_seq, self._k_schedule), (self._base, data, when, prio, score))
 
     def read_schedule(self, timestamp: float) -> list[bytes]:
         """Remove and return every item due at ``timestamp`` or earlier, earliest first."""
-        when = _timestamp(timestamp, "timestamp")
+        when = repr(schedule_time(timestamp))
         items: list[bytes] = []
         while True:
             examined, *found = self._run(
@@ -723,7 +755,7 @@ class RedisStorage(BaseStorage):
 
     def enqueue_due(self, timestamp: float) -> int:
         """Move every item due at ``timestamp`` or earlier to the queue (with its priority); return how many."""
-        when = _timestamp(timestamp, "timestamp")
+        when = repr(schedule_time(timestamp))
         keys = (self._k_seq, self._k_schedule, self._k_ready, self._k_notify)
         moved = 0
         while True:
@@ -746,7 +778,7 @@ class RedisStorage(BaseStorage):
 
         On the expiring storages a result written without a ttl lives ``expire_time`` seconds.
         """
-        check_key(key)
+        key = check_key(key)
         check_bytes(value, "value")
         if is_result:
             ttl = self._result_ttl(ttl)
@@ -758,6 +790,7 @@ class RedisStorage(BaseStorage):
 
     def peek_data(self, key: str) -> bytes | EmptyDataType:
         """The value under ``key`` (one ``GET``), or ``EmptyData``."""
+        key = check_key(key)
         if self._direct:
             value = self._direct_command("get", "GET", self._kv(check_key(key)))
         else:
@@ -777,29 +810,34 @@ class RedisStorage(BaseStorage):
 
     def pop_data(self, key: str) -> bytes | EmptyDataType:
         """Remove and return the value under ``key`` atomically, or ``EmptyData``."""
+        key = check_key(key)
         kv, results, _, _ = self._data_keys(check_key(key))
         value = self._run("pop_data", (kv, results), (self._base, key))
         return EmptyData if value is None else bytes(value)
 
     def has_data_for_key(self, key: str) -> bool:
         """Whether ``key`` holds a value (one ``EXISTS``)."""
+        key = check_key(key)
         return bool(self._call("exists", self._client.exists, self._kv(check_key(key))))
 
     def put_if_empty(self, key: str, value: bytes, ttl: float | None = None) -> bool:
         """``SET NX`` (with ``PX`` for a ttl): store ``value`` only if ``key`` is empty; return whether it did."""
-        check_key(key)
+        key = check_key(key)
         check_bytes(value, "value")
         written = self._run("put_if_empty", self._data_keys(key), (self._base, key, value, _ttl_ms(ttl)))
         return bool(written)
 
     def delete_data(self, key: str) -> bool:
         """Delete the value under ``key``; return whether there was one."""
+        key = check_key(key)
         kv, results, _, _ = self._data_keys(check_key(key))
         return bool(self._run("delete_data", (kv, results), (self._base, key)))
 
     def flush_all(self) -> None:
         """Delete every key of this queue (``SCAN MATCH <prefix>:{<name>}:*`` then ``UNLINK`` in batches)."""
-        pattern = _glob_escape(self._base) + "*"
+        self._unlink_matching(_glob_escape(self._base) + "*", "flush_all")
+
+    def _unlink_matching(self, pattern: str, operation: str) -> None:
         try:
             batch: list[Any] = []
             for key in self._client.scan_iter(match=pattern, count=1000):
@@ -810,7 +848,7 @@ class RedisStorage(BaseStorage):
             if batch:
                 self._client.unlink(*batch)
         except RedisError as exc:
-            raise self._error(exc, "flush_all") from exc
+            raise self._error(exc, operation) from exc
 
     def data_keys(self, prefix: str = "", limit: int | None = None) -> list[str]:
         """Sorted keys of values starting with ``prefix`` (``SCAN MATCH``; expired keys are gone in Redis)."""
@@ -824,8 +862,36 @@ class RedisStorage(BaseStorage):
 
     # ------------------------------------------------------------------ huey's extras
 
+    def _kv_names(self) -> list[Any]:
+        """The Redis names of every value of this queue (``SCAN MATCH <prefix>:{<name>}:kv:*``)."""
+        try:
+            return list(self._client.scan_iter(match=_glob_escape(self._kv("")) + "*", count=1000))
+        except RedisError as exc:
+            raise self._error(exc, "scan values") from exc
+
     def result_items(self) -> dict[str, bytes]:
-        """Every live result as ``{key: value}`` (the results index, read page by page with ``ZSCAN``)."""
+        """Every live value, results or not, as ``{key: value}`` (``SCAN``, then ``MGET`` page by page)."""
+        names = self._kv_names()
+        start = len(self._kv(""))
+        items: dict[str, bytes] = {}
+        for first in range(0, len(names), _CHUNK):
+            page = names[first : first + _CHUNK]
+            for name, value in zip(page, self._call("mget", self._client.mget, page), strict=True):
+                if value is not None:  # expired between the scan and the read
+                    items[_text(name)[start:]] = bytes(value)
+        return items
+
+    def result_store_size(self) -> int:
+        """How many values there are, results or not (``SCAN``)."""
+        return len(self._kv_names())
+
+    def flush_results(self) -> None:
+        """Delete every value, results or not (``SCAN`` then ``UNLINK`` in batches); counters stay."""
+        self._unlink_matching(_glob_escape(self._kv("")) + "*", "flush_results")
+        self._call("unlink", self._client.unlink, self._k_results)
+
+    def task_results(self) -> dict[str, bytes]:
+        """Every live task result as ``{key: value}`` (the results index, read page by page with ``ZSCAN``)."""
         items: dict[str, bytes] = {}
         cursor: Any = 0
         while True:
@@ -835,21 +901,30 @@ class RedisStorage(BaseStorage):
             if int(cursor) == 0:
                 return items
 
-    def result_store_size(self) -> int:
-        """How many live results there are (expired entries are dropped from the index first)."""
+    def task_result_count(self) -> int:
+        """How many live task results there are (expired entries are dropped from the index first)."""
         return int(self._run("result_count", (self._k_results,), (self._base,)))
 
-    def flush_results(self) -> None:
-        """Delete every result; locks, revocations and counters stay."""
+    def flush_task_results(self) -> None:
+        """Delete every task result; locks, revocations and counters stay."""
         while self._run("flush_results_chunk", (self._k_results,), (self._base, _CHUNK)) >= _CHUNK:
             pass
 
     def incr(self, key: str, amount: int = 1, ttl: float | None = None) -> int:
         """Atomically add ``amount`` to counter ``key`` (``INCRBY``; ``PEXPIRE`` when this call creates it)."""
-        check_key(key)
+        key = check_key(key)
         if isinstance(amount, bool) or not isinstance(amount, int):
             raise TypeError(f"amount must be an int, not {type(amount).__name__}")
         return int(self._run("incr", (self._base + "ctr:" + key,), (self._base, amount, _ttl_ms(ttl))))
+
+    def delete_counter(self, key: str) -> None:
+        """Delete the counter ``key`` (one ``UNLINK``)."""
+        key = check_key(key)
+        self._call("unlink", self._client.unlink, self._base + "ctr:" + key)
+
+    def flush_counters(self) -> None:
+        """Delete every counter of this queue (``SCAN MATCH <prefix>:{<name>}:ctr:*`` then ``UNLINK`` in batches)."""
+        self._unlink_matching(_glob_escape(self._base + "ctr:") + "*", "flush_counters")
 
     def wait_result(self, key: str, timeout: float | None = None) -> bytes | EmptyDataType:
         """Wait until ``key`` holds a value and return it; ``EmptyData`` after ``timeout`` seconds.
@@ -857,6 +932,7 @@ class RedisStorage(BaseStorage):
         No polling: the caller registers under ``wait:<key>`` and blocks on ``wake:<key>``, which every write of
         ``key`` fills while someone is registered.
         """
+        key = check_key(key)
         kv, _, wait_key, wake_key = self._data_keys(check_key(key))
         if timeout is not None and timeout <= 0:
             return self.peek_data(key)

@@ -21,6 +21,11 @@ Parameters (huey's ``SqliteStorage`` names and defaults)
     newest message is deleted, so delivery order within a priority is enqueue order under all circumstances.
     ``False`` uses plain rowids (a little faster). The choice is fixed when the file's tables are created;
     opening the file with the other value is a :class:`~django_tasks_q.exceptions.ConfigurationError`.
+``create_tables=True``
+    ``True`` creates the tables (``CREATE TABLE IF NOT EXISTS``) when the first connection opens. ``False``
+    leaves the file alone, for a deployment that creates them once (:meth:`SqliteStorage.initialize_schema`)
+    and runs with a database user that may not change the schema; an operation on a file without the tables
+    then raises :class:`SchemaMissing`.
 
 How it is made safe
 -------------------
@@ -87,11 +92,13 @@ from django_tasks_q.backends.base import (
     ResultWrite,
     bounded_priority,
     check_bytes,
+    check_key,
     expired_verdict,
     expiry_time,
     log_unreadable_record,
     made_progress,
     new_token,
+    schedule_time,
 )
 from django_tasks_q.backends.watch import ChangeWatch, probe_poller
 from django_tasks_q.exceptions import ConfigurationError, StorageError
@@ -219,6 +226,13 @@ class _Handle:
             pass
 
 
+class SchemaMissing(StorageError, sqlite3.OperationalError):
+    """The storage's tables are missing from the file (opened with ``create_tables=False``).
+
+    Also a :class:`sqlite3.OperationalError`, the error huey's SQLite storage lets through in this case.
+    """
+
+
 class SqliteStorage(BaseStorage):
     """Storage in a SQLite file: durable, reliable (at least once), shared by the processes of one host.
 
@@ -240,6 +254,7 @@ class SqliteStorage(BaseStorage):
         fsync: bool = False,
         timeout: float = 60,
         strict_fifo: bool = False,
+        create_tables: bool = True,
         **storage_kwargs: Any,
     ) -> None:
         super().__init__(name, **storage_kwargs)
@@ -266,6 +281,8 @@ class SqliteStorage(BaseStorage):
             raise ConfigurationError(f"{where}: fsync must be True or False, got {fsync!r}")
         if strict_fifo not in (True, False):
             raise ConfigurationError(f"{where}: strict_fifo must be True or False, got {strict_fifo!r}")
+        if create_tables not in (True, False):
+            raise ConfigurationError(f"{where}: create_tables must be True or False, got {create_tables!r}")
         self.filename = filename
         self.cache_mb = cache_mb
         self.fsync = bool(fsync)
@@ -278,7 +295,8 @@ class SqliteStorage(BaseStorage):
         self._local = threading.local()
         self._handles: weakref.WeakSet[_Handle] = weakref.WeakSet()
         self._setup_lock = threading.Lock()
-        self._schema_ready = False
+        self.create_tables = bool(create_tables)
+        self._schema_ready = not self.create_tables
         self._last_purge = 0.0
         self._watch: ChangeWatch | None = None
         self._watch_conn: sqlite3.Connection | None = None
@@ -382,6 +400,18 @@ class SqliteStorage(BaseStorage):
             raise
         conn.execute("COMMIT")
 
+    def initialize_schema(self) -> None:
+        """Create the storage's tables and indexes in the file if they are missing (huey's name for it).
+
+        What the first connection does by itself unless ``create_tables=False``; harmless when they exist.
+        """
+        conn = self._connection()
+        with self._setup_lock:
+            try:
+                self._create_schema(conn)
+            except sqlite3.Error as exc:
+                raise self._error(exc, "create the tables") from exc
+
     def close(self) -> None:
         """Close this process's connections (every thread's). Harmless twice; the storage reopens on demand."""
         if os.getpid() != self._pid:
@@ -461,6 +491,11 @@ class SqliteStorage(BaseStorage):
                 f"{where}: cannot {action} ({exc}): another connection held the database's write lock for longer "
                 f"than timeout={self.timeout:g} s. Find the process holding a long transaction on this file, or "
                 "raise timeout="
+            )
+        if "no such table: tasks_q_" in str(exc):
+            return SchemaMissing(
+                f"{where}: cannot {action} ({exc}): the storage's tables are not in the file and "
+                "create_tables=False; call initialize_schema() once, or open it with create_tables=True"
             )
         if code.startswith("SQLITE_FULL"):
             return StorageError(
@@ -618,7 +653,7 @@ class SqliteStorage(BaseStorage):
         """Insert a scheduled item with its priority."""
         data = check_bytes(data, "data")
         prio = _priority(priority)
-        when = float(timestamp)
+        when = schedule_time(timestamp)
         self._write(
             "add to the schedule",
             lambda conn: conn.execute(
@@ -636,7 +671,7 @@ class SqliteStorage(BaseStorage):
 
     def read_schedule(self, timestamp: float) -> list[bytes]:
         """Select and delete the due items in one write transaction; earliest first."""
-        when = float(timestamp)
+        when = schedule_time(timestamp)
         if not self._read("read the schedule", lambda conn: self._has_due(conn, when)):
             return []
 
@@ -683,7 +718,7 @@ class SqliteStorage(BaseStorage):
         Both statements run in one write transaction, so an item is moved exactly once even with several
         schedulers, and a crash in between changes nothing.
         """
-        when = float(timestamp)
+        when = schedule_time(timestamp)
         if not self._read("move due items", lambda conn: self._has_due(conn, when)):
             return 0
 
@@ -714,6 +749,7 @@ class SqliteStorage(BaseStorage):
 
     def put_data(self, key: str, value: bytes, is_result: bool = False, ttl: float | None = None) -> None:
         """Insert or replace ``key`` (value, result flag and expiry together)."""
+        key = check_key(key)
         value = check_bytes(value, "value")
         now = time.time()
         expires_at = expiry_time(ttl, now)
@@ -726,6 +762,7 @@ class SqliteStorage(BaseStorage):
 
     def peek_data(self, key: str) -> bytes | EmptyDataType:
         """Return the live value of ``key`` or ``EmptyData``."""
+        key = check_key(key)
         row = self._read(
             "read a value",
             lambda conn: conn.execute(
@@ -755,6 +792,7 @@ class SqliteStorage(BaseStorage):
 
     def pop_data(self, key: str) -> bytes | EmptyDataType:
         """Select and delete ``key`` in one write transaction (an expired value counts as none)."""
+        key = check_key(key)
         now = time.time()
 
         def work(conn: sqlite3.Connection) -> bytes | EmptyDataType:
@@ -772,6 +810,7 @@ class SqliteStorage(BaseStorage):
 
     def has_data_for_key(self, key: str) -> bool:
         """Whether ``key`` holds a live value."""
+        key = check_key(key)
         row = self._read(
             "read a value",
             lambda conn: conn.execute(
@@ -783,6 +822,7 @@ class SqliteStorage(BaseStorage):
 
     def put_if_empty(self, key: str, value: bytes, ttl: float | None = None) -> bool:
         """Drop an expired value, then ``INSERT OR IGNORE``: one write transaction, so exactly one racer wins."""
+        key = check_key(key)
         value = check_bytes(value, "value")
         now = time.time()
         expires_at = expiry_time(ttl, now)
@@ -803,6 +843,7 @@ class SqliteStorage(BaseStorage):
 
     def delete_data(self, key: str) -> bool:
         """Delete ``key``; ``True`` if it held a live value."""
+        key = check_key(key)
         now = time.time()
 
         def work(conn: sqlite3.Connection) -> bool:
@@ -837,38 +878,60 @@ class SqliteStorage(BaseStorage):
         )
         return [row[0] for row in rows]
 
-    def result_items(self) -> dict[str, bytes]:
-        """Every live result as ``{key: value}``."""
+    def _values(self, results_only: bool) -> dict[str, bytes]:
+        only = "AND is_result = 1 " if results_only else ""
         rows = self._read(
-            "list results",
+            "list values",
             lambda conn: conn.execute(
-                f"SELECT key, value FROM tasks_q_kv WHERE queue = ? AND is_result = 1 AND {_LIVE} ORDER BY id",
+                f"SELECT key, value FROM tasks_q_kv WHERE queue = ? {only}AND {_LIVE} ORDER BY id",
                 (self.name, time.time()),
             ).fetchall(),
         )
         return {row[0]: bytes(row[1]) for row in rows}
 
-    def result_store_size(self) -> int:
-        """Count live results."""
+    def _count_values(self, results_only: bool) -> int:
+        only = "AND is_result = 1 " if results_only else ""
         return self._read(
-            "count results",
+            "count values",
             lambda conn: conn.execute(
-                f"SELECT COUNT(*) FROM tasks_q_kv WHERE queue = ? AND is_result = 1 AND {_LIVE}",
-                (self.name, time.time()),
+                f"SELECT COUNT(*) FROM tasks_q_kv WHERE queue = ? {only}AND {_LIVE}", (self.name, time.time())
             ).fetchone()[0],
         )
 
-    def flush_results(self) -> None:
-        """Delete every result in one statement (other values stay)."""
+    def _flush_values(self, results_only: bool) -> None:
+        only = " AND is_result = 1" if results_only else ""
         self._write(
-            "flush results",
-            lambda conn: conn.execute(
-                "DELETE FROM tasks_q_kv WHERE queue = ? AND is_result = 1", (self.name,)
-            ),
+            "flush values",
+            lambda conn: conn.execute(f"DELETE FROM tasks_q_kv WHERE queue = ?{only}", (self.name,)),
         )
+
+    def result_items(self) -> dict[str, bytes]:
+        """Every live value, results or not, as ``{key: value}``."""
+        return self._values(results_only=False)
+
+    def result_store_size(self) -> int:
+        """Count live values, results or not."""
+        return self._count_values(results_only=False)
+
+    def flush_results(self) -> None:
+        """Delete every value, results or not, in one statement (counters stay)."""
+        self._flush_values(results_only=False)
+
+    def task_results(self) -> dict[str, bytes]:
+        """Every live task result as ``{key: value}``."""
+        return self._values(results_only=True)
+
+    def task_result_count(self) -> int:
+        """Count live task results."""
+        return self._count_values(results_only=True)
+
+    def flush_task_results(self) -> None:
+        """Delete every task result in one statement (other values stay)."""
+        self._flush_values(results_only=True)
 
     def incr(self, key: str, amount: int = 1, ttl: float | None = None) -> int:
         """Read, add and write the counter in one write transaction; a missing or expired one starts at 0."""
+        key = check_key(key)
         now = time.time()
         expires_at = expiry_time(ttl, now)
 
@@ -892,6 +955,21 @@ class SqliteStorage(BaseStorage):
             return value
 
         return self._write("increment a counter", work)
+
+    def delete_counter(self, key: str) -> None:
+        """Delete the counter ``key`` (one ``DELETE``)."""
+        key = check_key(key)
+        self._write(
+            "delete a counter",
+            lambda conn: conn.execute("DELETE FROM tasks_q_counter WHERE queue = ? AND key = ?", (self.name, key)),
+        )
+
+    def flush_counters(self) -> None:
+        """Delete every counter of this queue (one ``DELETE``)."""
+        self._write(
+            "flush counters",
+            lambda conn: conn.execute("DELETE FROM tasks_q_counter WHERE queue = ?", (self.name,)),
+        )
 
     # ------------------------------------------------------------------ reliable delivery
 

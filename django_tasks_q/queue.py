@@ -16,6 +16,7 @@ import importlib
 import inspect
 import logging
 import threading
+import time
 import traceback
 import uuid
 from collections.abc import Callable, Iterable
@@ -36,6 +37,7 @@ from .exceptions import (
     RateLimitExceeded,
     RetryTask,
     SerializationError,
+    TaskException,
     TaskLockedException,
     TaskNotRegistered,
     TaskTimeout,
@@ -64,7 +66,16 @@ from .signals import (
     SIGNAL_TIMEOUT,
     SignalRegistry,
 )
-from .task import CALL_OPTIONS, Task, TaskWrapper, validate_options, validate_priority
+from .task import (
+    CALL_OPTIONS,
+    PeriodicTask,
+    Task,
+    TaskWrapper,
+    chord,
+    group,
+    validate_options,
+    validate_priority,
+)
 from .timeouts import TimeLimit
 from .timeutils import epoch, from_epoch, now_utc, resolve_eta, resolve_expires, to_utc
 
@@ -92,6 +103,13 @@ EXPIRES_IN = "expires_in"
 
 _OK = "ok"
 _ERROR = "error"
+_SKIPPED = "skipped"
+ERROR_ARGUMENT = "error_argument"
+"""A call's ``extra`` key: the position of the argument that holds an error's description, passed to the
+function as a :class:`TaskException` (an ``.error()`` handler's last argument)."""
+CHORD_ERRORS = "chord_errors"
+"""A chord callback's ``extra`` key: the positions, in its list of member results, of members that failed;
+each is passed to the function as a :class:`TaskException`."""
 
 Hook = Callable[..., Any]
 
@@ -113,12 +131,18 @@ class TaskQueue:
     :class:`~django_tasks_q.registry.TaskRegistry` shared with queues built
     from settings, so tasks survive a rebuild of the queue), and
     ``enqueue_on_commit`` (write messages only when the transaction of
-    ``on_commit_using`` commits; nothing on rollback).
+    ``on_commit_using`` commits; nothing on rollback). As in huey,
+    ``store_intermediate_errors`` (default ``True``) stores the error of an
+    attempt that will be retried (a reader sees it until the retry's outcome
+    replaces it) and runs the ``.error()`` handler for each failed attempt;
+    ``False`` keeps both for the final attempt.
     """
 
     storage_class: type[BaseStorage] | None = None
     storage_path: str | None = None
     """Dotted path of the storage class, imported on first use (for storages with optional dependencies)."""
+    consumer_module: str = "django_tasks_q.consumer"
+    """Module of the consumer that :meth:`create_consumer` builds (imported on use: the hub does not depend on it)."""
 
     def __init__(
         self,
@@ -142,6 +166,7 @@ class TaskQueue:
         registry: TaskRegistry | None = None,
         enqueue_on_commit: bool = False,
         on_commit_using: str = "default",
+        store_intermediate_errors: bool = True,
         **storage_kwargs: Any,
     ) -> None:
         if not isinstance(name, str) or not name:
@@ -162,7 +187,7 @@ class TaskQueue:
         self.results = results
         self.store_none = store_none
         self.utc = utc
-        self.serializer = serializer if serializer is not None else "json"
+        self._serializer = serializer if serializer is not None else "json"
         self.compression = compression or use_zlib
         self.immediate_use_memory = immediate_use_memory
         if storage_class is not None:
@@ -176,6 +201,7 @@ class TaskQueue:
         self.registry = registry if registry is not None else TaskRegistry(name)
         self.enqueue_on_commit = enqueue_on_commit
         self.on_commit_using = on_commit_using
+        self.store_intermediate_errors = store_intermediate_errors
         # Hooks, receivers, locks and rate limits live with the registry, so that a queue rebuilt from
         # settings (override_settings, a new SECRET_KEY) keeps them, like its tasks.
         state = self.registry.state
@@ -192,6 +218,7 @@ class TaskQueue:
         self._peek_support: tuple[BaseStorage, bool] | None = None
         self._regular_storage: BaseStorage | None = None
         self._codec: MessageCodec | None = None
+        self._running: set[Task] = set()
         self._immediate = False
         self.immediate = immediate
 
@@ -251,6 +278,17 @@ class TaskQueue:
             self._immediate = value
 
     @property
+    def serializer(self) -> Any:
+        """The serializer setting (``"json"``, ``"pickle"`` or an object); setting it rebuilds the codec."""
+        return self._serializer
+
+    @serializer.setter
+    def serializer(self, value: Any) -> None:
+        with self._lock:
+            self._serializer = value
+            self._codec = None
+
+    @property
     def codec(self) -> MessageCodec:
         """The message codec (serializer, compression, signing, size limit), built on first use."""
         codec = self._codec
@@ -307,6 +345,8 @@ class TaskQueue:
         """Decorator: register a function as a task of this queue."""
 
         def decorator(func: Callable[..., Any]) -> TaskWrapper:
+            if isinstance(func, TaskWrapper):
+                func = func.func  # a task of another queue: this queue gets its own task of the same function
             wrapper = TaskWrapper(
                 self,
                 func,
@@ -364,9 +404,13 @@ class TaskQueue:
         """A named lock, usable as decorator or context manager; a held lock raises TaskLockedException."""
         return TaskLock(self, lock_name, ttl=ttl)
 
-    def rate_limit(self, name: str, limit: int, per: float) -> RateLimit:
-        """A rate limit of ``limit`` entries per ``per`` seconds, as decorator or context manager."""
-        limiter = RateLimit(self, name, limit, per)
+    def rate_limit(self, name: str, limit: int, per: float, retry: bool = True) -> RateLimit:
+        """A rate limit of ``limit`` entries per ``per`` seconds, as decorator or context manager.
+
+        A task that hits it is retried when the window reopens; with ``retry=False`` only if the call has
+        retries left (using one up).
+        """
+        limiter = RateLimit(self, name, limit, per, retry=retry)
         self.rate_limit_specs[name] = (limiter.limit, limiter.per)  # for the admin's "rate limits" page
         return limiter
 
@@ -480,7 +524,10 @@ class TaskQueue:
             unknown = set(options) - set(CALL_OPTIONS)
             if unknown:
                 raise InvalidOption(f"{where}: unknown call option(s) {sorted(unknown)}")
-            validate_options(where, **{k: v for k, v in options.items() if k in ("retries", "retry_delay", "timeout")})
+            validate_options(
+                where,
+                **{k: v for k, v in options.items() if k in ("retries", "retry_delay", "retry_backoff", "timeout")},
+            )
             if "priority" in options:
                 validate_priority(options["priority"], where)
         if id is not None and (not isinstance(id, str) or not id):
@@ -500,7 +547,8 @@ class TaskQueue:
         if wrapper.unique or unique_key is not None:
             extra[UNIQUE_KEY] = f"{UNIQUE_PREFIX}{wrapper.name}.{unique_key or self._arguments_digest(args, kwargs)}"
             extra[UNIQUE_TTL] = wrapper.unique_ttl
-        return Task(
+        task_class = Task if wrapper.validate_datetime is None else PeriodicTask
+        return task_class(
             wrapper.name,
             args,
             kwargs,
@@ -509,7 +557,7 @@ class TaskQueue:
             priority=options.get("priority", wrapper.priority),
             retries=options.get("retries", wrapper.retries),
             retry_delay=options.get("retry_delay", wrapper.retry_delay),
-            retry_backoff=wrapper.retry_backoff,
+            retry_backoff=options.get("retry_backoff", wrapper.retry_backoff),
             expires=resolved,
             timeout=options.get("timeout", wrapper.timeout),
             extra=extra,
@@ -568,15 +616,21 @@ class TaskQueue:
         self.storage.enqueue(data, task.priority)
         return False
 
-    def enqueue(self, task: Task, *, on_commit: bool | None = None) -> Result | ResultGroup | None:
-        """Enqueue a call (and its pipeline); returns a Result, a ResultGroup for pipelines, or None.
+    def enqueue(
+        self, task: Task | group | chord, *, on_commit: bool | None = None
+    ) -> Result | ResultGroup | ChordResult | None:
+        """Enqueue a call (and its pipeline), a :class:`group` or a :class:`chord`.
 
-        The call is validated and encoded before anything is written: a bad call
-        raises a specific :class:`~django_tasks_q.exceptions.EnqueueError`.
-        With ``on_commit`` (default: the queue's ``enqueue_on_commit``) the
-        message is written when the surrounding transaction commits, and never
-        if it rolls back; outside a transaction it is written at once.
+        Returns a Result, a ResultGroup for pipelines and groups, a ChordResult
+        for chords, or None when results are off. The call is validated and
+        encoded before anything is written: a bad call raises a specific
+        :class:`~django_tasks_q.exceptions.EnqueueError`. With ``on_commit``
+        (default: the queue's ``enqueue_on_commit``) the message is written when
+        the surrounding transaction commits, and never if it rolls back; outside
+        a transaction it is written at once.
         """
+        if not isinstance(task, Task):
+            return self._enqueue_composite(task)
         self._bind(task)
         data = self._encode(task)
         holder = self._claim_unique(task)
@@ -660,17 +714,42 @@ class TaskQueue:
         wrapper = self.registry.get(name)
         return self.enqueue(self.build_task(wrapper, tuple(args), dict(kwargs or {}), **options))
 
-    def enqueue_chord(self, header: list[Task], callback: Task) -> ChordResult:
-        """Enqueue ``header`` calls bound to ``callback`` (see :func:`~django_tasks_q.task.chord`)."""
-        if not isinstance(callback, Task):
-            raise InvalidOption("chord() callback must be a task call made with .s()")
+    def _enqueue_composite(self, item: group | chord) -> ResultGroup | ChordResult:
+        if isinstance(item, chord):
+            return self._enqueue_chord(item)
+        if not isinstance(item, group):
+            raise InvalidOption(f"enqueue() takes a task call, a group or a chord, got {type(item).__name__}")
+        if all(isinstance(member, Task) for member in item.tasks):
+            return self.enqueue_many(item.tasks)
+        return ResultGroup([self.enqueue(member) for member in item.tasks])
+
+    def enqueue_chord(self, header: list[Task | chord], callback: Task | TaskWrapper) -> ChordResult:
+        """Enqueue ``header`` calls bound to ``callback`` (see :class:`~django_tasks_q.task.chord`)."""
+        return self._enqueue_chord(chord(header, callback))
+
+    def _enqueue_chord(self, item: chord) -> ChordResult:
+        callback = item.callback
         self._bind(callback)
         chord_id = uuid.uuid4().hex
+        size = len(item.tasks)
+        tails = []
+        for index, member in enumerate(item.tasks):
+            head = member.callback if isinstance(member, chord) else member
+            tail = head.chain()[-1]
+            # The last step of a member reports to the chord: a pipeline member counts when it has finished.
+            tail.chord = {"id": chord_id, "size": size, "index": index, "callback": None}
+            tails.append(tail)
         callback_data = callback.to_message().to_dict()
-        for index, member in enumerate(header):
-            member.chord = {"id": chord_id, "size": len(header), "index": index, "callback": callback_data}
-        group = self.enqueue_many(header)
-        return ChordResult(self, callback, group)
+        for tail in tails:
+            tail.chord["callback"] = callback_data
+        plain = [member for member in item.tasks if isinstance(member, Task)]
+        if len(plain) == size:
+            self.enqueue_many(plain)
+        else:
+            for member in item.tasks:
+                self.enqueue(member)
+        results = ResultGroup([Result(self, tail) for tail in tails])
+        return ChordResult(self, callback, results, [Result(self, step) for step in callback.chain()[1:]])
 
     def reschedule(
         self,
@@ -753,6 +832,14 @@ class TaskQueue:
         a callable, asked at acknowledgement time: a worker told to stop while
         the task ran then claims nothing (R7).
         """
+        task = self._claimed_task(reservation)
+        if task is None:
+            return None
+        wants_next = reserve_next if callable(reserve_next) else (lambda: True) if reserve_next else None
+        return self._run_and_finish(task, timestamp, reservation, wants_next)[1]
+
+    def _claimed_task(self, reservation: Reservation) -> Task | None:
+        """The call a reservation carries, bound to its task; None when the message was dead-lettered instead."""
         try:
             message = self.codec.decode(reservation.data)
             if message.name not in self.registry:
@@ -766,8 +853,27 @@ class TaskQueue:
         task = Task.from_message(message, lambda _name: wrapper)
         task.attempt = reservation.attempt
         task.redelivered = reservation.attempt > 1
-        wants_next = reserve_next if callable(reserve_next) else (lambda: True) if reserve_next else None
-        return self._run_and_finish(task, timestamp, reservation, wants_next)[1]
+        return task
+
+    def dequeue(self) -> Task | None:
+        """Take the next ready call, or ``None`` when the queue is empty (huey's ``dequeue``).
+
+        For code that drives a queue by hand: ``task = queue.dequeue(); queue.execute(task)``. On a storage
+        with reliable delivery the message is claimed under the queue's lease, not removed: the call carries
+        its claim (``task.reservation``) and :meth:`execute` acknowledges it with the outcome, so a process
+        that dies in between loses nothing (the claim expires and the message is delivered again). A call
+        that is never executed comes back after the lease. A storage without reliable delivery removes the
+        message at once, as huey does. A message that does not verify or names an unknown task is
+        dead-lettered and the next one is taken.
+        """
+        while True:
+            reservation = self.reserve()
+            if reservation is None:
+                return None
+            task = self._claimed_task(reservation)
+            if task is not None:
+                task.reservation = reservation
+                return task
 
     @staticmethod
     def _may_be_revoked(reservation: Reservation | None) -> bool:
@@ -814,9 +920,12 @@ class TaskQueue:
         Order: not yet due → schedule; revoked; expired; pre-execute hooks; run
         (within ``timeout``); store the value or the error; post-execute hooks;
         pipeline follow-up or error handler; chord bookkeeping; retry. With a
-        ``reservation`` the result write and the acknowledgement are one
-        fenced storage step.
+        ``reservation`` (given, or the one a call taken by :meth:`dequeue` carries)
+        the result write and the acknowledgement are one fenced storage step.
+        A naive ``timestamp`` is read as the queue's ``utc`` setting says.
         """
+        if reservation is None and task.reservation is not None:
+            reservation, task.reservation = task.reservation, None
         return self._run_and_finish(task, timestamp, reservation, None)[0]
 
     def _run_and_finish(
@@ -828,7 +937,7 @@ class TaskQueue:
     ) -> tuple[Any, Reservation | None]:
         """:meth:`execute`; when ``wants_next()`` says so at acknowledgement time, the acknowledgement also
         claims the next message (returned)."""
-        now = timestamp or now_utc()
+        now = now_utc() if timestamp is None else to_utc(timestamp, naive_is_utc=self.utc)
         if task.wrapper is None:
             task.wrapper = self.registry.get(task.name)
         outcome = _Outcome()
@@ -868,35 +977,60 @@ class TaskQueue:
         exception: BaseException | None = None
         value: Any = None
         retry_eta: dt.datetime | None = None
-        consume_retry = True
+        retry_wanted = task.retries > 0
         try:
-            with TimeLimit(task.timeout):
-                value = self.run_function(task.wrapper, task.args, task.kwargs, task)
+            args = _with_errors(task) if task.extra else task.args
+            if task.timeout:
+                task.deadline = time.monotonic() + task.timeout
+            self._running.add(task)
+            try:
+                with TimeLimit(task.timeout):
+                    value = self.run_function(task.wrapper, args, task.kwargs, task)
+            finally:
+                self._running.discard(task)
         except TaskLockedException as exc:
             logger.warning("task %s not run: unable to acquire its lock (%s)", task, exc)
             exception = exc
             self._emit(SIGNAL_LOCKED, task)
         except RateLimitExceeded as exc:
+            exception = exc
             self._emit(SIGNAL_RATE_LIMITED, task)
-            retry_at = from_epoch(exc.retry_at) if exc.retry_at else now
-            outcome.follow_ups.append(lambda: self._requeue(task.copy(id=task.id, eta=retry_at)))
-            outcome.requeued = True
-            return None
+            if exc.retry or task.retries > 0:
+                # Retried when the window reopens (or after the task's own retry delay); a limit declared
+                # with retry=True does not use up one of the call's retries.
+                logger.info("task %s rate-limited by %r, retrying", task, exc.key)
+                retry_wanted = True
+                if task.retry_delay or exc.retry_at is None:
+                    retry_eta = now_utc() + dt.timedelta(seconds=task.retry_delay or exc.delay)
+                else:
+                    retry_eta = from_epoch(exc.retry_at)
+                if exc.retry:
+                    task.retries += 1
+            else:
+                logger.info("task %s rate-limited by %r, not retried", task, exc.key)
+                retry_wanted = False
         except RetryTask as exc:
             logger.info("task %s raised RetryTask, retrying", task)
             exception = exc
-            consume_retry = False
+            retry_wanted = True
+            task.retries += 1  # RetryTask does not use up one of the call's retries
             if exc.eta is not None or exc.delay is not None:
                 try:
                     retry_eta = resolve_eta(exc.eta, exc.delay, naive_is_utc=self.utc)
                 except InvalidEta as bad:
                     logger.error("task %s raised RetryTask with an unusable time: %s", task, bad)
                     exception = bad
-                    consume_retry = True
+                    task.retries -= 1
+                    retry_wanted = task.retries > 0
         except CancelExecution as exc:
+            exception = exc
             self._emit(SIGNAL_CANCELED, task)
-            self._plan_cancel_retry(task, exc, outcome)
-            return None
+            if exc.retry or (exc.retry is None and task.retries > 0):
+                task.retries = max(task.retries, 1)
+                retry_wanted = True
+            else:
+                task.retries = 0
+                retry_wanted = False
         except TaskTimeout as exc:
             exception = TaskTimeout(f"task {task.name} ({task.id}) ran longer than its timeout of {task.timeout:g} s")
             exception.__cause__ = exc
@@ -919,20 +1053,26 @@ class TaskQueue:
                         f"{self._serialization_problem(value)}"
                     )
                     logger.error("%s", exception)
-                    consume_retry = False
                     outcome.final_failure = True
 
-        will_retry = exception is not None and not outcome.final_failure and (
-            isinstance(exception, RetryTask) or task.retries > 0
-        )
+        will_retry = exception is not None and not outcome.final_failure and retry_wanted
+        surface_error = exception is not None and (not will_retry or self.store_intermediate_errors)
+        metadata = self.build_error_result(task, exception) if surface_error else None
         if exception is None:
-            self._emit(SIGNAL_COMPLETE, task)
+            # Sent once the result is stored (by _finish), so a receiver can read it.
+            outcome.completed = task
         else:
-            if store and not will_retry:
-                # Only the final outcome is a result: an attempt that will be retried stores nothing, so a
-                # reader waits for the last attempt and a fast retry's success is never overwritten.
-                outcome.result = self.codec.encode_value([_ERROR, self.error_metadata(task, exception)])
-            if not isinstance(exception, (TaskLockedException, TaskTimeout, RetryTask)):
+            if store and surface_error:
+                error = self.codec.encode_value([_ERROR, metadata])
+                if will_retry:
+                    # Written before the retry is enqueued (not with the acknowledgement), so that a fast
+                    # retry's own result is never overwritten by this attempt's error.
+                    outcome.intermediate_error = error
+                else:
+                    outcome.result = error
+            if not isinstance(
+                exception, (TaskLockedException, TaskTimeout, RetryTask, RateLimitExceeded, CancelExecution)
+            ):
                 self._emit(SIGNAL_ERROR, task, exception)
 
         for hook in list(self._post_execute.values()):
@@ -948,16 +1088,16 @@ class TaskQueue:
                 outcome.follow_ups.append(lambda: self._enqueue_follow_up(follow))
             if task.chord:
                 outcome.follow_ups.append(lambda: self._chord_member_done(task, [_OK, value]))
-        elif not will_retry:
-            metadata = self.error_metadata(task, exception)
-            if task.on_error is not None:
-                handler = task.on_error
-                handler.args = (*handler.args, metadata)
-                outcome.follow_ups.append(lambda: self._enqueue_follow_up(handler))
-            if task.chord:
-                outcome.follow_ups.append(lambda: self._chord_member_done(task, [_ERROR, metadata]))
+        elif surface_error and task.on_error is not None:
+            # A copy per attempt: each failed attempt's handler gets only that attempt's error.
+            handler = _error_handler_call(task.on_error, metadata)
+            outcome.follow_ups.append(lambda: self._enqueue_follow_up(handler))
+        if exception is not None and not will_retry:
+            carrier = _chord_carrier(task)
+            if carrier is not None:
+                outcome.follow_ups.append(lambda: self._chord_member_done(carrier, [_ERROR, metadata]))
         if will_retry:
-            outcome.follow_ups.append(lambda: self._retry(task, retry_eta, consume_retry))
+            outcome.follow_ups.append(lambda: self._retry(task, retry_eta))
             outcome.requeued = True
         return value if exception is None else None
 
@@ -969,17 +1109,21 @@ class TaskQueue:
         return "the encoded result is larger than the message size limit"
 
     def _plan_cancel_retry(self, task: Task, exc: CancelExecution, outcome: _Outcome) -> None:
+        """A pre-execute hook canceled the call: retried when the exception asks for it, else a chord
+        member counts as skipped."""
         if exc.retry or (exc.retry is None and task.retries > 0):
-            outcome.follow_ups.append(lambda: self._retry(task, None, consume=task.retries > 0))
+            task.retries = max(task.retries, 1)
+            outcome.follow_ups.append(lambda: self._retry(task, None))
             outcome.requeued = True
         else:
             self._plan_chord_skip(task, "canceled", outcome)
 
     def _plan_chord_skip(self, task: Task, what: str, outcome: _Outcome) -> None:
         """A chord member that will never run counts as failed, so its chord fails instead of waiting forever."""
-        if task.chord:
-            metadata = self.error_metadata(task, RuntimeError(f"task {task.name} ({task.id}) was {what}"))
-            outcome.follow_ups.append(lambda: self._chord_member_done(task, [_ERROR, metadata]))
+        carrier = _chord_carrier(task)
+        if carrier is not None:
+            logger.info("chord member %s was %s; its chord callback receives None in its place", task, what)
+            outcome.follow_ups.append(lambda: self._chord_member_done(carrier, [_SKIPPED, None]))
 
     def run_function(
         self, wrapper: TaskWrapper, args: tuple[Any, ...], kwargs: dict[str, Any], task: Task | None
@@ -1018,14 +1162,22 @@ class TaskQueue:
             raise box["error"]
         return box.get("value")
 
-    @staticmethod
-    def error_metadata(task: Task, exception: BaseException) -> dict[str, Any]:
-        """The stored description of a failure: text only (R23)."""
+    def build_error_result(self, task: Task, exception: BaseException) -> dict[str, Any]:
+        """The stored description of a failure, text only (never an exception object); override to add keys.
+
+        ``error`` is ``repr(exception)`` (for a re-raised :class:`TaskException`, the inner error's text),
+        as in huey; beside it ``task_id``, ``task``, ``type``, ``message``, ``traceback``, ``retries`` and
+        ``attempt``. What this returns must survive the queue's serializer.
+        """
         kind = type(exception)
+        if isinstance(exception, TaskException):
+            error = exception.metadata.get("error") or repr(exception)
+        else:
+            error = repr(exception)
         return {
             "task_id": task.id,
             "task": task.name,
-            "error": f"{kind.__name__}({str(exception)!r})",
+            "error": error,
             "type": f"{kind.__module__}.{kind.__qualname__}",
             "message": str(exception),
             "traceback": "".join(traceback.format_exception(kind, exception, exception.__traceback__)),
@@ -1052,20 +1204,38 @@ class TaskQueue:
             # mode), whose result must not be overwritten by this attempt's.
             if result is not None:
                 self._put_result(*result)
+            elif outcome.intermediate_error is not None:
+                self._put_result(task.id, outcome.intermediate_error, self.result_ttl)
+            if outcome.completed is not None:
+                self._emit(SIGNAL_COMPLETE, task)
             for follow_up in outcome.follow_ups:
                 follow_up()
             return None
-        if outcome.follow_ups and not self.storage.renew(reservation, self.lease):
-            self._lost_lease(reservation, task)
-            return None
-        for follow_up in outcome.follow_ups:
-            follow_up()
+        if outcome.follow_ups:
+            if not self.storage.renew(reservation, self.lease):
+                self._lost_lease(reservation, task)
+                return None
+            # With follow-ups (a pipeline's next step, a chord, a retry) the result is written before them,
+            # so that "complete" is sent before the next step is enqueued, as in huey.
+            if result is not None:
+                self._put_result(*result)
+                result = None
+            elif outcome.intermediate_error is not None:
+                self._put_result(task.id, outcome.intermediate_error, self.result_ttl)
+            if outcome.completed is not None:
+                self._emit(SIGNAL_COMPLETE, task)
+                outcome.completed = None
+            for follow_up in outcome.follow_ups:
+                follow_up()
         if wants_next is not None and wants_next():
             acked, following = self._ack_and_reserve(reservation, result, self.lease)
         else:
             acked, following = self.storage.ack(reservation, result), None
         if not acked:
             self._lost_lease(reservation, task)
+        elif outcome.completed is not None:
+            # The result is written with the acknowledgement, so "complete" follows it.
+            self._emit(SIGNAL_COMPLETE, task)
         return following
 
     def _ack_and_reserve(
@@ -1092,10 +1262,9 @@ class TaskQueue:
         else:
             self._emit(SIGNAL_ENQUEUED, task)
 
-    def _retry(self, task: Task, eta: dt.datetime | None, consume: bool) -> None:
+    def _retry(self, task: Task, eta: dt.datetime | None) -> None:
         retried = task.copy(id=task.id)
-        if consume:
-            retried.retries = max(task.retries - 1, 0)
+        retried.retries = max(task.retries - 1, 0)
         if eta is None and task.retry_delay:
             eta = now_utc() + dt.timedelta(seconds=task.retry_delay)
         retried.eta = eta
@@ -1138,17 +1307,20 @@ class TaskQueue:
         callback = Task.from_message(Message.from_dict(info["callback"]))
         if not self.storage.put_if_empty(f"{CHORD_PREFIX}{chord_id}.fired", b"1", ttl=ttl):
             return
-        failed = [payload for kind, payload in members if kind == _ERROR]
         if callback.name not in self.registry:
             logger.error("queue %r: chord %s finished but its callback %r is not registered", self.name,
                          chord_id, callback.name)
-            failed = [{"task": callback.name, "task_id": callback.id, "error": "callback task is not registered"}]
+            self._fail_chord_callback(
+                callback, {"task": callback.name, "task_id": callback.id, "error": "callback task is not registered"}
+            )
         else:
+            # As in huey the callback always runs: a member that failed for good contributes its error (a
+            # TaskException when the callback runs), one that was revoked, expired or canceled None.
             callback.wrapper = self.registry.get(callback.name)
-        if failed:
-            self._fail_chord_callback(callback, failed[0])
-        else:
             callback.args = (*callback.args, [payload for _kind, payload in members])
+            failed = [position for position, (kind, _payload) in enumerate(members) if kind == _ERROR]
+            if failed:
+                callback.extra[CHORD_ERRORS] = failed
             self.enqueue(callback)
         for position in range(size):
             self.storage.delete_data(f"{CHORD_PREFIX}{chord_id}.{position}")
@@ -1159,15 +1331,13 @@ class TaskQueue:
             f"chord member {member_error.get('task')} ({member_error.get('task_id')}) failed: "
             f"{member_error.get('error')}"
         )
-        metadata = self.error_metadata(callback, error)
+        metadata = self.build_error_result(callback, error)
         metadata["traceback"] = member_error.get("traceback", "")
         if self.results:
             self._put_result(callback.id, self.codec.encode_value([_ERROR, metadata]), self.result_ttl)
         self._emit(SIGNAL_ERROR, callback, error)
         if callback.on_error is not None:
-            handler = callback.on_error
-            handler.args = (*handler.args, metadata)
-            self._enqueue_follow_up(handler)
+            self._enqueue_follow_up(_error_handler_call(callback.on_error, metadata))
 
     # ------------------------------------------------------------------ scheduling and recovery
 
@@ -1290,13 +1460,18 @@ class TaskQueue:
         return self.restore_by_id(task.id)
 
     def is_revoked(
-        self, task: Task | TaskWrapper, timestamp: dt.datetime | None = None, peek: bool = True
+        self, task: Task | TaskWrapper | Result | str, timestamp: dt.datetime | None = None, peek: bool = True
     ) -> bool:
-        """Whether a call (by id or by task) or a whole task is revoked at ``timestamp``.
+        """Whether a call (a Task, its Result or its id) or a whole task (a TaskWrapper) is revoked at ``timestamp``.
 
-        With ``peek=False`` a ``revoke_once`` revocation is used up.
+        A check only looks (``peek=True``, the default). With ``peek=False`` (what execution does) a
+        ``revoke_once`` revocation is used up and one whose ``revoke_until`` has passed is removed.
         """
-        now = epoch(timestamp or now_utc())
+        now = epoch(now_utc() if timestamp is None else to_utc(timestamp, naive_is_utc=self.utc))
+        if isinstance(task, str):
+            return self._check_revocation(f"{REVOKE_ID_PREFIX}{task}", now, peek)
+        if isinstance(task, Result):
+            task = task.task
         task_key = f"{REVOKE_TASK_PREFIX}{task.name}"
         if not isinstance(task, Task):
             return self._check_revocation(task_key, now, peek)
@@ -1315,11 +1490,78 @@ class TaskQueue:
             logger.error("queue %r: ignoring revocation %s that does not verify: %s", self.name, key, exc)
             return False
         if until is not None and now >= until:
-            self.storage.delete_data(key)
+            if not peek:
+                self.storage.delete_data(key)
             return False
         if once and not peek:
             return self.storage.pop_data(key) is not EmptyData
         return True
+
+    # ------------------------------------------------------------------ huey's hub helpers
+
+    def ready_to_run(self, task: Task, timestamp: dt.datetime | None = None) -> bool:
+        """Whether ``task`` is due at ``timestamp`` (now when None; a naive time is read as ``utc`` says)."""
+        if task.eta is None:
+            return True
+        now = now_utc() if timestamp is None else to_utc(timestamp, naive_is_utc=self.utc)
+        return task.eta <= now
+
+    def read_schedule(self, timestamp: dt.datetime | None = None) -> list[Task]:
+        """Remove the scheduled calls due at ``timestamp`` (now when None) and return them, earliest first.
+
+        Not what the consumer does (it moves due calls to the queue in one storage step); for code that
+        drives the schedule by hand. A message that does not decode is logged and dropped.
+        """
+        now = now_utc() if timestamp is None else to_utc(timestamp, naive_is_utc=self.utc)
+        tasks = []
+        for data in self.storage.read_schedule(epoch(now)):
+            try:
+                tasks.append(self.deserialize_task(data))
+            except (InvalidMessage, TaskNotRegistered) as exc:
+                logger.error("queue %r: dropped a scheduled message that cannot be read: %s", self.name, exc)
+        return tasks
+
+    def serialize_task(self, task: Task) -> bytes:
+        """The signed, encoded message of ``task`` (what the storage holds)."""
+        return self.codec.encode(task.to_message())
+
+    def deserialize_task(self, data: bytes) -> Task:
+        """The call a message holds, bound to its registered task (the signature is verified first)."""
+        return Task.from_message(self.codec.decode(data), self.registry.get)
+
+    def put(self, key: str, value: Any) -> None:
+        """Store ``value`` (serialized and signed) under ``key`` in the queue's key/value area."""
+        self.storage.put_data(key, self.codec.encode_value(value))
+
+    def put_if_empty(self, key: str, value: Any) -> bool:
+        """Store ``value`` under ``key`` only when nothing is stored there; True when it was stored."""
+        return self.storage.put_if_empty(key, self.codec.encode_value(value))
+
+    def get(self, key: str, peek: bool = False) -> Any:
+        """The value stored under ``key`` (removed unless ``peek``), or None."""
+        raw = self.storage.peek_data(key) if peek else self.storage.pop_data(key)
+        return None if raw is EmptyData else self.codec.decode_value(raw)
+
+    def delete(self, key: str) -> bool:
+        """Remove ``key`` from the key/value area; True when it was there."""
+        return self.storage.delete_data(key)
+
+    def notify_interrupted_tasks(self) -> None:
+        """Send ``interrupted`` for every call this process is running (a consumer shutting down calls it)."""
+        with self._lock:
+            running = list(self._running)
+        for task in running:
+            self._emit(SIGNAL_INTERRUPTED, task)
+
+    def create_consumer(self, **options: Any) -> Any:
+        """A consumer of this queue alone, configured with huey's consumer options (``workers``,
+        ``worker_type``, ``periodic``, ``initial_delay``, ``backoff``, ``max_delay``, ``scheduler_interval``,
+        ``check_worker_health``, ``health_check_interval``, ...) and the consumer's own (``flush_locks``,
+        ``burst``, ...). Call its ``run()`` (blocks) or ``start()`` / ``stop()``."""
+        module = importlib.import_module(self.consumer_module)
+        fields = set(module.ConsumerOptions.__dataclass_fields__)
+        settings = module.ConsumerOptions(**{k: v for k, v in options.items() if k in fields})
+        return module.Consumer([self], settings, **{k: v for k, v in options.items() if k not in fields})
 
     # ------------------------------------------------------------------ results
 
@@ -1576,6 +1818,41 @@ class TaskQueue:
         return usage
 
 
+def _error_handler_call(handler: Task, metadata: dict[str, Any]) -> Task:
+    """A copy of an ``.error()`` handler call with the error appended (one copy per failed attempt)."""
+    call = handler.copy(id=handler.id)
+    call.args = (*call.args, metadata)
+    call.extra[ERROR_ARGUMENT] = len(call.args) - 1
+    return call
+
+
+def _with_errors(task: Task) -> tuple[Any, ...]:
+    """``task.args`` with the error descriptions it carries turned into :class:`TaskException` instances."""
+    args = task.args
+    position = task.extra.get(ERROR_ARGUMENT)
+    if position is not None and position < len(args) and isinstance(args[position], dict):
+        args = (*args[:position], TaskException(args[position]), *args[position + 1 :])
+    failed = task.extra.get(CHORD_ERRORS)
+    if failed and args and isinstance(args[-1], list):
+        values = list(args[-1])
+        for index in failed:
+            if index < len(values) and isinstance(values[index], dict):
+                values[index] = TaskException(values[index])
+        args = (*args[:-1], values)
+    return args
+
+
+def _chord_carrier(task: Task) -> Task | None:
+    """The step of ``task``'s pipeline that reports to a chord: a member that stops early (failed, revoked,
+    expired, canceled) must still report, or its chord would wait forever."""
+    node: Task | None = task
+    while node is not None:
+        if node.chord:
+            return node
+        node = node.on_complete
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class MessageView:
     """Stored message bytes as the admin may show them: a decoded call when the codec verified it, else a preview.
@@ -1595,10 +1872,12 @@ class MessageView:
 class _Outcome:
     """What an execution leaves to do once the task has run: a result to write, follow-ups to enqueue."""
 
-    __slots__ = ("final_failure", "follow_ups", "requeued", "result")
+    __slots__ = ("completed", "final_failure", "follow_ups", "intermediate_error", "requeued", "result")
 
     def __init__(self) -> None:
         self.result: bytes | None = None
+        self.intermediate_error: bytes | None = None
+        self.completed: Task | None = None
         self.follow_ups: list[Callable[[], None]] = []
         self.final_failure = False
         self.requeued = False

@@ -1583,9 +1583,9 @@ class TaskQueue:
         """Whether a value or error is stored for ``id``."""
         return self.storage.has_data_for_key(id)
 
-    def wait_for_result(self, id: str, timeout: float) -> None:
-        """Block up to ``timeout`` seconds until a value is stored for ``id`` (or return early)."""
-        self.storage.wait_result(id, timeout)
+    def wait_for_result(self, id: str, timeout: float) -> bool:
+        """Block up to ``timeout`` seconds until a value is stored for ``id``; True when one was seen."""
+        return self.storage.wait_result(id, timeout) is not EmptyData
 
     def put_record(self, key: str, value: Any, ttl: float | None = None) -> None:
         """Store ``value`` (encoded and signed like a message) under ``key`` in the key/value area."""

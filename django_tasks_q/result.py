@@ -88,9 +88,11 @@ class Result:
             if remaining is not None and remaining <= 0:
                 return _NO_RESULT
             wait_for = delay if remaining is None else min(delay, remaining)
-            self.queue.wait_for_result(self.id, wait_for)
+            arrived = self.queue.wait_for_result(self.id, wait_for)
             value = self._read(preserve)
-            if value is not _NO_RESULT:
+            if value is not _NO_RESULT or arrived:
+                # A value that was there when the wait ended but is gone now was read by another caller:
+                # it will not come back, so stop waiting (ResultTimeout) rather than wait for ever.
                 return value
             delay = min(delay * backoff, max_delay)
 

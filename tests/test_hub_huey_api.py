@@ -14,6 +14,7 @@ from django_tasks_q import (
     PeriodicTask,
     RateLimitExceeded,
     RedisHuey,
+    ResultTimeout,
     SqliteHuey,
     Task,
     TaskException,
@@ -284,3 +285,18 @@ def test_create_consumer_builds_a_consumer_of_this_queue():
     assert consumer.queues == [q]
     assert consumer.options[q.name].workers == 3 and consumer.options[q.name].periodic is False
     assert consumer.flush_locks is True
+
+
+def test_a_blocking_get_whose_result_another_reader_took_stops_waiting():
+    q = new_queue()
+
+    @q.task()
+    def work():
+        return 1
+
+    result = work()
+    drain(q)
+    assert q.result(result.id) == 1  # another caller reads (and removes) the value first
+    q.storage.wait_result = lambda key, timeout=None: b"seen"  # the value was there when the wait ended
+    with pytest.raises(ResultTimeout):
+        result.get(blocking=True)

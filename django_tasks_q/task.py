@@ -72,11 +72,15 @@ def validate_options(where: str, **options: Any) -> dict[str, Any]:
 
 
 class Task:
-    """One call of a task: its id, arguments and options, as carried by a message."""
+    """One call of a task: its id, arguments and options, as carried by a message.
+
+    Calls are made by the hub (``wrapper.s()``, a decoded message); one built by hand, such as
+    ``Task(id=some_id)`` to hold a :class:`~django_tasks_q.result.Result` handle, may leave out the name.
+    """
 
     def __init__(
         self,
-        name: str,
+        name: str = "",
         args: tuple[Any, ...] = (),
         kwargs: dict[str, Any] | None = None,
         *,

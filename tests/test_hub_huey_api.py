@@ -14,6 +14,7 @@ from django_tasks_q import (
     PeriodicTask,
     RateLimitExceeded,
     RedisHuey,
+    Result,
     ResultTimeout,
     SqliteHuey,
     Task,
@@ -300,3 +301,17 @@ def test_a_blocking_get_whose_result_another_reader_took_stops_waiting():
     q.storage.wait_result = lambda key, timeout=None: b"seen"  # the value was there when the wait ended
     with pytest.raises(ResultTimeout):
         result.get(blocking=True)
+
+
+def test_a_result_handle_for_a_known_id():
+    q = new_queue()
+
+    @q.task()
+    def work():
+        return 1
+
+    call = work()
+    drain(q)
+    assert Result(q, Task(id=call.id)).get() == 1
+    with pytest.raises(ResultTimeout):
+        Result(q, Task(id="never-enqueued")).get(blocking=True, timeout=0.01)

@@ -102,7 +102,7 @@ class ManualDrive:
     def notify_interrupted_tasks(self: TaskQueue) -> None:
         """Send ``interrupted`` for every call this process is running (a consumer shutting down calls it)."""
         with self._lock:
-            running = list(self._running)
+            running = list(self._running.values())
         for task in running:
             self._emit(SIGNAL_INTERRUPTED, task)
 

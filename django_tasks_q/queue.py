@@ -217,7 +217,7 @@ class TaskQueue(ManualDrive):
         self._peek_support: tuple[BaseStorage, bool] | None = None
         self._regular_storage: BaseStorage | None = None
         self._codec: MessageCodec | None = None
-        self._running: set[Task] = set()
+        self._running: dict[str, Task] = {}
         self._immediate = False
         self.immediate = immediate
 
@@ -961,12 +961,13 @@ class TaskQueue(ManualDrive):
             args = _with_errors(task) if task.extra else task.args
             if task.timeout:
                 task.deadline = time.monotonic() + task.timeout
-            self._running.add(task)
+            running = self._running
+            running[task.id] = task
             try:
                 with TimeLimit(task.timeout):
                     value = self.run_function(task.wrapper, args, task.kwargs, task)
             finally:
-                self._running.discard(task)
+                running.pop(task.id, None)
         except TaskLockedException as exc:
             logger.warning("task %s not run: unable to acquire its lock (%s)", task, exc)
             exception = exc
@@ -1446,14 +1447,19 @@ class TaskQueue(ManualDrive):
         A check only looks (``peek=True``, the default). With ``peek=False`` (what execution does) a
         ``revoke_once`` revocation is used up and one whose ``revoke_until`` has passed is removed.
         """
-        now = epoch(now_utc() if timestamp is None else to_utc(timestamp, naive_is_utc=self.utc))
-        if isinstance(task, str):
-            return self._check_revocation(f"{REVOKE_ID_PREFIX}{task}", now, peek)
-        if isinstance(task, Result):
+        if timestamp is None:
+            now = epoch(now_utc())
+        elif timestamp.tzinfo is None:
+            now = epoch(to_utc(timestamp, naive_is_utc=self.utc))
+        else:
+            now = epoch(timestamp)  # aware: the worker's path, kept free of conversions
+        if not isinstance(task, Task):
+            if isinstance(task, str):
+                return self._check_revocation(f"{REVOKE_ID_PREFIX}{task}", now, peek)
+            if not isinstance(task, Result):
+                return self._check_revocation(f"{REVOKE_TASK_PREFIX}{task.name}", now, peek)
             task = task.task
         task_key = f"{REVOKE_TASK_PREFIX}{task.name}"
-        if not isinstance(task, Task):
-            return self._check_revocation(task_key, now, peek)
         id_key = f"{REVOKE_ID_PREFIX}{task.id}"
         by_id, by_task = self.storage.peek_many([id_key, task_key])  # one round trip for both
         return self._check_revocation(id_key, now, peek, by_id) or self._check_revocation(task_key, now, peek, by_task)

@@ -19,6 +19,7 @@ from django_tasks_q import (
     SqliteHuey,
     Task,
     TaskException,
+    TaskQueue,
     TaskTimeout,
     crontab,
 )
@@ -74,6 +75,22 @@ def test_a_dequeued_call_that_is_never_executed_comes_back(reliable_queue):
     assert again.id == result.id and again.redelivered
     assert q.execute(again) == 5
     assert q.in_flight_count() == 0
+
+
+def test_dequeue_on_a_storage_without_reliable_delivery_removes_the_message_as_huey_does():
+    from .test_storage_custom import SeedOnlyStorage
+
+    q = TaskQueue("seed-only", storage_class=SeedOnlyStorage)
+
+    @q.task()
+    def add(a, b):
+        return a + b
+
+    result = add(4, 5)
+    task = q.dequeue()
+    assert q.storage.queue_size() == 0  # removed: at most once, like huey
+    assert q.execute(task) == 9
+    assert result.get() == 9
 
 
 def test_dequeue_dead_letters_a_message_that_does_not_verify_and_takes_the_next():

@@ -332,3 +332,19 @@ def test_a_result_handle_for_a_known_id():
     assert Result(q, Task(id=call.id)).get() == 1
     with pytest.raises(ResultTimeout):
         Result(q, Task(id="never-enqueued")).get(blocking=True, timeout=0.01)
+
+
+def test_a_steps_own_keyword_arguments_win_over_the_previous_steps_dict():
+    q = new_queue()
+
+    @q.task()
+    def make(a, b):
+        return {"a": a, "b": b}
+
+    @q.task()
+    def show(a, b):
+        return [a, b]
+
+    results = q.enqueue(make.s(1, 2).then(show, b=6))
+    drain(q)
+    assert results.get() == [{"a": 1, "b": 2}, [1, 6]]

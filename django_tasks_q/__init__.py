@@ -41,7 +41,7 @@ from .queue import (
     TaskQueue,
 )
 from .result import ChordResult, Result, ResultGroup
-from .task import Task, TaskWrapper, chord, group
+from .task import PeriodicTask, Task, TaskWrapper, chord, group
 
 __version__ = "0.1.0"
 
@@ -60,6 +60,7 @@ __all__ = [
     "InvalidPriority",
     "MemoryHuey",
     "MessageTooLarge",
+    "PeriodicTask",
     "PriorityRedisExpireHuey",
     "PriorityRedisHuey",
     "RateLimitExceeded",

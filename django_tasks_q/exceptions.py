@@ -31,13 +31,15 @@ class AcknowledgementFailed(StorageError):
     The worker still holds the reservation: ``reservation`` and ``result`` (the ``(key, value, ttl)`` write,
     or ``None``) are what to acknowledge again once the storage answers. The acknowledgement is fenced by the
     reservation's token, so trying it again is safe: once the lease was reclaimed it changes nothing.
+    ``completed`` is the task whose ``complete`` signal waits for that acknowledgement (it carries the result).
     """
 
-    def __init__(self, message: str, *, reservation: Any, result: Any, task_id: str) -> None:
+    def __init__(self, message: str, *, reservation: Any, result: Any, task_id: str, completed: Any = None) -> None:
         super().__init__(message)
         self.reservation = reservation
         self.result = result
         self.task_id = task_id
+        self.completed = completed
 
 
 # --- enqueue-time validation (RELIABILITY R13): nothing is written when raised ---
@@ -153,10 +155,25 @@ class TaskLockedException(TasksQError):
 
 
 class RateLimitExceeded(TasksQError):
-    """A ``rate_limit`` window is full; ``retry_at`` is the epoch second the next one opens."""
+    """A ``rate_limit`` window is full.
 
-    def __init__(self, message: str = "rate limit reached", retry_at: float | None = None) -> None:
-        super().__init__(message)
+    ``key`` names the limit, ``delay`` is the seconds until the next window opens (``retry_at``, in epoch
+    seconds, when known) and ``retry`` says whether a task that hits it is retried without using a retry.
+    """
+
+    def __init__(
+        self,
+        key: str,
+        delay: float,
+        retry: bool = True,
+        *,
+        retry_at: float | None = None,
+        message: str | None = None,
+    ) -> None:
+        super().__init__(message or f"rate limit {key!r} reached; next window in {delay:.2f} s")
+        self.key = key
+        self.delay = delay
+        self.retry = retry
         self.retry_at = retry_at
 
 
@@ -193,6 +210,10 @@ class TaskException(TasksQError):
     def __init__(self, metadata: dict[str, Any] | None = None, *args: Any) -> None:
         self.metadata = metadata or {}
         super().__init__(self.metadata.get("error", "task failed"), *args)
+
+    def __repr__(self) -> str:
+        # Stands for the task's own error: its text is the repr of the exception the task raised.
+        return self.error or "TaskException()"
 
     @property
     def error(self) -> str:

@@ -78,7 +78,7 @@ class TaskLock(_DecoratorContext):
 
     def __enter__(self) -> TaskLock:
         if not self.acquire():
-            raise TaskLockedException(f"unable to take lock {self.name!r}: it is held")
+            raise TaskLockedException(f"unable to acquire lock {self.name!r}: it is held")
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
@@ -88,12 +88,12 @@ class TaskLock(_DecoratorContext):
 class RateLimit(_DecoratorContext):
     """At most ``limit`` entries per ``per`` seconds, counted in fixed windows in the storage.
 
-    Entering past the limit raises :class:`RateLimitExceeded` whose
-    ``retry_at`` is the epoch second the next window opens; a task that lets
-    it propagate is rescheduled for then without using a retry.
+    :meth:`acquire` (and entering) past the limit raises :class:`RateLimitExceeded` with the seconds until
+    the next window opens. A task that lets it propagate is retried then: with ``retry=True`` (the default)
+    without using one of its retries, with ``retry=False`` only if it has retries left.
     """
 
-    def __init__(self, queue: TaskQueue, name: str, limit: int, per: float) -> None:
+    def __init__(self, queue: TaskQueue, name: str, limit: int, per: float, retry: bool = True) -> None:
         if not isinstance(name, str) or not name:
             raise InvalidOption(f"rate limit name must be a non-empty string, got {name!r}", field="name")
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
@@ -104,28 +104,45 @@ class RateLimit(_DecoratorContext):
         self.name = name
         self.limit = limit
         self.per = float(per)
+        self.retry = bool(retry)
         queue.known_rate_limits.add(name)
 
     def _window(self, now: float) -> int:
         return int(now // self.per)
 
-    def acquire(self) -> bool:
-        """Count one entry in the current window; False (and nothing counted twice) when it is full."""
+    def _key(self, now: float) -> str:
+        return f"{RATE_LIMIT_PREFIX}{self.name}.{self._window(now)}"
+
+    def acquire(self) -> None:
+        """Count one entry in the current window; raise :class:`RateLimitExceeded` when that goes past the limit."""
         now = time.time()
-        window = self._window(now)
-        key = f"{RATE_LIMIT_PREFIX}{self.name}.{window}"
-        count = self.queue.storage.incr(key, 1, ttl=self.per * 2)
-        return count <= self.limit
+        count = self.queue.storage.incr(self._key(now), 1, ttl=self.per * 2)
+        if count > self.limit:
+            retry_at = (self._window(now) + 1) * self.per
+            delay = retry_at - now
+            raise RateLimitExceeded(
+                self.name,
+                delay,
+                retry=self.retry,
+                retry_at=retry_at,
+                message=f"rate limit {self.name!r} of {self.limit} per {self.per:g} s reached; "
+                f"next window in {delay:.2f} s",
+            )
+
+    def current_usage(self) -> int:
+        """How many entries the current window has counted (including refused ones)."""
+        return self.queue.storage.incr(self._key(time.time()), 0, ttl=self.per * 2)
+
+    def reset(self) -> None:
+        """Start the current window afresh (its count goes back to zero)."""
+        key = self._key(time.time())
+        used = self.queue.storage.incr(key, 0, ttl=self.per * 2)
+        if used:
+            # Counters are changed only through incr (they need not share the key/value area).
+            self.queue.storage.incr(key, -used)
 
     def __enter__(self) -> RateLimit:
-        if not self.acquire():
-            now = time.time()
-            retry_at = (self._window(now) + 1) * self.per
-            raise RateLimitExceeded(
-                f"rate limit {self.name!r} of {self.limit} per {self.per:g} s reached; "
-                f"next window in {retry_at - now:.2f} s",
-                retry_at=retry_at,
-            )
+        self.acquire()
         return self
 
     def __exit__(self, *exc_info: Any) -> None:

@@ -16,6 +16,7 @@ import importlib
 import inspect
 import logging
 import threading
+import time
 import traceback
 import uuid
 from collections.abc import Callable, Iterable
@@ -38,12 +39,14 @@ from .exceptions import (
     RetryTask,
     SerializationError,
     StorageError,
+    TaskException,
     TaskLockedException,
     TaskNotRegistered,
     TaskTimeout,
     UnknownTaskInMessage,
 )
 from .locks import LOCK_PREFIX, RATE_LIMIT_PREFIX, RateLimit, TaskLock
+from .manual import ManualDrive
 from .message import Message, MessageCodec, peek_raw, signing_keys_from_settings
 from .registry import TaskRegistry
 from .result import NO_RESULT, ChordResult, Result, ResultGroup, StoredError
@@ -66,7 +69,16 @@ from .signals import (
     SIGNAL_TIMEOUT,
     SignalRegistry,
 )
-from .task import CALL_OPTIONS, Task, TaskWrapper, validate_options, validate_priority
+from .task import (
+    CALL_OPTIONS,
+    PeriodicTask,
+    Task,
+    TaskWrapper,
+    chord,
+    group,
+    validate_options,
+    validate_priority,
+)
 from .timeouts import TimeLimit
 from .timeutils import epoch, from_epoch, now_utc, resolve_eta, resolve_expires, to_utc
 
@@ -98,11 +110,18 @@ EXPIRES_IN = "expires_in"
 
 _OK = "ok"
 _ERROR = "error"
+_SKIPPED = "skipped"
+ERROR_ARGUMENT = "error_argument"
+"""A call's ``extra`` key: the position of the argument that holds an error's description, passed to the
+function as a :class:`TaskException` (an ``.error()`` handler's last argument)."""
+CHORD_ERRORS = "chord_errors"
+"""A chord callback's ``extra`` key: the positions, in its list of member results, of members that failed;
+each is passed to the function as a :class:`TaskException`."""
 
 Hook = Callable[..., Any]
 
 
-class TaskQueue:
+class TaskQueue(ManualDrive):
     """A named task queue bound to one storage: decorate functions with :meth:`task`, call them to enqueue.
 
     Parameters follow huey's ``Huey``: ``name``, ``results`` (store return
@@ -119,7 +138,11 @@ class TaskQueue:
     :class:`~django_tasks_q.registry.TaskRegistry` shared with queues built
     from settings, so tasks survive a rebuild of the queue), and
     ``enqueue_on_commit`` (write messages only when the transaction of
-    ``on_commit_using`` commits; nothing on rollback).
+    ``on_commit_using`` commits; nothing on rollback). As in huey,
+    ``store_intermediate_errors`` (default ``True``) stores the error of an
+    attempt that will be retried (a reader sees it until the retry's outcome
+    replaces it) and runs the ``.error()`` handler for each failed attempt;
+    ``False`` keeps both for the final attempt.
     """
 
     storage_class: type[BaseStorage] | None = None
@@ -149,6 +172,7 @@ class TaskQueue:
         registry: TaskRegistry | None = None,
         enqueue_on_commit: bool = False,
         on_commit_using: str = "default",
+        store_intermediate_errors: bool = True,
         **storage_kwargs: Any,
     ) -> None:
         if not isinstance(name, str) or not name:
@@ -171,7 +195,7 @@ class TaskQueue:
         self.results = results
         self.store_none = store_none
         self.utc = utc
-        self.serializer = serializer if serializer is not None else "json"
+        self._serializer = serializer if serializer is not None else "json"
         self.compression = compression or use_zlib
         self.immediate_use_memory = immediate_use_memory
         if storage_class is not None:
@@ -186,6 +210,7 @@ class TaskQueue:
         self.registry = registry if registry is not None else TaskRegistry(name)
         self.enqueue_on_commit = enqueue_on_commit
         self.on_commit_using = on_commit_using
+        self.store_intermediate_errors = store_intermediate_errors
         # Hooks, receivers, locks and rate limits live with the registry, so that a queue rebuilt from
         # settings (override_settings, a new SECRET_KEY) keeps them, like its tasks.
         state = self.registry.state
@@ -202,6 +227,7 @@ class TaskQueue:
         self._peek_support: tuple[BaseStorage, bool] | None = None
         self._regular_storage: BaseStorage | None = None
         self._codec: MessageCodec | None = None
+        self._running: dict[str, Task] = {}
         self._immediate = False
         self.immediate = immediate
 
@@ -261,6 +287,17 @@ class TaskQueue:
             self._immediate = value
 
     @property
+    def serializer(self) -> Any:
+        """The serializer setting (``"json"``, ``"pickle"`` or an object); setting it rebuilds the codec."""
+        return self._serializer
+
+    @serializer.setter
+    def serializer(self, value: Any) -> None:
+        with self._lock:
+            self._serializer = value
+            self._codec = None
+
+    @property
     def codec(self) -> MessageCodec:
         """The message codec (serializer, compression, signing, size limit), built on first use."""
         codec = self._codec
@@ -317,6 +354,8 @@ class TaskQueue:
         """Decorator: register a function as a task of this queue."""
 
         def decorator(func: Callable[..., Any]) -> TaskWrapper:
+            if isinstance(func, TaskWrapper):
+                func = func.func  # a task of another queue: this queue gets its own task of the same function
             wrapper = TaskWrapper(
                 self,
                 func,
@@ -374,9 +413,13 @@ class TaskQueue:
         """A named lock, usable as decorator or context manager; a held lock raises TaskLockedException."""
         return TaskLock(self, lock_name, ttl=ttl)
 
-    def rate_limit(self, name: str, limit: int, per: float) -> RateLimit:
-        """A rate limit of ``limit`` entries per ``per`` seconds, as decorator or context manager."""
-        limiter = RateLimit(self, name, limit, per)
+    def rate_limit(self, name: str, limit: int, per: float, retry: bool = True) -> RateLimit:
+        """A rate limit of ``limit`` entries per ``per`` seconds, as decorator or context manager.
+
+        A task that hits it is retried when the window reopens; with ``retry=False`` only if the call has
+        retries left (using one up).
+        """
+        limiter = RateLimit(self, name, limit, per, retry=retry)
         self.rate_limit_specs[name] = (limiter.limit, limiter.per)  # for the admin's "rate limits" page
         return limiter
 
@@ -490,7 +533,10 @@ class TaskQueue:
             unknown = set(options) - set(CALL_OPTIONS)
             if unknown:
                 raise InvalidOption(f"{where}: unknown call option(s) {sorted(unknown)}")
-            validate_options(where, **{k: v for k, v in options.items() if k in ("retries", "retry_delay", "timeout")})
+            validate_options(
+                where,
+                **{k: v for k, v in options.items() if k in ("retries", "retry_delay", "retry_backoff", "timeout")},
+            )
             if "priority" in options:
                 validate_priority(options["priority"], where)
         if id is not None and (not isinstance(id, str) or not id):
@@ -510,7 +556,8 @@ class TaskQueue:
         if wrapper.unique or unique_key is not None:
             extra[UNIQUE_KEY] = f"{UNIQUE_PREFIX}{wrapper.name}.{unique_key or self._arguments_digest(args, kwargs)}"
             extra[UNIQUE_TTL] = wrapper.unique_ttl
-        return Task(
+        task_class = Task if wrapper.validate_datetime is None else PeriodicTask
+        return task_class(
             wrapper.name,
             args,
             kwargs,
@@ -519,7 +566,7 @@ class TaskQueue:
             priority=options.get("priority", wrapper.priority),
             retries=options.get("retries", wrapper.retries),
             retry_delay=options.get("retry_delay", wrapper.retry_delay),
-            retry_backoff=wrapper.retry_backoff,
+            retry_backoff=options.get("retry_backoff", wrapper.retry_backoff),
             expires=resolved,
             timeout=options.get("timeout", wrapper.timeout),
             extra=extra,
@@ -578,15 +625,21 @@ class TaskQueue:
         self.storage.enqueue(data, task.priority)
         return False
 
-    def enqueue(self, task: Task, *, on_commit: bool | None = None) -> Result | ResultGroup | None:
-        """Enqueue a call (and its pipeline); returns a Result, a ResultGroup for pipelines, or None.
+    def enqueue(
+        self, task: Task | group | chord, *, on_commit: bool | None = None
+    ) -> Result | ResultGroup | ChordResult | None:
+        """Enqueue a call (and its pipeline), a :class:`group` or a :class:`chord`.
 
-        The call is validated and encoded before anything is written: a bad call
-        raises a specific :class:`~django_tasks_q.exceptions.EnqueueError`.
-        With ``on_commit`` (default: the queue's ``enqueue_on_commit``) the
-        message is written when the surrounding transaction commits, and never
-        if it rolls back; outside a transaction it is written at once.
+        Returns a Result, a ResultGroup for pipelines and groups, a ChordResult
+        for chords, or None when results are off. The call is validated and
+        encoded before anything is written: a bad call raises a specific
+        :class:`~django_tasks_q.exceptions.EnqueueError`. With ``on_commit``
+        (default: the queue's ``enqueue_on_commit``) the message is written when
+        the surrounding transaction commits, and never if it rolls back; outside
+        a transaction it is written at once.
         """
+        if not isinstance(task, Task):
+            return self._enqueue_composite(task)
         self._bind(task)
         data = self._encode(task)
         holder = self._claim_unique(task)
@@ -670,17 +723,42 @@ class TaskQueue:
         wrapper = self.registry.get(name)
         return self.enqueue(self.build_task(wrapper, tuple(args), dict(kwargs or {}), **options))
 
-    def enqueue_chord(self, header: list[Task], callback: Task) -> ChordResult:
-        """Enqueue ``header`` calls bound to ``callback`` (see :func:`~django_tasks_q.task.chord`)."""
-        if not isinstance(callback, Task):
-            raise InvalidOption("chord() callback must be a task call made with .s()")
+    def _enqueue_composite(self, item: group | chord) -> ResultGroup | ChordResult:
+        if isinstance(item, chord):
+            return self._enqueue_chord(item)
+        if not isinstance(item, group):
+            raise InvalidOption(f"enqueue() takes a task call, a group or a chord, got {type(item).__name__}")
+        if all(isinstance(member, Task) for member in item.tasks):
+            return self.enqueue_many(item.tasks)
+        return ResultGroup([self.enqueue(member) for member in item.tasks])
+
+    def enqueue_chord(self, header: list[Task | chord], callback: Task | TaskWrapper) -> ChordResult:
+        """Enqueue ``header`` calls bound to ``callback`` (see :class:`~django_tasks_q.task.chord`)."""
+        return self._enqueue_chord(chord(header, callback))
+
+    def _enqueue_chord(self, item: chord) -> ChordResult:
+        callback = item.callback
         self._bind(callback)
         chord_id = uuid.uuid4().hex
+        size = len(item.tasks)
+        tails = []
+        for index, member in enumerate(item.tasks):
+            head = member.callback if isinstance(member, chord) else member
+            tail = head.chain()[-1]
+            # The last step of a member reports to the chord: a pipeline member counts when it has finished.
+            tail.chord = {"id": chord_id, "size": size, "index": index, "callback": None}
+            tails.append(tail)
         callback_data = callback.to_message().to_dict()
-        for index, member in enumerate(header):
-            member.chord = {"id": chord_id, "size": len(header), "index": index, "callback": callback_data}
-        group = self.enqueue_many(header)
-        return ChordResult(self, callback, group)
+        for tail in tails:
+            tail.chord["callback"] = callback_data
+        plain = [member for member in item.tasks if isinstance(member, Task)]
+        if len(plain) == size:
+            self.enqueue_many(plain)
+        else:
+            for member in item.tasks:
+                self.enqueue(member)
+        results = ResultGroup([Result(self, tail) for tail in tails])
+        return ChordResult(self, callback, results, [Result(self, step) for step in callback.chain()[1:]])
 
     def reschedule(
         self,
@@ -763,6 +841,14 @@ class TaskQueue:
         a callable, asked at acknowledgement time: a worker told to stop while
         the task ran then claims nothing (R7).
         """
+        task = self._claimed_task(reservation)
+        if task is None:
+            return None
+        wants_next = reserve_next if callable(reserve_next) else (lambda: True) if reserve_next else None
+        return self._run_and_finish(task, timestamp, reservation, wants_next)[1]
+
+    def _claimed_task(self, reservation: Reservation) -> Task | None:
+        """The call a reservation carries, bound to its task; None when the message was dead-lettered instead."""
         try:
             message = self.codec.decode(reservation.data)
             if message.name not in self.registry:
@@ -776,8 +862,7 @@ class TaskQueue:
         task = Task.from_message(message, lambda _name: wrapper)
         task.attempt = reservation.attempt
         task.redelivered = reservation.attempt > 1
-        wants_next = reserve_next if callable(reserve_next) else (lambda: True) if reserve_next else None
-        return self._run_and_finish(task, timestamp, reservation, wants_next)[1]
+        return task
 
     @staticmethod
     def _may_be_revoked(reservation: Reservation | None) -> bool:
@@ -829,9 +914,12 @@ class TaskQueue:
         Order: not yet due → schedule; revoked; expired; pre-execute hooks; run
         (within ``timeout``); store the value or the error; post-execute hooks;
         pipeline follow-up or error handler; chord bookkeeping; retry. With a
-        ``reservation`` the result write and the acknowledgement are one
-        fenced storage step.
+        ``reservation`` (given, or the one a call taken by :meth:`dequeue` carries)
+        the result write and the acknowledgement are one fenced storage step.
+        A naive ``timestamp`` is read as the queue's ``utc`` setting says.
         """
+        if reservation is None and task.reservation is not None:
+            reservation, task.reservation = task.reservation, None
         return self._run_and_finish(task, timestamp, reservation, None)[0]
 
     def _run_and_finish(
@@ -843,7 +931,7 @@ class TaskQueue:
     ) -> tuple[Any, Reservation | None]:
         """:meth:`execute`; when ``wants_next()`` says so at acknowledgement time, the acknowledgement also
         claims the next message (returned)."""
-        now = timestamp or now_utc()
+        now = now_utc() if timestamp is None else to_utc(timestamp, naive_is_utc=self.utc)
         if task.wrapper is None:
             task.wrapper = self.registry.get(task.name)
         outcome = _Outcome()
@@ -884,35 +972,61 @@ class TaskQueue:
         raised: BaseException | None = None  # what the task itself raised (logged once its fate is known)
         value: Any = None
         retry_eta: dt.datetime | None = None
-        consume_retry = True
+        retry_wanted = task.retries > 0
         try:
-            with TimeLimit(task.timeout):
-                value = self.run_function(task.wrapper, task.args, task.kwargs, task)
+            args = _with_errors(task) if task.extra else task.args
+            if task.timeout:
+                task.deadline = time.monotonic() + task.timeout
+            running = self._running
+            running[task.id] = task
+            try:
+                with TimeLimit(task.timeout):
+                    value = self.run_function(task.wrapper, args, task.kwargs, task)
+            finally:
+                running.pop(task.id, None)
         except TaskLockedException as exc:
             logger.warning("task %s not run: unable to acquire its lock (%s)", task, exc)
             exception = exc
             self._emit(SIGNAL_LOCKED, task)
         except RateLimitExceeded as exc:
+            exception = exc
             self._emit(SIGNAL_RATE_LIMITED, task)
-            retry_at = from_epoch(exc.retry_at) if exc.retry_at else now
-            outcome.follow_ups.append(lambda: self._requeue(task.copy(id=task.id, eta=retry_at)))
-            outcome.requeued = True
-            return None
+            if exc.retry or task.retries > 0:
+                # Retried when the window reopens (or after the task's own retry delay); a limit declared
+                # with retry=True does not use up one of the call's retries.
+                logger.info("task %s rate-limited by %r, retrying", task, exc.key)
+                retry_wanted = True
+                if task.retry_delay or exc.retry_at is None:
+                    retry_eta = now_utc() + dt.timedelta(seconds=task.retry_delay or exc.delay)
+                else:
+                    retry_eta = from_epoch(exc.retry_at)
+                if exc.retry:
+                    task.retries += 1
+            else:
+                logger.info("task %s rate-limited by %r, not retried", task, exc.key)
+                retry_wanted = False
         except RetryTask as exc:
             logger.info("task %s raised RetryTask, retrying", task)
             exception = exc
-            consume_retry = False
+            retry_wanted = True
+            task.retries += 1  # RetryTask does not use up one of the call's retries
             if exc.eta is not None or exc.delay is not None:
                 try:
                     retry_eta = resolve_eta(exc.eta, exc.delay, naive_is_utc=self.utc)
                 except InvalidEta as bad:
                     logger.error("task %s raised RetryTask with an unusable time: %s", task, bad)
                     exception = bad
-                    consume_retry = True
+                    task.retries -= 1
+                    retry_wanted = task.retries > 0
         except CancelExecution as exc:
+            exception = exc
             self._emit(SIGNAL_CANCELED, task)
-            self._plan_cancel_retry(task, exc, outcome)
-            return None
+            if exc.retry or (exc.retry is None and task.retries > 0):
+                task.retries = max(task.retries, 1)
+                retry_wanted = True
+            else:
+                task.retries = 0
+                retry_wanted = False
         except TaskTimeout as exc:
             exception = TaskTimeout(f"task {task.name} ({task.id}) ran longer than its timeout of {task.timeout:g} s")
             exception.__cause__ = exc
@@ -936,22 +1050,28 @@ class TaskQueue:
                         f"{self._serialization_problem(value)}"
                     )
                     logger.error("%s", exception)
-                    consume_retry = False
                     outcome.final_failure = True
 
-        will_retry = exception is not None and not outcome.final_failure and (
-            isinstance(exception, RetryTask) or task.retries > 0
-        )
+        will_retry = exception is not None and not outcome.final_failure and retry_wanted
+        surface_error = exception is not None and (not will_retry or self.store_intermediate_errors)
+        metadata = self.build_error_result(task, exception) if surface_error else None
         if raised is not None:
             self._log_failure(task, raised, will_retry, retry_eta)
         if exception is None:
-            self._emit(SIGNAL_COMPLETE, task)
+            # Sent once the result is stored (by _finish), so a receiver can read it.
+            outcome.completed = task
         else:
-            if store and not will_retry:
-                # Only the final outcome is a result: an attempt that will be retried stores nothing, so a
-                # reader waits for the last attempt and a fast retry's success is never overwritten.
-                outcome.result = self.codec.encode_value([_ERROR, self.error_metadata(task, exception)])
-            if not isinstance(exception, (TaskLockedException, TaskTimeout, RetryTask)):
+            if store and surface_error:
+                error = self.codec.encode_value([_ERROR, metadata])
+                if will_retry:
+                    # Written before the retry is enqueued (not with the acknowledgement), so that a fast
+                    # retry's own result is never overwritten by this attempt's error.
+                    outcome.intermediate_error = error
+                else:
+                    outcome.result = error
+            if not isinstance(
+                exception, (TaskLockedException, TaskTimeout, RetryTask, RateLimitExceeded, CancelExecution)
+            ):
                 self._emit(SIGNAL_ERROR, task, exception)
 
         for hook in list(self._post_execute.values()):
@@ -967,16 +1087,16 @@ class TaskQueue:
                 outcome.follow_ups.append(lambda: self._enqueue_follow_up(follow))
             if task.chord:
                 outcome.follow_ups.append(lambda: self._chord_member_done(task, [_OK, value]))
-        elif not will_retry:
-            metadata = self.error_metadata(task, exception)
-            if task.on_error is not None:
-                handler = task.on_error
-                handler.args = (*handler.args, metadata)
-                outcome.follow_ups.append(lambda: self._enqueue_follow_up(handler))
-            if task.chord:
-                outcome.follow_ups.append(lambda: self._chord_member_done(task, [_ERROR, metadata]))
+        elif surface_error and task.on_error is not None:
+            # A copy per attempt: each failed attempt's handler gets only that attempt's error.
+            handler = _error_handler_call(task.on_error, metadata)
+            outcome.follow_ups.append(lambda: self._enqueue_follow_up(handler))
+        if exception is not None and not will_retry:
+            carrier = _chord_carrier(task)
+            if carrier is not None:
+                outcome.follow_ups.append(lambda: self._chord_member_done(carrier, [_ERROR, metadata]))
         if will_retry:
-            outcome.follow_ups.append(lambda: self._retry(task, retry_eta, consume_retry))
+            outcome.follow_ups.append(lambda: self._retry(task, retry_eta))
             outcome.requeued = True
         return value if exception is None else None
 
@@ -1010,17 +1130,21 @@ class TaskQueue:
         return "the encoded result is larger than the message size limit"
 
     def _plan_cancel_retry(self, task: Task, exc: CancelExecution, outcome: _Outcome) -> None:
+        """A pre-execute hook canceled the call: retried when the exception asks for it, else a chord
+        member counts as skipped."""
         if exc.retry or (exc.retry is None and task.retries > 0):
-            outcome.follow_ups.append(lambda: self._retry(task, None, consume=task.retries > 0))
+            task.retries = max(task.retries, 1)
+            outcome.follow_ups.append(lambda: self._retry(task, None))
             outcome.requeued = True
         else:
             self._plan_chord_skip(task, "canceled", outcome)
 
     def _plan_chord_skip(self, task: Task, what: str, outcome: _Outcome) -> None:
         """A chord member that will never run counts as failed, so its chord fails instead of waiting forever."""
-        if task.chord:
-            metadata = self.error_metadata(task, RuntimeError(f"task {task.name} ({task.id}) was {what}"))
-            outcome.follow_ups.append(lambda: self._chord_member_done(task, [_ERROR, metadata]))
+        carrier = _chord_carrier(task)
+        if carrier is not None:
+            logger.info("chord member %s was %s; its chord callback receives None in its place", task, what)
+            outcome.follow_ups.append(lambda: self._chord_member_done(carrier, [_SKIPPED, None]))
 
     def run_function(
         self, wrapper: TaskWrapper, args: tuple[Any, ...], kwargs: dict[str, Any], task: Task | None
@@ -1059,14 +1183,22 @@ class TaskQueue:
             raise box["error"]
         return box.get("value")
 
-    @staticmethod
-    def error_metadata(task: Task, exception: BaseException) -> dict[str, Any]:
-        """The stored description of a failure: text only (R23)."""
+    def build_error_result(self, task: Task, exception: BaseException) -> dict[str, Any]:
+        """The stored description of a failure, text only (never an exception object); override to add keys.
+
+        ``error`` is ``repr(exception)`` (for a re-raised :class:`TaskException`, the inner error's text),
+        as in huey; beside it ``task_id``, ``task``, ``type``, ``message``, ``traceback``, ``retries`` and
+        ``attempt``. What this returns must survive the queue's serializer.
+        """
         kind = type(exception)
+        if isinstance(exception, TaskException):
+            error = exception.metadata.get("error") or repr(exception)
+        else:
+            error = repr(exception)
         return {
             "task_id": task.id,
             "task": task.name,
-            "error": f"{kind.__name__}({str(exception)!r})",
+            "error": error,
             "type": f"{kind.__module__}.{kind.__qualname__}",
             "message": str(exception),
             "traceback": "".join(traceback.format_exception(kind, exception, exception.__traceback__)),
@@ -1093,14 +1225,29 @@ class TaskQueue:
             # mode), whose result must not be overwritten by this attempt's.
             if result is not None:
                 self._put_result(*result)
+            elif outcome.intermediate_error is not None:
+                self._put_result(task.id, outcome.intermediate_error, self.result_ttl)
+            if outcome.completed is not None:
+                self._emit(SIGNAL_COMPLETE, task)
             for follow_up in outcome.follow_ups:
                 follow_up()
             return None
-        if outcome.follow_ups and not self.storage.renew(reservation, self.lease):
-            self._lost_lease(reservation, task)
-            return None
-        for follow_up in outcome.follow_ups:
-            follow_up()
+        if outcome.follow_ups:
+            if not self.storage.renew(reservation, self.lease):
+                self._lost_lease(reservation, task)
+                return None
+            # With follow-ups (a pipeline's next step, a chord, a retry) the result is written before them,
+            # so that "complete" is sent before the next step is enqueued, as in huey.
+            if result is not None:
+                self._put_result(*result)
+                result = None
+            elif outcome.intermediate_error is not None:
+                self._put_result(task.id, outcome.intermediate_error, self.result_ttl)
+            if outcome.completed is not None:
+                self._emit(SIGNAL_COMPLETE, task)
+                outcome.completed = None
+            for follow_up in outcome.follow_ups:
+                follow_up()
         try:
             if wants_next is not None and wants_next():
                 acked, following = self._ack_and_reserve(reservation, result, self.lease)
@@ -1115,9 +1262,13 @@ class TaskQueue:
                 reservation=reservation,
                 result=result,
                 task_id=task.id,
+                completed=outcome.completed,
             ) from exc
         if not acked:
             self._lost_lease(reservation, task)
+        elif outcome.completed is not None:
+            # The result is written with the acknowledgement, so "complete" follows it.
+            self._emit(SIGNAL_COMPLETE, task)
         return following
 
     def retry_acknowledgement(self, failed: AcknowledgementFailed) -> bool:
@@ -1128,6 +1279,8 @@ class TaskQueue:
         through before its answer was lost; a warning says which message it was.
         """
         if self.storage.ack(failed.reservation, failed.result):
+            if failed.completed is not None:
+                self._emit(SIGNAL_COMPLETE, failed.completed)
             return True
         logger.warning(
             "queue %r: the acknowledgement of message %s (task %s) could not be confirmed: either the attempt "
@@ -1163,10 +1316,9 @@ class TaskQueue:
         else:
             self._emit(SIGNAL_ENQUEUED, task)
 
-    def _retry(self, task: Task, eta: dt.datetime | None, consume: bool) -> None:
+    def _retry(self, task: Task, eta: dt.datetime | None) -> None:
         retried = task.copy(id=task.id)
-        if consume:
-            retried.retries = max(task.retries - 1, 0)
+        retried.retries = max(task.retries - 1, 0)
         if eta is None and task.retry_delay:
             eta = now_utc() + dt.timedelta(seconds=task.retry_delay)
         retried.eta = eta
@@ -1209,17 +1361,20 @@ class TaskQueue:
         callback = Task.from_message(Message.from_dict(info["callback"]))
         if not self.storage.put_if_empty(f"{CHORD_PREFIX}{chord_id}.fired", b"1", ttl=ttl):
             return
-        failed = [payload for kind, payload in members if kind == _ERROR]
         if callback.name not in self.registry:
             logger.error("queue %r: chord %s finished but its callback %r is not registered", self.name,
                          chord_id, callback.name)
-            failed = [{"task": callback.name, "task_id": callback.id, "error": "callback task is not registered"}]
+            self._fail_chord_callback(
+                callback, {"task": callback.name, "task_id": callback.id, "error": "callback task is not registered"}
+            )
         else:
+            # As in huey the callback always runs: a member that failed for good contributes its error (a
+            # TaskException when the callback runs), one that was revoked, expired or canceled None.
             callback.wrapper = self.registry.get(callback.name)
-        if failed:
-            self._fail_chord_callback(callback, failed[0])
-        else:
             callback.args = (*callback.args, [payload for _kind, payload in members])
+            failed = [position for position, (kind, _payload) in enumerate(members) if kind == _ERROR]
+            if failed:
+                callback.extra[CHORD_ERRORS] = failed
             self.enqueue(callback)
         for position in range(size):
             self.storage.delete_data(f"{CHORD_PREFIX}{chord_id}.{position}")
@@ -1230,15 +1385,13 @@ class TaskQueue:
             f"chord member {member_error.get('task')} ({member_error.get('task_id')}) failed: "
             f"{member_error.get('error')}"
         )
-        metadata = self.error_metadata(callback, error)
+        metadata = self.build_error_result(callback, error)
         metadata["traceback"] = member_error.get("traceback", "")
         if self.results:
             self._put_result(callback.id, self.codec.encode_value([_ERROR, metadata]), self.result_ttl)
         self._emit(SIGNAL_ERROR, callback, error)
         if callback.on_error is not None:
-            handler = callback.on_error
-            handler.args = (*handler.args, metadata)
-            self._enqueue_follow_up(handler)
+            self._enqueue_follow_up(_error_handler_call(callback.on_error, metadata))
 
     # ------------------------------------------------------------------ scheduling and recovery
 
@@ -1377,16 +1530,26 @@ class TaskQueue:
         return self.restore_by_id(task.id)
 
     def is_revoked(
-        self, task: Task | TaskWrapper, timestamp: dt.datetime | None = None, peek: bool = True
+        self, task: Task | TaskWrapper | Result | str, timestamp: dt.datetime | None = None, peek: bool = True
     ) -> bool:
-        """Whether a call (by id or by task) or a whole task is revoked at ``timestamp``.
+        """Whether a call (a Task, its Result or its id) or a whole task (a TaskWrapper) is revoked at ``timestamp``.
 
-        With ``peek=False`` a ``revoke_once`` revocation is used up.
+        A check only looks (``peek=True``, the default). With ``peek=False`` (what execution does) a
+        ``revoke_once`` revocation is used up and one whose ``revoke_until`` has passed is removed.
         """
-        now = epoch(timestamp or now_utc())
-        task_key = f"{REVOKE_TASK_PREFIX}{task.name}"
+        if timestamp is None:
+            now = epoch(now_utc())
+        elif timestamp.tzinfo is None:
+            now = epoch(to_utc(timestamp, naive_is_utc=self.utc))
+        else:
+            now = epoch(timestamp)  # aware: the worker's path, kept free of conversions
         if not isinstance(task, Task):
-            return self._check_revocation(task_key, now, peek)
+            if isinstance(task, str):
+                return self._check_revocation(f"{REVOKE_ID_PREFIX}{task}", now, peek)
+            if not isinstance(task, Result):
+                return self._check_revocation(f"{REVOKE_TASK_PREFIX}{task.name}", now, peek)
+            task = task.task
+        task_key = f"{REVOKE_TASK_PREFIX}{task.name}"
         id_key = f"{REVOKE_ID_PREFIX}{task.id}"
         by_id, by_task = self.storage.peek_many([id_key, task_key])  # one round trip for both
         return self._check_revocation(id_key, now, peek, by_id) or self._check_revocation(task_key, now, peek, by_task)
@@ -1402,7 +1565,8 @@ class TaskQueue:
             logger.error("queue %r: ignoring revocation %s that does not verify: %s", self.name, key, exc)
             return False
         if until is not None and now >= until:
-            self.storage.delete_data(key)
+            if not peek:
+                self.storage.delete_data(key)
             return False
         if once and not peek:
             return self.storage.pop_data(key) is not EmptyData
@@ -1428,9 +1592,9 @@ class TaskQueue:
         """Whether a value or error is stored for ``id``."""
         return self.storage.has_data_for_key(id)
 
-    def wait_for_result(self, id: str, timeout: float) -> None:
-        """Block up to ``timeout`` seconds until a value is stored for ``id`` (or return early)."""
-        self.storage.wait_result(id, timeout)
+    def wait_for_result(self, id: str, timeout: float) -> bool:
+        """Block up to ``timeout`` seconds until a value is stored for ``id``; True when one was seen."""
+        return self.storage.wait_result(id, timeout) is not EmptyData
 
     def put_record(self, key: str, value: Any, ttl: float | None = None) -> None:
         """Store ``value`` (encoded and signed like a message) under ``key`` in the key/value area."""
@@ -1663,6 +1827,41 @@ class TaskQueue:
         return usage
 
 
+def _error_handler_call(handler: Task, metadata: dict[str, Any]) -> Task:
+    """A copy of an ``.error()`` handler call with the error appended (one copy per failed attempt)."""
+    call = handler.copy(id=handler.id)
+    call.args = (*call.args, metadata)
+    call.extra[ERROR_ARGUMENT] = len(call.args) - 1
+    return call
+
+
+def _with_errors(task: Task) -> tuple[Any, ...]:
+    """``task.args`` with the error descriptions it carries turned into :class:`TaskException` instances."""
+    args = task.args
+    position = task.extra.get(ERROR_ARGUMENT)
+    if position is not None and position < len(args) and isinstance(args[position], dict):
+        args = (*args[:position], TaskException(args[position]), *args[position + 1 :])
+    failed = task.extra.get(CHORD_ERRORS)
+    if failed and args and isinstance(args[-1], list):
+        values = list(args[-1])
+        for index in failed:
+            if index < len(values) and isinstance(values[index], dict):
+                values[index] = TaskException(values[index])
+        args = (*args[:-1], values)
+    return args
+
+
+def _chord_carrier(task: Task) -> Task | None:
+    """The step of ``task``'s pipeline that reports to a chord: a member that stops early (failed, revoked,
+    expired, canceled) must still report, or its chord would wait forever."""
+    node: Task | None = task
+    while node is not None:
+        if node.chord:
+            return node
+        node = node.on_complete
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class MessageView:
     """Stored message bytes as the admin may show them: a decoded call when the codec verified it, else a preview.
@@ -1682,10 +1881,12 @@ class MessageView:
 class _Outcome:
     """What an execution leaves to do once the task has run: a result to write, follow-ups to enqueue."""
 
-    __slots__ = ("final_failure", "follow_ups", "requeued", "result")
+    __slots__ = ("completed", "final_failure", "follow_ups", "intermediate_error", "requeued", "result")
 
     def __init__(self) -> None:
         self.result: bytes | None = None
+        self.intermediate_error: bytes | None = None
+        self.completed: Task | None = None
         self.follow_ups: list[Callable[[], None]] = []
         self.final_failure = False
         self.requeued = False

@@ -105,9 +105,11 @@ class Result:
             if remaining is not None and remaining <= 0:
                 return _NO_RESULT
             wait_for = delay if remaining is None else min(delay, remaining)
-            self.queue.wait_for_result(self.id, wait_for)
+            arrived = self.queue.wait_for_result(self.id, wait_for)
             value = self._read(preserve)
-            if value is not _NO_RESULT:
+            if value is not _NO_RESULT or arrived:
+                # A value that was there when the wait ended but is gone now was read by another caller:
+                # it will not come back, so stop waiting (ResultTimeout) rather than wait for ever.
                 return value
             delay = min(delay * backoff, max_delay)
 
@@ -195,8 +197,9 @@ class ResultGroup:
     def __init__(self, results: list[Result]) -> None:
         self._results = list(results)
 
-    def __getitem__(self, index: int) -> Result:
-        return self._results[index]
+    def __getitem__(self, index: int) -> Any:
+        """The value of the ``index``-th result, waiting for it (as huey does); iterate for the Results."""
+        return self._results[index].get(blocking=True)
 
     def __iter__(self) -> Iterator[Result]:
         return iter(self._results)
@@ -240,11 +243,28 @@ class ResultGroup:
 
 
 class ChordResult(Result):
-    """The callback's result of a chord; ``header`` holds the members' results."""
+    """The result of a chord: reading it reads the callback's value.
 
-    def __init__(self, queue: TaskQueue, callback: Task, header: ResultGroup) -> None:
+    ``results`` (also ``header``) holds the members' results (for a pipeline member, its last step's);
+    ``callback`` is the callback's :class:`Result`; ``pipeline_results`` holds the results of the callback
+    and of the steps chained onto it with ``.then()``, or ``None`` when nothing is chained.
+    """
+
+    def __init__(
+        self, queue: TaskQueue, callback: Task, results: ResultGroup, chained: list[Result] | None = None
+    ) -> None:
         super().__init__(queue, callback)
-        self.header = header
+        self.results = results
+        self.header = results
+        self.callback = Result(queue, callback)
+        self.pipeline_results = ResultGroup([self.callback, *chained]) if chained else None
+
+    def _read(self, preserve: bool) -> Any:
+        return self.callback._read(preserve)
+
+    def reset(self) -> None:
+        """Forget the callback's cached value."""
+        self.callback.reset()
 
     def __repr__(self) -> str:
-        return f"<ChordResult {self.task!r} after {len(self.header)} tasks>"
+        return f"<ChordResult {self.task!r} after {len(self.results)} tasks>"

@@ -12,20 +12,24 @@ from __future__ import annotations
 import datetime as dt
 import inspect
 import math
+import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from .exceptions import ConfigurationError, InvalidOption, InvalidPriority
+from .exceptions import ConfigurationError, InvalidOption, InvalidPriority, TaskTimeout
 from .message import Message, new_call_id
 
 if TYPE_CHECKING:
+    from .backends.base import Reservation
     from .queue import TaskQueue
     from .result import ChordResult, Result, ResultGroup
 
 PRIORITY_MIN = -32768
 PRIORITY_MAX = 32767
 
-CALL_OPTIONS = ("eta", "delay", "retries", "retry_delay", "priority", "expires", "timeout", "unique_key")
+CALL_OPTIONS = (
+    "eta", "delay", "retries", "retry_delay", "retry_backoff", "priority", "expires", "timeout", "unique_key"
+)
 """Keywords a task call takes as options rather than arguments (unless the function declares them)."""
 
 
@@ -61,20 +65,22 @@ def validate_options(where: str, **options: Any) -> dict[str, Any]:
         if backoff < 1:
             raise InvalidOption(f"{where}: retry_backoff must be >= 1, got {backoff!r}", field="retry_backoff")
     if options.get("timeout") is not None:
-        timeout = _non_negative(options["timeout"], "timeout", where)
-        if timeout == 0:
-            raise InvalidOption(f"{where}: timeout must be > 0 seconds (or None)", field="timeout")
+        _non_negative(options["timeout"], "timeout", where)  # 0, as None, means no time limit (as in huey)
     if "priority" in options:
         validate_priority(options["priority"], where)
     return options
 
 
 class Task:
-    """One call of a task: its id, arguments and options, as carried by a message."""
+    """One call of a task: its id, arguments and options, as carried by a message.
+
+    Calls are made by the hub (``wrapper.s()``, a decoded message); one built by hand, such as
+    ``Task(id=some_id)`` to hold a :class:`~django_tasks_q.result.Result` handle, may leave out the name.
+    """
 
     def __init__(
         self,
-        name: str,
+        name: str = "",
         args: tuple[Any, ...] = (),
         kwargs: dict[str, Any] | None = None,
         *,
@@ -112,6 +118,49 @@ class Task:
         self.wrapper = wrapper
         self.attempt = 1
         self.redelivered = False
+        self.reservation: Reservation | None = None
+        self.deadline: float | None = None
+        """While the call runs with a ``timeout``: the ``time.monotonic()`` reading at which it times out."""
+        """Set on a call taken with :meth:`TaskQueue.dequeue`: the claim that :meth:`TaskQueue.execute` acknowledges."""
+
+    @property
+    def expires_resolved(self) -> dt.datetime | None:
+        """When this call expires (an aware UTC datetime, fixed when it is enqueued), or None."""
+        return self.expires if isinstance(self.expires, dt.datetime) else None
+
+    @property
+    def time_remaining(self) -> float:
+        """Seconds left before this call's ``timeout`` while it runs (``inf`` without one), for cooperative checks."""
+        if self.deadline is None:
+            return math.inf
+        return max(0.0, self.deadline - time.monotonic())
+
+    @property
+    def is_timed_out(self) -> bool:
+        """Whether this running call has used up its ``timeout``."""
+        return self.deadline is not None and time.monotonic() >= self.deadline
+
+    def check_timeout(self) -> None:
+        """Raise :class:`~django_tasks_q.exceptions.TaskTimeout` when this running call has used up its timeout.
+
+        For long tasks that stop at a safe point themselves, beside the time limit the worker enforces.
+        """
+        if self.is_timed_out:
+            raise TaskTimeout(f"task {self.name} ({self.id}) ran longer than its timeout of {self.timeout:g} s")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Task):
+            return NotImplemented
+        return self.id == other.id and self.eta == other.eta and type(self) is type(other)
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    def execute(self) -> Any:
+        """Run this call's function here and now (no queue, no hooks, no result stored); returns its value."""
+        if self.wrapper is None:
+            raise InvalidOption(f"task call {self.id} is not bound to a task; cannot execute it")
+        return self.wrapper.queue.run_function(self.wrapper, self.args, self.kwargs, self)
 
     def report_progress(self, fraction: float, message: str = "") -> None:
         """Record how far this call has got (0.0 to 1.0, with an optional message) for the admin and Results."""
@@ -148,12 +197,14 @@ class Task:
 
     def extend_data(self, data: Any) -> None:
         """Add the previous pipeline step's return value to this task's arguments."""
-        if data is None:
+        if data is None or data == ():
             return
         if isinstance(data, tuple):
             self.args = self.args + data
         elif isinstance(data, dict):
-            self.kwargs.update(data)
+            # Keyword arguments given to the step itself (``.then(f, b=6)``) win over the previous value's.
+            for key, value in data.items():
+                self.kwargs.setdefault(key, value)
         else:
             self.args = (*self.args, data)
 
@@ -196,6 +247,8 @@ class Task:
         wrapper = None
         if registry_get is not None:
             wrapper = registry_get(message.name)
+            if cls is Task and wrapper.validate_datetime is not None:
+                cls = PeriodicTask
         return cls(
             message.name,
             tuple(message.args),
@@ -218,7 +271,7 @@ class Task:
 
     def copy(self, **changes: Any) -> Task:
         """A new call with the same data, a new id unless ``id`` is given, and ``changes`` applied."""
-        clone = Task.from_message(self.to_message())
+        clone = type(self).from_message(self.to_message())
         clone.wrapper = self.wrapper
         clone.id = changes.pop("id", None) or new_call_id()
         for key, value in changes.items():
@@ -236,12 +289,19 @@ class Task:
         return " ".join(parts)
 
 
+class PeriodicTask(Task):
+    """A call of a periodic task (one declared with ``periodic_task``); such calls store no result."""
+
+
 def _as_task(task: TaskWrapper | Task, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Task:
     if isinstance(task, TaskWrapper):
         return task.s(*args, **kwargs)
     if isinstance(task, Task):
-        if args or kwargs:
-            raise InvalidOption("pass arguments either to .s() or to .then()/.error(), not both")
+        # As in huey: arguments given here are added to the call's own.
+        if args:
+            task.extend_data(args)
+        if kwargs:
+            task.extend_data(kwargs)
         return task
     raise InvalidOption(f"expected a task or a task call (.s()), got {type(task).__name__}")
 
@@ -418,17 +478,27 @@ class TaskWrapper:
         priority: int | None = None,
         retries: int | None = None,
         retry_delay: float | None = None,
+        retry_backoff: float | None = None,
         expires: dt.datetime | dt.timedelta | float | None = None,
         timeout: float | None = None,
         id: str | None = None,
     ) -> Result | ResultGroup | None:
-        """Enqueue a call to run at ``eta`` or after ``delay`` seconds, with per-call options."""
+        """Enqueue a call to run at ``eta`` or after ``delay`` seconds, with per-call options.
+
+        As in huey, a single argument that is not a list or tuple is the one positional argument, and a
+        number given as ``args`` with no ``eta`` or ``delay`` is the delay.
+        """
+        if eta is None and delay is None and isinstance(args, (int, float)) and not isinstance(args, bool):
+            args, delay = None, args
+        if args is not None and not isinstance(args, (list, tuple)):
+            args = (args,)
         options = {
             "eta": eta,
             "delay": delay,
             "priority": priority,
             "retries": retries,
             "retry_delay": retry_delay,
+            "retry_backoff": retry_backoff,
             "expires": expires,
             "timeout": timeout,
         }
@@ -460,9 +530,14 @@ class TaskWrapper:
         """Undo :meth:`revoke`; True when a revocation was removed."""
         return self.queue.restore_all(self)
 
-    def is_revoked(self, timestamp: dt.datetime | None = None) -> bool:
-        """Whether calls of this task are revoked now (or at ``timestamp``)."""
-        return self.queue.is_revoked(self, timestamp=timestamp)
+    def is_revoked(self, timestamp: dt.datetime | None = None, peek: bool = True) -> bool:
+        """Whether calls of this task are revoked now (or at ``timestamp``); ``peek=False`` uses up a
+        ``revoke_once`` revocation."""
+        return self.queue.is_revoked(self, timestamp=timestamp, peek=peek)
+
+    def unregister(self) -> bool:
+        """Remove this task from its queue's registry; True when it was registered."""
+        return self.queue.registry.unregister(self.name)
 
     def __repr__(self) -> str:
         kind = "periodic task" if self.validate_datetime is not None else "task"
@@ -476,27 +551,86 @@ def _signature_or_none(func: Callable[..., Any]) -> inspect.Signature | None:
         return None
 
 
-def group(tasks: Iterable[Task]) -> ResultGroup:
-    """Enqueue several calls at once; returns a :class:`ResultGroup` of their results."""
-    tasks = list(tasks)
-    if not tasks:
-        raise InvalidOption("group() needs at least one task call")
-    return _queue_of(tasks[0]).enqueue_many(tasks)
+class group:
+    """Calls to enqueue together: ``queue.enqueue(group([...]))`` (or ``.enqueue()``) returns a ResultGroup.
 
-
-def chord(header: Iterable[Task], callback: Task) -> ChordResult:
-    """Run ``header`` calls in parallel, then ``callback`` with the list of their results appended.
-
-    If any member fails for good, the callback does not run: its result is an
-    error naming the failed member, and its ``.error()`` handler (if any) runs.
+    Built first and enqueued later, as in huey. ``.then(callback)`` turns the group into a :class:`chord`;
+    ``.error(handler)`` gives every member the same error handler.
     """
-    header = list(header)
-    if not header:
-        raise InvalidOption("chord() needs at least one task call in its header")
-    return _queue_of(header[0]).enqueue_chord(header, callback)
+
+    def __init__(self, tasks: Iterable[Task | chord]) -> None:
+        self.tasks = list(tasks)
+        if not self.tasks:
+            raise InvalidOption("group() needs at least one task call")
+        for member in self.tasks:
+            if not isinstance(member, (Task, chord)):
+                raise InvalidOption("group() and chord() take task calls made with .s()")
+
+    def then(self, task: TaskWrapper | Task, *args: Any, **kwargs: Any) -> chord:
+        """A chord of this group's calls whose callback is ``task`` (a bare task or a ``.s()`` call)."""
+        return chord(self.tasks, _as_task(task, args, kwargs))
+
+    def error(self, task: TaskWrapper | Task, *args: Any, **kwargs: Any) -> group:
+        """Give every member the error handler ``task``; returns the group."""
+        handler = _as_task(task, args, kwargs)
+        for member in self.tasks:
+            member.error(handler)
+        return self
+
+    def enqueue(self) -> ResultGroup:
+        """Enqueue the group on the queue of its first call."""
+        return _queue_of(self).enqueue(self)
+
+    def __repr__(self) -> str:
+        return f"<group of {len(self.tasks)}>"
 
 
-def _queue_of(task: Task) -> TaskQueue:
-    if not isinstance(task, Task) or task.wrapper is None:
+class chord:
+    """Calls that run in parallel (the header), then ``callback`` with the list of their results appended.
+
+    Built first and enqueued later, as in huey: ``queue.enqueue(chord([...], callback))`` (or ``.enqueue()``)
+    returns a :class:`~django_tasks_q.result.ChordResult`. ``callback`` is a ``.s()`` call or a bare task;
+    ``.then()`` and ``.error()`` chain onto the callback. A member may be a pipeline (its last step's value
+    counts) or another chord (its callback's value counts). If any member fails for good, the callback does
+    not run: its result is an error naming the failed member, and its ``.error()`` handler (if any) runs.
+    """
+
+    def __init__(self, tasks: Iterable[Task | chord], callback: TaskWrapper | Task) -> None:
+        self.tasks = list(tasks)
+        if isinstance(callback, TaskWrapper):
+            callback = callback.s()
+        if not isinstance(callback, Task):
+            raise InvalidOption("chord() callback must be a task, or a task call made with .s()")
+        if not self.tasks:
+            raise InvalidOption("chord() needs at least one task call in its header")
+        for member in self.tasks:
+            if isinstance(member, group):
+                raise InvalidOption("a group cannot be a chord member: use group(...).then(callback) to make it a chord")
+            if not isinstance(member, (Task, chord)):
+                raise InvalidOption("group() and chord() take task calls made with .s()")
+        self.callback = callback
+
+    def then(self, task: TaskWrapper | Task, *args: Any, **kwargs: Any) -> chord:
+        """Run ``task`` after the callback succeeds (a pipeline on the callback); returns the chord."""
+        self.callback.then(task, *args, **kwargs)
+        return self
+
+    def error(self, task: TaskWrapper | Task, *args: Any, **kwargs: Any) -> chord:
+        """Run ``task`` if the callback fails (or a member fails, so the callback never runs); returns the chord."""
+        self.callback.error(task, *args, **kwargs)
+        return self
+
+    def enqueue(self) -> ChordResult:
+        """Enqueue the chord on the queue of its first call."""
+        return _queue_of(self).enqueue(self)
+
+    def __repr__(self) -> str:
+        return f"<chord of {len(self.tasks)} then {self.callback!r}>"
+
+
+def _queue_of(item: Task | group | chord) -> TaskQueue:
+    while isinstance(item, (group, chord)):
+        item = item.tasks[0]
+    if item.wrapper is None:
         raise InvalidOption("group() and chord() take task calls made with .s()")
-    return task.wrapper.queue
+    return item.wrapper.queue

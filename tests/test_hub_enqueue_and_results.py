@@ -462,8 +462,9 @@ def test_result_of_a_failed_task_raises_task_exception_with_error_and_traceback(
     with pytest.raises(TaskException) as info:
         result.get()
     error = info.value
-    assert str(error) == "KeyError(\"'missing thing'\")"
-    assert error.error == "KeyError(\"'missing thing'\")"
+    assert str(error) == "KeyError('missing thing')"  # repr() of the exception, as in huey
+    assert error.error == "KeyError('missing thing')"
+    assert repr(error) == "KeyError('missing thing')"
     assert error.metadata["task_id"] == result.id
     assert error.metadata["task"] == broken.name
     assert error.metadata["type"] == "builtins.KeyError"
@@ -653,7 +654,7 @@ def test_result_group_get_iteration_and_indexing():
     assert group.get(preserve=True) == [0, 1, 4, 9]
     assert group() == [0, 1, 4, 9]
     assert [r.get() for r in group] == [0, 1, 4, 9]
-    assert group[2].get() == 4
+    assert group[2] == 4  # indexing reads the value (waiting for it), as in huey
     assert q.result_count() == 4  # read with preserve=True, then served from the handles' cache
     group.reset()
     assert group.get() == [0, 1, 4, 9]

@@ -40,7 +40,7 @@ def test_a_held_lock_stops_a_decorated_task():
     assert events.signals() == ["enqueued", "executing", "locked"]
     with pytest.raises(TaskException) as info:
         held.get()
-    assert info.value.error == "TaskLockedException(\"unable to take lock 'reports': it is held\")"
+    assert info.value.error == "TaskLockedException(\"unable to acquire lock 'reports': it is held\")"
     assert info.value.metadata["type"] == "django_tasks_q.exceptions.TaskLockedException"
 
     assert q.is_locked("reports") is False
@@ -79,7 +79,7 @@ def test_a_lock_as_context_manager_inside_a_task():
     drain(q)
     with pytest.raises(TaskException) as info:
         blocked.get()
-    assert info.value.error == "TaskLockedException(\"unable to take lock 'inner': it is held\")"
+    assert info.value.error == "TaskLockedException(\"unable to acquire lock 'inner': it is held\")"
     assert events.signals() == ["enqueued", "executing", "locked"]
 
     assert q.flush_locks() == {"inner"}
@@ -125,7 +125,7 @@ def test_lock_used_directly_raises_task_locked_exception():
     lock = q.lock_task("direct")
     with lock, pytest.raises(TaskLockedException) as info, q.lock_task("direct"):
         pass
-    assert str(info.value) == "unable to take lock 'direct': it is held"
+    assert str(info.value) == "unable to acquire lock 'direct': it is held"
     assert lock.is_locked() is False
 
 
@@ -205,16 +205,19 @@ def test_a_rate_limit_reschedules_the_call_for_the_next_window(frozen_clock):
     first, second, third = call_api(1), call_api(2), call_api(3)
     assert drain(q) == 3
     assert ran == [1, 2]
-    assert events.for_task(third.id) == ["enqueued", "executing", "rate-limited", "scheduled"]
+    assert events.for_task(third.id) == ["enqueued", "executing", "rate-limited", "retrying", "scheduled"]
     [waiting] = q.scheduled()
     assert waiting.id == third.id
     assert waiting.eta == dt.datetime.fromtimestamp(window_start + 3600, UTC)
     assert waiting.retries == 2  # no retry was used
-    assert third.is_ready() is False  # no error stored
+    with pytest.raises(TaskException) as info:
+        third()  # as in huey, the rate-limited attempt's error is stored until the retry's outcome
+    assert "RateLimitExceeded" in info.value.error
 
     clock.now = window_start + 3600 + 1
     assert drain(q, waiting.eta) == 1
     assert ran == [1, 2, 3]
+    third.reset()
     assert third() == 3
     assert first() == 1
     assert second() == 2
@@ -247,8 +250,9 @@ def test_a_rate_limit_hit_in_immediate_mode_is_scheduled(frozen_clock):
 
     assert work(1)() == 1
     second = work(2)
-    assert second() is None
-    assert events.for_task(second.id) == ["enqueued", "executing", "rate-limited", "scheduled"]
+    with pytest.raises(TaskException):
+        second()
+    assert events.for_task(second.id) == ["enqueued", "executing", "rate-limited", "retrying", "scheduled"]
     assert [t.eta for t in q.scheduled()] == [dt.datetime.fromtimestamp(window_start + 3600, UTC)]
 
 

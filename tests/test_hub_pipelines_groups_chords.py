@@ -111,16 +111,19 @@ def test_a_failing_step_stops_the_pipeline_and_runs_its_error_handler():
     assert calls[1] == ("fail", ("extra", 3))
     _name, (context, error) = calls[2]
     assert context == "context"
-    assert error["task"] == "t.fail"
-    assert error["task_id"] == results[1].id
-    assert error["error"] == "ValueError(\"failed with ('extra', 3)\")"
-    assert error["type"] == "builtins.ValueError"
-    assert error["traceback"].endswith("ValueError: failed with ('extra', 3)\n")
-    assert results[0].get() == 3
+    # the handler gets the error as a TaskException whose repr is the failed task's error, as in huey
+    assert isinstance(error, TaskException)
+    assert repr(error) == "ValueError(\"failed with ('extra', 3)\")"
+    step_results = list(results)
+    assert error.metadata["task"] == "t.fail"
+    assert error.metadata["task_id"] == step_results[1].id
+    assert error.metadata["type"] == "builtins.ValueError"
+    assert error.traceback.endswith("ValueError: failed with ('extra', 3)\n")
+    assert results[0] == 3  # indexing a ResultGroup reads the value, as in huey
     with pytest.raises(TaskException) as info:
-        results[1].get()
+        step_results[1].get()
     assert info.value.error == "ValueError(\"failed with ('extra', 3)\")"
-    assert results[2].get() is None  # never ran
+    assert step_results[2].get() is None  # never ran
     assert events.pairs() == [
         ("enqueued", "add"),
         ("executing", "add"),
@@ -146,12 +149,34 @@ def test_error_belongs_to_the_task_it_is_called_on():
     assert [c[0] for c in calls] == ["fail", "handler"]
 
 
-def test_an_error_handler_waits_for_the_last_retry():
+def test_an_error_handler_runs_for_each_failed_attempt_as_in_huey():
     q, events, calls, _add, _pair, _as_kwargs, _nothing, fail, handler, _total = make()
     q.enqueue(fail.s(retries=2).error(handler))
-    assert drain(q) == 4
-    assert [c[0] for c in calls] == ["fail", "fail", "fail", "handler"]
+    assert drain(q) == 6
+    assert [c[0] for c in calls] == ["fail", "handler", "fail", "handler", "fail", "handler"]
     assert events.signals().count("retrying") == 2
+    # each handler call gets only its own attempt's error
+    assert [len(args) for name, args in calls if name == "handler"] == [1, 1, 1]
+
+
+def test_without_intermediate_errors_an_error_handler_waits_for_the_last_retry():
+    q = new_queue(store_intermediate_errors=False)
+    calls = []
+
+    @q.task(retries=2)
+    def fail():
+        calls.append("fail")
+        raise ValueError("no")
+
+    @q.task()
+    def handler(error):
+        calls.append(("handler", repr(error)))
+
+    result = q.enqueue(fail.s().error(handler))
+    run_next(q)
+    assert result.is_ready() is False  # the failed attempt stored nothing
+    assert drain(q) == 3
+    assert calls == ["fail", "fail", "fail", ("handler", "ValueError('no')")]
 
 
 def test_a_step_that_succeeds_on_a_retry_continues_the_pipeline_once():
@@ -191,7 +216,7 @@ def test_a_pipeline_with_a_delayed_head():
     q, _events, calls, add, *_ = make()
     results = q.enqueue(add.s(1, 1, delay=60).then(add, 5))
     assert len(q) == 0
-    assert [t.id for t in q.scheduled()] == [results[0].id]
+    assert [t.id for t in q.scheduled()] == [next(iter(results)).id]
     drain(q)
     assert calls == []
     drain(q, later(61))
@@ -201,22 +226,24 @@ def test_a_pipeline_with_a_delayed_head():
 # ---------------------------------------------------------------------------------------------- group
 
 
-def test_group_enqueues_calls_and_returns_a_result_group():
+def test_a_group_is_built_first_and_enqueued_later():
     q, events, _calls, add, _pair, _as_kwargs, _nothing, fail, *_ = make()
-    results = group([add.s(1, 2), add.s(3, 4), fail.s()])
+    calls = group([add.s(1, 2), add.s(3, 4), fail.s()])
+    assert len(q) == 0  # nothing is written until the group is enqueued
+    results = q.enqueue(calls)
     assert isinstance(results, ResultGroup)
     assert len(q) == 3
     assert events.signals() == ["enqueued", "enqueued", "enqueued"]
     drain(q)
-    assert [results[0].get(), results[1].get()] == [3, 7]
+    assert [results[0], results[1]] == [3, 7]
     with pytest.raises(TaskException):
-        results[2].get()
+        results[2]
 
 
 def test_group_results_iterate_and_complete():
     q, _events, _calls, add, *_ = make()
     calls_made = [add.s(x, x) for x in range(3)]
-    results = group(iter(calls_made))
+    results = group(iter(calls_made)).enqueue()
     assert [r.id for r in results] == [c.id for c in calls_made]
     drain(q)
     assert list(results.as_completed()) == [0, 2, 4]
@@ -227,9 +254,10 @@ def test_group_results_iterate_and_complete():
 
 def test_a_chord_runs_its_callback_with_the_members_results_in_order():
     q, events, calls, add, _pair, _as_kwargs, _nothing, _fail, _handler, total = make()
-    result = chord([add.s(x, 10, priority=x) for x in (1, 2, 3)], total.s(1000))
+    result = q.enqueue(chord([add.s(x, 10, priority=x) for x in (1, 2, 3)], total.s(1000)))
     assert isinstance(result, ChordResult)
-    assert len(result.header) == 3
+    assert len(result.results) == 3
+    assert result.pipeline_results is None
     assert repr(result) == f"<ChordResult {result.task!r} after 3 tasks>"
     assert len(q) == 3
     assert drain(q) == 4
@@ -237,13 +265,14 @@ def test_a_chord_runs_its_callback_with_the_members_results_in_order():
     assert [c[1] for c in calls[:3]] == [3, 2, 1]
     assert calls[3] == ("total", (1000, [11, 12, 13]))
     assert result.get() == 1036
-    assert result.header.get() == [11, 12, 13]
+    assert result.results.get() == [11, 12, 13]
+    assert result.callback.get() == 1036
     assert events.pairs()[-3:] == [("enqueued", "total"), ("executing", "total"), ("complete", "total")]
 
 
 def test_the_callback_runs_only_after_the_last_member():
     q, _events, _calls, add, _pair, _as_kwargs, _nothing, _fail, _handler, total = make()
-    result = chord([add.s(1), add.s(2)], total.s())
+    result = chord([add.s(1), add.s(2)], total).enqueue()  # a bare task is a callback without arguments
     run_next(q)
     assert len(q) == 1
     assert result.get() is None
@@ -253,30 +282,45 @@ def test_the_callback_runs_only_after_the_last_member():
     assert result.get() == 3
 
 
-def test_a_chord_with_a_failed_member_fails_its_callback_and_runs_its_error_handler():
-    q, events, calls, add, _pair, _as_kwargs, _nothing, fail, handler, total = make()
-    result = chord([add.s(1), fail.s("member"), add.s(3)], total.s().error(handler))
+def test_a_chord_callback_receives_a_failed_members_error_in_its_place():
+    q, events, calls, add, _pair, _as_kwargs, _nothing, fail, handler, _total = make()
+
+    @q.task(name="t.inspect")
+    def inspect_members(values):
+        calls.append(("inspect", [repr(v) if isinstance(v, Exception) else v for v in values]))
+        return len([v for v in values if isinstance(v, TaskException)])
+
+    result = q.enqueue(chord([add.s(1), fail.s("member"), add.s(3)], inspect_members.s().error(handler)))
     drain(q)
-    failed_member = result.header[1]
-    assert [c[0] for c in calls] == ["add", "fail", "add", "handler"]  # total never ran
-    with pytest.raises(TaskException) as info:
-        result.get()
-    expected = f"chord member t.fail ({failed_member.id}) failed: ValueError(\"failed with ('member',)\")"
-    assert info.value.error == f"RuntimeError({expected!r})"
-    assert info.value.metadata["task"] == "t.total"
-    assert info.value.metadata["task_id"] == result.id
-    assert info.value.traceback.endswith("ValueError: failed with ('member',)\n")  # the member's traceback
-    [(_name, (metadata,))] = [c for c in calls if c[0] == "handler"]
-    assert metadata["error"] == f"RuntimeError({expected!r})"
-    assert result.header[0].get() == 1
-    assert result.header[2].get() == 3
-    error_events = [e for e in events.events if e.signal == "error"]
-    assert [(e.short, str(e.args[0])) for e in error_events] == [
-        ("fail", "failed with ('member',)"),
-        ("total", expected),
-    ]
+    assert [c[0] for c in calls] == ["add", "fail", "add", "inspect"]  # as in huey, the callback runs
+    assert calls[-1] == ("inspect", [1, "ValueError(\"failed with ('member',)\")", 3])
+    assert result.get() == 1
+    members = list(result.results)
+    assert members[0].get() == 1
+    with pytest.raises(TaskException):
+        members[1].get()
+    assert members[2].get() == 3
+    assert [e.short for e in events.events if e.signal == "error"] == ["fail"]
 
 
+def test_a_chord_pipeline_member_counts_with_its_last_step():
+    q, _events, calls, add, _pair, _as_kwargs, _nothing, fail, _handler, total = make()
+    result = q.enqueue(chord([add.s(1).then(add, 10), fail.s().then(add, 5), add.s(2)], total))
+    drain(q)
+    [(_name, (values,))] = [c for c in calls if c[0] == "total"]
+    assert values[0] == 11 and values[2] == 2
+    assert isinstance(values[1], TaskException)  # the head failed: its pipeline's place holds the error
+    members = list(result.results)
+    assert members[0].get() == 11
+
+
+def test_a_chord_with_a_chained_callback_and_a_nested_chord():
+    q, _events, _calls, add, _pair, _as_kwargs, _nothing, _fail, _handler, total = make()
+    inner = chord([add.s(1), add.s(2)], total)
+    result = q.enqueue(group([inner, add.s(10)]).then(total).then(add, 100))
+    drain(q)
+    assert result.get() == 13  # total([total([1, 2]), 10])
+    assert result.pipeline_results.get() == [13, 113]
 def test_a_chord_member_that_succeeds_on_retry_lets_the_callback_run_once():
     q = new_queue()
     attempts = []
@@ -292,14 +336,14 @@ def test_a_chord_member_that_succeeds_on_retry_lets_the_callback_run_once():
     def collect(values):
         return values
 
-    result = chord([flaky.s(1), flaky.s(2)], collect.s())
+    result = q.enqueue(chord([flaky.s(1), flaky.s(2)], collect.s()))
     assert drain(q) == 4
     assert result.get() == [1, 2]
 
 
 def test_a_member_run_twice_does_not_fire_the_callback_twice():
     q, _events, calls, add, _pair, _as_kwargs, _nothing, _fail, _handler, total = make()
-    result = chord([add.s(1), add.s(2)], total.s())
+    result = q.enqueue(chord([add.s(1), add.s(2)], total.s()))
     first = q.reserve()
     member = Task.from_message(q.codec.decode(first.data), q.registry.get)
     q.process(first)
@@ -321,14 +365,14 @@ def test_a_chord_in_immediate_mode():
     def collect(values):
         return sum(values)
 
-    result = chord([square.s(x) for x in range(1, 4)], collect.s())
+    result = q.enqueue(chord([square.s(x) for x in range(1, 4)], collect.s()))
     assert result.get() == 14
-    assert result.header.get() == [1, 4, 9]
+    assert result.results.get() == [1, 4, 9]
 
 
 @pytest.mark.parametrize("how", ["revoked", "expired", "canceled"])
-def test_a_chord_member_that_never_runs_fails_the_chord_instead_of_hanging(how):
-    q, events, calls, add, _pair, _as_kwargs, _nothing, _fail, handler, total = make()
+def test_a_chord_member_that_never_runs_gives_the_callback_none_instead_of_hanging(how):
+    q, events, calls, add, _pair, _as_kwargs, _nothing, _fail, handler, _total = make()
 
     @q.pre_execute()
     def cancel_marked(task):
@@ -336,18 +380,18 @@ def test_a_chord_member_that_never_runs_fails_the_chord_instead_of_hanging(how):
             raise CancelExecution()
 
     skipped = add.s(2, b=-1) if how == "canceled" else add.s(2, expires=5) if how == "expired" else add.s(2)
-    result = chord([add.s(1), skipped], total.s().error(handler))
+    @q.task(name="t.collect")
+    def collect(values):
+        calls.append(("collect", values))
+        return values
+
+    result = q.enqueue(chord([add.s(1), skipped], collect.s().error(handler)))
     if how == "revoked":
-        result.header[1].revoke()
+        list(result.results)[1].revoke()
     drain(q, later(6) if how == "expired" else None)
-    assert [c[0] for c in calls] == ["add", "handler"]
-    with pytest.raises(TaskException) as info:
-        result.get()
-    member = result.header[1].id
-    inner = f"RuntimeError('task t.add ({member}) was {how}')"
-    expected = f"chord member t.add ({member}) failed: {inner}"
-    assert info.value.error == f"RuntimeError({expected!r})"
-    assert events.for_task(result.id) == ["error"]
+    assert [c[0] for c in calls] == ["add", "collect"]
+    assert result.get() == [1, None]  # as in huey, a member that never ran contributes None
+    assert events.for_task(result.id) == ["enqueued", "executing", "complete"]
 
 
 def test_a_pipeline_steps_relative_expiry_counts_from_its_own_enqueue(monkeypatch):
@@ -386,10 +430,10 @@ def test_a_chord_whose_callback_is_no_longer_registered_fails_instead_of_vanishi
     def combine(values):
         return sum(values)
 
-    result = chord([part.s(1), part.s(2)], combine.s())
+    result = q.enqueue(chord([part.s(1), part.s(2)], combine.s()))
     q.registry.unregister(combine.name)
     drain(q)
     with pytest.raises(TaskException) as info:
         result.get()
     assert "callback task is not registered" in info.value.error
-    assert [r.get() for r in result.header] == [1, 2]
+    assert [r.get() for r in result.results] == [1, 2]

@@ -73,10 +73,30 @@ def test_retries_without_delay_run_again_at_once_until_they_are_used_up():
     assert info.value.metadata["retries"] == 0
 
 
-def test_only_the_final_outcome_is_stored_while_retries_remain():
-    # A deliberate difference from huey, which stores each attempt's error: a reader blocking on the result
-    # waits for the last attempt, and a fast retry's value can never be overwritten by an older error.
+def test_each_failed_attempt_stores_its_error_as_in_huey():
     q = new_queue()
+
+    @q.task(retries=1, retry_delay=60)
+    def broken():
+        raise RuntimeError("first")
+
+    result = broken()
+    drain(q)
+    with pytest.raises(TaskException) as info:
+        result.get()
+    assert info.value.metadata["retries"] == 1  # the attempt that failed still had its retry
+    [retry] = q.scheduled()
+    assert retry.id == result.id and retry.retries == 0
+    drain(q, later(61))
+    result.reset()
+    with pytest.raises(TaskException) as info:
+        result.get()
+    assert info.value.metadata["retries"] == 0
+
+
+def test_without_intermediate_errors_only_the_final_outcome_is_stored():
+    # store_intermediate_errors=False: a reader blocking on the result waits for the last attempt.
+    q = new_queue(store_intermediate_errors=False)
 
     @q.task(retries=1, retry_delay=60)
     def broken():
@@ -191,8 +211,8 @@ def test_retry_task_retries_without_using_a_retry():
     ]
 
 
-def test_retry_task_stores_no_error_and_keeps_the_retry_count():
-    q = new_queue()
+def test_retry_task_keeps_the_retry_count():
+    q = new_queue(store_intermediate_errors=False)
 
     @q.task(retries=2)
     def again():
@@ -350,7 +370,9 @@ def test_cancel_execution_raised_by_the_task_itself():
     no_retry = work(False)
     assert drain(q) == 1
     assert events.for_task(no_retry.id) == ["enqueued", "executing", "canceled"]
-    assert no_retry.is_ready() is False
+    with pytest.raises(TaskException) as info:  # as in huey, a cancel without retry is a stored error
+        no_retry()
+    assert info.value.error == "CancelExecution()"
     assert calls == [True, True, False]
 
 

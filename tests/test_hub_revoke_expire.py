@@ -98,7 +98,7 @@ def test_a_revoked_call_with_retries_is_not_retried():
 def test_a_revoked_pipeline_head_runs_no_follow_up():
     q, events, ran, work = make()
     group = q.enqueue(work.s(1).then(work).then(work))
-    group[0].revoke()
+    next(iter(group)).revoke()
     assert drain(q) == 1
     assert ran == []
     assert events.signals() == ["enqueued", "revoked"]
@@ -233,7 +233,7 @@ def test_reschedule_to_now_with_a_new_priority_and_expiry():
 def test_reschedule_without_the_pipeline():
     q, _events, ran, work = make()
     group = q.enqueue(work.s(1).then(work))
-    head = group[0]
+    head = next(iter(group))
     plain = head.reschedule(preserve_pipeline=False)
     with_pipeline = head.reschedule()
     assert drain(q) == 4  # the head (revoked), the two copies, and one follow-up

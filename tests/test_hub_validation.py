@@ -181,11 +181,11 @@ BAD_CALLS = [
         "task 't.f': retry_delay must be a non-negative number, got nan",
     ),
     (
-        "timeout zero",
-        lambda f: f(1, timeout=0),
+        "timeout negative",
+        lambda f: f(1, timeout=-1),
         InvalidOption,
         "timeout",
-        "task 't.f': timeout must be > 0 seconds (or None)",
+        "task 't.f': timeout must be a non-negative number, got -1",
     ),
     (
         "timeout negative",
@@ -464,7 +464,7 @@ def test_an_error_handler_of_another_queue_is_refused():
 def test_a_group_member_of_another_queue_is_refused_and_no_member_is_written():
     q, events, f = make()
     with pytest.raises(TaskNotRegistered):
-        group([f.s(1), f.s(2), other_queue_task().s()])
+        q.enqueue(group([f.s(1), f.s(2), other_queue_task().s()]))
     assert stored(q) == NOTHING
     assert events.signals() == []
 
@@ -472,7 +472,7 @@ def test_a_group_member_of_another_queue_is_refused_and_no_member_is_written():
 def test_a_group_with_a_bad_argument_writes_no_member():
     q, events, f = make()
     with pytest.raises(SerializationError) as info:
-        group([f.s(1), f.s(object())])
+        group([f.s(1), f.s(object())]).enqueue()
     assert str(info.value) == "args[0]: object of type object cannot be serialized as JSON"
     assert stored(q) == NOTHING
     assert events.signals() == []
@@ -481,7 +481,7 @@ def test_a_group_with_a_bad_argument_writes_no_member():
 def test_a_chord_callback_of_another_queue_is_refused():
     q, events, f = make()
     with pytest.raises(TaskNotRegistered):
-        chord([f.s(1), f.s(2)], other_queue_task().s())
+        q.enqueue(chord([f.s(1), f.s(2)], other_queue_task().s()))
     assert stored(q) == NOTHING
     assert events.signals() == []
 
@@ -498,16 +498,22 @@ def test_group_and_chord_need_task_calls():
         group([f])
     assert str(info.value) == "group() and chord() take task calls made with .s()"
     with pytest.raises(InvalidOption) as info:
-        chord([f.s(1)], f)
-    assert str(info.value) == "chord() callback must be a task call made with .s()"
+        chord([f.s(1)], "t.f")
+    assert str(info.value) == "chord() callback must be a task, or a task call made with .s()"
+    with pytest.raises(InvalidOption) as info:
+        chord([group([f.s(1)])], f)
+    assert str(info.value) == "a group cannot be a chord member: use group(...).then(callback) to make it a chord"
+    with pytest.raises(InvalidOption) as info:
+        q.enqueue("t.f")
+    assert str(info.value) == "enqueue() takes a task call, a group or a chord, got str"
     assert stored(q) == NOTHING
 
 
-def test_then_takes_arguments_once():
+def test_then_adds_its_arguments_to_a_task_call_and_refuses_what_is_not_a_task():
     _q, _events, f = make()
-    with pytest.raises(InvalidOption) as info:
-        f.s(1).then(f.s(2), 3)
-    assert str(info.value) == "pass arguments either to .s() or to .then()/.error(), not both"
+    step = f.s(2)
+    f.s(1).then(step, 3)  # as in huey: arguments given to .then() are added to the call's
+    assert step.args == (2, 3)
     with pytest.raises(InvalidOption) as info:
         f.s(1).then("t.f")
     assert str(info.value) == "expected a task or a task call (.s()), got str"
@@ -528,7 +534,7 @@ def test_then_takes_arguments_once():
             "task 't.h': retry_delay must be a non-negative number, got 'x'",
         ),
         ({"retry_backoff": 0.5}, InvalidOption, "task 't.h': retry_backoff must be >= 1, got 0.5"),
-        ({"timeout": 0}, InvalidOption, "task 't.h': timeout must be > 0 seconds (or None)"),
+        ({"timeout": -0.5}, InvalidOption, "task 't.h': timeout must be a non-negative number, got -0.5"),
         (
             {"expires": "soon"},
             InvalidOption,

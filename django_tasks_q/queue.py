@@ -1951,3 +1951,10 @@ class FileHuey(TaskQueue):
     """A queue in a folder of files (path, levels, use_thread_lock)."""
 
     storage_path = "django_tasks_q.backends.file.FileStorage"
+
+
+class PostgresHuey(TaskQueue):
+    """huey's PostgreSQL queue (dsn or connection keywords, blocking, read_timeout) on the ORM storage of the
+    PostgreSQL entry of ``DATABASES`` that names the same database (see ``backends/postgres.py``)."""
+
+    storage_path = "django_tasks_q.backends.postgres.PostgresStorage"

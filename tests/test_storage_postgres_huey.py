@@ -114,3 +114,31 @@ def test_an_idle_wait_ends_after_read_timeout_and_a_wake_ends_it_early(storage: 
     wake.set()
     polling = PostgresStorage("pg-poll", dsn=the_test_database_dsn(), blocking=False, read_timeout=30)
     assert polling.wait_for_messages(30, wake) is True
+
+
+@needs_postgres
+def test_postgres_huey_runs_a_task_on_the_database_its_dsn_names() -> None:
+    from django_tasks_q import PostgresHuey
+
+    queue = PostgresHuey(f"pg-hub-{uuid.uuid4().hex[:8]}", dsn=the_test_database_dsn(), utc=False)
+    assert isinstance(queue.storage, PostgresStorage) and queue.storage.using == "default"
+
+    @queue.task()
+    def add(a: int, b: int) -> int:
+        return a + b
+
+    try:
+        result = add(2, 3)
+        queue.execute(queue.dequeue())  # huey's way of running one call by hand
+        assert result.get() == 5
+        assert queue.pending_count() == 0
+    finally:
+        queue.storage.flush_all()
+        queue.storage.close()
+
+
+def test_postgres_huey_refuses_what_has_no_equivalent_when_its_storage_is_built() -> None:
+    from django_tasks_q import PostgresHuey
+
+    with pytest.raises(ConfigurationError, match="table_prefix"):
+        _ = PostgresHuey("pg-refused", using="default", table_prefix="other").storage

@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -124,3 +125,14 @@ class RedisServer:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+@pytest.fixture(name="synced_redis")
+def fixture_synced_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of this test whose append-only file is synced at every write: a SIGKILL loses no write."""
+    (port,) = free_ports(1)
+    server = RedisServer(port, tmp_path / "redis", "--appendonly", "yes", "--appendfsync", "always").start()
+    try:
+        yield server
+    finally:
+        server.stop()

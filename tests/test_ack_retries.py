@@ -15,7 +15,7 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,22 +24,11 @@ from django.db import connection, connections
 
 from django_tasks_q import FileHuey, RedisHuey, TaskQueue
 from django_tasks_q.consumer import Consumer, ConsumerOptions
-from tests.redis_servers import RedisServer, free_ports, unavailable
+from tests.consumer_harness import eventually
+from tests.redis_servers import RedisServer, fixture_synced_redis, unavailable  # noqa: F401  (a fixture)
 
 FAST = {"initial_delay": 0.01, "max_delay": 0.2, "scheduler_interval": 0.05, "health_check_interval": 0.1}
 CONSUMER_LOG = "django_tasks_q.consumer"
-
-
-def eventually(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.02) -> Any:
-    """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"{what}: not reached within {timeout} s")
-        time.sleep(interval)
 
 
 class Running:
@@ -82,23 +71,13 @@ def renewed_past_first_lease(queue: TaskQueue, count: int) -> bool:
 # ------------------------------------------------------------------------------------------------ Redis
 
 
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    """A private redis-server whose append-only file is synced at every write (a SIGKILL loses nothing)."""
-    (port,) = free_ports(1)
-    server = RedisServer(port, tmp_path / "redis", "--appendonly", "yes", "--appendfsync", "always")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def test_an_acknowledgement_lost_to_a_redis_restart_is_retried_and_the_task_runs_once(
-    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+    synced_redis: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger=CONSUMER_LOG)
-    queue = RedisHuey(f"acks-{uuid.uuid4().hex[:8]}", url=redis_server.url, lease=2.0)
+    queue = RedisHuey(f"acks-{uuid.uuid4().hex[:8]}", url=synced_redis.url, lease=2.0)
     started, finish = threading.Event(), threading.Event()
     runs: list[int] = []
 
@@ -113,12 +92,12 @@ def test_an_acknowledgement_lost_to_a_redis_restart_is_retried_and_the_task_runs
     running = Running(queue)
     try:
         assert started.wait(10)
-        redis_server.kill()
+        synced_redis.kill()
         finish.set()  # the task returns while Redis is down: its acknowledgement fails
-        eventually(lambda: ack_log_lines(caplog)[0] >= 1, 10, "an error logged about the acknowledgement")
-        redis_server.start()
+        eventually(lambda: ack_log_lines(caplog)[0] >= 1, 10, what="an error logged about the acknowledgement")
+        synced_redis.start()
         assert result.get(blocking=True, timeout=20) == 42
-        eventually(lambda: queue.storage.in_flight_size() == 0, 10, "nothing in flight")
+        eventually(lambda: queue.storage.in_flight_size() == 0, 10, what="nothing in flight")
         assert runs == [21]
         assert queue.storage.queue_size() == 0 and queue.storage.dead_letter_count() == 0
         assert ack_log_lines(caplog) == (1, 1)
@@ -160,7 +139,7 @@ def test_an_acknowledgement_lost_to_a_terminated_postgresql_backend_is_retried(
     running = Running(queue)
     try:
         assert [r.get(blocking=True, timeout=20) for r in results] == [0, 2, 4]
-        eventually(lambda: queue.storage.in_flight_size() == 0, 10, "nothing in flight")
+        eventually(lambda: queue.storage.in_flight_size() == 0, 10, what="nothing in flight")
         assert sorted(runs) == [0, 1, 2]
         assert queue.storage.queue_size() == 0 and queue.storage.dead_letter_count() == 0
         failing, recovered = ack_log_lines(caplog)
@@ -246,15 +225,15 @@ def test_on_a_full_disk_finished_tasks_wait_for_space_and_none_is_dead_lettered(
     filler = fill(small_disk)
     running = Running(queue, workers=2)
     try:
-        eventually(lambda: len(runs) == 2, 10, "two tasks run")
+        eventually(lambda: len(runs) == 2, 10, what="two tasks run")
         # The two finished tasks stay reserved, renewed well past the lease they were claimed with; nothing
         # else is claimed meanwhile.
-        eventually(lambda: renewed_past_first_lease(queue, 2), 15, "two reservations held past their lease")
+        eventually(lambda: renewed_past_first_lease(queue, 2), 15, what="two reservations held past their lease")
         assert sorted(runs) == sorted(set(runs)) and len(runs) == 2
         assert queue.storage.dead_letter_count() == 0
         os.unlink(filler)
         assert [r.get(blocking=True, timeout=20) for r in results] == [f"result {n} " * 50 for n in range(8)]
-        eventually(lambda: queue.storage.in_flight_size() == 0, 10, "nothing in flight")
+        eventually(lambda: queue.storage.in_flight_size() == 0, 10, what="nothing in flight")
         assert sorted(runs) == list(range(8))
         assert queue.storage.dead_letter_count() == 0
         assert ack_log_lines(caplog) == (1, 1)

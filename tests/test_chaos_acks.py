@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -26,7 +24,7 @@ from tests.consumer_harness import (  # noqa: F401  (the fixture_* are fixtures)
     fixture_postgres,
     fixture_postgres_template,
 )
-from tests.redis_servers import RedisServer, free_ports
+from tests.redis_servers import RedisServer, fixture_synced_redis  # noqa: F401  (a fixture)
 
 pytestmark = [pytest.mark.slow, pytest.mark.chaos, pytest.mark.timeout(180)]
 
@@ -45,16 +43,6 @@ def acknowledgements_failed(log: str) -> int:
     return log.count("acknowledgements are failing") + log.count("could not be finished")
 
 
-@pytest.fixture
-def synced_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    """A private redis-server whose append-only file is synced at every write: a SIGKILL loses no write."""
-    (port,) = free_ports(1)
-    server = RedisServer(port, tmp_path / "redis", "--appendonly", "yes", "--appendfsync", "always")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def test_redis_killed_three_times_mid_run_runs_no_task_twice(chaos_lab: ChaosLab, synced_redis: RedisServer) -> None:

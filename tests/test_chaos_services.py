@@ -32,7 +32,7 @@ from tests.consumer_harness import (  # noqa: F401  (the fixture_* are fixtures)
     fixture_postgres,
     fixture_postgres_template,
 )
-from tests.redis_servers import RedisServer, free_ports
+from tests.redis_servers import RedisServer, fixture_synced_redis, free_ports  # noqa: F401  (a fixture)
 
 pytestmark = [pytest.mark.slow, pytest.mark.chaos, pytest.mark.timeout(120)]
 
@@ -46,25 +46,18 @@ def stop(consumer: Consumer) -> None:
     assert consumer.wait(30) == 0, consumer.log()
 
 
-@pytest.fixture
-def private_redis(tmp_path: Path) -> RedisServer:
-    """A redis-server of this test with an append-only file synced at every write."""
-    (port,) = free_ports(1)
-    server = RedisServer(port, tmp_path / "redis", "--appendonly", "yes", "--appendfsync", "always").start()
-    yield server
-    server.stop()
 
 
 # ---------------------------------------------------------------------------------------------------------- R9
 
 
-def test_r9_redis_killed_and_restarted_mid_run_loses_nothing(chaos_lab: ChaosLab, private_redis: RedisServer) -> None:
-    deployment = chaos_lab.deploy(f"{private_redis.url}?prefix=tq-r9")
+def test_r9_redis_killed_and_restarted_mid_run_loses_nothing(chaos_lab: ChaosLab, synced_redis: RedisServer) -> None:
+    deployment = chaos_lab.deploy(f"{synced_redis.url}?prefix=tq-r9")
     deployment.enqueue(150, "--sleep", "0.05")
     consumer = deployment.consumer("--workers", "4")
     pid = consumer.pid
     eventually(lambda: len(deployment.events("started")) >= 20, 30, what="20 tasks started")
-    private_redis.kill()
+    synced_redis.kill()
     # Redis errors reach the workers as StorageError (its message names the storage); they back off and retry,
     # and the outage is logged once for the queue, not once per worker and retry (workers that finished a task
     # meanwhile retry its acknowledgement instead of claiming)
@@ -75,7 +68,7 @@ def test_r9_redis_killed_and_restarted_mid_run_loses_nothing(chaos_lab: ChaosLab
         what="workers backing off",
     )
     assert consumer.alive, consumer.log()
-    private_redis.start()  # same port, same folder: the append-only file brings every message back
+    synced_redis.start()  # same port, same folder: the append-only file brings every message back
     restarted = time.monotonic()
 
     eventually(lambda: deployment.finished() == set(range(150)), 60, what="every task finished")
@@ -112,8 +105,8 @@ def test_r9_startup_warns_when_redis_has_no_aof_or_evicts_keys(chaos_lab: ChaosL
         server.stop()
 
 
-def test_r9_no_warning_for_a_durable_redis(chaos_lab: ChaosLab, private_redis: RedisServer) -> None:
-    deployment = chaos_lab.deploy(f"{private_redis.url}?prefix=tq-r9ok")
+def test_r9_no_warning_for_a_durable_redis(chaos_lab: ChaosLab, synced_redis: RedisServer) -> None:
+    deployment = chaos_lab.deploy(f"{synced_redis.url}?prefix=tq-r9ok")
     consumer = deployment.consumer("--burst")
     assert consumer.wait(30) == 0, consumer.log()
     assert " WARNING " not in consumer.log(), consumer.log()
@@ -237,11 +230,11 @@ def test_r11_orm_enqueue_is_part_of_the_callers_transaction(chaos_lab: ChaosLab)
 
 
 def test_r27_check_exits_non_zero_when_the_store_is_unreachable(
-    chaos_lab: ChaosLab, private_redis: RedisServer, tmp_path: Path
+    chaos_lab: ChaosLab, synced_redis: RedisServer, tmp_path: Path
 ) -> None:
-    redis_deployment = chaos_lab.deploy(f"{private_redis.url}?prefix=tq-check")
+    redis_deployment = chaos_lab.deploy(f"{synced_redis.url}?prefix=tq-check")
     assert "reachable" in redis_deployment.manage("run_tasks", "--check").stdout
-    private_redis.kill()
+    synced_redis.kill()
     done = redis_deployment.manage("run_tasks", "--check", check=False, timeout=30)
     assert done.returncode != 0 and "StorageError" in done.stderr, done.stderr
 

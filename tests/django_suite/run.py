@@ -32,6 +32,10 @@ from pathlib import Path
 import django
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))  # for tests.expected_failures, when run as a script
+
+from tests.expected_failures import read_expected  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 EXPECTED = HERE / "expected_failures.txt"
 OUR_BACKEND = "django_tasks_q.tasks_backend.TasksQBackend"
@@ -83,21 +87,6 @@ def swapped_copy(package: Path, work: Path) -> dict[str, int]:
         swaps[module.stem] = count
     return swaps
 
-
-def read_expected() -> dict[str, str]:
-    """Test id -> reason, from expected_failures.txt."""
-    expected: dict[str, str] = {}
-    for number, line in enumerate(EXPECTED.read_text().splitlines(), 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        test_id, _, reason = line.partition(" ")
-        if not reason.strip():
-            raise SystemExit(f"{EXPECTED.name}:{number}: {test_id} has no reason")
-        if test_id in expected:
-            raise SystemExit(f"{EXPECTED.name}:{number}: {test_id} is listed twice")
-        expected[test_id] = reason.strip()
-    return expected
 
 
 def outcomes(report: Path) -> dict[str, str]:
@@ -153,7 +142,7 @@ def main(argv: list[str]) -> int:
     """Fetch, swap, run, compare; 0 when every outcome is the expected one."""
     version = django.get_version()
     package = cached_suite(version)
-    expected = read_expected()
+    expected = read_expected(EXPECTED)
     with tempfile.TemporaryDirectory(prefix="django-suite-run-") as folder:
         work = Path(folder)
         swaps = swapped_copy(package, work)

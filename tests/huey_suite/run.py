@@ -35,6 +35,10 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
+sys.path.insert(0, str(ROOT))  # for tests.expected_failures, when run as a script
+
+from tests.expected_failures import read_expected  # noqa: E402
+
 SHIM = HERE / "shim" / "huey"
 EXPECTED = HERE / "expected_failures.txt"
 CACHE = ROOT / ".venv" / "huey-suite"
@@ -86,21 +90,6 @@ def lay_out(wheel: Path, into: Path) -> Path:
     (package / "tests" / "__init__.py").write_text("")
     return into
 
-
-def read_expected() -> dict[str, str]:
-    """``{test id: reason}`` from expected_failures.txt (``module::Class::test  reason``; ``#`` starts a comment)."""
-    expected: dict[str, str] = {}
-    if not EXPECTED.exists():
-        return expected
-    for number, line in enumerate(EXPECTED.read_text().splitlines(), 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        test_id, _, reason = line.partition(" ")
-        if not reason.strip():
-            raise SystemExit(f"huey-suite: {EXPECTED.name} line {number}: {test_id} has no reason")
-        expected[test_id] = reason.strip()
-    return expected
 
 
 def outcomes(report: Path) -> dict[str, tuple[str, str]]:
@@ -200,7 +189,7 @@ def main(argv: list[str]) -> int:
     if args.modules:
         return 0
 
-    expected = read_expected()
+    expected = read_expected(EXPECTED)
     unexpected = sorted(t for t, (o, _) in results.items() if o == "failed" and t not in expected)
     fixed = sorted(t for t in expected if results.get(t, ("missing", ""))[0] == "passed")
     gone = sorted(t for t in expected if t not in results)

@@ -163,26 +163,31 @@ def close_db(fn: Callable[..., Any]) -> Callable[..., Any]:
     return inner
 
 
+def _closing_db(
+    make_decorator: Callable[..., Callable[[Callable[..., Any]], TaskWrapper]],
+) -> Callable[..., Callable[[Callable[..., Any]], TaskWrapper]]:
+    """``make_decorator`` (task or periodic_task) applied to :func:`close_db` of the function; its
+    ``call_local`` runs the undecorated function."""
+
+    def with_arguments(*args: Any, **kwargs: Any) -> Callable[[Callable[..., Any]], TaskWrapper]:
+        def decorator(fn: Callable[..., Any]) -> TaskWrapper:
+            wrapper = make_decorator(*args, **kwargs)(close_db(fn))
+            wrapper.call_local = fn  # type: ignore[method-assign]
+            return wrapper
+
+        return decorator
+
+    return with_arguments
+
+
 def db_task(*args: Any, **kwargs: Any) -> Callable[[Callable[..., Any]], TaskWrapper]:
     """Decorator: :func:`task` around :func:`close_db`; ``call_local`` runs the undecorated function."""
-
-    def decorator(fn: Callable[..., Any]) -> TaskWrapper:
-        wrapper = task(*args, **kwargs)(close_db(fn))
-        wrapper.call_local = fn  # type: ignore[method-assign]
-        return wrapper
-
-    return decorator
+    return _closing_db(task)(*args, **kwargs)
 
 
 def db_periodic_task(*args: Any, **kwargs: Any) -> Callable[[Callable[..., Any]], TaskWrapper]:
     """Decorator: :func:`periodic_task` around :func:`close_db`; ``call_local`` runs the undecorated function."""
-
-    def decorator(fn: Callable[..., Any]) -> TaskWrapper:
-        wrapper = periodic_task(*args, **kwargs)(close_db(fn))
-        wrapper.call_local = fn  # type: ignore[method-assign]
-        return wrapper
-
-    return decorator
+    return _closing_db(periodic_task)(*args, **kwargs)
 
 
 def on_commit_task(*args: Any, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

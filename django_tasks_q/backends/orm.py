@@ -328,6 +328,11 @@ class OrmStorage(BaseStorage):
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name!r} using={self.using!r}>"
 
+    @property
+    def kept_connection_aliases(self) -> tuple[str, ...]:
+        """The database aliases a consumer's worker keeps connected between tasks, whatever ``CONN_MAX_AGE`` says."""
+        return (self.using,)
+
     def close(self) -> None:
         """Close the connection that watches for new messages, if any (the others belong to Django)."""
         resource, self._watch_resource, self._watch = self._watch_resource, None, None

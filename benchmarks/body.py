@@ -16,6 +16,8 @@ RECORD_SIZE = 29
 _lock = threading.Lock()
 _fd: int | None = None
 _pid = 0
+_redis = None
+_redis_pid = 0
 
 
 def _ledger_fd() -> int:
@@ -27,10 +29,27 @@ def _ledger_fd() -> int:
         return _fd
 
 
+def _redis_client():
+    global _redis, _redis_pid
+    with _lock:
+        if _redis is None or _redis_pid != os.getpid():
+            import redis
+
+            _redis = redis.Redis(host="127.0.0.1", port=6379, db=int(os.environ["BENCH_REDIS_DB"]))
+            _redis_pid = os.getpid()
+        return _redis
+
+
+_with_redis = os.environ.get("BENCH_BODY", "append") == "redis"
+
+
 def record(n: int) -> None:
-    """The no-op task: note that task ``n`` started, and when."""
+    """The task: note that task ``n`` started, and when (and, with ``BENCH_BODY=redis``, one Redis round trip)."""
     fd = _fd if _fd is not None and _pid == os.getpid() else _ledger_fd()
     os.write(fd, b"%010d %017.6f\n" % (n, time.time()))
+    if _with_redis:
+        client = _redis if _redis is not None and _redis_pid == os.getpid() else _redis_client()
+        client.incr(os.environ["BENCH_BODY_KEY"])
 
 
 def read_ledger(path: str) -> list[tuple[int, float]]:

@@ -35,7 +35,8 @@ from benchmarks.body import ledger_count, read_ledger
 
 REPO = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
-REDIS_DB = 14
+REDIS_DB = 11
+"""Default Redis database of the benchmark (``--redis-db``); it only touches keys under its run's own prefix."""
 PG_URL = "postgres://postgres@127.0.0.1:5432/tasks_q_bench"
 WARM_N = 10**9 - 1
 PAGE = "performance.md"
@@ -56,6 +57,8 @@ class System:
     env: dict[str, str] = field(default_factory=dict)
     peer: str | None = None
     """Key of the huey system this one is compared with."""
+    tuned: str = ""
+    """The tunings (names of :data:`benchmarks.settings.TUNINGS`) this row adds to the defaults; empty for none."""
 
     def consumer_command(self, workers: int, worker_type: str, threads: int = 1) -> list[str]:
         """The consumer's command line for ``workers`` threads or processes (``threads`` each, if it can)."""
@@ -66,7 +69,7 @@ class System:
                 command += ["--threads", str(threads)]
             return command
         if self.kind == "huey":
-            return [str(Path(PYTHON).parent / "huey_consumer"), "benchmarks.huey_app.huey",
+            return [PYTHON, "-m", "huey.bin.huey_consumer", "benchmarks.huey_app.huey",
                     "-w", str(workers), "-k", worker_type]
         if worker_type == "process":
             return [PYTHON, "-m", "benchmarks.raw_redis", "consume", "--processes", str(workers),
@@ -81,32 +84,43 @@ class System:
 def make_systems(work: Path, run_id: str, with_postgres: bool) -> list[System]:
     """Every system of the benchmark, with its private names, files and database."""
     redis_url = f"redis://127.0.0.1:6379/{REDIS_DB}?prefix=tqbench-{run_id}"
-    django_db = f"sqlite:///{work / 'django.sqlite3'}"
+    # Every Django process runs in a startproject folder of its own system family; its db.sqlite3 holds the task
+    # history (and, for the ORM storage, the queue).
+    django_db = {"BENCH_PROJECT_DIR": str(work / "project")}
+    orm_db = {"BENCH_PROJECT_DIR": str(work / "orm-project")}
+    orm_tuned_db = {"BENCH_PROJECT_DIR": str(work / "orm-tuned-project")}
     systems = [
         System("raw", "redis-py LPUSH/BRPOP (floor)", "Redis", "raw",
                {"BENCH_RAW_KEY": f"tqbench-{run_id}-raw"}),
         System("huey-redis", "huey RedisHuey", "Redis", "huey",
                {"BENCH_HUEY": "redis", "BENCH_HUEY_NAME": f"tqbench-{run_id}"}),
         System("ours-redis", "django-tasks-q Redis", "Redis", "ours",
-               {"BENCH_QUEUE_URL": redis_url, "BENCH_DB_URL": django_db}, peer="huey-redis"),
+               {"BENCH_QUEUE_URL": redis_url, **django_db}, peer="huey-redis"),
+        System("ours-redis-nohistory", "django-tasks-q Redis, tuned: history off", "Redis", "ours",
+               {"BENCH_QUEUE_URL": redis_url, **django_db, "BENCH_TUNED": "history-off"}, peer="huey-redis",
+               tuned="history-off"),
         System("huey-sqlite", "huey SqliteHuey", "SQLite", "huey",
                {"BENCH_HUEY": "sqlite", "BENCH_HUEY_PATH": str(work / "huey.db")}),
         System("ours-sqlite", "django-tasks-q SQLite", "SQLite", "ours",
-               {"BENCH_QUEUE_URL": f"sqlite:///{work / 'queue.db'}", "BENCH_DB_URL": django_db},
-               peer="huey-sqlite"),
-        System("ours-orm-sqlite", "django-tasks-q ORM on SQLite", "SQLite", "ours",
-               {"BENCH_QUEUE_URL": "orm://", "BENCH_DB_URL": f"sqlite:///{work / 'orm.sqlite3'}"},
-               peer="huey-sqlite"),
+               {"BENCH_QUEUE_URL": f"sqlite:///{work / 'queue.db'}", **django_db}, peer="huey-sqlite"),
+        System("ours-orm-sqlite", "django-tasks-q ORM on startproject's SQLite (embedded default)", "SQLite",
+               "ours", {"BENCH_QUEUE_URL": "orm://", **orm_db}, peer="huey-sqlite"),
+        System("ours-orm-sqlite-tuned", "django-tasks-q ORM on SQLite, tuned: history off, persistent, WAL",
+               "SQLite", "ours",
+               {"BENCH_QUEUE_URL": "orm://", **orm_tuned_db, "BENCH_TUNED": "history-off,persistent,wal"},
+               peer="huey-sqlite", tuned="history-off,persistent,wal"),
         System("huey-file", "huey FileHuey", "File", "huey",
                {"BENCH_HUEY": "file", "BENCH_HUEY_PATH": str(work / "huey-files")}),
         System("ours-file", "django-tasks-q file", "File", "ours",
-               {"BENCH_QUEUE_URL": f"file://{work / 'files'}", "BENCH_DB_URL": django_db}, peer="huey-file"),
+               {"BENCH_QUEUE_URL": f"file://{work / 'files'}", **django_db}, peer="huey-file"),
     ]
     if with_postgres:
         systems.append(
             System("ours-orm-pg", "django-tasks-q ORM on PostgreSQL", "PostgreSQL", "ours",
-                   {"BENCH_QUEUE_URL": "orm://", "BENCH_DB_URL": PG_URL})
+                   {"BENCH_QUEUE_URL": "orm://", **django_db, "BENCH_DB_URL": PG_URL})
         )
+    for folder in (django_db, orm_db, orm_tuned_db):
+        Path(folder["BENCH_PROJECT_DIR"]).mkdir(parents=True, exist_ok=True)
     return systems
 
 
@@ -123,10 +137,12 @@ class Bench:
         self.times = work / "times.bin"
         self.base_env = {
             **os.environ,
-            "PYTHONPATH": str(REPO),
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
             "DJANGO_SETTINGS_MODULE": "benchmarks.settings",
             "BENCH_LEDGER": str(self.ledger),
             "BENCH_REDIS_DB": str(REDIS_DB),
+            "BENCH_BODY": options.body,
+            "BENCH_BODY_KEY": f"tqbench-{options.run_id}-body",
             "PYTHONDONTWRITEBYTECODE": "1",
         }
 
@@ -179,14 +195,21 @@ class Bench:
             pass
         process.wait(10)
 
-    def wait_for(self, count: int, timeout: float, process: subprocess.Popen, what: str) -> None:
+    def wait_for(self, count: int, timeout: float, process: subprocess.Popen, what: str,
+                 cpu_marks: dict[int, tuple[int, int]] | None = None) -> None:
+        """Wait until ``count`` tasks ran; ``cpu_marks`` maps task counts to ``(count, CPU ticks)`` when reached."""
         deadline = time.monotonic() + timeout
-        while ledger_count(str(self.ledger)) < count:
+        pending = sorted(cpu_marks) if cpu_marks is not None else []
+        while (done := ledger_count(str(self.ledger))) < count:
+            while pending and done >= pending[0]:
+                cpu_marks[pending.pop(0)] = (done, _group_cpu_ticks(process.pid))
             if time.monotonic() > deadline:
-                raise RuntimeError(f"{what}: {ledger_count(str(self.ledger))} of {count} tasks ran within {timeout:g} s")
+                raise RuntimeError(f"{what}: {done} of {count} tasks ran within {timeout:g} s")
             if process.poll() is not None:
                 raise RuntimeError(f"{what}: the consumer exited with status {process.returncode}")
-            time.sleep(0.02)
+            time.sleep(0.005 if pending else 0.02)
+        for mark in pending:
+            cpu_marks[mark] = (done, _group_cpu_ticks(process.pid))
 
     def reset_ledger(self) -> None:
         # Truncated, not removed: a running consumer keeps its O_APPEND descriptor on the same file.
@@ -196,12 +219,13 @@ class Bench:
 
     # ---- measurements
 
-    def enqueue_rate(self, system: System, mode: str = "one") -> float:
+    def enqueue_rate(self, system: System, mode: str = "one") -> dict[str, float]:
+        """Enqueues per second, and the producer's CPU time per enqueue in microseconds."""
         n = self.options.n
         self.produce(system, "flush")
-        elapsed = self.produce(system, mode, n)["elapsed"]
+        figures = self.produce(system, mode, n)
         self.produce(system, "flush")
-        return n / elapsed
+        return {"rate": n / figures["elapsed"], "cpu_us": 1e6 * figures["cpu"] / n}
 
     def drain_rate(self, system: System, workers: int, worker_type: str, threads: int = 1) -> dict[str, float]:
         n = self.options.n
@@ -210,8 +234,11 @@ class Bench:
         self.reset_ledger()
         what = f"{system.label} drain ({workers} {worker_type})"
         process = self.start_consumer(system, workers, worker_type, threads)
+        # The consumer's CPU time (its whole process group) over the same steady-state window as the rate.
+        low, high = int(0.05 * (n - 1)), int(0.95 * (n - 1))
+        marks: dict[int, tuple[int, int]] = {low: (0, 0), high: (0, 0)}
         try:
-            self.wait_for(n, max(120.0, n / 50), process, what)
+            self.wait_for(n, max(120.0, n / 50), process, what, marks)
         finally:
             self.stop_consumer(system, process)
         records = read_ledger(str(self.ledger))
@@ -220,10 +247,11 @@ class Bench:
         if len(seen) != n:
             raise RuntimeError(f"{what}: {n - len(seen)} task(s) never ran")
         # Steady state: the middle 90 % of the starts (consumer start-up and the last stragglers left out).
-        low, high = int(0.05 * (n - 1)), int(0.95 * (n - 1))
         rate = (high - low) / max(starts[high] - starts[low], 1e-9)
+        (count_low, ticks_low), (count_high, ticks_high) = marks[low], marks[high]
+        cpu_us = 1e6 * (ticks_high - ticks_low) / os.sysconf("SC_CLK_TCK") / max(count_high - count_low, 1)
         self.produce(system, "flush")
-        return {"rate": rate, "duplicates": len(records) - len(seen)}
+        return {"rate": rate, "duplicates": len(records) - len(seen), "cpu_us": cpu_us}
 
     def latency(self, system: System) -> dict[str, float]:
         count, interval = self.options.latency_tasks, self.options.interval
@@ -332,7 +360,9 @@ def idle_cpu(pgid: int, window: float) -> float:
 DRAINS = [("drain_t2", 2, "thread", 1), ("drain_t8", 8, "thread", 1), ("drain_p", 2, "process", 8)]
 COLUMNS = [
     ("enqueue", "enqueue /s"),
+    ("enqueue_cpu", "producer CPU µs/enqueue"),
     ("drain_t2", "drain 2 threads /s"),
+    ("drain_t2_cpu", "consumer CPU µs/task (2 threads)"),
     ("drain_t8", "drain 8 threads /s"),
     ("drain_p", "drain 2 processes /s"),
     ("p50", "latency p50 ms"),
@@ -341,6 +371,7 @@ COLUMNS = [
     ("idle_cpu", "idle CPU %"),
 ]
 HIGHER_IS_BETTER = {"enqueue", "drain_t2", "drain_t8", "drain_p", "bulk"}
+LOWER_IS_BETTER = {"enqueue_cpu", "drain_t2_cpu"}
 
 MEMORY_SYSTEMS = ("huey-redis", "ours-redis", "huey-sqlite", "ours-sqlite")
 MEMORY_STEP = 10_000
@@ -357,15 +388,18 @@ def measure(bench: Bench, system: System, figures: dict[str, list[float]]) -> No
     def add(name: str, value: float) -> None:
         figures.setdefault(name, []).append(value)
 
-    add("enqueue", bench.enqueue_rate(system, "one"))
+    enqueued = bench.enqueue_rate(system, "one")
+    add("enqueue", enqueued["rate"])
+    add("enqueue_cpu", enqueued["cpu_us"])
     if system.kind != "huey":
-        add("bulk", bench.enqueue_rate(system, "bulk"))
+        add("bulk", bench.enqueue_rate(system, "bulk")["rate"])
     for name, workers, worker_type, threads in DRAINS:
         if worker_type == "process" and system.kind == "huey":
             threads = 1  # huey's process workers are single-threaded
         result = bench.drain_rate(system, workers, worker_type, threads)
         add(name, result["rate"])
         add(name + "_dup", result["duplicates"])
+        add(name + "_cpu", result["cpu_us"])
     for name, value in bench.latency(system).items():
         add(name, value)
 
@@ -390,7 +424,7 @@ def fmt(value: float | None, name: str) -> str:
 def ratio(value: float | None, peer: float | None, name: str) -> str:
     if value is None or peer is None or not value or not peer or value != value or peer != peer:
         return ""
-    if name in HIGHER_IS_BETTER:
+    if name in HIGHER_IS_BETTER or name in LOWER_IS_BETTER:
         return f" ({value / peer:.2f}x)"
     if name in ("p50", "p95", "p99"):
         return f" ({peer / value:.1f}x faster)" if value < peer else f" ({value / peer:.1f}x slower)"
@@ -582,6 +616,12 @@ def parse_options(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--no-docs", action="store_true", help="print the tables only; write no files")
     parser.add_argument("--json", default="", help="also write the raw figures to this JSON file")
     parser.add_argument("--silent", action="store_true", help="no progress lines on stderr")
+    parser.add_argument("--body", choices=["redis", "append"], default="redis",
+                        help="the task body: append to the ledger and make one Redis round trip (default), or "
+                             "only append")
+    parser.add_argument("--redis-db", type=int, default=REDIS_DB,
+                        help=f"Redis database for the queues and the task body (default {REDIS_DB}); only keys "
+                             "under the run's own prefix are written and removed")
     options = parser.parse_args(argv)
     options.n = options.n or (1000 if options.quick else 10_000)
     options.runs = options.runs or (1 if options.quick else 3)
@@ -596,8 +636,10 @@ def parse_options(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Command line: see ``--help``."""
     argv = sys.argv[1:] if argv is None else argv
+    global REDIS_DB
     options = parse_options(argv)
-    run_id = uuid.uuid4().hex[:8]
+    REDIS_DB = options.redis_db
+    run_id = options.run_id = uuid.uuid4().hex[:8]
     work = Path(tempfile.mkdtemp(prefix="tasks-q-bench-"))
     with_postgres = postgres_available()
     systems = make_systems(work, run_id, with_postgres)
@@ -664,11 +706,26 @@ def results_text(systems: list[System], results: dict[str, dict[str, float]],
         [
             notes,
             table(systems, results),
+            tunings_text(systems),
             "Bulk enqueue (issue #9): one call of `task.map(range(N))` against N calls one at a time.",
             bulk_table(systems, results),
         ]
         + ([f"Tasks run more than once during drains: {dup_note}."] if dup_note else [])
         + ([] if with_postgres else ["PostgreSQL was not reachable on 127.0.0.1:5432: its row is missing."])
+    )
+
+
+def tunings_text(systems: list[System]) -> str:
+    """What the rows labelled *tuned* add to the startproject settings (every other row runs without them)."""
+    from benchmarks.settings import TUNINGS
+
+    used = sorted({name for system in systems for name in filter(None, system.tuned.split(","))})
+    lines = [f"`{name}`: `{TUNINGS[name]}`" for name in used]
+    return (
+        "Every row runs the settings `django-admin startproject` writes, plus the app and one `TASKS_Q` queue "
+        "(task history on, as by default), unless labelled *tuned*; a tuned row adds: " + "; ".join(lines) + "."
+        if lines else "Every row runs the settings `django-admin startproject` writes, plus the app and one "
+        "`TASKS_Q` queue (task history on, as by default)."
     )
 
 

@@ -1,42 +1,66 @@
-"""Django settings of the benchmark's django-tasks-q processes (producers and ``run_tasks``).
+"""Django settings of the benchmark's django-tasks-q processes (producers and ``run_tasks``): what a user gets.
 
-Environment: ``BENCH_QUEUE_URL`` (the ``bench`` queue's storage), ``BENCH_DB_URL`` (Django's database: a SQLite
-file or PostgreSQL; the ORM storage lives there) and ``BENCH_LEDGER`` (read by the task body). Signing is on (the
-default: a key derived from ``SECRET_KEY``) and delivery is reliable (every storage here leases messages). Task
-history is off: huey keeps none, and the figures are about moving tasks.
+The base is the ``settings.py`` that ``django-admin startproject`` writes with the installed Django, rendered from
+Django's own project template at import time (so it stays true when Django changes its defaults), with the project
+folder ``BENCH_PROJECT_DIR``: the database is that folder's ``db.sqlite3``, journal mode and ``CONN_MAX_AGE`` as
+Django leaves them, ``DEBUG = True``. Added to it, as the quickstart says: the app, the benchmark's tasks and one
+``TASKS_Q`` queue. Task history stays at its default.
+
+Environment: ``BENCH_PROJECT_DIR`` (the startproject folder), ``BENCH_QUEUE_URL`` (the ``bench`` queue's
+storage), ``BENCH_DB_URL`` (only to replace Django's database, e.g. by PostgreSQL), ``BENCH_LEDGER`` (read by the
+task body) and ``BENCH_TUNED``: a comma-separated list of the tunings in :data:`TUNINGS` (the benchmark labels
+every row that uses one).
 """
 
 import os
+import re
+from pathlib import Path
 
-import environ
+import django
 
-env = environ.Env()
+_TEMPLATE = Path(django.__file__).parent / "conf" / "project_template" / "project_name" / "settings.py-tpl"
+_PROJECT_DIR = Path(os.environ.get("BENCH_PROJECT_DIR", "/tmp/tasks_q_bench_project"))
 
-SECRET_KEY = "django-tasks-q-benchmark-not-a-secret"
-DEBUG = False
-USE_TZ = True
-TIME_ZONE = "UTC"
-DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-INSTALLED_APPS = ["django.contrib.contenttypes", "django.contrib.auth", "django_tasks_q", "benchmarks.benchapp"]
-
-DATABASES = {"default": env.db_url_config(os.environ.get("BENCH_DB_URL", "sqlite:////tmp/tasks_q_bench.sqlite3"))}
-# Persistent connections: the consumer closes "old" connections around every task, and with Django's default
-# CONN_MAX_AGE = 0 every connection is old, so the ORM storage would reconnect for every task.
-DATABASES["default"]["CONN_MAX_AGE"] = None
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # WAL with synchronous=NORMAL, as for the SQLite storage (and as SQLite recommends for WAL).
-    DATABASES["default"]["OPTIONS"] = {
-        "timeout": 30,
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+def _startproject_settings() -> dict:
+    """The settings ``startproject benchproject`` would write into ``BENCH_PROJECT_DIR``, evaluated."""
+    values = {
+        "project_name": "benchproject",
+        "secret_key": "django-tasks-q-benchmark-not-a-secret",
+        "django_version": django.get_version(),
+        "docs_version": "dev",
     }
+    text = _TEMPLATE.read_text()
+    if "{%" in text:
+        raise RuntimeError(f"{_TEMPLATE} uses template tags; the benchmark only fills in variables")
+    text = re.sub(r"\{\{ (\w+) \}\}", lambda found: values[found.group(1)], text)
+    namespace = {"__file__": str(_PROJECT_DIR / "benchproject" / "settings.py"), "__name__": "benchproject.settings"}
+    exec(compile(text, str(_TEMPLATE), "exec"), namespace)
+    return {name: value for name, value in namespace.items() if name.isupper()}
 
-TASKS_Q = {
-    "bench": {
-        "URL": os.environ.get("BENCH_QUEUE_URL", "memory://"),
-    }
+
+globals().update(_startproject_settings())
+
+ROOT_URLCONF = "benchmarks.urls"  # the urls.py startproject writes (the admin only)
+INSTALLED_APPS = [*INSTALLED_APPS, "django_tasks_q", "benchmarks.benchapp"]  # noqa: F821 - from the template
+TASKS_Q = {"bench": {"URL": os.environ.get("BENCH_QUEUE_URL", "memory://")}}
+
+if os.environ.get("BENCH_DB_URL"):
+    import environ
+
+    DATABASES = {"default": environ.Env().db_url_config(os.environ["BENCH_DB_URL"])}
+
+TUNINGS = {
+    "history-off": "TASKS_Q_HISTORY = 'off'",
+    "persistent": "DATABASES['default']['CONN_MAX_AGE'] = None",
+    "wal": "DATABASES['default']['OPTIONS'] = {'init_command': 'PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;'}",
 }
-TASKS_Q_HISTORY = "off"
+"""Settings a tuned row adds, by name (the names ``BENCH_TUNED`` lists); the report prints them."""
+
+for _name in filter(None, os.environ.get("BENCH_TUNED", "").split(",")):
+    if _name not in TUNINGS:
+        raise RuntimeError(f"BENCH_TUNED: unknown tuning {_name!r}; expected some of {sorted(TUNINGS)}")
+    exec(TUNINGS[_name])
 
 LOGGING = {
     "version": 1,

@@ -15,6 +15,7 @@ import random
 import signal
 import threading
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -207,13 +208,15 @@ class WorkerLoop:
         """Process one message; with ``reserve_next`` its acknowledgement also claims the next (returned).
 
         Django's stale database connections are closed after every task, and before one only ``after_wait``
-        (a connection may have gone stale while the worker waited; between back-to-back tasks it cannot).
+        (a connection may have gone stale while the worker waited; between back-to-back tasks it cannot). The
+        storage's own connection is kept unless broken: the worker uses it for every claim and acknowledgement.
         """
+        keep = getattr(self.queue.storage, "kept_connection_aliases", ())
         self.running.start(self.name, self.queue, reservation)
         following = None
         try:
             if after_wait:
-                close_old_connections()
+                close_old_connections(keep)
             following = self.queue.process(reservation, reserve_next=self._still_running if reserve_next else False)
         except AcknowledgementFailed as failed:
             self._acknowledge_again(failed)  # still listed as running: the lease keeper keeps renewing it
@@ -228,7 +231,7 @@ class WorkerLoop:
         finally:
             self.running.finish(self.name)
             try:
-                close_old_connections()
+                close_old_connections(keep)
             except Exception:  # never lose the message claimed with the acknowledgement over it
                 logger.exception("worker %s: closing stale database connections failed", self.name)
         return following
@@ -278,11 +281,19 @@ def close_thread_connections() -> None:
     connections.close_all()
 
 
-def close_old_connections() -> None:
-    """Close Django database connections that are broken or past their lifetime (huey's ``db_task``)."""
-    from django.db import close_old_connections as django_close
+def close_old_connections(keep: Collection[str] = ()) -> None:
+    """Close Django database connections that are broken or past their lifetime (huey's ``db_task``).
 
-    django_close()
+    A connection of an alias in ``keep`` is closed only when broken (or left outside autocommit): with Django's
+    default ``CONN_MAX_AGE = 0`` every connection is past its lifetime after a task, and reconnecting the
+    storage's own connection for every task would cost more than the task.
+    """
+    from django.db import connections
+
+    for conn in connections.all(initialized_only=True):
+        if conn.alias in keep:
+            conn.close_at = None  # no lifetime: only the usability checks below can close it
+        conn.close_if_unusable_or_obsolete()
 
 
 class LeaseKeeper(threading.Thread):

@@ -163,7 +163,9 @@ def test_a_broken_database_does_not_break_recording(monkeypatch: pytest.MonkeyPa
     recorder = HistoryRecorder().connect()
     hub.enqueue_call("tests.admin_helpers.add", [1, 2])
     drain(Q)
-    monkeypatch.setattr(TaskHistory.objects, "bulk_create", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("db down")))
+    monkeypatch.setattr(
+        "django_tasks_q.recorder._insert_rows", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("db down"))
+    )
     assert recorder.flush() == 0  # logged, not raised; the counters are kept for the next flush
     monkeypatch.undo()
     recorder.disconnect()
@@ -194,3 +196,31 @@ def test_the_consumer_records_history_and_heartbeats_from_its_thread(settings: A
     assert beat.stopped_at is not None and beat.tasks_run == 5 and beat.queues == Q and beat.workers == 1
     assert not beat.is_alive()
     assert QueueMinute.objects.filter(queue=Q, pending__isnull=False).exists()  # depth samples
+
+
+@pytest.mark.django_db
+def test_history_rows_inserted_in_bulk_read_back_as_written() -> None:
+    from django_tasks_q.recorder import _insert_rows
+
+    started = timezone.now().replace(microsecond=123456)
+    rows = [
+        TaskHistory(
+            queue=Q, task_id=f"bulk-{n}", name="tests.add", status="complete", args='[1, "é"]', kwargs="{}",
+            arguments_exact=bool(n), priority=-3, attempts=2, enqueued_at=started - dt.timedelta(seconds=1),
+            started_at=started, finished_at=started + dt.timedelta(milliseconds=5), duration=0.005,
+            worker="w-1", result="3",
+        )
+        for n in range(3)
+    ]
+
+    _insert_rows(rows)
+
+    stored = {row.task_id: row for row in TaskHistory.objects.filter(queue=Q, task_id__startswith="bulk-")}
+    assert sorted(stored) == ["bulk-0", "bulk-1", "bulk-2"]
+    for row in rows:
+        again = stored[row.task_id]
+        assert again.pk is not None
+        for field in ("name", "status", "args", "kwargs", "arguments_exact", "priority", "attempts", "enqueued_at",
+                      "eta", "started_at", "finished_at", "duration", "worker", "result", "error", "created_at",
+                      "updated_at"):
+            assert getattr(again, field) == getattr(row, field), field

@@ -324,9 +324,16 @@ class OrmStorage(BaseStorage):
         self._watch_pid = 0
         self._watch_lock = threading.Lock()
         self._watch_resource: Any = None
+        self._wal_unchecked = conn.vendor == "sqlite"
+        """Whether this process has yet to check the SQLite database's journal mode (see :meth:`_ensure_wal`)."""
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name!r} using={self.using!r}>"
+
+    @property
+    def kept_connection_aliases(self) -> tuple[str, ...]:
+        """The database aliases a consumer's worker keeps connected between tasks, whatever ``CONN_MAX_AGE`` says."""
+        return (self.using,)
 
     def close(self) -> None:
         """Close the connection that watches for new messages, if any (the others belong to Django)."""
@@ -410,6 +417,8 @@ class OrmStorage(BaseStorage):
         for attempt in itertools.count(1):
             with self._process_lock(conn):
                 self._connect(conn)
+                if self._wal_unchecked and not outer:
+                    self._ensure_wal(conn)
                 try:
                     if outer:
                         with transaction.atomic(using=self.using):  # a savepoint: the caller's tx survives
@@ -424,6 +433,32 @@ class OrmStorage(BaseStorage):
                 continue
             raise self._translate(conn, error, what, outer) from error
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _ensure_wal(self, conn: Any) -> None:
+        """Switch a SQLite database still in SQLite's default rollback journal (``delete``) to WAL, once.
+
+        WAL is a lasting property of the database file, safe for Django and for every other process that opens
+        it: readers no longer block the writer, and a commit appends to the log instead of creating, syncing
+        and deleting a journal file (several times the enqueue and drain rates). Any other journal mode was
+        chosen by someone (an ``init_command``, a tool) and is left alone; so is ``synchronous``, which belongs
+        to each connection and decides how durable the project's own writes are.
+        """
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute("PRAGMA journal_mode")
+                if cursor.fetchone()[0].lower() == "delete":
+                    cursor.execute("PRAGMA journal_mode=WAL")
+                    mode = cursor.fetchone()[0].lower()
+                    if mode != "wal":
+                        logger.warning(
+                            "ORM storage %r: SQLite kept the journal mode %r of DATABASES[%r] instead of WAL; "
+                            "the queue works, only slower", self.name, mode, self.using)
+        except DjangoDatabaseError as exc:  # busy or read-only: the queue works in the old mode
+            logger.warning(
+                "ORM storage %r: could not switch DATABASES[%r] to WAL (%s); the queue works, only slower. Add "
+                "'init_command': 'PRAGMA journal_mode=WAL;' to its OPTIONS to do it at every connection",
+                self.name, self.using, exc)
+        self._wal_unchecked = False
 
     def _connect(self, conn: Any) -> None:
         if conn.connection is not None:

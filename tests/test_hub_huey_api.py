@@ -196,6 +196,7 @@ def test_ready_to_run_read_schedule_and_task_serialization():
 
     eta = dt.datetime(2100, 1, 1, 12)  # naive: UTC on this queue
     result = add.schedule((1, 2), eta=eta)
+    assert q.execute(q.dequeue()) is None  # taken before its eta: moved to the schedule
     [scheduled] = q.scheduled()
     assert q.ready_to_run(scheduled) is False
     assert q.ready_to_run(scheduled, eta) is True
@@ -348,3 +349,4 @@ def test_a_steps_own_keyword_arguments_win_over_the_previous_steps_dict():
     results = q.enqueue(make.s(1, 2).then(show, b=6))
     drain(q)
     assert results.get() == [{"a": 1, "b": 2}, [1, 6]]
+

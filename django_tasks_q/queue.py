@@ -107,6 +107,8 @@ UNIQUE_TTL = "unique_ttl"
 UNIQUE_CLAIM_ROUNDS = 100
 _REVOCATION_PEEK = (REVOCATIONS_MADE,)
 EXPIRES_IN = "expires_in"
+DEFAULTED_OPTIONS = frozenset({"priority", "retries", "retry_delay", "retry_backoff", "expires", "timeout"})
+"""Call options for which None means the task's default."""
 
 _OK = "ok"
 _ERROR = "error"
@@ -148,6 +150,10 @@ class TaskQueue(ManualDrive):
     storage_class: type[BaseStorage] | None = None
     storage_path: str | None = None
     """Dotted path of the storage class, imported on first use (for storages with optional dependencies)."""
+    build_storage_at_init: bool = False
+    """Build the storage when the queue is built, so that bad storage arguments raise there (as in huey), not at
+    the first call. Only for storages whose construction touches nothing (the Redis ones open no connection);
+    queues built from settings stay lazy."""
 
     def __init__(
         self,
@@ -229,6 +235,8 @@ class TaskQueue(ManualDrive):
         self._codec: MessageCodec | None = None
         self._running: dict[str, Task] = {}
         self._immediate = False
+        if self.build_storage_at_init:
+            self._storage = self.create_storage()
         self.immediate = immediate
 
     def __repr__(self) -> str:
@@ -529,6 +537,8 @@ class TaskQueue(ManualDrive):
         if self.registry._tasks.get(wrapper.name) is not wrapper:
             raise TaskNotRegistered(f"task {wrapper.name!r} is not registered on queue {self.name!r}")
         where = f"task {wrapper.name!r}"
+        # As in huey, an option given as None means the task's default (not "none").
+        options = {k: v for k, v in options.items() if not (v is None and k in DEFAULTED_OPTIONS)}
         if options:
             unknown = set(options) - set(CALL_OPTIONS)
             if unknown:
@@ -1940,9 +1950,14 @@ def _import_storage(path: str) -> type[BaseStorage]:
 
 
 class RedisHuey(TaskQueue):
-    """A queue on Redis (huey's ``RedisHuey`` parameters: host, port, db, password, url, connection_pool, ...)."""
+    """A queue on Redis (huey's ``RedisHuey`` parameters: host, port, db, password, url, connection_pool, ...).
+
+    The storage is built with the queue, so conflicting connection arguments raise ConfigurationError at once;
+    no connection is opened until the first call.
+    """
 
     storage_path = "django_tasks_q.backends.redis.RedisStorage"
+    build_storage_at_init = True
 
 
 class RedisExpireHuey(RedisHuey):

@@ -1008,3 +1008,18 @@ def test_use_zlib_is_an_alias_of_compression():
     q = new_queue(use_zlib=True)
     assert q.compression is True
     assert q.codec.compression_level == 6
+
+
+def test_a_call_option_given_as_none_means_the_task_s_default():
+    q = new_queue()
+
+    @q.task(timeout=1, priority=3, retries=2, retry_delay=4, expires=60)
+    def work():
+        return None
+
+    work(timeout=None, priority=None, retries=None, retry_delay=None, expires=None)
+    work.schedule(timeout=0, priority=0, retries=0, retry_delay=0)
+    defaulted, overridden = q.pending()
+    assert (defaulted.timeout, defaulted.priority, defaulted.retries, defaulted.retry_delay) == (1, 3, 2, 4)
+    assert defaulted.expires is not None  # the decorator's 60 s, counted from the enqueue
+    assert (overridden.timeout, overridden.priority, overridden.retries, overridden.retry_delay) == (0, 0, 0, 0)

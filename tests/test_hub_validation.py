@@ -285,18 +285,11 @@ BAD_CALLS = [
         "cannot be expressed in UTC: out of range",
     ),
     (
-        "delay negative",
-        lambda f: f.schedule((1,), delay=-1),
-        InvalidEta,
-        "delay",
-        "delay must be a finite, non-negative duration, got -1",
-    ),
-    (
         "delay infinite",
         lambda f: f(1, delay=float("inf")),
         InvalidEta,
         "delay",
-        "delay must be a finite, non-negative duration, got inf",
+        "delay must be a finite duration, got inf",
     ),
     (
         "delay a string",
@@ -304,13 +297,6 @@ BAD_CALLS = [
         InvalidEta,
         "delay",
         "delay must be a number of seconds or a timedelta, got str: '5'",
-    ),
-    (
-        "delay a negative timedelta",
-        lambda f: f.schedule((1,), delay=dt.timedelta(seconds=-1)),
-        InvalidEta,
-        "delay",
-        "delay must be a finite, non-negative duration, got datetime.timedelta(days=-1, seconds=86399)",
     ),
     (
         "delay beyond the last date",
@@ -578,6 +564,17 @@ def test_pipeline_steps_may_leave_arguments_for_the_previous_result():
     with pytest.raises(InvalidOption):
         f.s(1, 2, 3)  # too many is still refused
     assert stored(q) == NOTHING
+
+
+def test_a_negative_delay_is_an_eta_in_the_past_and_runs_at_once():
+    q, events, f = make()
+    before = dt.datetime.now(UTC)
+    seconds = f.schedule((1,), delay=-1)
+    delta = f.schedule((2,), delay=dt.timedelta(seconds=-30))
+    assert [t.eta < before for t in q.pending()] == [True, True]
+    assert q.execute(q.dequeue()) == 1 and q.execute(q.dequeue()) == 2  # due: they run, nothing is scheduled
+    assert (seconds.get(), delta.get(), q.scheduled_count()) == (1, 2, 0)
+    assert events.signals() == ["enqueued", "enqueued", "executing", "complete", "executing", "complete"]
 
 
 def test_naive_and_aware_etas_are_accepted():

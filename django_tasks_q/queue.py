@@ -107,6 +107,8 @@ UNIQUE_TTL = "unique_ttl"
 UNIQUE_CLAIM_ROUNDS = 100
 _REVOCATION_PEEK = (REVOCATIONS_MADE,)
 EXPIRES_IN = "expires_in"
+DEFAULTED_OPTIONS = frozenset({"priority", "retries", "retry_delay", "retry_backoff", "expires", "timeout"})
+"""Call options for which None means the task's default."""
 
 _OK = "ok"
 _ERROR = "error"
@@ -148,6 +150,10 @@ class TaskQueue(ManualDrive):
     storage_class: type[BaseStorage] | None = None
     storage_path: str | None = None
     """Dotted path of the storage class, imported on first use (for storages with optional dependencies)."""
+    build_storage_at_init: bool = False
+    """Build the storage when the queue is built, so that bad storage arguments raise there (as in huey), not at
+    the first call. Only for storages whose construction touches nothing (the Redis ones open no connection);
+    queues built from settings stay lazy."""
 
     def __init__(
         self,
@@ -229,6 +235,8 @@ class TaskQueue(ManualDrive):
         self._codec: MessageCodec | None = None
         self._running: dict[str, Task] = {}
         self._immediate = False
+        if self.build_storage_at_init:
+            self._storage = self.create_storage()
         self.immediate = immediate
 
     def __repr__(self) -> str:
@@ -529,6 +537,8 @@ class TaskQueue(ManualDrive):
         if self.registry._tasks.get(wrapper.name) is not wrapper:
             raise TaskNotRegistered(f"task {wrapper.name!r} is not registered on queue {self.name!r}")
         where = f"task {wrapper.name!r}"
+        # As in huey, an option given as None means the task's default (not "none").
+        options = {k: v for k, v in options.items() if not (v is None and k in DEFAULTED_OPTIONS)}
         if options:
             unknown = set(options) - set(CALL_OPTIONS)
             if unknown:
@@ -615,7 +625,11 @@ class TaskQueue(ManualDrive):
         return self.codec.encode(message)
 
     def _store(self, task: Task, data: bytes) -> bool:
-        """Write an encoded call to the queue, or to the schedule when its eta is ahead; True if scheduled."""
+        """Write an encoded call to the queue, or to the schedule when its eta is ahead; True if scheduled.
+
+        Only calls put back by a worker (a retry, a rate-limited call) come here: a new call goes to the queue
+        whatever its eta, and the worker that takes it early moves it to the schedule.
+        """
         if task.eta is not None and task.eta > now_utc():
             if task.priority is None:
                 self.storage.add_to_schedule(data, epoch(task.eta))
@@ -657,8 +671,9 @@ class TaskQueue(ManualDrive):
     def enqueue_many(self, tasks: Iterable[Task]) -> ResultGroup:
         """Enqueue several calls; all are validated and encoded before the first is written.
 
-        The calls that are due now reach the storage in one ``enqueue_many`` (one round trip on Redis, one
-        transaction on SQL), in order; scheduled ones go to the schedule one by one.
+        Outside immediate mode the calls reach the storage in one ``enqueue_many`` (one round trip on Redis,
+        one transaction on SQL), in order, whatever their eta (a worker moves a call taken before its eta to the
+        schedule).
         """
         tasks = list(tasks)
         encoded = []
@@ -667,12 +682,11 @@ class TaskQueue(ManualDrive):
             encoded.append(self._encode(task))
         results = []
         ready: list[tuple[Task, bytes]] = []
-        now = now_utc()
         for task, data in zip(tasks, encoded, strict=True):
             holder = self._claim_unique(task)
             if holder is None:
-                if self._immediate or (task.eta is not None and task.eta > now):
-                    self._send(task, data)  # run now, or into the schedule
+                if self._immediate:
+                    self._send(task, data)  # run now, or into the schedule when not yet due
                 else:
                     ready.append((task, data))
             results.append(Result(self, task if holder is None else task.copy(id=holder)))
@@ -700,10 +714,15 @@ class TaskQueue(ManualDrive):
             self._emit(SIGNAL_ENQUEUED, task)
             self.execute(Task.from_message(self.codec.decode(data), self.registry.get))
             return
-        scheduled = self._store(task, data)
+        if self._immediate:
+            # Not yet due, and no worker to take it: it waits in the schedule, as if taken early.
+            self._emit(SIGNAL_ENQUEUED, task)
+            self._schedule_early_call(task)
+            return
+        # As in huey, a call with a future eta is enqueued too: the worker that dequeues it early moves it to
+        # the schedule (signal "scheduled") in the step that acknowledges it.
+        self.storage.enqueue(data, task.priority)
         self._emit(SIGNAL_ENQUEUED, task)
-        if scheduled:
-            self._emit(SIGNAL_SCHEDULED, task)
 
     def _result_for(self, task: Task) -> Result | ResultGroup | None:
         if not self.results:
@@ -941,7 +960,7 @@ class TaskQueue(ManualDrive):
 
     def _execute(self, task: Task, now: dt.datetime, outcome: _Outcome, may_be_revoked: bool = True) -> Any:
         if task.eta is not None and task.eta > now:
-            outcome.follow_ups.append(lambda: self._requeue(task))
+            outcome.follow_ups.append(lambda: self._schedule_early_call(task))
             outcome.requeued = True
             return None
         if may_be_revoked and self.is_revoked(task, timestamp=now, peek=False):
@@ -1306,7 +1325,7 @@ class TaskQueue(ManualDrive):
             self.storage.put_data(key, value, is_result=True, ttl=ttl)
 
     def _requeue(self, task: Task) -> None:
-        """Put a call back (retry, not yet due, rate limited): SCHEDULED or ENQUEUED, not both."""
+        """Put a call back (a retry, a rate-limited call): SCHEDULED or ENQUEUED, not both."""
         data = self._encode(task)
         if self._immediate and (task.eta is None or task.eta <= now_utc()):
             self._emit(SIGNAL_ENQUEUED, task)
@@ -1315,6 +1334,19 @@ class TaskQueue(ManualDrive):
             self._emit(SIGNAL_SCHEDULED, task)
         else:
             self._emit(SIGNAL_ENQUEUED, task)
+
+    def _schedule_early_call(self, task: Task) -> None:
+        """Move a call taken before its eta to the schedule (before its claim is acknowledged).
+
+        "Not yet due" was judged at the execution's timestamp, which may differ from the clock (huey's
+        ``execute(task, timestamp)``), so the call goes to the schedule whatever the clock says now.
+        """
+        data = self._encode(task)
+        if task.priority is None:
+            self.storage.add_to_schedule(data, epoch(task.eta))
+        else:
+            self.storage.add_to_schedule(data, epoch(task.eta), task.priority)
+        self._emit(SIGNAL_SCHEDULED, task)
 
     def _retry(self, task: Task, eta: dt.datetime | None) -> None:
         retried = task.copy(id=task.id)
@@ -1918,9 +1950,14 @@ def _import_storage(path: str) -> type[BaseStorage]:
 
 
 class RedisHuey(TaskQueue):
-    """A queue on Redis (huey's ``RedisHuey`` parameters: host, port, db, password, url, connection_pool, ...)."""
+    """A queue on Redis (huey's ``RedisHuey`` parameters: host, port, db, password, url, connection_pool, ...).
+
+    The storage is built with the queue, so conflicting connection arguments raise ConfigurationError at once;
+    no connection is opened until the first call.
+    """
 
     storage_path = "django_tasks_q.backends.redis.RedisStorage"
+    build_storage_at_init = True
 
 
 class RedisExpireHuey(RedisHuey):

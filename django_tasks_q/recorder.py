@@ -267,8 +267,13 @@ class HistoryRecorder:
             entry = self._entries.get(key)
             if entry is None:
                 entry = self._entries[key] = self._describe_call(task, now)
-            elif event in (SIGNAL_ENQUEUED, SIGNAL_SCHEDULED) and entry.get("status") not in (None,):
-                # A retry or a not-yet-due run re-enqueues: keep "retrying" / "rate limited" as the status.
+            elif (
+                event in (SIGNAL_ENQUEUED, SIGNAL_SCHEDULED)
+                and entry.get("status") not in (None,)
+                and not (event == SIGNAL_SCHEDULED and entry.get("status") == TaskStatus.QUEUED)
+            ):
+                # A retry or a not-yet-due run re-enqueues: keep "retrying" / "rate limited" as the status (a
+                # queued call a worker took before its eta does become "scheduled").
                 changes.pop("status", None)
             entry.update(changes)
             if event == SIGNAL_EXECUTING:

@@ -75,7 +75,8 @@ def drain(*names: str, limit: int = 10_000) -> int:
     """Run every pending and due task of the named queues (default: all) in this thread; returns how many ran.
 
     Follow-ups (retries without delay, pipelines, chord callbacks) enqueued by
-    those tasks run too; tasks scheduled for later stay scheduled. Like a consumer's worker, each
+    those tasks run too; a call whose eta is ahead is moved to the schedule, as a worker does, and is not
+    counted (it did not run). Like a consumer's worker, each
     acknowledgement claims the next message in the same storage step; an empty queue is not reserved from, so
     a blocking storage (Redis) never waits its ``block_timeout`` here.
     """
@@ -91,9 +92,12 @@ def drain(*names: str, limit: int = 10_000) -> int:
                 if ran >= limit:
                     hub.release(reservation)
                     raise RuntimeError(f"drain() ran {limit} tasks and the queues are still not empty")
+                claimed = hub.inspect_message(reservation.data).task
+                early = claimed is not None and claimed.eta is not None and claimed.eta > now_utc()
                 reservation = hub.process(reservation, reserve_next=True)
-                ran += 1
-                progress = True
+                if not early:
+                    ran += 1
+                    progress = True
     return ran
 
 

@@ -33,12 +33,13 @@ def resolve_eta(
     """Turn an ``eta`` or a ``delay`` (seconds or timedelta) into an aware UTC datetime.
 
     Raises :class:`InvalidEta` naming the argument when both are given or when
-    either is of the wrong kind (not a datetime, negative or non-finite delay).
+    either is of the wrong kind (not a datetime, a non-finite delay). A negative delay is an eta in the past,
+    due at once, as a past ``eta`` is (huey's tests schedule with ``delay=-1`` to mean "now").
     """
     if eta is not None and delay is not None:
         raise InvalidEta("give either eta or delay, not both", field="eta")
     if delay is not None:
-        return _from_now(delay, "delay")
+        return _from_now(delay, "delay", allow_negative=True)
     if eta is None:
         return None
     if not isinstance(eta, dt.datetime):
@@ -57,8 +58,8 @@ def resolve_expires(
     return _from_now(expires, "expires")
 
 
-def _from_now(value: object, field: str) -> dt.datetime:
-    seconds = _delay_seconds(value, field)
+def _from_now(value: object, field: str, allow_negative: bool = False) -> dt.datetime:
+    seconds = _delay_seconds(value, field, allow_negative)
     try:
         return now_utc() + dt.timedelta(seconds=seconds)
     except OverflowError:
@@ -72,7 +73,7 @@ def _checked_utc(value: dt.datetime, field: str, naive_is_utc: bool) -> dt.datet
         raise InvalidEta(f"{field} {value!r} cannot be expressed in UTC: out of range", field=field) from None
 
 
-def _delay_seconds(value: object, field: str) -> float:
+def _delay_seconds(value: object, field: str, allow_negative: bool = False) -> float:
     if isinstance(value, dt.timedelta):
         seconds = value.total_seconds()
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -82,8 +83,9 @@ def _delay_seconds(value: object, field: str) -> float:
             f"{field} must be a number of seconds or a timedelta, got {type(value).__name__}: {value!r}",
             field=field,
         )
-    if not math.isfinite(seconds) or seconds < 0:
-        raise InvalidEta(f"{field} must be a finite, non-negative duration, got {value!r}", field=field)
+    if not math.isfinite(seconds) or (seconds < 0 and not allow_negative):
+        wanted = "a finite duration" if allow_negative else "a finite, non-negative duration"
+        raise InvalidEta(f"{field} must be {wanted}, got {value!r}", field=field)
     return seconds
 
 

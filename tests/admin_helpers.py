@@ -105,9 +105,11 @@ def populate(hub: Any) -> dict[str, Any]:
         made["failed"] = hub.enqueue_call("tests.admin_helpers.explode", [XSS])
         made["progress"] = hub.enqueue_call("tests.admin_helpers.halfway", [7])
         drain(hub.name)
+    # A call with a future eta is enqueued; the worker that takes it (drain) moves it to the schedule.
+    made["scheduled"] = hub.enqueue_call("tests.admin_helpers.add", [3, 4], delay=3600)
+    drain(hub.name)
     made["pending"] = hub.enqueue_call("tests.admin_helpers.echo", [XSS])
     made["pending2"] = hub.enqueue_call("tests.admin_helpers.add", [1, 2], priority=5)
-    made["scheduled"] = hub.enqueue_call("tests.admin_helpers.add", [3, 4], delay=3600)
     made["running"] = hub.enqueue_call("tests.admin_helpers.add", [5, 6])
     # The reservation is taken last so that the first reserved message is "running" (FIFO for equal priority).
     if hub.storage.supports_dead_letters():

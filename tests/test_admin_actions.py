@@ -11,6 +11,7 @@ from django.test import Client
 
 from django_tasks_q.conf import queues
 from django_tasks_q.history import TaskHistory, TaskStatus
+from django_tasks_q.testing import drain
 from tests.admin_helpers import (
     PAGE_PERMS,
     PAGES,
@@ -157,6 +158,7 @@ def test_revoke_and_restore_a_pending_call() -> None:
 def test_run_now_moves_a_scheduled_call_to_the_queue() -> None:
     hub = queues[Q]
     result = hub.enqueue_call("tests.admin_helpers.add", [3, 4], delay=3600)
+    assert drain(Q) == 0 and hub.scheduled_count() == 1  # taken before its eta: moved to the schedule
     response = _root().post(action_url("run_now"), {"queue": Q, "id": result.id}, follow=True)
     assert "Enqueued now" in response.content.decode()
     pending = [entry.task for entry in hub.pending_entries()]

@@ -59,6 +59,7 @@ def test_scheduler_loop_moves_due_messages_and_enqueues_each_minute_s_periodic_t
 
     start = dt.datetime(2030, 1, 1, 0, 0, tzinfo=dt.UTC)
     later.schedule(("due",), eta=start + dt.timedelta(seconds=30))
+    assert q.execute(q.dequeue()) is None  # taken before its eta: moved to the schedule
     scheduler = Scheduler(Consumer(q, monitor=False))
 
     scheduler.loop(start)

@@ -83,6 +83,7 @@ def test_task_result_and_revocation_by_id(memory_huey) -> None:
     memory_huey.immediate = False
     try:
         later = multiply.schedule((2, 3), delay=3600)
+        assert memory_huey.execute(memory_huey.dequeue()) is None  # taken before its eta: moved to the schedule
         djhuey.revoke_by_id(later.id)
         assert djhuey.is_revoked(later.task)
         assert djhuey.restore_by_id(later.id) is True

@@ -69,6 +69,16 @@ def test_success_failure_and_retries_are_one_row_each() -> None:
 
 
 @pytest.mark.django_db
+def test_a_call_taken_before_its_eta_is_recorded_as_scheduled() -> None:
+    hub = queues[Q]
+    with recording(hub):
+        later = hub.enqueue_call("tests.admin_helpers.add", [1, 2], delay=3600)
+        drain(Q)
+    row = _row(later)
+    assert row.status == TaskStatus.SCHEDULED and row.eta is not None and row.attempts == 0
+
+
+@pytest.mark.django_db
 def test_revoked_expired_and_dead_lettered_calls() -> None:
     hub = queues[Q]
     with recording(hub):

@@ -206,7 +206,8 @@ def test_results_false_returns_none_and_stores_nothing():
 
     assert add(1, 2) is None
     assert add.schedule((1, 2), delay=10) is None
-    assert drain(q) == 1
+    assert drain(q) == 2  # one ran; the call with a delay was taken early and moved to the schedule
+    assert q.scheduled_count() == 1
     assert q.all_results() == {}
     assert q.result_count() == 0
 
@@ -241,7 +242,8 @@ def test_schedule_with_every_option():
         (1,), {"b": 2}, eta=eta, priority=4, retries=2, retry_delay=3, expires=expires, timeout=8, id="my-id"
     )
     assert result.id == "my-id"
-    assert len(q) == 0
+    assert q.scheduled_count() == 0  # enqueued: the worker that takes it early moves it to the schedule
+    assert run_next(q) and len(q) == 0
     [task] = q.scheduled()
     assert (task.id, task.args, task.kwargs, task.eta, task.priority) == ("my-id", (1,), {"b": 2}, eta, 4)
     assert (task.retries, task.retry_delay, task.expires, task.timeout) == (2, 3, expires, 8)
@@ -258,6 +260,7 @@ def test_schedule_with_delay_seconds_or_timedelta():
     add.schedule((1, 2), delay=30)
     add.schedule((3, 4), delay=dt.timedelta(minutes=2))
     after = dt.datetime.now(UTC)
+    assert drain(q) == 2  # both taken before their eta: moved to the schedule
     first, second = q.scheduled()
     assert before + dt.timedelta(seconds=30) <= first.eta <= after + dt.timedelta(seconds=30)
     assert before + dt.timedelta(minutes=2) <= second.eta <= after + dt.timedelta(minutes=2)
@@ -289,7 +292,7 @@ def test_naive_eta_is_utc_by_default():
         return None
 
     noop.schedule(eta=dt.datetime(2100, 6, 1, 12, 0))
-    assert q.scheduled()[0].eta == dt.datetime(2100, 6, 1, 12, 0, tzinfo=UTC)
+    assert q.pending()[0].eta == dt.datetime(2100, 6, 1, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -309,7 +312,7 @@ def test_naive_eta_is_local_time_with_utc_false(new_york_time):
         return None
 
     noop.schedule(eta=dt.datetime(2100, 6, 1, 12, 0))
-    assert q.scheduled()[0].eta == dt.datetime(2100, 6, 1, 16, 0, tzinfo=UTC)  # EDT is UTC-4
+    assert q.pending()[0].eta == dt.datetime(2100, 6, 1, 16, 0, tzinfo=UTC)  # EDT is UTC-4
 
 
 def test_map_enqueues_one_call_per_item():
@@ -349,7 +352,7 @@ def test_reserved_call_keywords_are_options():
     work(1, priority=5, retries=2, retry_delay=3, timeout=4, expires=dt.timedelta(hours=1))
     work(2, delay=60)
     work(3, eta=dt.datetime(2100, 1, 1, tzinfo=UTC))
-    [first] = q.pending()
+    first, *later_calls = q.pending()
     assert (first.args, first.kwargs, first.priority, first.retries, first.retry_delay, first.timeout) == (
         (1,),
         {},
@@ -359,7 +362,7 @@ def test_reserved_call_keywords_are_options():
         4,
     )
     assert isinstance(first.expires, dt.datetime)
-    assert [t.args for t in q.scheduled()] == [(2,), (3,)]
+    assert [(t.args, t.eta is not None) for t in later_calls] == [((2,), True), ((3,), True)]
 
 
 def test_a_keyword_the_function_declares_is_an_argument_not_an_option():
@@ -728,10 +731,12 @@ def test_pending_scheduled_all_results_len_and_flush():
     def value(x):
         return x
 
-    a = value(1)
-    value(2)
     value.schedule((3,), delay=600)
     value.schedule((4,), delay=60)
+    assert len(q) == 2
+    assert drain(q) == 2  # taken before their eta: moved to the schedule
+    a = value(1)
+    value(2)
     assert len(q) == 2
     assert q.pending_count() == 2
     assert [t.args for t in q.pending()] == [(1,), (2,)]
@@ -1003,3 +1008,18 @@ def test_use_zlib_is_an_alias_of_compression():
     q = new_queue(use_zlib=True)
     assert q.compression is True
     assert q.codec.compression_level == 6
+
+
+def test_a_call_option_given_as_none_means_the_task_s_default():
+    q = new_queue()
+
+    @q.task(timeout=1, priority=3, retries=2, retry_delay=4, expires=60)
+    def work():
+        return None
+
+    work(timeout=None, priority=None, retries=None, retry_delay=None, expires=None)
+    work.schedule(timeout=0, priority=0, retries=0, retry_delay=0)
+    defaulted, overridden = q.pending()
+    assert (defaulted.timeout, defaulted.priority, defaulted.retries, defaulted.retry_delay) == (1, 3, 2, 4)
+    assert defaulted.expires is not None  # the decorator's 60 s, counted from the enqueue
+    assert (overridden.timeout, overridden.priority, overridden.retries, overridden.retry_delay) == (0, 0, 0, 0)

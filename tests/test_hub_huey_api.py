@@ -196,6 +196,7 @@ def test_ready_to_run_read_schedule_and_task_serialization():
 
     eta = dt.datetime(2100, 1, 1, 12)  # naive: UTC on this queue
     result = add.schedule((1, 2), eta=eta)
+    assert q.execute(q.dequeue()) is None  # taken before its eta: moved to the schedule
     [scheduled] = q.scheduled()
     assert q.ready_to_run(scheduled) is False
     assert q.ready_to_run(scheduled, eta) is True
@@ -348,3 +349,27 @@ def test_a_steps_own_keyword_arguments_win_over_the_previous_steps_dict():
     results = q.enqueue(make.s(1, 2).then(show, b=6))
     drain(q)
     assert results.get() == [{"a": 1, "b": 2}, [1, 6]]
+
+
+def test_a_redis_queue_class_refuses_conflicting_connection_arguments_when_built() -> None:
+    import redis
+
+    from django_tasks_q import ConfigurationError, PriorityRedisHuey
+
+    pool = redis.ConnectionPool()
+    conflicting = [
+        {"host": "localhost", "url": "redis://localhost"},
+        {"host": "localhost", "connection_pool": pool},
+        {"url": "redis://localhost", "connection_pool": pool},
+    ]
+    for queue_class in (RedisHuey, PriorityRedisHuey):
+        for kwargs in conflicting:
+            with pytest.raises(ConfigurationError):
+                queue_class("conflicts", **kwargs)
+    # Arguments left at None do not conflict, and building connects to nothing (port 1 has no server).
+    RedisHuey("conflicts", host=None, port=None, db=None, url="redis://127.0.0.1:1/0")
+    # In immediate mode the Redis storage is built too (and kept for when immediate mode is switched off).
+    with pytest.raises(ConfigurationError):
+        RedisHuey("conflicts", immediate=True, host="localhost", url="redis://localhost")
+    # A queue class whose storage touches files stays lazy: nothing is created until the first use.
+    assert SqliteHuey("lazy", filename="/nonexistent-dir/tasks.db")._storage is None

@@ -215,10 +215,11 @@ def test_a_pipeline_in_immediate_mode():
 def test_a_pipeline_with_a_delayed_head():
     q, _events, calls, add, *_ = make()
     results = q.enqueue(add.s(1, 1, delay=60).then(add, 5))
-    assert len(q) == 0
-    assert [t.id for t in q.scheduled()] == [next(iter(results)).id]
+    assert len(q) == 1
     drain(q)
     assert calls == []
+    assert len(q) == 0
+    assert [t.id for t in q.scheduled()] == [next(iter(results)).id]
     drain(q, later(61))
     assert results.get() == [2, 7]
 

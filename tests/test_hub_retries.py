@@ -247,7 +247,7 @@ def test_retry_task_with_an_unusable_delay_is_a_failure():
 
     @q.task()
     def again():
-        raise RetryTask(delay=-5)
+        raise RetryTask(delay=float("nan"))
 
     result = again()
     assert drain(q) == 1
@@ -255,7 +255,25 @@ def test_retry_task_with_an_unusable_delay_is_a_failure():
     assert events.signals() == ["enqueued", "executing", "error"]
     with pytest.raises(TaskException) as info:
         result.get()
-    assert info.value.error == "InvalidEta('delay must be a finite, non-negative duration, got -5')"
+    assert info.value.error == "InvalidEta('delay must be a finite duration, got nan')"
+
+
+def test_retry_task_with_a_negative_delay_retries_at_once():
+    q = new_queue()
+    events = Recorder(q)
+    attempts = []
+
+    @q.task()
+    def again():
+        attempts.append(len(attempts))
+        if len(attempts) == 1:
+            raise RetryTask(delay=-5)
+        return "second"
+
+    result = again()
+    assert drain(q) == 2
+    assert result.get() == "second" and q.scheduled() == []
+    assert events.signals() == ["enqueued", "executing", "retrying", "enqueued", "executing", "complete"]
 
 
 def test_post_execute_hooks_see_each_attempt():

@@ -330,6 +330,30 @@ class TestSeedOnlyStorageContract(StorageContract):
 
 
 class TestBaseDefaults:
+    def test_a_subclass_overriding_peek_data_reads_many_keys_through_it(self) -> None:
+        from django_tasks_q import TaskQueue
+        from django_tasks_q.backends.blackhole import BlackHoleStorage
+
+        class Audited(BlackHoleStorage):  # its parent reads many keys in a batch of its own
+            def peek_data(self, key: str) -> bytes | EmptyDataType:
+                seen.append(key)
+                return EmptyData
+
+        class Batched(Audited):
+            def peek_many(self, keys: list[str]) -> list[bytes | EmptyDataType]:
+                return [b"batched" for _ in keys]
+
+        seen: list[str] = []
+        assert Audited("audited").peek_many(["a", "b"]) == [EmptyData, EmptyData] and seen == ["a", "b"]
+        # The hub's revocation check (the one made before each run) goes through the override too.
+        queue = TaskQueue("audited", storage_class=Audited)
+        call = queue.task(name="noop")(lambda: None).s()
+        seen.clear()
+        assert queue.is_revoked(call) is False and len(seen) == 2 and any(call.id in key for key in seen)
+        # A subclass that gives its own peek_many keeps it.
+        seen.clear()
+        assert Batched("batched").peek_many(["a"]) == [b"batched"] and seen == []
+
     def test_default_wait_result_polls_until_written(self) -> None:
         storage = SeedOnlyStorage()
         timer = threading.Timer(0.1, storage.put_data, args=("k", b"v"))

@@ -105,6 +105,8 @@ def test_context_sees_attempt_and_id(deferred: None) -> None:
 
 def test_run_after_defers_and_priority_and_queue(deferred: None) -> None:
     later = djtasks.add.using(run_after=dt.timedelta(hours=1) + dt.datetime.now(dt.UTC)).enqueue(1, 1)
+    assert queues["default"].pending_count() == 1  # enqueued; a worker moves it to the schedule
+    drain("default")
     assert queues["default"].scheduled_count() == 1 and queues["default"].pending_count() == 0
     assert later.status == TaskResultStatus.READY
     prio = djtasks.prioritised.enqueue()

@@ -401,6 +401,13 @@ class BaseStorage:
     whether any revocation exists without a read of its own per task (the Redis and ORM storages; on the SQLite
     storage a read inside its write transaction measured slower than the separate read)."""
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A subclass that overrides ``peek_data`` but not ``peek_many`` reads several keys through its own
+        ``peek_data``: a batched read inherited from its parent would bypass the override."""
+        super().__init_subclass__(**kwargs)
+        if "peek_data" in cls.__dict__ and "peek_many" not in cls.__dict__:
+            cls.peek_many = BaseStorage.peek_many  # type: ignore[method-assign]
+
     def __init__(self, name: str = "huey", **storage_kwargs: Any) -> None:
         """Remember the queue ``name``; all data of this storage lives under it.
 

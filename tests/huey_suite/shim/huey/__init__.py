@@ -5,18 +5,23 @@ shim by ``tests/huey_suite/run.py``.
 """
 
 from ._names import resolver
+from .api import TABLE as _API_TABLE
 
+# huey's top-level names are a subset of huey.api's: the same objects, mapped once (in api.py).
 TABLE = {
-    "Huey": "django_tasks_q:Huey",
-    "MemoryHuey": "django_tasks_q:MemoryHuey",
-    "BlackHoleHuey": "django_tasks_q:BlackHoleHuey",
-    "RedisHuey": "django_tasks_q:RedisHuey",
-    "RedisExpireHuey": "django_tasks_q:RedisExpireHuey",
-    "PriorityRedisHuey": "django_tasks_q:PriorityRedisHuey",
-    "PriorityRedisExpireHuey": "django_tasks_q:PriorityRedisExpireHuey",
-    "SqliteHuey": "django_tasks_q:SqliteHuey",
-    "FileHuey": "django_tasks_q:FileHuey",
-    "crontab": "django_tasks_q:crontab",
+    name: _API_TABLE[name]
+    for name in (
+        "Huey",
+        "MemoryHuey",
+        "BlackHoleHuey",
+        "RedisHuey",
+        "RedisExpireHuey",
+        "PriorityRedisHuey",
+        "PriorityRedisExpireHuey",
+        "SqliteHuey",
+        "FileHuey",
+        "crontab",
+    )
 }
 __all__ = list(TABLE)
 __getattr__ = resolver(__name__, TABLE)

@@ -57,7 +57,7 @@ class TaskLock(_DecoratorContext):
         self.queue = queue
         self.name = name
         self.ttl = ttl
-        self.key = f"{LOCK_PREFIX}{name}"
+        self.key = queue.lock_key(name)
         queue.known_locks.add(name)
 
     def is_locked(self) -> bool:

@@ -431,15 +431,20 @@ class TaskQueue(ManualDrive):
         self.rate_limit_specs[name] = (limiter.limit, limiter.per)  # for the admin's "rate limits" page
         return limiter
 
+    def lock_key(self, lock_name: str) -> str:
+        """The storage key of a named lock: ``<queue name>.lock.<lock name>``, huey's layout, so a lock written by
+        huey-style code (``put_if_empty``) is the same lock."""
+        return f"{self.name}.{LOCK_PREFIX}{lock_name}"
+
     def is_locked(self, lock_name: str) -> bool:
         """Whether the named lock is held."""
-        return self.storage.has_data_for_key(f"{LOCK_PREFIX}{lock_name}")
+        return self.storage.has_data_for_key(self.lock_key(lock_name))
 
     def flush_locks(self, *names: str) -> set[str]:
         """Release every lock this queue knows of (and ``names``); returns the names that were held."""
         flushed = set()
         for lock_name in self.known_locks | set(names):
-            if self.storage.delete_data(f"{LOCK_PREFIX}{lock_name}"):
+            if self.storage.delete_data(self.lock_key(lock_name)):
                 flushed.add(lock_name)
         return flushed
 
@@ -995,7 +1000,7 @@ class TaskQueue(ManualDrive):
         try:
             args = _with_errors(task) if task.extra else task.args
             if task.timeout:
-                task.deadline = time.monotonic() + task.timeout
+                task._deadline = time.monotonic() + task.timeout
             running = self._running
             running[task.id] = task
             try:
@@ -1601,7 +1606,9 @@ class TaskQueue(ManualDrive):
                 self.storage.delete_data(key)
             return False
         if once and not peek:
-            return self.storage.pop_data(key) is not EmptyData
+            # delete_data, not pop_data: on an expiring storage a read leaves the value, and the one check that
+            # removes a revoke-once revocation must be the one that skips the call.
+            return self.storage.delete_data(key)
         return True
 
     # ------------------------------------------------------------------ results
@@ -1824,7 +1831,7 @@ class TaskQueue(ManualDrive):
 
     def release_lock(self, lock_name: str) -> bool:
         """Release one named lock whoever holds it; True when it was held."""
-        return self.storage.delete_data(f"{LOCK_PREFIX}{lock_name}")
+        return self.storage.delete_data(self.lock_key(lock_name))
 
     def unique_keys_held(self, limit: int | None = None) -> list[dict[str, Any]] | None:
         """Held unique-task keys: ``key``, the ``task`` name (None when no registered task matches) and the

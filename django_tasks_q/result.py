@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from .backends.base import EmptyData
 from .exceptions import InvalidMessage, ResultTimeout, TaskDeadLettered, TaskException
 
 if TYPE_CHECKING:
@@ -20,8 +21,8 @@ _MISSING = object()
 class Result:
     """The result of one enqueued call; ``result()`` / ``result.get()`` read its value.
 
-    A value read from the storage is removed there (unless ``preserve=True``)
-    and cached on this handle; :meth:`reset` forgets the cached value.
+    A value read from the storage is removed there (unless ``preserve=True``; on the expiring Redis storages
+    values stay until they expire, as in huey) and cached on this handle; :meth:`reset` forgets the cached value.
     """
 
     def __init__(self, queue: TaskQueue, task: Task) -> None:
@@ -44,11 +45,12 @@ class Result:
         """Whether a value (or error) is stored for this task, or already read."""
         return self._value is not _MISSING or self.queue.result_exists(self.id)
 
-    def _read(self, preserve: bool) -> Any:
+    def _get(self, preserve: bool = False) -> Any:
+        """The stored value (a ``StoredError`` for a failure) or ``EmptyData``; removed unless ``preserve``."""
         if self._value is not _MISSING:
             return self._value
         value = self.queue.read_result(self.id, preserve=preserve)
-        if value is not _NO_RESULT:
+        if value is not NO_RESULT:
             self._value = value
         return value
 
@@ -68,15 +70,15 @@ class Result:
         is asked to); after ``timeout`` seconds raise :class:`ResultTimeout`
         (revoking the task first when ``revoke_on_timeout``).
         """
-        value = self._read(preserve)
-        if value is _NO_RESULT and blocking:
+        value = self._get(preserve)
+        if value is NO_RESULT and blocking:
             value = self._wait(timeout, backoff, max_delay, preserve)
-            if value is _NO_RESULT:
+            if value is NO_RESULT:
                 if revoke_on_timeout:
                     self.revoke()
                 self._raise_if_dead_lettered(timeout)
                 raise ResultTimeout(f"task {self.id} ({self.task.name}) produced no result in {timeout} s")
-        if value is _NO_RESULT:
+        if value is NO_RESULT:
             return None
         if isinstance(value, StoredError):
             raise TaskException(value.metadata)
@@ -103,11 +105,11 @@ class Result:
         while True:
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
-                return _NO_RESULT
+                return NO_RESULT
             wait_for = delay if remaining is None else min(delay, remaining)
             arrived = self.queue.wait_for_result(self.id, wait_for)
-            value = self._read(preserve)
-            if value is not _NO_RESULT or arrived:
+            value = self._get(preserve)
+            if value is not NO_RESULT or arrived:
                 # A value that was there when the wait ended but is gone now was read by another caller:
                 # it will not come back, so stop waiting (ResultTimeout) rather than wait for ever.
                 return value
@@ -181,14 +183,8 @@ class StoredError:
         return f"<StoredError {self.metadata.get('error')!r}>"
 
 
-class _NoResult:
-    def __repr__(self) -> str:
-        return "<no result>"
-
-
-_NO_RESULT: Any = _NoResult()
-NO_RESULT = _NO_RESULT
-"""What :meth:`TaskQueue.read_result` returns when nothing is stored for an id."""
+NO_RESULT: Any = EmptyData
+"""What :meth:`TaskQueue.read_result` returns when nothing is stored for an id: the storage's ``EmptyData``."""
 
 
 class ResultGroup:
@@ -259,8 +255,8 @@ class ChordResult(Result):
         self.callback = Result(queue, callback)
         self.pipeline_results = ResultGroup([self.callback, *chained]) if chained else None
 
-    def _read(self, preserve: bool) -> Any:
-        return self.callback._read(preserve)
+    def _get(self, preserve: bool = False) -> Any:
+        return self.callback._get(preserve)
 
     def reset(self) -> None:
         """Forget the callback's cached value."""

@@ -119,9 +119,10 @@ class Task:
         self.attempt = 1
         self.redelivered = False
         self.reservation: Reservation | None = None
-        self.deadline: float | None = None
-        """While the call runs with a ``timeout``: the ``time.monotonic()`` reading at which it times out."""
         """Set on a call taken with :meth:`TaskQueue.dequeue`: the claim that :meth:`TaskQueue.execute` acknowledges."""
+        # While the call runs with a ``timeout``: the ``time.monotonic()`` reading at which it times out (private,
+        # as in huey: ``time_remaining``, ``is_timed_out`` and ``check_timeout`` are the public way to read it).
+        self._deadline: float | None = None
 
     @property
     def expires_resolved(self) -> dt.datetime | None:
@@ -131,14 +132,14 @@ class Task:
     @property
     def time_remaining(self) -> float:
         """Seconds left before this call's ``timeout`` while it runs (``inf`` without one), for cooperative checks."""
-        if self.deadline is None:
+        if self._deadline is None:
             return math.inf
-        return max(0.0, self.deadline - time.monotonic())
+        return max(0.0, self._deadline - time.monotonic())
 
     @property
     def is_timed_out(self) -> bool:
         """Whether this running call has used up its ``timeout``."""
-        return self.deadline is not None and time.monotonic() >= self.deadline
+        return self._deadline is not None and time.monotonic() >= self._deadline
 
     def check_timeout(self) -> None:
         """Raise :class:`~django_tasks_q.exceptions.TaskTimeout` when this running call has used up its timeout.

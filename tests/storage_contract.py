@@ -86,6 +86,9 @@ class StorageContract:
     keeps_result_flag: ClassVar[bool] = True
     """``task_results`` / ``flush_task_results`` tell results (``is_result=True``) from other values; without it
     the defaults treat every value as a result, as huey does."""
+    destructive_reads: ClassVar[bool] = True
+    """``pop_data`` removes what it returns. ``False`` for the expiring Redis storages, whose values leave by
+    expiring (huey's semantics): there ``pop_data`` reads like ``peek_data``."""
     supports_key_listing: ClassVar[bool] = True
     """``data_keys`` is implemented (the admin's list of held unique-task keys needs it)."""
     supports_incr: ClassVar[bool] = True
@@ -484,7 +487,10 @@ class StorageContract:
         assert storage.has_data_for_key("empty") is True
         assert storage.put_if_empty("empty", b"other") is False
         assert storage.pop_data("empty") == b""
-        assert storage.pop_data("empty") is EmptyData
+        if self.destructive_reads:
+            assert storage.pop_data("empty") is EmptyData
+        else:
+            assert storage.delete_data("empty") is True
         assert storage.has_data_for_key("empty") is False
 
     def test_peek_many_reads_each_key_in_order(self, storage: BaseStorage) -> None:
@@ -499,9 +505,20 @@ class StorageContract:
             assert eventually(lambda: storage.peek_many(["short", "a"]) == [EmptyData, b"va"])
 
     def test_pop_data_removes(self, storage: BaseStorage) -> None:
+        self.require("destructive_reads")
         storage.put_data("k", b"v")
         assert storage.pop_data("k") == b"v"
         assert storage.peek_data("k") is EmptyData
+        assert storage.pop_data("k") is EmptyData
+
+    def test_pop_data_leaves_the_value_where_reads_are_not_destructive(self, storage: BaseStorage) -> None:
+        if self.destructive_reads:
+            pytest.skip(f"{type(self).__name__}.destructive_reads is True")
+        storage.put_data("k", b"v")
+        storage.put_data("r", b"w", is_result=True)
+        assert [storage.pop_data("k"), storage.pop_data("k"), storage.pop_data("r")] == [b"v", b"v", b"w"]
+        assert storage.pop_data("r") == b"w"
+        assert storage.delete_data("k") is True
         assert storage.pop_data("k") is EmptyData
 
     def test_delete_data_reports_whether_it_deleted(self, storage: BaseStorage) -> None:
@@ -524,6 +541,7 @@ class StorageContract:
         assert storage.has_data_for_key(b"k\xc3\xa9") is True
         assert storage.put_if_empty("ké", b"other") is False
         assert storage.pop_data(b"k\xc3\xa9") == b"v"
+        assert storage.delete_data(b"k\xc3\xa9") is (not self.destructive_reads)
         assert storage.has_data_for_key("ké") is False
         with pytest.raises(TypeError):
             storage.put_data(b"\xff", b"v")
@@ -555,6 +573,7 @@ class StorageContract:
         assert storage.peek_data("contended") == msg(results.index(True))
 
     def test_pop_data_race_has_one_winner(self, storage: BaseStorage) -> None:
+        self.require("destructive_reads")
         for round_ in range(3):
             storage.put_data("prize", msg(round_))
             results = self.run_threads(storage, 16, lambda s, i: s.pop_data("prize"))
@@ -726,6 +745,7 @@ class StorageContract:
         storage.put_data("shared", b"value")
         assert storage.incr("shared") == 2
         assert storage.pop_data("shared") == b"value"
+        assert storage.delete_data("shared") is (not self.destructive_reads)
         assert storage.incr("shared") == 3
 
     def test_incr_is_atomic(self, storage: BaseStorage) -> None:

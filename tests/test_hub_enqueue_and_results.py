@@ -477,7 +477,7 @@ def test_result_of_a_failed_task_raises_task_exception_with_error_and_traceback(
     assert error.traceback.endswith("KeyError: 'missing thing'\n")
     assert 'raise KeyError(f"missing {x}")' in error.traceback
     # the stored error is text, not an exception object
-    assert isinstance(result._read(preserve=True), StoredError)
+    assert isinstance(result._get(preserve=True), StoredError)
 
 
 def test_result_call_forwards_to_get():

@@ -278,7 +278,7 @@ def test_cooperative_timeout_helpers():
     assert seen == [(False, True)]
     call = careful.s()
     assert call.time_remaining == float("inf") and call.is_timed_out is False
-    call.deadline = time.monotonic() - 1
+    call._deadline = time.monotonic() - 1
     with pytest.raises(TaskTimeout):
         call.check_timeout()
 

@@ -134,7 +134,7 @@ def test_flush_locks_reports_what_was_held():
     a = q.lock_task("a")
     q.lock_task("b")
     a.acquire()
-    q.storage.put_data("lock.unregistered", b"1")
+    q.storage.put_data(f"{q.name}.lock.unregistered", b"1")  # the key huey-style code writes
     assert q.flush_locks() == {"a"}
     assert q.flush_locks("unregistered", "never") == {"unregistered"}
     assert q.is_locked("a") is False

@@ -28,6 +28,8 @@ from django_tasks_q.backends.redis import (
     RedisStorage,
 )
 from django_tasks_q.exceptions import ConfigurationError, StorageError
+from django_tasks_q.queue import TaskQueue
+from django_tasks_q.result import Result
 from tests.storage_contract import StorageContract
 
 pytestmark = pytest.mark.redis
@@ -136,6 +138,7 @@ class TestRedisExpireStorageContract(_RedisContract):
     __test__ = True
     storage_class = RedisExpireStorage
     supports_priority = False
+    destructive_reads = False
 
 
 class TestPriorityRedisStorageContract(_RedisContract):
@@ -146,6 +149,7 @@ class TestPriorityRedisStorageContract(_RedisContract):
 class TestPriorityRedisExpireStorageContract(_RedisContract):
     __test__ = True
     storage_class = PriorityRedisExpireStorage
+    destructive_reads = False
 
 
 # ====================================================================== classes, flags, parameters
@@ -869,6 +873,31 @@ class TestExpire:
             assert client.pttl(storage.key_base + "kv:lock") == -1
         finally:
             client.close()
+
+    def test_a_result_stays_readable_until_it_expires_and_revoke_once_still_skips_once(
+        self, redis_url: str, prefix: str
+    ) -> None:
+        hub = TaskQueue("expiring-reads", storage_class=RedisExpireStorage, url=redis_url, prefix=prefix)
+
+        @hub.task(name="tests.expiring.add_one")
+        def add_one(n: int) -> int:
+            return n + 1
+
+        try:
+            first = add_one(1)
+            assert hub.execute(hub.dequeue()) == 2
+            assert [first.get(), Result(hub, first.task).get(), hub.result(first.id)] == [2, 2, 2]
+            first.reset()
+            assert first.get() == 2
+            skipped = add_one(5)
+            skipped.revoke(revoke_once=True)
+            assert hub.execute(hub.dequeue()) is None  # the one skip removes the revocation
+            assert skipped.is_revoked() is False
+            hub.enqueue(skipped.task)
+            assert hub.execute(hub.dequeue()) == 6
+        finally:
+            hub.flush()
+            hub.storage.close()
 
     def test_the_results_index_does_not_grow_with_expired_results(self, make: Any, redis_url: str) -> None:
         storage = make(RedisExpireStorage, expire_time=0.05)

@@ -602,7 +602,9 @@ class BaseStorage:
     def pop_data(self, key: str) -> bytes | EmptyDataType:
         """Remove and return the value under ``key``, or ``EmptyData`` when there is none.
 
-        Atomic read-and-delete: when several callers pop the same key at once, exactly one gets the value.
+        Atomic read-and-delete: when several callers pop the same key at once, exactly one gets the value. A
+        storage whose values leave by expiring may instead return the value and keep it (huey's
+        ``RedisExpireStorage`` does): callers that must remove a value use ``delete_data``.
         """
         raise self._not_implemented("pop_data")
 

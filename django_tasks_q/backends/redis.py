@@ -1222,12 +1222,19 @@ class RedisExpireStorage(RedisStorage):
     """:class:`RedisStorage` whose results expire ``expire_time`` seconds (default 86400) after being written.
 
     Only results expire this way; the queue, the schedule, locks, revocations and counters are unaffected. A
-    ttl given by the caller (the hub's ``result_ttl``) takes precedence.
+    ttl given by the caller (the hub's ``result_ttl``) takes precedence. Reading a value does not remove it
+    (``pop_data`` reads like ``peek_data``), as in huey: results stay readable until they expire.
     """
 
     def __init__(self, name: str = "huey", *, expire_time: float = 86400, **kwargs: Any) -> None:
         self.expire_time = _check_expire_time(name, expire_time)
         super().__init__(name, **kwargs)
+
+    def pop_data(self, key: str) -> bytes | EmptyDataType:
+        """Return the value under ``key`` *without* removing it, or ``EmptyData``: on this storage values leave by
+        expiring, so a result can be read again (by another handle, or after ``Result.reset()``) until its
+        ``expire_time`` is up, as with huey's ``RedisExpireStorage``. ``delete_data`` removes a value."""
+        return self.peek_data(key)
 
 
 class PriorityRedisStorage(RedisStorage):

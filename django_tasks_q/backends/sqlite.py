@@ -286,7 +286,7 @@ class SqliteStorage(BaseStorage):
         self.filename = filename
         self.cache_mb = cache_mb
         self.fsync = bool(fsync)
-        self.timeout = float(timeout)
+        self._timeout = float(timeout)  # huey's attribute name, which huey-era code reads
         self.strict_fifo = bool(strict_fifo)
         self.database_path = os.path.abspath(filename)
         """The absolute path of the database file (``filename`` resolved when the storage was created)."""
@@ -301,6 +301,17 @@ class SqliteStorage(BaseStorage):
         self._watch: ChangeWatch | None = None
         self._watch_conn: sqlite3.Connection | None = None
         self._watch_pid = 0
+
+    @property
+    def timeout(self) -> float:
+        """Seconds a connection waits for another one's write lock (``busy_timeout``)."""
+        return self._timeout
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """This thread's connection to the database (opened on first use), as huey's ``storage.conn``: for
+        reading the file with your own SQL. Leave no transaction open on it: the queue's statements share it."""
+        return self._connection()
 
     def __repr__(self) -> str:
         return f"<SqliteStorage name={self.name!r} filename={self.filename!r}>"
@@ -331,12 +342,12 @@ class SqliteStorage(BaseStorage):
     def _open(self) -> sqlite3.Connection:
         try:
             conn = sqlite3.connect(
-                self.database_path, timeout=self.timeout, isolation_level=None, check_same_thread=False
+                self.database_path, timeout=self._timeout, isolation_level=None, check_same_thread=False
             )
         except sqlite3.Error as exc:
             raise self._error(exc, "open the database") from exc
         try:
-            conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
+            conn.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
             self._use_wal(conn)
             conn.execute(f"PRAGMA synchronous = {'FULL' if self.fsync else 'NORMAL'}")
             conn.execute(f"PRAGMA cache_size = {-self.cache_mb * 1024}")
@@ -358,7 +369,7 @@ class SqliteStorage(BaseStorage):
         mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
         if str(mode).lower() == "wal":
             return
-        deadline = time.monotonic() + self.timeout
+        deadline = time.monotonic() + self._timeout
         while True:
             try:
                 mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
@@ -373,7 +384,7 @@ class SqliteStorage(BaseStorage):
             if time.monotonic() >= deadline:
                 raise StorageError(
                     f"SqliteStorage filename={self.filename!r}: could not switch the database to WAL mode "
-                    f"(it stays in {mode!r} mode) within timeout={self.timeout:g} s; another program keeps "
+                    f"(it stays in {mode!r} mode) within timeout={self._timeout:g} s; another program keeps "
                     "it open in another journal mode. Stop that program or point filename= at another file"
                 )
             time.sleep(0.05)
@@ -444,7 +455,7 @@ class SqliteStorage(BaseStorage):
         with self._setup_lock:
             if self._watch is None or self._watch_pid != os.getpid():
                 self._connection()  # the file, its tables and WAL mode exist before anything polls it
-                conn = sqlite3.connect(self.database_path, timeout=self.timeout, check_same_thread=False)
+                conn = sqlite3.connect(self.database_path, timeout=self._timeout, check_same_thread=False)
                 self._watch_conn = conn
                 self._watch = ChangeWatch(probe_poller(lambda: conn.execute("PRAGMA data_version").fetchone()[0]))
                 self._watch_pid = os.getpid()
@@ -489,7 +500,7 @@ class SqliteStorage(BaseStorage):
         if code.startswith("SQLITE_BUSY") or code.startswith("SQLITE_LOCKED"):
             return StorageError(
                 f"{where}: cannot {action} ({exc}): another connection held the database's write lock for longer "
-                f"than timeout={self.timeout:g} s. Find the process holding a long transaction on this file, or "
+                f"than timeout={self._timeout:g} s. Find the process holding a long transaction on this file, or "
                 "raise timeout="
             )
         if "no such table: tasks_q_" in str(exc):

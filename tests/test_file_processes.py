@@ -62,9 +62,13 @@ def _touches(folder: str) -> Callable[..., bool]:
     return lambda *args, **kwargs: any(f"/{NAME}/{folder}/" in str(arg) for arg in args)
 
 
+FSYNC_SCENARIOS = {"enqueue-before-fsync", "enqueue-after-rename"}
+"""Crash points at an ``fsync`` call: their storage has ``fsync=True``; every other scenario runs the default."""
+
+
 def crash(path: str, scenario: str) -> None:
     """Set up the crash point of ``scenario``, run its operation, and die there."""
-    storage = FileStorage(NAME, path=path)
+    storage = FileStorage(NAME, path=path, fsync=scenario in FSYNC_SCENARIOS)
     storage.queue_size()  # folders exist before any patching
     if scenario == "enqueue-torn-write":
         _die_at("write")

@@ -53,8 +53,8 @@ class TestFileStorage(StorageContract):
         replace_message_file(Path(storage.root) / ("inflight" if in_flight else "ready"), data, kind)
 
 
-class TestFileStorageWithoutThreadLock(TestFileStorage):
-    options = {"use_thread_lock": False, "levels": 0}
+class TestFileStorageWithoutThreadLockWithFsync(TestFileStorage):
+    options = {"use_thread_lock": False, "levels": 0, "fsync": True}
 
 
 def files(folder: Path) -> list[str]:
@@ -87,11 +87,12 @@ def replace_message_file(folder: Path, data: bytes, kind: str) -> Path:
 def test_seed_parameters_and_defaults_and_nothing_touched_before_use() -> None:
     existed = os.path.exists("/tmp/huey")
     storage = FileStorage()
-    assert (storage.name, storage.path, storage.levels, storage.use_thread_lock) == (
+    assert (storage.name, storage.path, storage.levels, storage.use_thread_lock, storage.fsync) == (
         "huey",
         "/tmp/huey",
         2,
         True,
+        False,
     )
     assert storage.root == "/tmp/huey/huey"
     assert (FileStorage.blocking, FileStorage.priority, FileStorage.reliable) == (False, True, True)
@@ -341,6 +342,22 @@ def test_flush_all_removes_what_was_set_aside_and_folders_in_ready(tmp_path: Pat
     assert not (tmp_path / "q" / "quarantine").exists()
 
 
+@pytest.mark.parametrize("fsync", [False, True])
+def test_fsync_decides_whether_writes_are_synced_before_the_call_returns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fsync: bool
+) -> None:
+    storage = FileStorage("q", path=tmp_path, fsync=fsync)
+    storage.queue_size()  # the folders exist before counting
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd))[1])
+    storage.enqueue(b"message")
+    storage.put_data("key", b"value")
+    storage.add_to_schedule(b"later", time.time() + 60)
+    assert len(synced) == (6 if fsync else 0)  # each write: the file, then its folder
+    assert storage.enqueued_items() == [b"message"] and storage.peek_data("key") == b"value"
+
+
 # ---------------------------------------------------------------------------- bad input
 
 
@@ -353,6 +370,7 @@ def test_flush_all_removes_what_was_set_aside_and_folders_in_ready(tmp_path: Pat
         ({"levels": 9}, "levels"),
         ({"levels": "2"}, "levels"),
         ({"use_thread_lock": "yes"}, "use_thread_lock"),
+        ({"fsync": "yes"}, "fsync"),
     ],
 )
 def test_bad_parameters_are_refused_by_name(options: dict[str, Any], named: str) -> None:

@@ -203,8 +203,10 @@ class TaskDeadLettered(ResultTimeout):
 class TaskException(TasksQError):
     """The task failed; ``metadata`` holds the error text, traceback, task id and retries.
 
-    Errors are stored as text and never re-instantiated from stored class names
-    (RELIABILITY R23).
+    ``Result.get()`` of a failed call raises it. An ``.error()`` handler or a chord callback receives
+    the exception the task raised instead, rebuilt from its class path and args; a TaskException stands
+    for it only when it cannot be rebuilt without importing a module, is not an :class:`Exception`, or
+    its class does not take its args back (see :mod:`django_tasks_q.serializers`).
     """
 
     def __init__(self, metadata: dict[str, Any] | None = None, *args: Any) -> None:

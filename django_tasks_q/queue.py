@@ -14,6 +14,7 @@ import datetime as dt
 import hashlib
 import importlib
 import inspect
+import json
 import logging
 import threading
 import time
@@ -50,6 +51,7 @@ from .manual import ManualDrive
 from .message import Message, MessageCodec, peek_raw, signing_keys_from_settings
 from .registry import TaskRegistry
 from .result import NO_RESULT, ChordResult, Result, ResultGroup, StoredError
+from .serializers import decode_exception, encode_exception
 from .signals import (
     SIGNAL_CANCELED,
     SIGNAL_COMPLETE,
@@ -114,11 +116,11 @@ _OK = "ok"
 _ERROR = "error"
 _SKIPPED = "skipped"
 ERROR_ARGUMENT = "error_argument"
-"""A call's ``extra`` key: the position of the argument that holds an error's description, passed to the
-function as a :class:`TaskException` (an ``.error()`` handler's last argument)."""
+"""A call's ``extra`` key: the position of the argument that holds an error's metadata, passed to the
+function as the exception the failed task raised (an ``.error()`` handler's last argument)."""
 CHORD_ERRORS = "chord_errors"
 """A chord callback's ``extra`` key: the positions, in its list of member results, of members that failed;
-each is passed to the function as a :class:`TaskException`."""
+each is passed to the function as the exception the member raised."""
 
 Hook = Callable[..., Any]
 
@@ -1208,18 +1210,23 @@ class TaskQueue(ManualDrive):
         return box.get("value")
 
     def build_error_result(self, task: Task, exception: BaseException) -> dict[str, Any]:
-        """The stored description of a failure, text only (never an exception object); override to add keys.
+        """The stored description of a failure, plain data only (never an exception object); override to
+        add keys.
 
         ``error`` is ``repr(exception)`` (for a re-raised :class:`TaskException`, the inner error's text),
-        as in huey; beside it ``task_id``, ``task``, ``type``, ``message``, ``traceback``, ``retries`` and
-        ``attempt``. What this returns must survive the queue's serializer.
+        as in huey; beside it ``task_id``, ``task``, ``type``, ``message``, ``traceback``, ``retries``,
+        ``attempt`` and ``exception``, the exception's class path and arguments in the JSON codec's tagged
+        form (:func:`~django_tasks_q.serializers.encode_exception`), from which an ``.error()`` handler and
+        a chord callback get the exception itself. ``exception`` is left out when its JSON is over a quarter
+        of the codec's ``max_size`` (the handler then gets the :class:`TaskException` of this metadata).
+        What this returns must survive the queue's serializer.
         """
         kind = type(exception)
         if isinstance(exception, TaskException):
             error = exception.metadata.get("error") or repr(exception)
         else:
             error = repr(exception)
-        return {
+        metadata = {
             "task_id": task.id,
             "task": task.name,
             "error": error,
@@ -1229,6 +1236,12 @@ class TaskQueue(ManualDrive):
             "retries": task.retries,
             "attempt": task.attempt,
         }
+        encoded = encode_exception(exception)
+        # The metadata holds the error's text three times already and must fit in one stored value: a large
+        # exception is not carried a fourth and fifth time (its args and repr).
+        if len(json.dumps(encoded, ensure_ascii=False).encode("utf-8")) <= self.codec.max_size // 4:
+            metadata["exception"] = encoded
+        return metadata
 
     def _finish(
         self,
@@ -1405,8 +1418,8 @@ class TaskQueue(ManualDrive):
                 callback, {"task": callback.name, "task_id": callback.id, "error": "callback task is not registered"}
             )
         else:
-            # As in huey the callback always runs: a member that failed for good contributes its error (a
-            # TaskException when the callback runs), one that was revoked, expired or canceled None.
+            # As in huey the callback always runs: a member that failed for good contributes its error (the
+            # exception it raised, when the callback runs), one that was revoked, expired or canceled None.
             callback.wrapper = self.registry.get(callback.name)
             callback.args = (*callback.args, [payload for _kind, payload in members])
             failed = [position for position, (kind, _payload) in enumerate(members) if kind == _ERROR]
@@ -1875,19 +1888,27 @@ def _error_handler_call(handler: Task, metadata: dict[str, Any]) -> Task:
 
 
 def _with_errors(task: Task) -> tuple[Any, ...]:
-    """``task.args`` with the error descriptions it carries turned into :class:`TaskException` instances."""
+    """``task.args`` with the error metadata it carries turned into the exceptions the failed tasks raised."""
     args = task.args
     position = task.extra.get(ERROR_ARGUMENT)
     if position is not None and position < len(args) and isinstance(args[position], dict):
-        args = (*args[:position], TaskException(args[position]), *args[position + 1 :])
+        args = (*args[:position], _raised(args[position]), *args[position + 1 :])
     failed = task.extra.get(CHORD_ERRORS)
     if failed and args and isinstance(args[-1], list):
         values = list(args[-1])
         for index in failed:
             if index < len(values) and isinstance(values[index], dict):
-                values[index] = TaskException(values[index])
+                values[index] = _raised(values[index])
         args = (*args[:-1], values)
     return args
+
+
+def _raised(metadata: dict[str, Any]) -> BaseException:
+    """The exception a failed task raised, rebuilt from its error metadata; a :class:`TaskException` holding
+    the metadata when it cannot be rebuilt (see :func:`~django_tasks_q.serializers.decode_exception`) or
+    when an overridden ``build_error_result`` left the encoded exception out."""
+    rebuilt = decode_exception(metadata.get("exception"))
+    return rebuilt if rebuilt is not None else TaskException(metadata)
 
 
 def _chord_carrier(task: Task) -> Task | None:

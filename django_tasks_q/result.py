@@ -172,7 +172,7 @@ def find_dead_letter(queue: TaskQueue, task_id: str) -> DeadLetter | None:
 
 
 class StoredError:
-    """A failure as stored in the result area: text only, never an exception object (R23)."""
+    """A failure as stored in the result area: plain data (the error metadata), never an exception object (R23)."""
 
     __slots__ = ("metadata",)
 

@@ -15,10 +15,24 @@ Two serializers ship:
   as ``IntEnum`` members or ``OrderedDict`` would come back as their base type, so they are refused —
   and every refusal is a :class:`~django_tasks_q.exceptions.SerializationError` whose message starts
   with the path of the bad value, e.g. ``args[1]['when']: object of type Foo cannot be serialized as
-  JSON``. What ``dumps`` accepts, ``loads`` gives back equal and of the same type.
+  JSON``. What ``dumps`` accepts, ``loads`` gives back equal and of the same type — exceptions apart.
 
-  Decoding never imports anything: tags name a fixed set of types, and a ``zone`` must be one of
-  :func:`zoneinfo.available_timezones`.
+  Exceptions (any :class:`BaseException`) are carried too, so that an error handler or a chord callback
+  gets the exception a task raised, and a task may return one:
+  ``{"__dtq__": "exception", "v": {"module": ..., "qualname": ..., "args": [...], "error": repr}}``. Each
+  argument is encoded by the same walk; one that cannot be falls back to its ``repr()`` text (a
+  :class:`~django_tasks_q.exceptions.TaskException` is carried by its ``metadata``, the argument it is
+  built from). Decoding rebuilds ``cls(*args)`` only when the class's module is already imported, the
+  qualified name resolves there to a subclass of :class:`Exception` and the call succeeds; otherwise the
+  value decodes to a ``TaskException`` whose ``error`` is the original ``repr()`` and whose ``type`` is
+  the class's dotted path. ``SystemExit``, ``KeyboardInterrupt`` and the other exceptions that do not
+  derive from ``Exception`` always decode that way: a value must never stop a worker when code raises
+  it. Like pickle, the rebuilt exception has its class and ``args``, not its other attributes, traceback
+  or cause, and it compares equal only to itself.
+
+  Decoding never imports anything: tags name a fixed set of types, a ``zone`` must be one of
+  :func:`zoneinfo.available_timezones`, and an exception's class is looked up among the modules already
+  loaded (:data:`sys.modules`), by their namespaces only (no module ``__getattr__`` runs).
 
 * :class:`PickleSerializer`, opt-in. Pickle runs code while loading, so the message codec only loads
   pickle bytes whose HMAC signature verified (see :mod:`django_tasks_q.message`).
@@ -37,12 +51,13 @@ import functools
 import json
 import math
 import pickle
+import sys
 import uuid
 import zoneinfo
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol, runtime_checkable
 
-from .exceptions import ConfigurationError, MessageDecodeError, SerializationError
+from .exceptions import ConfigurationError, MessageDecodeError, SerializationError, TaskException
 
 __all__ = [
     "TAG_KEY",
@@ -51,6 +66,8 @@ __all__ = [
     "PickleSerializer",
     "SerializerLike",
     "check_roundtrip",
+    "decode_exception",
+    "encode_exception",
     "get_serializer",
 ]
 
@@ -150,6 +167,16 @@ def _short_repr(obj: Any, limit: int = 60) -> str:
     except Exception:  # a broken __repr__ must not hide the real error
         text = f"<{_type_name(obj)}>"
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _safe_repr(obj: Any) -> str:
+    """``repr(obj)``, or a placeholder naming its type when its ``__repr__`` fails (or recurses)."""
+    try:
+        text = repr(obj)
+    except Exception:
+        return f"<{_type_name(obj)} object (repr failed)>"
+    # Text that is not valid UTF-8 could not be written; a broken repr must not lose the exception.
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _check_text(text: str) -> None:
@@ -318,7 +345,36 @@ class JSONSerializer(BaseSerializer):
             return {TAG_KEY: "decimal", VALUE_KEY: str(obj)}
         if cls is uuid.UUID:
             return {TAG_KEY: "uuid", VALUE_KEY: str(obj)}
+        if isinstance(obj, BaseException):
+            return self._enc_exception(obj, active)
         return self._refuse_unknown(obj)
+
+    def _enc_exception(self, exc: BaseException, active: set[int]) -> dict[str, Any]:
+        marker = id(exc)
+        if marker in active:
+            raise _Refused(f"circular reference: this {type(exc).__name__} contains itself")
+        active.add(marker)
+        # A TaskException is built from its metadata; its args hold only the error text.
+        raw_args = (exc.metadata,) if isinstance(exc, TaskException) else exc.args
+        args: list[Any] = []
+        for arg in raw_args:
+            try:
+                # A copy, so that a refusal deep inside one argument leaves no marker behind for the next.
+                args.append(self._enc(arg, set(active)))
+            except (_Refused, RecursionError):
+                # An argument JSON cannot carry is kept as text rather than losing the whole exception.
+                args.append(_safe_repr(arg))
+        active.discard(marker)
+        cls = type(exc)
+        return {
+            TAG_KEY: "exception",
+            VALUE_KEY: {
+                "module": cls.__module__,
+                "qualname": cls.__qualname__,
+                "args": args,
+                "error": _safe_repr(exc),
+            },
+        }
 
     def _enc_dict(self, obj: dict[Any, Any], active: set[int]) -> Any:
         marker = id(obj)
@@ -391,6 +447,25 @@ class JSONSerializer(BaseSerializer):
             raise MessageDecodeError("body is nested too deeply to decode") from None
         except ValueError as exc:  # e.g. an integer with more digits than Python converts
             raise MessageDecodeError(f"body cannot be decoded: {exc}") from None
+
+    def from_plain(self, plain: Any) -> Any:
+        """Return the value whose JSON-native structure (as :meth:`to_plain` returns it) is ``plain``.
+
+        Raises MessageDecodeError when a tagged value in it is invalid.
+        """
+        try:
+            return _from_plain(plain)
+        except RecursionError:
+            raise MessageDecodeError("value is nested too deeply to decode") from None
+
+
+def _from_plain(plain: Any) -> Any:
+    if isinstance(plain, list):
+        return [_from_plain(item) for item in plain]
+    if isinstance(plain, dict):
+        # Inner objects first, as json.loads hands them to its object_pairs_hook.
+        return _decode_object([(key, _from_plain(value)) for key, value in plain.items()])
+    return plain
 
 
 def _refuse_constant(name: str) -> Any:
@@ -493,6 +568,47 @@ def _dec_bytes(v: Any, obj: dict[str, Any]) -> bytes:
     return base64.b64decode(_need(v, str, "v"), validate=True)
 
 
+def _dec_exception(v: Any, obj: dict[str, Any]) -> BaseException:
+    _need(v, dict, "v")
+    if v.keys() != {"module", "qualname", "args", "error"}:
+        raise ValueError("v must have exactly the members module, qualname, args and error")
+    module = _need(v["module"], str, "module")
+    qualname = _need(v["qualname"], str, "qualname")
+    args = _need(v["args"], list, "args")
+    error = _need(v["error"], str, "error")
+    rebuilt = _rebuild_exception(module, qualname, args)
+    if rebuilt is not None:
+        return rebuilt
+    return TaskException({"error": error, "type": f"{module}.{qualname}"})
+
+
+def _rebuild_exception(module_name: str, qualname: str, args: list[Any]) -> BaseException | None:
+    """``cls(*args)`` for the class ``module_name.qualname``, or None when that is not safe or fails.
+
+    Only modules already imported are searched, through their namespaces (a module's ``__getattr__`` could
+    import), and only subclasses of Exception are built: SystemExit, KeyboardInterrupt and the like are
+    never re-created from data.
+    """
+    target: Any = sys.modules.get(module_name)
+    if target is None:
+        return None
+    for part in qualname.split("."):
+        try:
+            namespace = vars(target)
+        except TypeError:
+            return None
+        target = namespace.get(part)
+        if target is None:
+            return None
+    if not isinstance(target, type) or not issubclass(target, Exception):
+        return None
+    try:
+        rebuilt = target(*args)
+    except Exception:  # an __init__ that does not take its own args back
+        return None
+    return rebuilt if isinstance(rebuilt, Exception) else None
+
+
 _TAG_DECODERS: dict[str, Any] = {
     "tuple": lambda v, obj: tuple(_need(v, list, "v")),
     "set": lambda v, obj: set(_need(v, list, "v")),
@@ -505,6 +621,7 @@ _TAG_DECODERS: dict[str, Any] = {
     "decimal": _dec_decimal,
     "uuid": _dec_uuid,
     "dict": _dec_dict,
+    "exception": _dec_exception,
 }
 
 
@@ -560,8 +677,42 @@ _DEFAULT_JSON = JSONSerializer()
 
 def check_roundtrip(obj: Any, where: str = "value") -> None:
     """Raise SerializationError (message starting with the path below ``where``) unless ``obj`` survives
-    a JSON round trip unchanged."""
+    a JSON round trip (unchanged, exceptions apart: see the module docstring)."""
     _DEFAULT_JSON.check(obj, where=where)
+
+
+def encode_exception(exc: BaseException) -> dict[str, Any]:
+    """The JSON-native tagged form of ``exc`` (its class's path, its ``args`` and its ``repr()``).
+
+    Never raises: arguments that JSON cannot carry are kept as their ``repr()`` text. The result is plain
+    data (dicts, lists, strings, numbers), so that any serializer can store it, for example in a failed
+    task's error metadata.
+    """
+    return _DEFAULT_JSON._enc_exception(exc, set())
+
+
+def decode_exception(plain: Any) -> BaseException | None:
+    """The exception that :func:`encode_exception` turned into ``plain``, rebuilt as ``cls(*args)``.
+
+    Returns None when it cannot be rebuilt (its module is not imported, the name does not resolve to a
+    subclass of Exception, ``cls(*args)`` fails) or when ``plain`` is not such a form; never imports.
+    Arguments that are themselves exceptions and cannot be rebuilt come back as TaskException.
+    """
+    if (
+        not isinstance(plain, dict)
+        or plain.get(TAG_KEY) != "exception"
+        or not isinstance(plain.get(VALUE_KEY), dict)
+    ):
+        return None
+    value = plain[VALUE_KEY]
+    module, qualname, args = value.get("module"), value.get("qualname"), value.get("args")
+    if not isinstance(module, str) or not isinstance(qualname, str) or not isinstance(args, list):
+        return None
+    try:
+        decoded_args = _DEFAULT_JSON.from_plain(args)
+    except MessageDecodeError:
+        return None
+    return _rebuild_exception(module, qualname, decoded_args)
 
 
 def get_serializer(spec: Any) -> Any:

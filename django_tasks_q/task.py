@@ -185,10 +185,14 @@ class Task:
         return self
 
     def error(self, task: TaskWrapper | Task, *args: Any, **kwargs: Any) -> Task:
-        """Run ``task`` if this task fails for good; it receives the error as its last argument.
+        """Run ``task`` when this task fails; it receives the exception raised as its last argument.
 
-        The error is a dict ``{"task_id", "task", "error", "type", "traceback"}``
-        (errors are passed as text so that every serializer can carry them).
+        The handler runs after each failed attempt (only after the last one when the queue has
+        ``store_intermediate_errors=False``). The exception is rebuilt from its class path and args in
+        the handler's worker; when that is not possible (its module is not imported there, it is not an
+        :class:`Exception`, its class does not take its args back) the handler receives a
+        :class:`~django_tasks_q.exceptions.TaskException` whose ``metadata`` holds the error text, type,
+        traceback and task id.
         """
         if self.on_error is not None:
             self.on_error.error(task, *args, **kwargs)
@@ -592,8 +596,9 @@ class chord:
     Built first and enqueued later, as in huey: ``queue.enqueue(chord([...], callback))`` (or ``.enqueue()``)
     returns a :class:`~django_tasks_q.result.ChordResult`. ``callback`` is a ``.s()`` call or a bare task;
     ``.then()`` and ``.error()`` chain onto the callback. A member may be a pipeline (its last step's value
-    counts) or another chord (its callback's value counts). If any member fails for good, the callback does
-    not run: its result is an error naming the failed member, and its ``.error()`` handler (if any) runs.
+    counts) or another chord (its callback's value counts). As in huey the callback always runs: a member
+    that fails for good contributes the exception it raised (rebuilt from its class path and args, else a
+    :class:`~django_tasks_q.exceptions.TaskException`), one that is revoked, expires or is canceled ``None``.
     """
 
     def __init__(self, tasks: Iterable[Task | chord], callback: TaskWrapper | Task) -> None:

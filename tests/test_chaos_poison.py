@@ -73,7 +73,8 @@ def test_r15_poison_is_dead_lettered_with_its_reason_and_the_consumer_goes_on(
     assert Counter(e["args"][0] for e in dead_signals) == Counter(case["reason"] for case in cases)
 
     # R17: a return value that cannot be stored is a failed result with a clear error, not a crash.
-    # R23: stored errors are text; reading one never imports the class it names.
+    # R23: a failed result raises TaskException; the exception it records is rebuilt only from a module already
+    # imported, so reading one that names the canary module neither imports it nor rebuilds it.
     results = deployment.results(unstorable, failing, plant="planted-error")
     assert results[unstorable]["raised"] == "TaskException"
     assert "returned a value that cannot be stored" in results[unstorable]["error"]
@@ -81,8 +82,10 @@ def test_r15_poison_is_dead_lettered_with_its_reason_and_the_consumer_goes_on(
         "error": "LedgerError('ledger task 21 failed on purpose')",
         "type": "tests.ledgerapp.tasks.LedgerError",
         "raised": "TaskException",
+        "rebuilt": "LedgerError",
     }
     assert results["planted-error"]["raised"] == "TaskException"
+    assert results["planted-error"]["rebuilt"] is None
     assert results["_canary_imported"] is False
 
     consumer.signal(signal.SIGTERM)

@@ -1,12 +1,24 @@
-"""Pipelines (.then / .error), group() and chord() with ChordResult."""
+"""Pipelines (.then / .error), group() and chord() with ChordResult; exceptions reaching handlers and callbacks."""
 
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 
 import pytest
 
-from django_tasks_q import CancelExecution, ChordResult, ResultGroup, Task, TaskException, chord, group
+from django_tasks_q import (
+    CancelExecution,
+    ChordResult,
+    MemoryHuey,
+    RedisHuey,
+    ResultGroup,
+    Task,
+    TaskException,
+    chord,
+    group,
+)
+from django_tasks_q.consumer import Consumer, ConsumerOptions
 
 from .hub_helpers import UTC, Recorder, drain, later, new_queue, run_next
 
@@ -111,18 +123,19 @@ def test_a_failing_step_stops_the_pipeline_and_runs_its_error_handler():
     assert calls[1] == ("fail", ("extra", 3))
     _name, (context, error) = calls[2]
     assert context == "context"
-    # the handler gets the error as a TaskException whose repr is the failed task's error, as in huey
-    assert isinstance(error, TaskException)
-    assert repr(error) == "ValueError(\"failed with ('extra', 3)\")"
+    # the handler gets the exception the task raised, its own class and args, as in huey
+    assert type(error) is ValueError
+    assert error.args == ("failed with ('extra', 3)",)
     step_results = list(results)
-    assert error.metadata["task"] == "t.fail"
-    assert error.metadata["task_id"] == step_results[1].id
-    assert error.metadata["type"] == "builtins.ValueError"
-    assert error.traceback.endswith("ValueError: failed with ('extra', 3)\n")
     assert results[0] == 3  # indexing a ResultGroup reads the value, as in huey
+    # reading the failed step's result raises TaskException with the stored metadata, as in huey
     with pytest.raises(TaskException) as info:
         step_results[1].get()
     assert info.value.error == "ValueError(\"failed with ('extra', 3)\")"
+    assert info.value.metadata["task"] == "t.fail"
+    assert info.value.metadata["task_id"] == step_results[1].id
+    assert info.value.metadata["type"] == "builtins.ValueError"
+    assert info.value.traceback.endswith("ValueError: failed with ('extra', 3)\n")
     assert step_results[2].get() is None  # never ran
     assert events.pairs() == [
         ("enqueued", "add"),
@@ -289,7 +302,7 @@ def test_a_chord_callback_receives_a_failed_members_error_in_its_place():
     @q.task(name="t.inspect")
     def inspect_members(values):
         calls.append(("inspect", [repr(v) if isinstance(v, Exception) else v for v in values]))
-        return len([v for v in values if isinstance(v, TaskException)])
+        return len([v for v in values if type(v) is ValueError])
 
     result = q.enqueue(chord([add.s(1), fail.s("member"), add.s(3)], inspect_members.s().error(handler)))
     drain(q)
@@ -310,7 +323,8 @@ def test_a_chord_pipeline_member_counts_with_its_last_step():
     drain(q)
     [(_name, (values,))] = [c for c in calls if c[0] == "total"]
     assert values[0] == 11 and values[2] == 2
-    assert isinstance(values[1], TaskException)  # the head failed: its pipeline's place holds the error
+    assert type(values[1]) is ValueError  # the head failed: its pipeline's place holds its exception
+    assert values[1].args == ("failed with ()",)
     members = list(result.results)
     assert members[0].get() == 11
 
@@ -438,3 +452,147 @@ def test_a_chord_whose_callback_is_no_longer_registered_fails_instead_of_vanishi
         result.get()
     assert "callback task is not registered" in info.value.error
     assert [r.get() for r in result.results] == [1, 2]
+
+
+# ------------------------------------------------------------------------- exceptions through a consumer
+
+
+class QuotaError(Exception):
+    """Raised by the tasks below; its module is imported in the consumer, so it is rebuilt there."""
+
+
+class TwoPartError(Exception):
+    """Its args do not fit its __init__: it reaches handlers as a TaskException holding the error metadata."""
+
+    def __init__(self, used, limit):
+        super().__init__(f"{used} of {limit}")
+
+
+@pytest.fixture(params=["memory", "redis"])
+def consumed_queue(request):
+    """A queue of each storage; ``consume(queue)`` runs a real consumer on it until nothing is left."""
+    name = f"exc-{uuid.uuid4().hex[:10]}"
+    if request.param == "memory":
+        queue = MemoryHuey(name, block_timeout=0)
+    else:
+        queue = RedisHuey(name, url=request.getfixturevalue("redis_url"), blocking=False)
+    yield queue
+    queue.storage.flush_all()
+    queue.storage.close()
+
+
+def consume(queue):
+    options = ConsumerOptions(workers=2, initial_delay=0.01, max_delay=0.05)
+    consumer = Consumer([queue], options, burst=True, install_signal_handlers=False, monitor=False)
+    assert consumer.run() == 0
+
+
+def test_an_error_handler_receives_the_exception_the_task_raised(consumed_queue):
+    q = consumed_queue
+    received = []
+
+    @q.task()
+    def over_quota(used, limit):
+        raise QuotaError(used, {"limit": limit, "at": dt.datetime(2030, 1, 1, tzinfo=UTC)})
+
+    @q.task()
+    def two_parts(used, limit):
+        raise TwoPartError(used, limit)
+
+    @q.task()
+    def on_error(context, error):
+        received.append((context, error))
+
+    first = q.enqueue(over_quota.s(5, 3).error(on_error, "quota"))
+    second = q.enqueue(two_parts.s(5, 3).error(on_error, "two parts"))
+    consume(q)
+    errors = dict(received)
+    assert type(errors["quota"]) is QuotaError
+    assert errors["quota"].args == (5, {"limit": 3, "at": dt.datetime(2030, 1, 1, tzinfo=UTC)})
+    fallback = errors["two parts"]  # cannot be rebuilt from its args: the TaskException of its metadata
+    assert type(fallback) is TaskException
+    assert repr(fallback) == "TwoPartError('5 of 3')"
+    assert fallback.metadata["task_id"] == second.id
+    assert fallback.traceback.endswith("TwoPartError: 5 of 3\n")
+    with pytest.raises(TaskException) as info:  # reading the result still raises TaskException
+        first.get()
+    assert info.value.error == "QuotaError(5, {'limit': 3, 'at': datetime.datetime(2030, 1, 1, 0, 0, tzinfo=datetime.timezone.utc)})"
+    assert info.value.metadata["type"] == f"{__name__}.QuotaError"
+
+
+def test_a_chord_callback_and_its_error_handler_receive_the_exceptions_raised(consumed_queue):
+    q = consumed_queue
+    handled = []
+
+    @q.task()
+    def member(n):
+        if n < 0:
+            raise QuotaError(n)
+        return n
+
+    @q.task()
+    def collect(values):
+        return values  # the members' exceptions included: stored as values
+
+    @q.task()
+    def explode(values):
+        raise KeyError(len(values))
+
+    @q.task()
+    def on_error(error):
+        handled.append(error)
+
+    result = q.enqueue(chord([member.s(1), member.s(-2).then(member), member.s(-3)], collect.s()))
+    failing = q.enqueue(chord([member.s(1), member.s(-1)], explode.s().error(on_error)))
+    consume(q)
+    values = result.get()
+    assert values[0] == 1
+    # a pipeline member whose head failed contributes the head's exception
+    assert type(values[1]) is QuotaError and values[1].args == (-2,)
+    assert type(values[2]) is QuotaError and values[2].args == (-3,)
+    with pytest.raises(TaskException):  # the failed member's own result still raises TaskException
+        list(result.results)[2].get()
+    assert [type(e) for e in handled] == [KeyError] and handled[0].args == (2,)
+    with pytest.raises(TaskException) as info:
+        failing.get()
+    assert info.value.error == "KeyError(2)"
+
+
+def test_a_task_may_return_an_exception(consumed_queue):
+    q = consumed_queue
+
+    @q.task()
+    def diagnose(code):
+        return [QuotaError(code), SystemExit(code)]
+
+    result = diagnose(7)
+    consume(q)
+    found, stopped = result.get()
+    assert type(found) is QuotaError and found.args == (7,)
+    # a SystemExit is never re-created from data: it comes back as a TaskException with its repr
+    assert type(stopped) is TaskException and repr(stopped) == "SystemExit(7)"
+
+
+def test_an_exception_too_large_to_carry_again_reaches_its_handler_as_task_exception():
+    # The error metadata holds the error's text three times already and must fit in one value of max_size:
+    # an exception whose args and repr would take over a quarter of it more is left out of the metadata.
+    q = new_queue(max_message_size=64 * 1024)
+    received = []
+
+    @q.task()
+    def shout(size):
+        raise ValueError("x" * size)
+
+    @q.task()
+    def on_error(error):
+        received.append(error)
+
+    small = q.enqueue(shout.s(1000).error(on_error))
+    large = q.enqueue(shout.s(9000).error(on_error))
+    drain(q)
+    assert type(received[0]) is ValueError and received[0].args == ("x" * 1000,)
+    assert type(received[1]) is TaskException and received[1].error == repr("x" * 9000).join(("ValueError(", ")"))
+    assert "exception" not in received[1].metadata
+    for result in (small, large):
+        with pytest.raises(TaskException):
+            result.get()

@@ -1,4 +1,4 @@
-"""Tests for django_tasks_q.serializers: exact JSON round trips, path-precise refusals, pickle, lookup."""
+"""Tests for django_tasks_q.serializers: exact JSON round trips, exceptions, path-precise refusals, pickle, lookup."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import datetime as dt
 import enum
 import json
 import math
+import sys
+import types
 import uuid
 import zoneinfo
 from collections import OrderedDict
@@ -14,13 +16,20 @@ from typing import NamedTuple
 
 import pytest
 
-from django_tasks_q.exceptions import ConfigurationError, MessageDecodeError, SerializationError
+from django_tasks_q.exceptions import (
+    ConfigurationError,
+    MessageDecodeError,
+    SerializationError,
+    TaskException,
+)
 from django_tasks_q.serializers import (
     TAG_KEY,
     BaseSerializer,
     JSONSerializer,
     PickleSerializer,
     check_roundtrip,
+    decode_exception,
+    encode_exception,
     get_serializer,
 )
 
@@ -458,6 +467,253 @@ def test_loads_refuses_non_bytes():
 def test_tag_objects_are_plain_data_in_the_json():
     data = JSONSerializer().dumps((1, dt.date(2024, 5, 6)))
     assert json.loads(data) == {TAG_KEY: "tuple", "v": [1, {TAG_KEY: "date", "v": "2024-05-06"}]}
+
+
+# ----------------------------------------------------------------------------- exceptions
+
+
+class QuotaError(Exception):
+    """A user-defined exception at module level: rebuilt from its class path and args."""
+
+
+class Outer:
+    class InnerError(LookupError):
+        """A nested class: its qualified name is Outer.InnerError."""
+
+
+class TwoPartError(Exception):
+    """Its args (one formatted text) do not fit its __init__ (two parameters): it cannot be rebuilt."""
+
+    def __init__(self, used, limit):
+        super().__init__(f"{used} of {limit}")
+
+
+class StopTheWorld(BaseException):
+    """A BaseException that is not an Exception: never re-created from data."""
+
+
+def exception_roundtrip(exc):
+    return roundtrip(exc)
+
+
+def assert_rebuilt(original, back):
+    assert type(back) is type(original)
+    assert_same(tuple(original.args), tuple(back.args))
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        ValueError("x"),
+        ValueError(),
+        KeyError(("a", 1)),
+        ZeroDivisionError("division by zero"),
+        FileNotFoundError(2, "No such file"),
+        UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte"),
+        RuntimeError(dt.datetime(2024, 2, 29, 12, 30, tzinfo=PARIS), Decimal("1.10"), {"k": [1, (2, 3)]}),
+        QuotaError(5, 3),
+        Outer.InnerError("missing"),
+        zoneinfo.ZoneInfoNotFoundError("No time zone found with key Mars/Olympus"),
+    ],
+    ids=repr,
+)
+def test_exceptions_round_trip_with_their_class_and_args(exc):
+    assert_rebuilt(exc, exception_roundtrip(exc))
+
+
+def test_exceptions_round_trip_nested_in_values_and_in_each_others_args():
+    value = {"errors": [ValueError(KeyError("inner")), None], "pair": (QuotaError("q"), 1)}
+    back = roundtrip(value)
+    outer = back["errors"][0]
+    assert type(outer) is ValueError and type(outer.args[0]) is KeyError and outer.args[0].args == ("inner",)
+    assert back["errors"][1] is None
+    assert type(back["pair"]) is tuple and type(back["pair"][0]) is QuotaError and back["pair"][1] == 1
+
+
+def test_the_json_names_the_class_and_holds_the_args_and_the_repr():
+    data = json.loads(JSONSerializer().dumps(QuotaError((1, 2))))
+    assert data == {
+        TAG_KEY: "exception",
+        "v": {
+            "module": "tests.test_serializers",
+            "qualname": "QuotaError",
+            "args": [{TAG_KEY: "tuple", "v": [1, 2]}],
+            "error": "QuotaError((1, 2))",
+        },
+    }
+
+
+def test_an_argument_json_cannot_carry_falls_back_to_its_repr():
+    back = exception_roundtrip(ValueError(Foo(), "ok", "bad \ud800"))
+    assert type(back) is ValueError
+    assert back.args[0].startswith("<tests.test_serializers.Foo object at 0x")
+    assert back.args[1:] == ("ok", "'bad \\ud800'")
+
+
+def test_an_exception_that_contains_itself_is_encoded_without_recursing():
+    exc = ValueError("loop")
+    exc.args = (exc, 1)
+    back = exception_roundtrip(exc)
+    assert type(back) is ValueError
+    assert back.args == ("ValueError(ValueError(...), 1)", 1)
+
+
+def test_a_task_exception_round_trips_with_its_metadata():
+    metadata = {"error": "ValueError('x')", "traceback": "Traceback ...", "task_id": "abc", "retries": 0}
+    back = exception_roundtrip(TaskException(metadata))
+    assert type(back) is TaskException
+    assert back.metadata == metadata
+    assert repr(back) == "ValueError('x')"
+
+
+def custom_fallback(back, error, type_path):
+    assert type(back) is TaskException
+    assert repr(back) == error and back.error == error
+    assert back.metadata == {"error": error, "type": type_path}
+
+
+def test_an_exception_whose_init_does_not_take_its_args_decodes_to_task_exception():
+    back = exception_roundtrip(TwoPartError(5, 3))
+    custom_fallback(back, "TwoPartError('5 of 3')", "tests.test_serializers.TwoPartError")
+
+
+def test_an_exception_class_defined_in_a_function_decodes_to_task_exception():
+    class LocalError(Exception):
+        pass
+
+    back = exception_roundtrip(LocalError("here"))
+    custom_fallback(
+        back,
+        "LocalError('here')",
+        "tests.test_serializers.test_an_exception_class_defined_in_a_function_decodes_to_task_exception"
+        ".<locals>.LocalError",
+    )
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [SystemExit(3), KeyboardInterrupt(), GeneratorExit("closing"), StopTheWorld("now")],
+    ids=lambda e: type(e).__name__,
+)
+def test_base_exceptions_that_are_not_exceptions_decode_to_task_exception(exc):
+    back = exception_roundtrip(exc)
+    cls = type(exc)
+    custom_fallback(back, repr(exc), f"{cls.__module__}.{cls.__qualname__}")
+    assert isinstance(back, Exception)  # raising it cannot stop a worker the way SystemExit would
+
+
+def tagged_exception(module, qualname, args=(), error="Boom('planted')"):
+    value = {"module": module, "qualname": qualname, "args": list(args), "error": error}
+    return json.dumps({TAG_KEY: "exception", "v": value}).encode()
+
+
+def test_a_class_in_a_module_not_imported_decodes_to_task_exception_without_importing_it(
+    tmp_path, monkeypatch
+):
+    # An importable module whose import leaves a marker file: decoding must not import it.
+    name = f"tests_never_imported_{uuid.uuid4().hex[:8]}"
+    marker = tmp_path / "imported"
+    (tmp_path / f"{name}.py").write_text(
+        f"import pathlib\npathlib.Path({str(marker)!r}).touch()\n\nclass Boom(Exception):\n    pass\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    back = JSONSerializer().loads(tagged_exception(name, "Boom", ["planted"]))
+    custom_fallback(back, "Boom('planted')", f"{name}.Boom")
+    assert decode_exception(json.loads(tagged_exception(name, "Boom"))) is None
+    assert name not in sys.modules
+    assert not marker.exists()
+
+
+def test_a_class_is_looked_up_in_the_modules_namespace_only(monkeypatch):
+    looked_up = []
+    lazy = types.ModuleType("tests_lazy_errors")
+
+    def lazy_getattr(name):  # a lazy module would import something here
+        looked_up.append(name)
+        return QuotaError
+
+    lazy.__getattr__ = lazy_getattr  # type: ignore[method-assign]
+    monkeypatch.setitem(sys.modules, "tests_lazy_errors", lazy)
+    back = JSONSerializer().loads(
+        tagged_exception("tests_lazy_errors", "QuotaError", ["q"], "QuotaError('q')")
+    )
+    custom_fallback(back, "QuotaError('q')", "tests_lazy_errors.QuotaError")
+    assert looked_up == []
+
+
+@pytest.mark.parametrize(
+    ("module", "qualname"),
+    [
+        ("os", "system"),  # a function, not a class
+        ("builtins", "dict"),  # a class, not an exception
+        ("builtins", "SystemExit"),
+        ("tests.test_serializers", "QuotaError.mro"),
+        ("tests.test_serializers", "Nope"),
+        ("tests.test_serializers", ""),
+        ("", "ValueError"),
+    ],
+)
+def test_names_that_are_not_exception_classes_decode_to_task_exception(module, qualname, monkeypatch):
+    called = []
+    monkeypatch.setattr("os.system", lambda *a: called.append(a))
+    back = JSONSerializer().loads(tagged_exception(module, qualname, ["echo owned"], "X('echo owned')"))
+    custom_fallback(back, "X('echo owned')", f"{module}.{qualname}")
+    assert called == []
+
+
+@pytest.mark.parametrize(
+    "v",
+    [
+        "ValueError",
+        {"module": "builtins", "qualname": "ValueError", "args": []},
+        {"module": "builtins", "qualname": "ValueError", "args": [], "error": "e", "extra": 1},
+        {"module": 1, "qualname": "ValueError", "args": [], "error": "e"},
+        {"module": "builtins", "qualname": "ValueError", "args": "x", "error": "e"},
+        {"module": "builtins", "qualname": "ValueError", "args": [], "error": None},
+    ],
+    ids=repr,
+)
+def test_a_malformed_tagged_exception_is_a_decode_error(v):
+    with pytest.raises(MessageDecodeError, match="bad tagged value 'exception'"):
+        JSONSerializer().loads(json.dumps({TAG_KEY: "exception", "v": v}).encode())
+
+
+def test_encode_exception_is_plain_data_that_every_serializer_carries():
+    plain = encode_exception(RuntimeError((1, 2), Foo()))
+    assert json.loads(json.dumps(plain)) == plain  # JSON-native: dicts, lists, strings, numbers
+    for serializer in (JSONSerializer(), PickleSerializer()):
+        carried = serializer.loads(serializer.dumps({"exception": plain}))["exception"]
+        assert carried == plain
+        back = decode_exception(carried)
+        assert type(back) is RuntimeError
+        assert back.args[0] == (1, 2) and back.args[1].startswith("<tests.test_serializers.Foo object")
+
+
+@pytest.mark.parametrize(
+    "plain",
+    [
+        None,
+        "ValueError('x')",
+        {TAG_KEY: "tuple", "v": []},
+        {
+            TAG_KEY: "exception",
+            "v": {"module": "builtins", "qualname": "ValueError", "args": "x", "error": ""},
+        },
+        {
+            TAG_KEY: "exception",
+            "v": {"module": "builtins", "qualname": "ValueError", "args": [{TAG_KEY: "?"}]},
+        },
+        encode_exception(TwoPartError(1, 2)),
+        encode_exception(SystemExit(1)),
+    ],
+    ids=repr,
+)
+def test_decode_exception_returns_none_for_what_it_cannot_rebuild(plain):
+    assert decode_exception(plain) is None
+
+
+def test_check_roundtrip_accepts_exceptions():
+    check_roundtrip({"error": ValueError(Foo())}, "kwargs")  # the argument falls back to its repr
 
 
 # ----------------------------------------------------------------------------- pickle

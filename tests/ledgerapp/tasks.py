@@ -13,7 +13,7 @@ from . import ledger
 
 
 class LedgerError(Exception):
-    """What ``fail_with`` raises (its stored result must be text, RELIABILITY R23)."""
+    """What ``fail_with`` raises (its stored result reads back as a TaskException, RELIABILITY R23)."""
 
 
 def _context(task) -> dict:

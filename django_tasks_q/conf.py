@@ -2,7 +2,7 @@
 
 ``queues["emails"]`` is the :class:`~django_tasks_q.queue.TaskQueue` of the
 ``emails`` queue, built on first use (nothing is built at import time) and
-rebuilt after ``TASKS_Q`` or ``SECRET_KEY`` change (``override_settings``
+rebuilt after ``TASKS_Q``, ``SECRET_KEY`` or ``USE_TZ`` change (``override_settings``
 works). Tasks are kept in a registry per queue name that outlives rebuilds.
 
 Without ``TASKS_Q`` there is one queue, ``default``, on the ORM storage, unless a djhuey ``HUEY``
@@ -156,7 +156,7 @@ def registry_for(name: str) -> TaskRegistry:
 
 
 def build_queue(name: str) -> Any:
-    """Build the hub of queue ``name`` from settings."""
+    """Build the hub of queue ``name`` from settings; it presents aware UTC datetimes when ``USE_TZ`` is on."""
     from .queue import TaskQueue
 
     queues_conf = configured_queues()
@@ -168,6 +168,8 @@ def build_queue(name: str) -> Any:
         name,
         storage_class=storage_class,
         registry=registry_for(name),
+        # Django's convention: aware UTC datetimes with USE_TZ, naive ones without.
+        aware_datetimes=settings.USE_TZ,
         **hub_options(name, conf),
         **storage_kwargs,
     )
@@ -218,5 +220,5 @@ queues = QueueHandler()
 
 @receiver(setting_changed)
 def _reset_on_setting_change(*, setting: str, **kwargs: Any) -> None:
-    if setting in ("TASKS_Q", "SECRET_KEY", "SECRET_KEY_FALLBACKS"):
+    if setting in ("TASKS_Q", "SECRET_KEY", "SECRET_KEY_FALLBACKS", "USE_TZ"):
         queues.reset()

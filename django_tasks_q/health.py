@@ -56,7 +56,8 @@ def snapshot(name: str, now: dt.datetime | None = None) -> QueueHealth:
         health.results = hub.result_count()
         oldest = hub.pending(limit=1)
         if oldest and oldest[0].enqueued_at is not None:
-            health.oldest_pending_age = max((now - oldest[0].enqueued_at).total_seconds(), 0.0)
+            enqueued_at = hub.as_utc(oldest[0].enqueued_at)
+            health.oldest_pending_age = max((now - enqueued_at).total_seconds(), 0.0)
     except Exception as exc:
         health.error = f"{type(exc).__name__}: {exc}"
         return health

@@ -17,7 +17,7 @@ from .backends.base import EmptyData
 from .exceptions import InvalidMessage, TaskNotRegistered
 from .signals import SIGNAL_INTERRUPTED
 from .task import Task
-from .timeutils import epoch, now_utc, to_utc
+from .timeutils import epoch, now_utc
 
 if TYPE_CHECKING:
     from .queue import TaskQueue
@@ -53,11 +53,12 @@ class ManualDrive:
                 return task
 
     def ready_to_run(self: TaskQueue, task: Task, timestamp: dt.datetime | None = None) -> bool:
-        """Whether ``task`` is due at ``timestamp`` (now when None; a naive time is read as ``utc`` says)."""
+        """Whether ``task`` is due at ``timestamp`` (now when None); a naive ``task.eta`` or ``timestamp`` is read
+        as ``utc`` says."""
         if task.eta is None:
             return True
-        now = now_utc() if timestamp is None else to_utc(timestamp, naive_is_utc=self.utc)
-        return task.eta <= now
+        now = now_utc() if timestamp is None else self.as_utc(timestamp)
+        return self.as_utc(task.eta) <= now
 
     def read_schedule(self: TaskQueue, timestamp: dt.datetime | None = None) -> list[Task]:
         """Remove the scheduled calls due at ``timestamp`` (now when None) and return them, earliest first.
@@ -65,7 +66,7 @@ class ManualDrive:
         Not what the consumer does (it moves due calls to the queue in one storage step); for code that
         drives the schedule by hand. A message that does not decode is logged and dropped.
         """
-        now = now_utc() if timestamp is None else to_utc(timestamp, naive_is_utc=self.utc)
+        now = now_utc() if timestamp is None else self.as_utc(timestamp)
         tasks = []
         for data in self.storage.read_schedule(epoch(now)):
             try:
@@ -76,11 +77,11 @@ class ManualDrive:
 
     def serialize_task(self: TaskQueue, task: Task) -> bytes:
         """The signed, encoded message of ``task`` (what the storage holds)."""
-        return self.codec.encode(task.to_message())
+        return self.codec.encode(task.to_message(self.as_utc))
 
     def deserialize_task(self: TaskQueue, data: bytes) -> Task:
         """The call a message holds, bound to its registered task (the signature is verified first)."""
-        return Task.from_message(self.codec.decode(data), self.registry.get)
+        return self._decode_task(data)
 
     def put(self: TaskQueue, key: str, value: Any) -> None:
         """Store ``value`` (serialized and signed) under ``key`` in the queue's key/value area."""

@@ -53,6 +53,8 @@ from .serializers import TAG_KEY, BaseSerializer, JSONSerializer, PickleSerializ
 
 __all__ = [
     "DEFAULT_MAX_SIZE",
+    "EXPIRES_AS_TIMEDELTA",
+    "EXPIRES_IN",
     "MESSAGE_VERSION",
     "SIGNING_SALT",
     "Message",
@@ -70,6 +72,11 @@ DEFAULT_MAX_SIZE = 1024 * 1024
 DEFAULT_COMPRESS_THRESHOLD = 1024
 #: The envelope format version written by :meth:`Message.to_dict`.
 MESSAGE_VERSION = 1
+#: ``extra`` key of a call whose ``expires`` was given relative: the seconds given (the ``expires`` field holds
+#: the moment they resolved to once the call was enqueued, or None before).
+EXPIRES_IN = "expires_in"
+#: ``extra`` key, true when the relative expiry of ``EXPIRES_IN`` was given as a timedelta.
+EXPIRES_AS_TIMEDELTA = "expires_timedelta"
 #: The fixed salt of :func:`derive_signing_key`; changing it invalidates every signed message in flight.
 SIGNING_SALT = b"django_tasks_q.message"
 
@@ -110,7 +117,9 @@ def new_call_id() -> str:
 class Message:
     """The wire envelope of one task call (huey's ``Message``, with a few more fields).
 
-    ``eta``, ``expires`` and ``enqueued_at`` are aware datetimes (the codec writes them in UTC).
+    ``eta``, ``expires`` and ``enqueued_at`` are aware datetimes when encoded (the codec writes them in UTC).
+    ``expires`` is the moment the call expires; a relative expiry as given is in ``extra`` (``EXPIRES_IN``,
+    and ``EXPIRES_AS_TIMEDELTA`` for a timedelta), so a message without those keys had an absolute one or none.
     ``on_complete`` is the next step of a pipeline and ``on_error`` the message to enqueue on failure;
     ``chord`` is an opaque dict the hub fills; ``extra`` holds task options beyond the named fields and
     must survive the serializer. ``version`` is the envelope format version.
@@ -347,6 +356,12 @@ def _parse(data: Any, where: str) -> Message:
         extra = {}
     if not isinstance(extra, dict):
         raise fail("extra", f"must be a dict, got {_kind(extra)}")
+    if EXPIRES_IN in extra and not _plain_number(extra[EXPIRES_IN], False):
+        raise _FieldError(
+            f"{_join(where, 'extra')}[{EXPIRES_IN!r}] must be a finite, non-negative number, "
+            f"got {extra[EXPIRES_IN]!r}",
+            top or "extra",
+        )
 
     nested: dict[str, Message | None] = {}
     for name in ("on_complete", "on_error"):
@@ -415,7 +430,9 @@ def _plain_fields(data: Any) -> bool:
     ):
         return False
     chord, extra = data["chord"], data["extra"]
-    return (chord is None or type(chord) is dict) and (extra is None or type(extra) is dict)
+    return (chord is None or type(chord) is dict) and (
+        extra is None or (type(extra) is dict and (EXPIRES_IN not in extra or _plain_number(extra[EXPIRES_IN], False)))
+    )
 
 
 _NOT_PLAIN = object()

@@ -83,6 +83,7 @@ from .task import (
 )
 from .timeouts import TimeLimit
 from .timeutils import epoch, from_epoch, now_utc, resolve_eta, resolve_expires, to_utc
+from .timeutils import present as present_datetime
 
 logger = logging.getLogger("django_tasks_q")
 
@@ -108,7 +109,6 @@ UNIQUE_KEY = "unique_key"
 UNIQUE_TTL = "unique_ttl"
 UNIQUE_CLAIM_ROUNDS = 100
 _REVOCATION_PEEK = (REVOCATIONS_MADE,)
-EXPIRES_IN = "expires_in"
 DEFAULTED_OPTIONS = frozenset({"priority", "retries", "retry_delay", "retry_backoff", "expires", "timeout"})
 """Call options for which None means the task's default."""
 
@@ -147,6 +147,15 @@ class TaskQueue(ManualDrive):
     attempt that will be retried (a reader sees it until the retry's outcome
     replaces it) and runs the ``.error()`` handler for each failed attempt;
     ``False`` keeps both for the final attempt.
+
+    Datetimes: the hub compares and stores aware UTC datetimes, and shows the datetimes of calls
+    (``task.eta``, ``task.expires_resolved``, ``task.enqueued_at`` of the calls given to hooks, signal receivers
+    and ``context=True`` tasks, and of those from :meth:`dequeue`, :meth:`scheduled`, :meth:`pending` and
+    :meth:`read_schedule`) in its convention: naive by default, as huey does (UTC with ``utc=True``, the
+    machine's local time with ``utc=False``), or aware UTC with ``aware_datetimes=True``, Django's convention,
+    which queues built from ``TASKS_Q`` take when ``USE_TZ`` is on. Datetimes given to the hub may be naive (read
+    as ``utc`` says) or aware, whatever the convention; messages hold aware UTC times either way, so hubs of
+    both conventions read each other's messages.
     """
 
     storage_class: type[BaseStorage] | None = None
@@ -181,6 +190,7 @@ class TaskQueue(ManualDrive):
         enqueue_on_commit: bool = False,
         on_commit_using: str = "default",
         store_intermediate_errors: bool = True,
+        aware_datetimes: bool = False,
         **storage_kwargs: Any,
     ) -> None:
         if not isinstance(name, str) or not name:
@@ -203,6 +213,7 @@ class TaskQueue(ManualDrive):
         self.results = results
         self.store_none = store_none
         self.utc = utc
+        self.aware_datetimes = aware_datetimes
         self._serializer = serializer if serializer is not None else "json"
         self.compression = compression or use_zlib
         self.immediate_use_memory = immediate_use_memory
@@ -243,6 +254,20 @@ class TaskQueue(ManualDrive):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"
+
+    # ------------------------------------------------------------------ datetimes
+
+    def as_utc(self, value: dt.datetime) -> dt.datetime:
+        """``value`` as an aware UTC datetime, for comparing and storing; a naive one is read as ``utc`` says."""
+        return to_utc(value, naive_is_utc=self.utc)
+
+    def present(self, value: dt.datetime) -> dt.datetime:
+        """The moment ``value`` in this hub's datetime convention (see the class docstring)."""
+        return present_datetime(value, aware=self.aware_datetimes, naive_is_utc=self.utc)
+
+    def _decode_task(self, data: bytes, bind: bool = True) -> Task:
+        """The call an encoded message holds, with its datetimes in this hub's convention."""
+        return Task.from_message(self.codec.decode(data), self.registry.get if bind else None, present=self.present)
 
     # ------------------------------------------------------------------ storage and codec
 
@@ -561,12 +586,8 @@ class TaskQueue(ManualDrive):
         wrapper.check_arguments(args, kwargs, partial=partial)
         eta = resolve_eta(options.get("eta"), options.get("delay"), naive_is_utc=self.utc)
         expires = options.get("expires", wrapper.expires)
-        resolved = resolve_expires(expires, naive_is_utc=self.utc)
+        expires_resolved = self._absolute_expiry(expires)
         extra = {}
-        if expires is not None and not isinstance(expires, dt.datetime):
-            # Relative expiry counts from when the call is enqueued (a pipeline step's is resolved later).
-            extra[EXPIRES_IN] = expires.total_seconds() if isinstance(expires, dt.timedelta) else float(expires)
-            resolved = None
         unique_key = options.get("unique_key")
         if unique_key is not None and (not isinstance(unique_key, str) or not unique_key):
             raise InvalidOption(f"{where}: unique_key must be a non-empty string, got {unique_key!r}", field="unique_key")
@@ -579,16 +600,23 @@ class TaskQueue(ManualDrive):
             args,
             kwargs,
             id=id,
-            eta=eta,
+            eta=None if eta is None else self.present(eta),
             priority=options.get("priority", wrapper.priority),
             retries=options.get("retries", wrapper.retries),
             retry_delay=options.get("retry_delay", wrapper.retry_delay),
             retry_backoff=options.get("retry_backoff", wrapper.retry_backoff),
-            expires=resolved,
+            expires=expires,
+            expires_resolved=expires_resolved,
             timeout=options.get("timeout", wrapper.timeout),
             extra=extra,
             wrapper=wrapper,
         )
+
+    def _absolute_expiry(self, expires: dt.datetime | dt.timedelta | float | None) -> dt.datetime | None:
+        """Check ``expires`` (InvalidEta); the moment it stands for when it is a datetime, else None: a relative
+        expiry counts from when the call is enqueued (a pipeline step's from when that step is)."""
+        resolved = resolve_expires(expires, naive_is_utc=self.utc)
+        return self.present(resolved) if isinstance(expires, dt.datetime) else None
 
     def _arguments_digest(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
         """A stable digest of a call's arguments (keyword order does not matter)."""
@@ -625,9 +653,10 @@ class TaskQueue(ManualDrive):
 
     def _encode(self, task: Task) -> bytes:
         now = now_utc()
-        if task.expires is None and EXPIRES_IN in task.extra:
-            task.expires = now + dt.timedelta(seconds=task.extra[EXPIRES_IN])
-        message = task.to_message()
+        if task.expires_resolved is None and task.expires is not None:
+            # Fixed at the first enqueue: a retry or a call moved to the schedule keeps its expiry.
+            task.expires_resolved = self.present(resolve_expires(task.expires, naive_is_utc=self.utc))
+        message = task.to_message(self.as_utc)
         message.enqueued_at = now
         return self.codec.encode(message)
 
@@ -637,11 +666,12 @@ class TaskQueue(ManualDrive):
         Only calls put back by a worker (a retry, a rate-limited call) come here: a new call goes to the queue
         whatever its eta, and the worker that takes it early moves it to the schedule.
         """
-        if task.eta is not None and task.eta > now_utc():
+        eta = None if task.eta is None else self.as_utc(task.eta)
+        if eta is not None and eta > now_utc():
             if task.priority is None:
-                self.storage.add_to_schedule(data, epoch(task.eta))
+                self.storage.add_to_schedule(data, epoch(eta))
             else:
-                self.storage.add_to_schedule(data, epoch(task.eta), task.priority)
+                self.storage.add_to_schedule(data, epoch(eta), task.priority)
             return True
         self.storage.enqueue(data, task.priority)
         return False
@@ -717,9 +747,9 @@ class TaskQueue(ManualDrive):
             pending.extend(step for step in (node.on_complete, node.on_error) if step is not None)
 
     def _send(self, task: Task, data: bytes) -> None:
-        if self._immediate and (task.eta is None or task.eta <= now_utc()):
+        if self._immediate and self.ready_to_run(task):
             self._emit(SIGNAL_ENQUEUED, task)
-            self.execute(Task.from_message(self.codec.decode(data), self.registry.get))
+            self.execute(self._decode_task(data))
             return
         if self._immediate:
             # Not yet due, and no worker to take it: it waits in the schedule, as if taken early.
@@ -774,7 +804,7 @@ class TaskQueue(ManualDrive):
             # The last step of a member reports to the chord: a pipeline member counts when it has finished.
             tail.chord = {"id": chord_id, "size": size, "index": index, "callback": None}
             tails.append(tail)
-        callback_data = callback.to_message().to_dict()
+        callback_data = callback.to_message(self.as_utc).to_dict()
         for tail in tails:
             tail.chord["callback"] = callback_data
         plain = [member for member in item.tasks if isinstance(member, Task)]
@@ -798,9 +828,14 @@ class TaskQueue(ManualDrive):
     ) -> Result:
         """Revoke ``task`` and enqueue a copy with a new id at the new time; returns the copy's Result."""
         self.revoke_by_id(task.id, revoke_once=True)
-        changes: dict[str, Any] = {"eta": resolve_eta(eta, delay, naive_is_utc=self.utc)}
-        if expires is not None:
-            changes["expires"] = resolve_expires(expires, naive_is_utc=self.utc)
+        new_eta = resolve_eta(eta, delay, naive_is_utc=self.utc)
+        # The copy is a new call: a relative expiry counts again from its enqueue, as in huey.
+        expires = task.expires if expires is None else expires
+        changes: dict[str, Any] = {
+            "eta": None if new_eta is None else self.present(new_eta),
+            "expires": expires,
+            "expires_resolved": self._absolute_expiry(expires),
+        }
         if priority is not None:
             changes["priority"] = validate_priority(priority, f"task {task.name!r}")
         if not preserve_pipeline:
@@ -885,7 +920,7 @@ class TaskQueue(ManualDrive):
         except InvalidMessage as exc:
             self.dead_letter(reservation, exc.reason, str(exc))
             return None
-        task = Task.from_message(message, lambda _name: wrapper)
+        task = Task.from_message(message, lambda _name: wrapper, present=self.present)
         task.attempt = reservation.attempt
         task.redelivered = reservation.attempt > 1
         return task
@@ -957,7 +992,7 @@ class TaskQueue(ManualDrive):
     ) -> tuple[Any, Reservation | None]:
         """:meth:`execute`; when ``wants_next()`` says so at acknowledgement time, the acknowledgement also
         claims the next message (returned)."""
-        now = now_utc() if timestamp is None else to_utc(timestamp, naive_is_utc=self.utc)
+        now = now_utc() if timestamp is None else self.as_utc(timestamp)
         if task.wrapper is None:
             task.wrapper = self.registry.get(task.name)
         outcome = _Outcome()
@@ -966,7 +1001,7 @@ class TaskQueue(ManualDrive):
         return value, self._finish(task, reservation, outcome, wants_next)
 
     def _execute(self, task: Task, now: dt.datetime, outcome: _Outcome, may_be_revoked: bool = True) -> Any:
-        if task.eta is not None and task.eta > now:
+        if task.eta is not None and self.as_utc(task.eta) > now:
             outcome.follow_ups.append(lambda: self._schedule_early_call(task))
             outcome.requeued = True
             return None
@@ -974,7 +1009,7 @@ class TaskQueue(ManualDrive):
             self._emit(SIGNAL_REVOKED, task)
             self._plan_chord_skip(task, "revoked", outcome)
             return None
-        if isinstance(task.expires, dt.datetime) and now > task.expires:
+        if task.expires_resolved is not None and now > self.as_utc(task.expires_resolved):
             self._emit(SIGNAL_EXPIRED, task)
             self._plan_chord_skip(task, "expired", outcome)
             return None
@@ -1345,9 +1380,9 @@ class TaskQueue(ManualDrive):
     def _requeue(self, task: Task) -> None:
         """Put a call back (a retry, a rate-limited call): SCHEDULED or ENQUEUED, not both."""
         data = self._encode(task)
-        if self._immediate and (task.eta is None or task.eta <= now_utc()):
+        if self._immediate and self.ready_to_run(task):
             self._emit(SIGNAL_ENQUEUED, task)
-            self.execute(Task.from_message(self.codec.decode(data), self.registry.get))
+            self.execute(self._decode_task(data))
         elif self._store(task, data):
             self._emit(SIGNAL_SCHEDULED, task)
         else:
@@ -1360,10 +1395,11 @@ class TaskQueue(ManualDrive):
         ``execute(task, timestamp)``), so the call goes to the schedule whatever the clock says now.
         """
         data = self._encode(task)
+        eta = epoch(self.as_utc(task.eta))
         if task.priority is None:
-            self.storage.add_to_schedule(data, epoch(task.eta))
+            self.storage.add_to_schedule(data, eta)
         else:
-            self.storage.add_to_schedule(data, epoch(task.eta), task.priority)
+            self.storage.add_to_schedule(data, eta, task.priority)
         self._emit(SIGNAL_SCHEDULED, task)
 
     def _retry(self, task: Task, eta: dt.datetime | None) -> None:
@@ -1371,7 +1407,7 @@ class TaskQueue(ManualDrive):
         retried.retries = max(task.retries - 1, 0)
         if eta is None and task.retry_delay:
             eta = now_utc() + dt.timedelta(seconds=task.retry_delay)
-        retried.eta = eta
+        retried.eta = None if eta is None else self.present(eta)
         retried.retry_delay = task.retry_delay * task.retry_backoff
         self._emit(SIGNAL_RETRYING, task)
         self._requeue(retried)
@@ -1408,7 +1444,7 @@ class TaskQueue(ManualDrive):
             if raw is EmptyData:
                 return
             members.append(self.codec.decode_value(raw))
-        callback = Task.from_message(Message.from_dict(info["callback"]))
+        callback = Task.from_message(Message.from_dict(info["callback"]), present=self.present)
         if not self.storage.put_if_empty(f"{CHORD_PREFIX}{chord_id}.fired", b"1", ttl=ttl):
             return
         if callback.name not in self.registry:
@@ -1447,10 +1483,10 @@ class TaskQueue(ManualDrive):
 
     def enqueue_due(self, timestamp: dt.datetime | None = None) -> int:
         """Move every scheduled message that is due into the queue; returns how many moved."""
-        moved = self.storage.enqueue_due(epoch(timestamp or now_utc()))
+        moved = self.storage.enqueue_due(epoch(now_utc() if timestamp is None else self.as_utc(timestamp)))
         if self._immediate:
             while (data := self.storage.dequeue()) is not None:
-                self.execute(Task.from_message(self.codec.decode(data), self.registry.get), timestamp=timestamp)
+                self.execute(self._decode_task(data), timestamp=timestamp)
         return moved
 
     def read_periodic(self, timestamp: dt.datetime | None = None) -> list[Task]:
@@ -1485,13 +1521,13 @@ class TaskQueue(ManualDrive):
         return enqueued
 
     def _periodic_moment(self, timestamp: dt.datetime | None) -> dt.datetime:
-        moment = to_utc(timestamp, naive_is_utc=self.utc) if timestamp else now_utc()
+        moment = self.as_utc(timestamp) if timestamp else now_utc()
         moment = moment.replace(second=0, microsecond=0)
         return moment if self.utc else moment.astimezone()
 
     def reclaim_expired(self, now: dt.datetime | None = None) -> list[Reclaimed]:
         """Put expired reservations back in the queue (or dead-letter them at the attempt limit)."""
-        moment = epoch(now or now_utc())
+        moment = epoch(now_utc() if now is None else self.as_utc(now))
         if self._reaps_by_progress():
             reclaimed = self.storage.requeue_expired(
                 moment, self.max_attempts, self.max_reclaims, self.lease * (1 + PROGRESS_AFTER)
@@ -1546,7 +1582,7 @@ class TaskQueue(ManualDrive):
         self.storage.put_data(REVOCATIONS_MADE, b"1")
 
     def _revoke_value(self, revoke_until: dt.datetime | None, revoke_once: bool) -> bytes:
-        until = epoch(to_utc(revoke_until, naive_is_utc=self.utc)) if revoke_until else None
+        until = epoch(self.as_utc(revoke_until)) if revoke_until else None
         return self.codec.encode_value([until, bool(revoke_once)])
 
     def revoke_all(
@@ -1587,12 +1623,7 @@ class TaskQueue(ManualDrive):
         A check only looks (``peek=True``, the default). With ``peek=False`` (what execution does) a
         ``revoke_once`` revocation is used up and one whose ``revoke_until`` has passed is removed.
         """
-        if timestamp is None:
-            now = epoch(now_utc())
-        elif timestamp.tzinfo is None:
-            now = epoch(to_utc(timestamp, naive_is_utc=self.utc))
-        else:
-            now = epoch(timestamp)  # aware: the worker's path, kept free of conversions
+        now = epoch(now_utc() if timestamp is None else self.as_utc(timestamp))
         if not isinstance(task, Task):
             if isinstance(task, str):
                 return self._check_revocation(f"{REVOKE_ID_PREFIX}{task}", now, peek)
@@ -1686,7 +1717,7 @@ class TaskQueue(ManualDrive):
         tasks = []
         for data in items:
             try:
-                tasks.append(Task.from_message(self.codec.decode(data)))
+                tasks.append(self._decode_task(data, bind=False))
             except InvalidMessage as exc:
                 logger.warning("queue %r: skipping a stored message that does not decode: %s", self.name, exc)
         return tasks
@@ -1735,7 +1766,10 @@ class TaskQueue(ManualDrive):
     # only after the codec verified them (MessageView); anything else is described by peek_raw.
 
     def inspect_message(self, data: bytes) -> MessageView:
-        """Verify and decode stored message bytes for display; bytes that fail are previewed, never decoded."""
+        """Verify and decode stored message bytes for display; bytes that fail are previewed, never decoded.
+
+        The call's datetimes are those of the message, aware UTC, whatever this hub's convention (the admin
+        shows them in Django's)."""
         try:
             task = Task.from_message(self.codec.decode(data))
         except InvalidMessage as exc:
@@ -1780,7 +1814,7 @@ class TaskQueue(ManualDrive):
         if not self.supports_dead_letters:
             return 0
         return self.storage.purge_dead_letters(
-            None if ids is None else list(ids), None if older_than is None else epoch(older_than)
+            None if ids is None else list(ids), None if older_than is None else epoch(self.as_utc(older_than))
         )
 
     def flush_queue(self) -> None:

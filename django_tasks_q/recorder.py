@@ -66,6 +66,7 @@ from .signals import (
     SIGNAL_TIMEOUT,
     task_event,
 )
+from .timeutils import to_utc
 
 logger = logging.getLogger("django_tasks_q.history")
 
@@ -201,7 +202,9 @@ class HistoryRecorder:
         """
         if self.settings.level == "off":
             return
-        queue.post_execute(HOOK_NAME)(lambda task, value, exc: self.record_outcome(queue.name, task, value, exc))
+        queue.post_execute(HOOK_NAME)(
+            lambda task, value, exc: self.record_outcome(queue.name, task, value, exc, naive_is_utc=queue.utc)
+        )
         self._attached.append(queue)
 
     def every(self, interval: float, job: Callable[[], None]) -> None:
@@ -229,6 +232,7 @@ class HistoryRecorder:
     def receive(self, sender: Any, event: str, task: Any = None, args: tuple[Any, ...] = (), **kwargs: Any) -> None:
         """``task_event`` receiver: merge the event into the buffer."""
         queue = getattr(sender, "name", None) or "?"
+        naive_is_utc = getattr(sender, "utc", True)
         now = timezone.now()
         if self.settings.level == "off":  # no rows: only the counters, without describing the call
             if task is not None:
@@ -243,11 +247,11 @@ class HistoryRecorder:
             return
         changes: dict[str, Any] = {"updated_at": now}
         if task.enqueued_at is not None:  # set on the decoded message, not on the producer's Task
-            changes["enqueued_at"] = task.enqueued_at
+            changes["enqueued_at"] = _aware(task.enqueued_at, naive_is_utc)
         status = _STATUS_OF.get(event)
         if event in (SIGNAL_ENQUEUED, SIGNAL_SCHEDULED):
             changes["status"] = TaskStatus.QUEUED if event == SIGNAL_ENQUEUED else TaskStatus.SCHEDULED
-            changes["eta"] = task.eta
+            changes["eta"] = _aware(task.eta, naive_is_utc)
         elif status is not None:
             changes["status"] = status
         if event == SIGNAL_EXECUTING:
@@ -266,7 +270,7 @@ class HistoryRecorder:
             key = (queue, task.id)
             entry = self._entries.get(key)
             if entry is None:
-                entry = self._entries[key] = self._describe_call(task, now)
+                entry = self._entries[key] = self._describe_call(task, now, naive_is_utc)
             elif (
                 event in (SIGNAL_ENQUEUED, SIGNAL_SCHEDULED)
                 and entry.get("status") not in (None,)
@@ -313,7 +317,7 @@ class HistoryRecorder:
             if event == SIGNAL_DEAD_LETTERED:
                 self._count(queue, now, "failed")
 
-    def _describe_call(self, task: Any, now: dt.datetime) -> dict[str, Any]:
+    def _describe_call(self, task: Any, now: dt.datetime, naive_is_utc: bool) -> dict[str, Any]:
         args_text, args_exact = to_json_text(list(task.args))
         kwargs_text, kwargs_exact = to_json_text(task.kwargs)
         return {
@@ -322,8 +326,8 @@ class HistoryRecorder:
             "kwargs": kwargs_text,
             "arguments_exact": args_exact and kwargs_exact,
             "priority": task.priority,
-            "enqueued_at": task.enqueued_at,
-            "eta": task.eta,
+            "enqueued_at": _aware(task.enqueued_at, naive_is_utc),
+            "eta": _aware(task.eta, naive_is_utc),
             "created_at": now,
         }
 
@@ -340,8 +344,11 @@ class HistoryRecorder:
             counts["duration_count"] = counts.get("duration_count", 0) + 1
             counts["duration_sum"] = counts.get("duration_sum", 0.0) + duration
 
-    def record_outcome(self, queue: str, task: Any, value: Any, exception: BaseException | None) -> None:
-        """Post-execute hook: the return value, or the exception with its traceback."""
+    def record_outcome(
+        self, queue: str, task: Any, value: Any, exception: BaseException | None, *, naive_is_utc: bool = True
+    ) -> None:
+        """Post-execute hook: the return value, or the exception with its traceback (``naive_is_utc``: the
+        queue's ``utc``, to read the call's naive datetimes)."""
         if exception is None:
             text, _exact = to_json_text(value)
             changes = {"result": text}
@@ -351,7 +358,7 @@ class HistoryRecorder:
             key = (queue, task.id)
             entry = self._entries.get(key)
             if entry is None:
-                entry = self._entries[key] = self._describe_call(task, timezone.now())
+                entry = self._entries[key] = self._describe_call(task, timezone.now(), naive_is_utc)
             entry.update(changes)
 
     # ------------------------------------------------------------------ writing (the flusher thread)
@@ -512,6 +519,11 @@ class HistoryRecorder:
             tasks_run=F("tasks_run") + tasks_run
         )
         return 0 if updated else tasks_run
+
+
+def _aware(value: dt.datetime | None, naive_is_utc: bool) -> dt.datetime | None:
+    """A call's datetime as history keeps it: aware UTC (a hub built in code shows naive ones)."""
+    return None if value is None else to_utc(value, naive_is_utc=naive_is_utc)
 
 
 def _describe_error(exception: Any) -> dict[str, Any]:

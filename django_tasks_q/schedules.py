@@ -173,7 +173,7 @@ class Schedule(models.Model):
                 wrapper.check_arguments(tuple(self.args), dict(self.kwargs))
             else:
                 call = hub.build_task(wrapper, tuple(self.args), dict(self.kwargs))
-                hub.codec.encode(call.to_message())
+                hub.serialize_task(call)
         except RecursionError:
             return "the arguments are nested too deeply to be serialized"
         except Exception as exc:

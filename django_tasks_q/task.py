@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from .exceptions import ConfigurationError, InvalidOption, InvalidPriority, TaskTimeout
-from .message import Message, new_call_id
+from .message import EXPIRES_AS_TIMEDELTA, EXPIRES_IN, Message, new_call_id
 
 if TYPE_CHECKING:
     from .backends.base import Reservation
@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 
 PRIORITY_MIN = -32768
 PRIORITY_MAX = 32767
+
+TimeConversion = Callable[[dt.datetime], dt.datetime]
+"""A function that turns a datetime into another convention (a hub's ``as_utc`` or ``present``)."""
 
 CALL_OPTIONS = (
     "eta", "delay", "retries", "retry_delay", "retry_backoff", "priority", "expires", "timeout", "unique_key"
@@ -76,6 +79,12 @@ class Task:
 
     Calls are made by the hub (``wrapper.s()``, a decoded message); one built by hand, such as
     ``Task(id=some_id)`` to hold a :class:`~django_tasks_q.result.Result` handle, may leave out the name.
+
+    The hub gives ``eta``, ``expires_resolved`` and ``enqueued_at`` in its datetime convention (naive or aware,
+    see :class:`~django_tasks_q.queue.TaskQueue`). ``expires`` is the expiry as it was given (seconds, a
+    timedelta or a datetime) and ``expires_resolved`` the moment it stands for, fixed when the call is enqueued
+    (``None`` before, for a relative expiry). Either convention may be assigned to ``eta``: the hub reads a naive
+    value as its ``utc`` setting says.
     """
 
     def __init__(
@@ -91,6 +100,7 @@ class Task:
         retry_delay: float = 0,
         retry_backoff: float = 1.0,
         expires: dt.datetime | dt.timedelta | float | None = None,
+        expires_resolved: dt.datetime | None = None,
         timeout: float | None = None,
         on_complete: Task | None = None,
         on_error: Task | None = None,
@@ -109,6 +119,7 @@ class Task:
         self.retry_delay = retry_delay
         self.retry_backoff = retry_backoff
         self.expires = expires
+        self.expires_resolved = expires_resolved
         self.timeout = timeout
         self.on_complete = on_complete
         self.on_error = on_error
@@ -123,11 +134,6 @@ class Task:
         # While the call runs with a ``timeout``: the ``time.monotonic()`` reading at which it times out (private,
         # as in huey: ``time_remaining``, ``is_timed_out`` and ``check_timeout`` are the public way to read it).
         self._deadline: float | None = None
-
-    @property
-    def expires_resolved(self) -> dt.datetime | None:
-        """When this call expires (an aware UTC datetime, fixed when it is enqueued), or None."""
-        return self.expires if isinstance(self.expires, dt.datetime) else None
 
     @property
     def time_remaining(self) -> float:
@@ -224,53 +230,96 @@ class Task:
 
     # --- conversion ---
 
-    def to_message(self) -> Message:
-        """The wire envelope of this call (``expires`` must already be absolute)."""
-        expires = self.expires if isinstance(self.expires, dt.datetime) or self.expires is None else None
+    def to_message(self, as_utc: TimeConversion | None = None) -> Message:
+        """The wire envelope of this call (and of its pipeline steps).
+
+        ``as_utc`` turns the call's datetimes into the aware UTC ones an encoded message needs (the hub's
+        :meth:`~django_tasks_q.queue.TaskQueue.as_utc`); without it they are carried as they are, which
+        :meth:`copy` relies on. A relative ``expires`` travels in ``extra`` (``EXPIRES_IN``), and the moment it
+        resolved to, if it has, in the ``expires`` field; an absolute ``expires`` is its own resolution.
+        """
+        extra = self.extra
+        expires = self.expires
+        expires_at = self.expires_resolved
+        if expires is not None and not isinstance(expires, dt.datetime):
+            extra = {**extra, EXPIRES_IN: expires.total_seconds() if isinstance(expires, dt.timedelta) else expires}
+            if isinstance(expires, dt.timedelta):
+                extra[EXPIRES_AS_TIMEDELTA] = True
+        elif expires_at is None:
+            expires_at = expires
+        eta, enqueued_at = self.eta, self.enqueued_at
+        if as_utc is not None:
+            eta = None if eta is None else as_utc(eta)
+            expires_at = None if expires_at is None else as_utc(expires_at)
+            enqueued_at = None if enqueued_at is None else as_utc(enqueued_at)
         return Message(
             id=self.id,
             name=self.name,
             args=self.args,
             kwargs=self.kwargs,
-            eta=self.eta,
+            eta=eta,
             priority=self.priority,
             retries=self.retries,
             retry_delay=self.retry_delay,
             retry_backoff=self.retry_backoff,
-            expires=expires,
+            expires=expires_at,
             timeout=self.timeout,
-            on_complete=self.on_complete.to_message() if self.on_complete else None,
-            on_error=self.on_error.to_message() if self.on_error else None,
+            on_complete=self.on_complete.to_message(as_utc) if self.on_complete else None,
+            on_error=self.on_error.to_message(as_utc) if self.on_error else None,
             chord=self.chord,
-            enqueued_at=self.enqueued_at,
-            extra=self.extra,
+            enqueued_at=enqueued_at,
+            extra=extra,
         )
 
     @classmethod
-    def from_message(cls, message: Message, registry_get: Callable[[str], TaskWrapper] | None = None) -> Task:
-        """Rebuild a call from its envelope; ``registry_get`` binds it (and its follow-ups) to tasks."""
+    def from_message(
+        cls,
+        message: Message,
+        registry_get: Callable[[str], TaskWrapper] | None = None,
+        *,
+        present: TimeConversion | None = None,
+    ) -> Task:
+        """Rebuild a call from its envelope; ``registry_get`` binds it (and its follow-ups) to tasks.
+
+        ``present`` turns the message's aware UTC datetimes into the hub's convention (the hub's
+        :meth:`~django_tasks_q.queue.TaskQueue.present`); without it they are kept as they are. A message
+        without ``EXPIRES_IN`` in ``extra`` had no relative expiry: ``expires`` is then the moment of its
+        ``expires`` field, as ``expires_resolved``.
+        """
         wrapper = None
         if registry_get is not None:
             wrapper = registry_get(message.name)
             if cls is Task and wrapper.validate_datetime is not None:
                 cls = PeriodicTask
+        eta, expires_at, enqueued_at = message.eta, message.expires, message.enqueued_at
+        if present is not None:
+            eta = None if eta is None else present(eta)
+            expires_at = None if expires_at is None else present(expires_at)
+            enqueued_at = None if enqueued_at is None else present(enqueued_at)
+        extra = message.extra
+        expires: dt.datetime | dt.timedelta | float | None = expires_at
+        if EXPIRES_IN in extra:
+            extra = dict(extra)
+            seconds = extra.pop(EXPIRES_IN)
+            expires = dt.timedelta(seconds=seconds) if extra.pop(EXPIRES_AS_TIMEDELTA, False) else seconds
         return cls(
             message.name,
             tuple(message.args),
             dict(message.kwargs),
             id=message.id,
-            eta=message.eta,
+            eta=eta,
             priority=message.priority,
             retries=message.retries,
             retry_delay=message.retry_delay,
             retry_backoff=message.retry_backoff,
-            expires=message.expires,
+            expires=expires,
+            expires_resolved=expires_at,
             timeout=message.timeout,
-            on_complete=cls.from_message(message.on_complete) if message.on_complete else None,
-            on_error=cls.from_message(message.on_error) if message.on_error else None,
+            on_complete=cls.from_message(message.on_complete, present=present) if message.on_complete else None,
+            on_error=cls.from_message(message.on_error, present=present) if message.on_error else None,
             chord=message.chord,
-            enqueued_at=message.enqueued_at,
-            extra=message.extra,
+            enqueued_at=enqueued_at,
+            extra=extra,
             wrapper=wrapper,
         )
 

@@ -221,7 +221,7 @@ def _run(alias: str, django_task: DjangoTask, call: Any, args: tuple[Any, ...], 
     backend = task_backends[alias] if alias in task_backends.settings else None
     sender = type(backend) if backend is not None else TasksQBackend
     hub = queues[django_task.queue_name]
-    record = hub.get_record(RECORD_PREFIX + call.id) or _fresh_record(django_task, call, args, kwargs)
+    record = hub.get_record(RECORD_PREFIX + call.id) or _fresh_record(hub, django_task, call, args, kwargs)
     now = timezone.now()
     record.update(status=TaskResultStatus.RUNNING.value, started_at=now, last_attempted_at=now)
     record["worker_ids"] = [*record["worker_ids"], f"{socket.gethostname()}:{os.getpid()}"]
@@ -252,8 +252,10 @@ def _run(alias: str, django_task: DjangoTask, call: Any, args: tuple[Any, ...], 
     return value
 
 
-def _fresh_record(django_task: DjangoTask, call: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict:
-    enqueued = call.enqueued_at or dt.datetime.now(dt.UTC)
+def _fresh_record(
+    hub: Any, django_task: DjangoTask, call: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> dict:
+    enqueued = hub.as_utc(call.enqueued_at) if call.enqueued_at is not None else dt.datetime.now(dt.UTC)
     return {
         "status": TaskResultStatus.READY.value,
         "module_path": django_task.module_path,

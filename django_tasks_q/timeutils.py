@@ -1,4 +1,11 @@
-"""Time helpers: the hub works in aware UTC datetimes and stores epoch seconds."""
+"""Time helpers: the hub compares and stores aware UTC datetimes (epoch seconds in storages) and shows datetimes
+in its own convention.
+
+A hub's convention is how the datetimes users see (``task.eta``, ``task.expires_resolved``, ``task.enqueued_at``)
+look: aware UTC, Django's convention with ``USE_TZ``, or naive as in huey, in UTC (``utc=True``) or in the
+machine's local time. Everything entering the hub goes through :func:`to_utc`; everything it shows goes
+through :func:`present`.
+"""
 
 from __future__ import annotations
 
@@ -17,14 +24,30 @@ def now_utc() -> dt.datetime:
 
 
 def to_utc(value: dt.datetime, *, naive_is_utc: bool = True) -> dt.datetime:
-    """Return ``value`` as an aware UTC datetime.
+    """Return ``value`` as an aware UTC datetime (for comparing and storing).
 
     A naive value is taken as UTC when ``naive_is_utc`` (the queue's ``utc=True``),
     otherwise as the machine's local time.
     """
+    if value.tzinfo is UTC:
+        return value
     if value.tzinfo is None or value.utcoffset() is None:
         value = value.replace(tzinfo=UTC) if naive_is_utc else value.astimezone()
     return value.astimezone(UTC)
+
+
+def present(value: dt.datetime, *, aware: bool, naive_is_utc: bool = True) -> dt.datetime:
+    """Return the moment ``value`` in a hub's convention (the inverse of :func:`to_utc`).
+
+    ``aware``: an aware UTC datetime. Otherwise a naive datetime, in UTC when ``naive_is_utc``, else in the
+    machine's local time. A naive ``value`` is first read as ``naive_is_utc`` says.
+    """
+    moment = to_utc(value, naive_is_utc=naive_is_utc)
+    if aware:
+        return moment
+    if naive_is_utc:
+        return moment.replace(tzinfo=None)
+    return moment.astimezone().replace(tzinfo=None)
 
 
 def resolve_eta(

@@ -6,8 +6,8 @@
 * :class:`FileLock` — an exclusive ``flock`` on a file, as a context manager;
 * :func:`process_timeout` — raise :class:`~django_tasks_q.exceptions.TaskTimeout` in a block that runs too long.
 
-The hub itself works in aware UTC datetimes (:mod:`django_tasks_q.timeutils`); these helpers give huey's naive
-values on top of the same conversions.
+The hub compares and stores aware UTC datetimes (:mod:`django_tasks_q.timeutils`); a queue built in code shows
+naive ones like these helpers return (see :class:`~django_tasks_q.queue.TaskQueue`).
 """
 
 from __future__ import annotations

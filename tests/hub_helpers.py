@@ -32,6 +32,11 @@ def later(seconds: float, base: dt.datetime | None = None) -> dt.datetime:
     return (base or now_utc()) + dt.timedelta(seconds=seconds)
 
 
+def naive_utc(moment: dt.datetime) -> dt.datetime:
+    """An aware moment as a queue built in code (``new_queue()``, ``utc=True``) shows it: a naive UTC datetime."""
+    return moment.astimezone(UTC).replace(tzinfo=None)
+
+
 @dataclass(frozen=True)
 class Event:
     """One signal as a receiver saw it."""

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
+from django_tasks_q import MemoryHuey
 from django_tasks_q.conf import queues
 from django_tasks_q.consumer import Consumer, ConsumerOptions
 from django_tasks_q.decorators import task
@@ -234,3 +235,29 @@ def test_history_rows_inserted_in_bulk_read_back_as_written() -> None:
                       "eta", "started_at", "finished_at", "duration", "worker", "result", "error", "created_at",
                       "updated_at"):
             assert getattr(again, field) == getattr(row, field), field
+
+
+@pytest.fixture
+def new_york_time(monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.mark.django_db
+def test_a_queue_built_in_code_is_recorded_in_aware_utc(new_york_time: None) -> None:
+    hub = MemoryHuey("history-naive", utc=False, block_timeout=0)  # shows naive local times, as huey does
+
+    @hub.task()
+    def add(a: int, b: int) -> int:
+        return a + b
+
+    with recording(hub):
+        result = add.schedule((1, 2), eta=dt.datetime(2100, 6, 1, 12, 0))  # noon in New York
+        hub.execute(hub.dequeue())  # taken before its eta: moved to the schedule
+    row = _row(result)
+    assert row.status == TaskStatus.SCHEDULED
+    assert row.eta == dt.datetime(2100, 6, 1, 16, 0, tzinfo=dt.UTC)  # EDT is UTC-4
+    assert row.enqueued_at is not None and abs((timezone.now() - row.enqueued_at).total_seconds()) < 60

@@ -25,7 +25,7 @@ from django_tasks_q.backends.memory import MemoryStorage
 from django_tasks_q.message import FLAG_COMPRESSED, FLAG_SIGNED
 from django_tasks_q.result import StoredError
 
-from .hub_helpers import UTC, Recorder, drain, later, new_queue, run_next
+from .hub_helpers import UTC, Recorder, drain, later, naive_utc, new_queue, run_next
 
 # ---------------------------------------------------------------------------------------------- the hub
 
@@ -245,8 +245,10 @@ def test_schedule_with_every_option():
     assert q.scheduled_count() == 0  # enqueued: the worker that takes it early moves it to the schedule
     assert run_next(q) and len(q) == 0
     [task] = q.scheduled()
-    assert (task.id, task.args, task.kwargs, task.eta, task.priority) == ("my-id", (1,), {"b": 2}, eta, 4)
-    assert (task.retries, task.retry_delay, task.expires, task.timeout) == (2, 3, expires, 8)
+    # Aware datetimes given to a queue built in code come back naive UTC, as in huey.
+    assert (task.id, task.args, task.kwargs, task.eta, task.priority) == ("my-id", (1,), {"b": 2}, naive_utc(eta), 4)
+    assert (task.retries, task.retry_delay, task.timeout) == (2, 3, 8)
+    assert task.expires == task.expires_resolved == naive_utc(expires)
 
 
 def test_schedule_with_delay_seconds_or_timedelta():
@@ -256,10 +258,10 @@ def test_schedule_with_delay_seconds_or_timedelta():
     def add(a, b):
         return a + b
 
-    before = dt.datetime.now(UTC)
+    before = naive_utc(dt.datetime.now(UTC))
     add.schedule((1, 2), delay=30)
     add.schedule((3, 4), delay=dt.timedelta(minutes=2))
-    after = dt.datetime.now(UTC)
+    after = naive_utc(dt.datetime.now(UTC))
     assert drain(q) == 2  # both taken before their eta: moved to the schedule
     first, second = q.scheduled()
     assert before + dt.timedelta(seconds=30) <= first.eta <= after + dt.timedelta(seconds=30)
@@ -292,7 +294,9 @@ def test_naive_eta_is_utc_by_default():
         return None
 
     noop.schedule(eta=dt.datetime(2100, 6, 1, 12, 0))
-    assert q.pending()[0].eta == dt.datetime(2100, 6, 1, 12, 0, tzinfo=UTC)
+    assert q.pending()[0].eta == dt.datetime(2100, 6, 1, 12, 0)
+    [view] = q.pending_entries()
+    assert view.task.eta == dt.datetime(2100, 6, 1, 12, 0, tzinfo=UTC)  # what the message holds
 
 
 @pytest.fixture
@@ -312,7 +316,9 @@ def test_naive_eta_is_local_time_with_utc_false(new_york_time):
         return None
 
     noop.schedule(eta=dt.datetime(2100, 6, 1, 12, 0))
-    assert q.pending()[0].eta == dt.datetime(2100, 6, 1, 16, 0, tzinfo=UTC)  # EDT is UTC-4
+    assert q.pending()[0].eta == dt.datetime(2100, 6, 1, 12, 0)  # shown in local time, as given
+    [view] = q.pending_entries()
+    assert view.task.eta == dt.datetime(2100, 6, 1, 16, 0, tzinfo=UTC)  # the message holds UTC: EDT is UTC-4
 
 
 def test_map_enqueues_one_call_per_item():
@@ -361,7 +367,8 @@ def test_reserved_call_keywords_are_options():
         3,
         4,
     )
-    assert isinstance(first.expires, dt.datetime)
+    assert first.expires == dt.timedelta(hours=1)  # as given; the moment it stands for is fixed at the enqueue
+    assert isinstance(first.expires_resolved, dt.datetime)
     assert [(t.args, t.eta is not None) for t in later_calls] == [((2,), True), ((3,), True)]
 
 

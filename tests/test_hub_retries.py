@@ -8,7 +8,7 @@ import pytest
 
 from django_tasks_q import CancelExecution, RetryTask, TaskException
 
-from .hub_helpers import UTC, Recorder, drain, later, new_queue, run_next
+from .hub_helpers import UTC, Recorder, drain, later, naive_utc, new_queue, run_next
 
 
 def assert_close(actual: dt.datetime, expected: dt.datetime, slack: float = 2.0) -> None:
@@ -148,20 +148,20 @@ def test_retry_delay_and_backoff():
     [first] = q.scheduled()
     assert first.id == result.id
     assert (first.retries, first.retry_delay) == (2, 20)
-    assert_close(first.eta, later(10))
+    assert_close(first.eta, naive_utc(later(10)))
     assert len(q) == 0
     assert drain(q, later(9)) == 0  # not due yet
 
     assert drain(q, later(10.5)) == 1
     [second] = q.scheduled()
     assert (second.retries, second.retry_delay) == (1, 40)
-    assert_close(second.eta, later(20))
+    assert_close(second.eta, naive_utc(later(20)))
     assert drain(q, later(19)) == 0
 
     assert drain(q, later(20.5)) == 1
     [third] = q.scheduled()
     assert (third.retries, third.retry_delay) == (0, 80)
-    assert_close(third.eta, later(40))
+    assert_close(third.eta, naive_utc(later(40)))
 
     assert drain(q, later(40.5)) == 1
     assert q.scheduled() == []
@@ -223,7 +223,7 @@ def test_retry_task_keeps_the_retry_count():
     assert result.is_ready() is False
     [retry] = q.scheduled()
     assert retry.retries == 2
-    assert_close(retry.eta, later(30))
+    assert_close(retry.eta, naive_utc(later(30)))
 
 
 def test_retry_task_with_an_eta():
@@ -237,7 +237,7 @@ def test_retry_task_with_an_eta():
 
     again()
     run_next(q)
-    assert [t.eta for t in q.scheduled()] == [eta]
+    assert [t.eta for t in q.scheduled()] == [naive_utc(eta)]
     assert events.signals() == ["enqueued", "executing", "retrying", "scheduled"]
 
 

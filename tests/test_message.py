@@ -203,6 +203,8 @@ BAD_DICTS = [
     ({**VALID, "expires": "2030-01-01"}, "expires must be timezone-aware, got '2030-01-01'"),
     ({**VALID, "chord": [1]}, "chord must be a dict or None, got list"),
     ({**VALID, "extra": "x"}, "extra must be a dict, got str"),
+    ({**VALID, "extra": {"expires_in": "30"}}, "extra['expires_in'] must be a finite, non-negative number, got '30'"),
+    ({**VALID, "extra": {"expires_in": -1}}, "extra['expires_in'] must be a finite, non-negative number, got -1"),
     ({**VALID, "evil": 1, "also": 2}, "message has unknown field(s) 'also', 'evil'"),
     ({**VALID, "on_complete": "next"}, "on_complete must be a mapping, got str"),
     (
@@ -222,6 +224,14 @@ def test_from_dict_names_what_is_wrong(data, message):
         Message.from_dict(data)
     assert str(info.value) == message
     assert info.value.reason == "decode_error"
+
+
+def test_a_relative_expiry_in_extra_must_be_seconds():
+    plain = Message(name="a", extra={"expires_in": 30}).to_dict()  # every field: the fast path reads it
+    assert Message.from_dict(plain).extra == {"expires_in": 30}
+    for bad in ("30", -1, float("inf"), True, None):
+        with pytest.raises(MessageDecodeError, match=r"^extra\['expires_in'\] must be a finite, non-negative number"):
+            Message.from_dict({**plain, "extra": {"expires_in": bad}})
 
 
 def test_from_dict_fills_defaults_for_optional_fields():

@@ -16,7 +16,9 @@ from django.utils import timezone
 
 from django_tasks_q.conf import queues
 from django_tasks_q.decorators import task
+from django_tasks_q.health import snapshot
 from django_tasks_q.history import ConsumerHeartbeat
+from django_tasks_q.timeutils import now_utc
 
 pytestmark = pytest.mark.django_db
 
@@ -84,6 +86,14 @@ def test_oldest_pending_age_threshold() -> None:
     assert report["oldest_pending_age"] >= 0.3
     assert report["problems"][0].startswith("oldest pending task waited")
     assert health("--queue", "ops", "--max-oldest-age", "60")[0] == 0
+
+
+@override_settings(TASKS_Q=TWO_QUEUES, USE_TZ=False)
+def test_oldest_pending_age_of_a_queue_with_naive_datetimes() -> None:
+    assert queues["ops"].aware_datetimes is False
+    chore(1)
+    report = snapshot("ops", now_utc() + dt.timedelta(seconds=30))
+    assert report.error is None and 29 <= report.oldest_pending_age <= 31
 
 
 @override_settings(TASKS_Q=TWO_QUEUES)

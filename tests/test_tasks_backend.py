@@ -19,7 +19,7 @@ except ImportError:
     from django_tasks.signals import task_enqueued, task_finished, task_started  # type: ignore[no-redef]
 
 from django_tasks_q.conf import queues
-from django_tasks_q.tasks_backend import TasksQBackend
+from django_tasks_q.tasks_backend import RECORD_PREFIX, TasksQBackend
 from tests import djtasks
 
 TASKS = {"default": {"BACKEND": "django_tasks_q.tasks_backend.TasksQBackend", "QUEUES": ["default", "other"]}}
@@ -142,3 +142,17 @@ def test_aenqueue_and_aget_result(deferred: None) -> None:
     drain()
     fetched = async_to_sync(djtasks.add.aget_result)(result.id)
     assert fetched.return_value == 11
+
+
+def test_a_record_rebuilt_from_the_call_is_in_aware_utc_without_use_tz() -> None:
+    conf = {"BACKEND": "memory", "OPTIONS": {"block_timeout": 0}}
+    with override_settings(USE_TZ=False, TASKS=TASKS, TASKS_Q={"default": conf, "other": conf}):
+        hub = queues["default"]
+        assert hub.aware_datetimes is False  # the call's datetimes are naive: Django's convention without USE_TZ
+        result = djtasks.add.enqueue(2, 3)
+        [view] = hub.pending_entries()
+        hub.delete_record(RECORD_PREFIX + result.id)  # the worker rebuilds it from the call it runs
+        drain()
+        rebuilt = task_backends["default"].get_result(result.id)
+        assert rebuilt.return_value == 5
+        assert rebuilt.enqueued_at == view.task.enqueued_at and rebuilt.enqueued_at.tzinfo is dt.UTC

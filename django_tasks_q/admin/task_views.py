@@ -107,7 +107,7 @@ class RunTaskForm(forms.Form):
                 call = self.hub.build_task(self.hub.registry.get(name), tuple(data["args"]), data["kwargs"],
                                            **self.options())  # fmt: skip
                 # Encoding now finds what only the queue would refuse: over the size limit, not serializable.
-                self.hub.codec.encode(call.to_message())
+                self.hub.serialize_task(call)
             except TasksQError as exc:
                 raise forms.ValidationError(str(exc)) from None
             except RecursionError:

@@ -431,6 +431,7 @@ class TestRedisClusterContract(StorageContract):
     is_blocking = True
     max_block = 1.0
     supports_named_isolation = True
+    destructive_reads = False  # an expiring storage: reads leave the value until it expires
 
     @pytest.fixture
     def storage(self, cluster: RedisCluster) -> Iterator[PriorityRedisExpireStorage]:

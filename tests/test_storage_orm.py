@@ -317,16 +317,17 @@ class TestRetention:
         assert [row.key for row in rows(KeyValue, storage)] == ["kept"]
 
     def test_purge_expired_deletes_values_and_counters_nobody_reads(self, storage: OrmStorage) -> None:
+        # A ttl long enough that nothing lapses while a loaded machine writes these rows; "later" is past it.
         for i in range(5):
-            storage.put_data(f"r{i}", b"x", is_result=True, ttl=0.1)
-            storage.incr(f"window{i}", ttl=0.1)
+            storage.put_data(f"r{i}", b"x", is_result=True, ttl=30)
+            storage.incr(f"window{i}", ttl=30)
         storage.put_data("kept", b"y")
         storage.incr("kept-counter")
         assert storage.purge_expired() == 0
-        assert storage.purge_expired(now=time.time() + 1) == 10
+        assert storage.purge_expired(now=time.time() + 60) == 10
         assert [row.key for row in rows(KeyValue, storage)] == ["kept"]
         assert [row.key for row in rows(Counter, storage)] == ["kept-counter"]
-        assert storage.purge_expired(now=time.time() + 1) == 0
+        assert storage.purge_expired(now=time.time() + 60) == 0
 
     def test_purge_only_touches_its_own_queue(self, storage: OrmStorage) -> None:
         other = OrmStorage(unique_name("other"))

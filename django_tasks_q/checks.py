@@ -297,7 +297,7 @@ def _check_consumer(where: str, name: str, conf: dict[str, Any]) -> list[CheckMe
             )
         )
     if not options.periodic and registry_for(name).periodic():
-        names = sorted(wrapper.name for wrapper in registry_for(name).periodic())
+        names = sorted(wrapper.path for wrapper in registry_for(name).periodic())
         messages.append(
             _warning(
                 "W003",

@@ -49,7 +49,7 @@ from .workers import (
 )
 
 logger = logging.getLogger("django_tasks_q.consumer")
-_TASK_LINE = "%s %s %s %s"  # task name, task id, what happened (signal name), run time
+_TASK_LINE = "%s %s %s %s"  # task path, task id, what happened (signal name), run time
 
 WORKER_TYPES = ("thread", "process")
 
@@ -542,7 +542,7 @@ class Consumer:
             failed = signal_name in (SIGNAL_ERROR, SIGNAL_TIMEOUT) and not task.retries
             level = logging.WARNING if failed else logging.INFO
             if logger.isEnabledFor(level):  # the record is made directly: no stack walk for the caller per task
-                record_args = (task.name, task.id, signal_name, duration)
+                record_args = (task.path, task.id, signal_name, duration)
                 logger.handle(logger.makeRecord(logger.name, level, __file__, 0, _TASK_LINE, record_args, None, "log_task"))
 
         queue.signal(SIGNAL_EXECUTING, *outcomes)(log_task)

@@ -32,7 +32,7 @@ class QueueTaskWrapper(TaskWrapper):
 
     def __repr__(self) -> str:
         kind = "periodic task" if self.validate_datetime is not None else "task"
-        return f"<{kind} {self.name!r} on queue {self.queue_name!r}>"
+        return f"<{kind} {self.path!r} on queue {self.queue_name!r}>"
 
 
 def task(

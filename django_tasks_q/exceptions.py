@@ -61,7 +61,7 @@ class EnqueueError(TasksQError):
 
 
 class TaskNotRegistered(EnqueueError):
-    """The task name is not in the queue's registry."""
+    """The task path is not in the queue's registry."""
 
     field = "name"
 

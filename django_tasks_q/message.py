@@ -117,6 +117,8 @@ def new_call_id() -> str:
 class Message:
     """The wire envelope of one task call (huey's ``Message``, with a few more fields).
 
+    ``name`` is the task's path (:attr:`TaskWrapper.path <django_tasks_q.task.TaskWrapper.path>`, the name
+    it is registered under), as huey's ``Message.name`` is its registry key.
     ``eta``, ``expires`` and ``enqueued_at`` are aware datetimes when encoded (the codec writes them in UTC).
     ``expires`` is the moment the call expires; a relative expiry as given is in ``extra`` (``EXPIRES_IN``,
     and ``EXPIRES_AS_TIMEDELTA`` for a timedelta), so a message without those keys had an absolute one or none.

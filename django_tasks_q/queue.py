@@ -76,6 +76,7 @@ from .task import (
     PeriodicTask,
     Task,
     TaskWrapper,
+    TimeConversion,
     chord,
     group,
     validate_options,
@@ -265,9 +266,15 @@ class TaskQueue(ManualDrive):
         """The moment ``value`` in this hub's datetime convention (see the class docstring)."""
         return present_datetime(value, aware=self.aware_datetimes, naive_is_utc=self.utc)
 
-    def _decode_task(self, data: bytes, bind: bool = True) -> Task:
-        """The call an encoded message holds, with its datetimes in this hub's convention."""
-        return Task.from_message(self.codec.decode(data), self.registry.get if bind else None, present=self.present)
+    def _decode_task(self, data: bytes) -> Task:
+        """The call an encoded message holds, bound to its task, with its datetimes in this hub's convention."""
+        return Task.from_message(self.codec.decode(data), self.registry.get, present=self.present)
+
+    def _bound_if_registered(self, message: Message, present: TimeConversion | None) -> Task:
+        """The call of ``message``, bound to its task when it is registered here (so that its ``name`` is the
+        task's own), unbound otherwise: for listing stored messages, which may name any task."""
+        wrapper = self.registry.find(message.name)
+        return Task.from_message(message, None if wrapper is None else lambda _path: wrapper, present=present)
 
     # ------------------------------------------------------------------ storage and codec
 
@@ -566,9 +573,9 @@ class TaskQueue(ManualDrive):
 
         ``partial`` accepts incomplete arguments (pipeline steps, chord callbacks).
         """
-        if self.registry._tasks.get(wrapper.name) is not wrapper:
-            raise TaskNotRegistered(f"task {wrapper.name!r} is not registered on queue {self.name!r}")
-        where = f"task {wrapper.name!r}"
+        if self.registry._tasks.get(wrapper.path) is not wrapper:
+            raise TaskNotRegistered(f"task {wrapper.path!r} is not registered on queue {self.name!r}")
+        where = f"task {wrapper.path!r}"
         # As in huey, an option given as None means the task's default (not "none").
         options = {k: v for k, v in options.items() if not (v is None and k in DEFAULTED_OPTIONS)}
         if options:
@@ -592,11 +599,11 @@ class TaskQueue(ManualDrive):
         if unique_key is not None and (not isinstance(unique_key, str) or not unique_key):
             raise InvalidOption(f"{where}: unique_key must be a non-empty string, got {unique_key!r}", field="unique_key")
         if wrapper.unique or unique_key is not None:
-            extra[UNIQUE_KEY] = f"{UNIQUE_PREFIX}{wrapper.name}.{unique_key or self._arguments_digest(args, kwargs)}"
+            extra[UNIQUE_KEY] = f"{UNIQUE_PREFIX}{wrapper.path}.{unique_key or self._arguments_digest(args, kwargs)}"
             extra[UNIQUE_TTL] = wrapper.unique_ttl
         task_class = Task if wrapper.validate_datetime is None else PeriodicTask
         return task_class(
-            wrapper.name,
+            wrapper.path,
             args,
             kwargs,
             id=id,
@@ -637,7 +644,7 @@ class TaskQueue(ManualDrive):
             if holder is not EmptyData:
                 return holder.decode()
         raise EnqueueError(
-            f"task {task.name!r}: unique key {key!r} was taken and released {UNIQUE_CLAIM_ROUNDS} times while "
+            f"task {task.path!r}: unique key {key!r} was taken and released {UNIQUE_CLAIM_ROUNDS} times while "
             "this call tried to claim it; not enqueued, to avoid a duplicate"
         )
 
@@ -743,7 +750,7 @@ class TaskQueue(ManualDrive):
         pending = [task]
         while pending:
             node = pending.pop()
-            node.wrapper = self.registry.get(node.name)
+            node.wrapper = self.registry.get(node.path)
             pending.extend(step for step in (node.on_complete, node.on_error) if step is not None)
 
     def _send(self, task: Task, data: bytes) -> None:
@@ -770,13 +777,14 @@ class TaskQueue(ManualDrive):
 
     def enqueue_call(
         self,
-        name: str,
+        path: str,
         args: Iterable[Any] = (),
         kwargs: dict[str, Any] | None = None,
         **options: Any,
     ) -> Result | ResultGroup | None:
-        """Enqueue a registered task by name (for the admin and the ``django.tasks`` backend)."""
-        wrapper = self.registry.get(name)
+        """Enqueue a registered task by its :attr:`~django_tasks_q.task.TaskWrapper.path` (for the admin and
+        the database schedules)."""
+        wrapper = self.registry.get(path)
         return self.enqueue(self.build_task(wrapper, tuple(args), dict(kwargs or {}), **options))
 
     def _enqueue_composite(self, item: group | chord) -> ResultGroup | ChordResult:
@@ -837,7 +845,7 @@ class TaskQueue(ManualDrive):
             "expires_resolved": self._absolute_expiry(expires),
         }
         if priority is not None:
-            changes["priority"] = validate_priority(priority, f"task {task.name!r}")
+            changes["priority"] = validate_priority(priority, f"task {task.path!r}")
         if not preserve_pipeline:
             changes["on_complete"] = None
             changes["on_error"] = None
@@ -994,7 +1002,7 @@ class TaskQueue(ManualDrive):
         claims the next message (returned)."""
         now = now_utc() if timestamp is None else self.as_utc(timestamp)
         if task.wrapper is None:
-            task.wrapper = self.registry.get(task.name)
+            task.wrapper = self.registry.get(task.path)
         outcome = _Outcome()
         # Interrupted (shutdown): the exception leaves the reservation to the consumer (release or lease expiry).
         value = self._execute(task, now, outcome, self._may_be_revoked(reservation))
@@ -1089,7 +1097,7 @@ class TaskQueue(ManualDrive):
                 task.retries = 0
                 retry_wanted = False
         except TaskTimeout as exc:
-            exception = TaskTimeout(f"task {task.name} ({task.id}) ran longer than its timeout of {task.timeout:g} s")
+            exception = TaskTimeout(f"task {task.path} ({task.id}) ran longer than its timeout of {task.timeout:g} s")
             exception.__cause__ = exc
             logger.error("%s", exception)
             self._emit(SIGNAL_TIMEOUT, task)
@@ -1107,7 +1115,7 @@ class TaskQueue(ManualDrive):
                     outcome.result = self.codec.encode_value([_OK, value], where="result")
                 except (SerializationError, MessageTooLarge):
                     exception = SerializationError(
-                        f"task {task.name} ({task.id}) returned a value that cannot be stored: "
+                        f"task {task.path} ({task.id}) returned a value that cannot be stored: "
                         f"{self._serialization_problem(value)}"
                     )
                     logger.error("%s", exception)
@@ -1165,7 +1173,7 @@ class TaskQueue(ManualDrive):
     def _log_failure(task: Task, error: BaseException, will_retry: bool, retry_eta: dt.datetime | None) -> None:
         """One WARNING line for a failure that will be retried; the traceback, at ERROR, only for the last."""
         if not will_retry:
-            logger.error("task %s (%s) failed", task.name, task.id, exc_info=error)
+            logger.error("task %s (%s) failed", task.path, task.id, exc_info=error)
             return
         total = max(getattr(task.wrapper, "retries", 0) or 0, task.retries) + 1
         if retry_eta is not None:
@@ -1174,7 +1182,7 @@ class TaskQueue(ManualDrive):
             when = f"in {task.retry_delay:g} s" if task.retry_delay else "at once"
         logger.warning(
             "task %s (%s) failed (%s: %s); will retry %s, attempt %d of %d",
-            task.name,
+            task.path,
             task.id,
             type(error).__name__,
             error,
@@ -1237,7 +1245,7 @@ class TaskQueue(ManualDrive):
             except BaseException as exc:
                 box["error"] = exc
 
-        thread = threading.Thread(target=run_in_thread, name=f"tasks-q-async-{wrapper.name}")
+        thread = threading.Thread(target=run_in_thread, name=f"tasks-q-async-{wrapper.path}")
         thread.start()
         thread.join()
         if "error" in box:
@@ -1263,7 +1271,7 @@ class TaskQueue(ManualDrive):
             error = repr(exception)
         metadata = {
             "task_id": task.id,
-            "task": task.name,
+            "task": task.path,
             "error": error,
             "type": f"{kind.__module__}.{kind.__qualname__}",
             "message": str(exception),
@@ -1413,10 +1421,10 @@ class TaskQueue(ManualDrive):
         self._requeue(retried)
 
     def _enqueue_follow_up(self, follow: Task) -> None:
-        if follow.name not in self.registry:
+        if follow.path not in self.registry:
             # The step's task is gone (a deploy removed it). Failing here would leave the finished task
             # unacknowledged, to run again at every redelivery; keep the step as a dead letter instead.
-            detail = f"follow-up task {follow.name!r} is not registered on queue {self.name!r}"
+            detail = f"follow-up task {follow.path!r} is not registered on queue {self.name!r}"
             logger.error("queue %r: %s (task id %s); dead-lettered", self.name, detail, follow.id)
             if self.storage.supports_dead_letters():
                 letter = self.storage.add_dead_letter(
@@ -1424,7 +1432,7 @@ class TaskQueue(ManualDrive):
                 )
                 self._emit(SIGNAL_DEAD_LETTERED, follow, "unknown_task", detail, letter, follow.id)
             return
-        follow.wrapper = self.registry.get(follow.name)
+        follow.wrapper = self.registry.get(follow.path)
         self.enqueue(follow)
 
     # ------------------------------------------------------------------ chords
@@ -1447,16 +1455,16 @@ class TaskQueue(ManualDrive):
         callback = Task.from_message(Message.from_dict(info["callback"]), present=self.present)
         if not self.storage.put_if_empty(f"{CHORD_PREFIX}{chord_id}.fired", b"1", ttl=ttl):
             return
-        if callback.name not in self.registry:
+        if callback.path not in self.registry:
             logger.error("queue %r: chord %s finished but its callback %r is not registered", self.name,
-                         chord_id, callback.name)
+                         chord_id, callback.path)
             self._fail_chord_callback(
-                callback, {"task": callback.name, "task_id": callback.id, "error": "callback task is not registered"}
+                callback, {"task": callback.path, "task_id": callback.id, "error": "callback task is not registered"}
             )
         else:
             # As in huey the callback always runs: a member that failed for good contributes its error (the
             # exception it raised, when the callback runs), one that was revoked, expired or canceled None.
-            callback.wrapper = self.registry.get(callback.name)
+            callback.wrapper = self.registry.get(callback.path)
             callback.args = (*callback.args, [payload for _kind, payload in members])
             failed = [position for position, (kind, _payload) in enumerate(members) if kind == _ERROR]
             if failed:
@@ -1498,7 +1506,7 @@ class TaskQueue(ManualDrive):
             try:
                 matches = wrapper.validate_datetime(moment)
             except Exception:
-                logger.exception("schedule of periodic task %r failed for %s", wrapper.name, moment)
+                logger.exception("schedule of periodic task %r failed for %s", wrapper.path, moment)
                 continue
             if matches:
                 due.append(self.build_task(wrapper, (), {}))
@@ -1514,7 +1522,7 @@ class TaskQueue(ManualDrive):
         minute = moment.astimezone(dt.UTC).strftime("%Y%m%d%H%M")
         enqueued = []
         for task in self.read_periodic(moment):
-            marker = f"{PERIODIC_PREFIX}{task.name}.{minute}"
+            marker = f"{PERIODIC_PREFIX}{task.path}.{minute}"
             if self.storage.put_if_empty(marker, b"1", ttl=3 * 3600):
                 self.enqueue(task)
                 enqueued.append(task)
@@ -1590,11 +1598,11 @@ class TaskQueue(ManualDrive):
     ) -> None:
         """Revoke every call of a task (until a time, or only the next one)."""
         self._note_revocation()
-        self.storage.put_data(f"{REVOKE_TASK_PREFIX}{task.name}", self._revoke_value(revoke_until, revoke_once))
+        self.storage.put_data(f"{REVOKE_TASK_PREFIX}{task.path}", self._revoke_value(revoke_until, revoke_once))
 
     def restore_all(self, task: TaskWrapper) -> bool:
         """Undo :meth:`revoke_all`."""
-        return self.storage.delete_data(f"{REVOKE_TASK_PREFIX}{task.name}")
+        return self.storage.delete_data(f"{REVOKE_TASK_PREFIX}{task.path}")
 
     def revoke_by_id(
         self, id: str, revoke_until: dt.datetime | None = None, revoke_once: bool = False
@@ -1628,9 +1636,9 @@ class TaskQueue(ManualDrive):
             if isinstance(task, str):
                 return self._check_revocation(f"{REVOKE_ID_PREFIX}{task}", now, peek)
             if not isinstance(task, Result):
-                return self._check_revocation(f"{REVOKE_TASK_PREFIX}{task.name}", now, peek)
+                return self._check_revocation(f"{REVOKE_TASK_PREFIX}{task.path}", now, peek)
             task = task.task
-        task_key = f"{REVOKE_TASK_PREFIX}{task.name}"
+        task_key = f"{REVOKE_TASK_PREFIX}{task.path}"
         id_key = f"{REVOKE_ID_PREFIX}{task.id}"
         by_id, by_task = self.storage.peek_many([id_key, task_key])  # one round trip for both
         return self._check_revocation(id_key, now, peek, by_id) or self._check_revocation(task_key, now, peek, by_task)
@@ -1717,7 +1725,7 @@ class TaskQueue(ManualDrive):
         tasks = []
         for data in items:
             try:
-                tasks.append(self._decode_task(data, bind=False))
+                tasks.append(self._bound_if_registered(self.codec.decode(data), self.present))
             except InvalidMessage as exc:
                 logger.warning("queue %r: skipping a stored message that does not decode: %s", self.name, exc)
         return tasks
@@ -1771,7 +1779,7 @@ class TaskQueue(ManualDrive):
         The call's datetimes are those of the message, aware UTC, whatever this hub's convention (the admin
         shows them in Django's)."""
         try:
-            task = Task.from_message(self.codec.decode(data))
+            task = self._bound_if_registered(self.codec.decode(data), None)
         except InvalidMessage as exc:
             return MessageView(None, len(data), peek_raw(data, 200), exc.reason, str(exc))
         return MessageView(task, len(data))
@@ -1858,9 +1866,9 @@ class TaskQueue(ManualDrive):
     def run_now(self, id: str, limit: int | None = None) -> Result | None:
         """Run a scheduled call now: revoke it and enqueue a copy (new id) at once; None if not scheduled."""
         task = self.find_scheduled(id, limit)
-        if task is None or task.name not in self.registry:
+        if task is None or task.path not in self.registry:
             return None
-        task.wrapper = self.registry.get(task.name)
+        task.wrapper = self.registry.get(task.path)
         return self.reschedule(task)
 
     def oldest_pending_age(self, sample: int = 200) -> float | None:
@@ -1881,19 +1889,19 @@ class TaskQueue(ManualDrive):
         return self.storage.delete_data(self.lock_key(lock_name))
 
     def unique_keys_held(self, limit: int | None = None) -> list[dict[str, Any]] | None:
-        """Held unique-task keys: ``key``, the ``task`` name (None when no registered task matches) and the
+        """Held unique-task keys: ``key``, the ``task`` path (None when no registered task matches) and the
         ``holder`` (the id of the call holding it); None when the storage cannot list its keys."""
         if not self.storage.implements("data_keys"):
             return None
         keys = self.storage.data_keys(UNIQUE_PREFIX, limit)
-        names = sorted(self.registry.names(), key=len, reverse=True)
+        paths = sorted(self.registry.names(), key=len, reverse=True)
         held = []
         for key, holder in zip(keys, self.storage.peek_many(keys), strict=True):
             if holder is EmptyData:  # released between the two reads
                 continue
             rest = key[len(UNIQUE_PREFIX) :]
-            task_name = next((name for name in names if rest.startswith(f"{name}.")), None)
-            held.append({"key": key, "task": task_name, "holder": holder.decode("utf-8", "replace")})
+            task_path = next((path for path in paths if rest.startswith(f"{path}.")), None)
+            held.append({"key": key, "task": task_path, "holder": holder.decode("utf-8", "replace")})
         return held
 
     def rate_limit_usage(self) -> list[dict[str, Any]]:

@@ -321,7 +321,7 @@ class HistoryRecorder:
         args_text, args_exact = to_json_text(list(task.args))
         kwargs_text, kwargs_exact = to_json_text(task.kwargs)
         return {
-            "name": task.name,
+            "name": task.path,
             "args": args_text,
             "kwargs": kwargs_text,
             "arguments_exact": args_exact and kwargs_exact,

@@ -1,7 +1,8 @@
-"""Task registry: the only way a stored task name becomes code (RELIABILITY R23).
+"""Task registry: the only way a stored task path becomes code (RELIABILITY R23).
 
-Names are never imported from a payload; a message naming a task this process
-has not registered is rejected.
+Tasks are registered under their :attr:`~django_tasks_q.task.TaskWrapper.path` (``name=`` if given, else the
+function's ``module.qualname``), the name messages carry. Paths are never imported from a payload; a message
+naming a task this process has not registered is rejected.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ class QueueState:
 
 
 class TaskRegistry:
-    """Registered tasks of one queue, by name, and the queue's other state (:class:`QueueState`)."""
+    """Registered tasks of one queue, by path, and the queue's other state (:class:`QueueState`)."""
 
     def __init__(self, queue_name: str) -> None:
         self.queue_name = queue_name
@@ -71,37 +72,41 @@ class TaskRegistry:
         self.state = QueueState()
 
     def register(self, wrapper: TaskWrapper) -> None:
-        """Add a task under its name.
+        """Add a task under its path.
 
         Registering the same function again (a re-imported or reloaded module)
-        replaces the entry; a *different* function under a name already taken is
+        replaces the entry; a *different* function under a path already taken is
         a :class:`ConfigurationError` naming both.
         """
         with self._lock:
-            existing = self._tasks.get(wrapper.name)
+            existing = self._tasks.get(wrapper.path)
             if existing is not None and existing.origin != wrapper.origin:
                 raise ConfigurationError(
-                    f"task name {wrapper.name!r} on queue {self.queue_name!r} is already used by "
+                    f"task name {wrapper.path!r} on queue {self.queue_name!r} is already used by "
                     f"{existing.origin}; {wrapper.origin} needs another name (pass name=...)"
                 )
-            self._tasks[wrapper.name] = wrapper
+            self._tasks[wrapper.path] = wrapper
 
-    def unregister(self, name: str) -> bool:
-        """Remove a task; True when it was registered."""
+    def unregister(self, path: str) -> bool:
+        """Remove the task registered under ``path``; True when it was registered."""
         with self._lock:
-            return self._tasks.pop(name, None) is not None
+            return self._tasks.pop(path, None) is not None
 
-    def get(self, name: str) -> TaskWrapper:
-        """The task registered under ``name``; :class:`TaskNotRegistered` when there is none."""
+    def get(self, path: str) -> TaskWrapper:
+        """The task registered under ``path``; :class:`TaskNotRegistered` when there is none."""
         try:
-            return self._tasks[name]
+            return self._tasks[path]
         except KeyError:
             raise TaskNotRegistered(
-                f"no task named {name!r} is registered on queue {self.queue_name!r}"
+                f"no task named {path!r} is registered on queue {self.queue_name!r}"
             ) from None
 
-    def __contains__(self, name: object) -> bool:
-        return name in self._tasks
+    def find(self, path: str) -> TaskWrapper | None:
+        """The task registered under ``path``, or None when there is none."""
+        return self._tasks.get(path)
+
+    def __contains__(self, path: object) -> bool:
+        return path in self._tasks
 
     def __iter__(self) -> Iterator[TaskWrapper]:
         return iter(list(self._tasks.values()))
@@ -110,7 +115,7 @@ class TaskRegistry:
         return len(self._tasks)
 
     def names(self) -> list[str]:
-        """Sorted names of all registered tasks."""
+        """Sorted paths of all registered tasks (the names they are registered under)."""
         return sorted(self._tasks)
 
     def periodic(self) -> list[TaskWrapper]:

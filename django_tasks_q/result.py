@@ -77,7 +77,7 @@ class Result:
                 if revoke_on_timeout:
                     self.revoke()
                 self._raise_if_dead_lettered(timeout)
-                raise ResultTimeout(f"task {self.id} ({self.task.name}) produced no result in {timeout} s")
+                raise ResultTimeout(f"task {self.id} ({self.task.path}) produced no result in {timeout} s")
         if value is NO_RESULT:
             return None
         if isinstance(value, StoredError):
@@ -90,7 +90,7 @@ class Result:
         if letter is None:
             return
         raise TaskDeadLettered(
-            f"task {self.id} ({self.task.name}) produced no result in {timeout} s because its message was "
+            f"task {self.id} ({self.task.path}) produced no result in {timeout} s because its message was "
             f"dead-lettered on queue {self.queue.name!r} ({letter.reason}: {letter.detail}); it will not run. "
             f"The admin's Dead letters page (or queues[{self.queue.name!r}].dead_letters()) shows it as "
             f"{letter.id!r}; fix the cause, then requeue it there",

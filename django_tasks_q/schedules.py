@@ -1,7 +1,7 @@
 """Schedules stored in the database (edited in the admin) beside code-declared periodic tasks.
 
 Code opts a task in with ``@task(schedulable=True)``; a :class:`Schedule` row then
-names that task (never a dotted path typed by a user), its JSON arguments
+names that task by its path (chosen from the schedulable tasks, never typed by a user), its JSON arguments
 (checked against the function's signature), a crontab expression *or* a fixed
 interval in seconds, a timezone, an active window and what to do about ticks
 missed while no consumer ran (``misfire``):
@@ -84,8 +84,8 @@ def validate_window_time(value: dt.datetime | None) -> None:
 
 
 def schedulable_tasks(queue: str) -> list[str]:
-    """Names of the tasks of ``queue`` that code marked ``schedulable=True``."""
-    return sorted(w.name for w in registry_for(queue) if w.extra.get("schedulable"))
+    """Paths of the tasks of ``queue`` that code marked ``schedulable=True`` (what a schedule row stores)."""
+    return sorted(w.path for w in registry_for(queue) if w.extra.get("schedulable"))
 
 
 class Schedule(models.Model):

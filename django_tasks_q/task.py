@@ -78,7 +78,11 @@ class Task:
     """One call of a task: its id, arguments and options, as carried by a message.
 
     Calls are made by the hub (``wrapper.s()``, a decoded message); one built by hand, such as
-    ``Task(id=some_id)`` to hold a :class:`~django_tasks_q.result.Result` handle, may leave out the name.
+    ``Task(id=some_id)`` to hold a :class:`~django_tasks_q.result.Result` handle, may leave out the path.
+
+    ``path`` is the name the task is registered and sent under (its :attr:`TaskWrapper.path`: ``name=`` if
+    given, else ``module.qualname``); ``name`` is the task's name as huey and Django give it (``name=`` if
+    given, else the function's ``__name__``).
 
     The hub gives ``eta``, ``expires_resolved`` and ``enqueued_at`` in its datetime convention (naive or aware,
     see :class:`~django_tasks_q.queue.TaskQueue`). ``expires`` is the expiry as it was given (seconds, a
@@ -89,7 +93,7 @@ class Task:
 
     def __init__(
         self,
-        name: str = "",
+        path: str = "",
         args: tuple[Any, ...] = (),
         kwargs: dict[str, Any] | None = None,
         *,
@@ -109,7 +113,7 @@ class Task:
         extra: dict[str, Any] | None = None,
         wrapper: TaskWrapper | None = None,
     ) -> None:
-        self.name = name
+        self.path = path
         self.args = tuple(args)
         self.kwargs = dict(kwargs or {})
         self.id = id or new_call_id()
@@ -136,6 +140,18 @@ class Task:
         self._deadline: float | None = None
 
     @property
+    def name(self) -> str:
+        """The task's name: ``name=`` if given, else the function's ``__name__`` (huey's and Django's meaning).
+
+        A call not bound to a task (built by hand, or a follow-up before the hub binds it) has only its
+        :attr:`path`; its last dotted part stands in.
+        """
+        wrapper = self.wrapper
+        if wrapper is not None:
+            return wrapper.name
+        return self.path.rpartition(".")[2]
+
+    @property
     def time_remaining(self) -> float:
         """Seconds left before this call's ``timeout`` while it runs (``inf`` without one), for cooperative checks."""
         if self._deadline is None:
@@ -153,7 +169,7 @@ class Task:
         For long tasks that stop at a safe point themselves, beside the time limit the worker enforces.
         """
         if self.is_timed_out:
-            raise TaskTimeout(f"task {self.name} ({self.id}) ran longer than its timeout of {self.timeout:g} s")
+            raise TaskTimeout(f"task {self.path} ({self.id}) ran longer than its timeout of {self.timeout:g} s")
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Task):
@@ -254,7 +270,7 @@ class Task:
             enqueued_at = None if enqueued_at is None else as_utc(enqueued_at)
         return Message(
             id=self.id,
-            name=self.name,
+            name=self.path,
             args=self.args,
             kwargs=self.kwargs,
             eta=eta,
@@ -333,7 +349,7 @@ class Task:
         return clone
 
     def __repr__(self) -> str:
-        parts = [f"{self.name}: {self.id}"]
+        parts = [f"{self.path}: {self.id}"]
         if self.eta:
             parts.append(f"@{self.eta.isoformat()}")
         if self.priority:
@@ -385,9 +401,12 @@ class TaskWrapper:
     ) -> None:
         self._queue = queue
         self.func = func
-        self.name = name or f"{func.__module__}.{func.__qualname__}"
         self.origin = f"{func.__module__}.{func.__qualname__}"
-        where = f"task {self.name!r}"
+        self.name = name or func.__name__
+        """The task's name: ``name=`` if given, else the function's ``__name__`` (as in huey and Django)."""
+        self.path = name or self.origin
+        """The name the task is registered and sent under: ``name=`` if given, else ``module.qualname``."""
+        where = f"task {self.path!r}"
         validate_options(
             where,
             retries=retries,
@@ -409,7 +428,7 @@ class TaskWrapper:
         self.context_manager = context_manager
         self.as_argument = as_argument
         if isinstance(unique_ttl, bool) or not isinstance(unique_ttl, (int, float)) or unique_ttl <= 0:
-            raise InvalidOption(f"task {self.name!r}: unique_ttl must be seconds > 0, got {unique_ttl!r}")
+            raise InvalidOption(f"task {self.path!r}: unique_ttl must be seconds > 0, got {unique_ttl!r}")
         self.unique = unique
         self.unique_ttl = unique_ttl
         self.extra = extra
@@ -424,7 +443,7 @@ class TaskWrapper:
             )
         self.__doc__ = func.__doc__
         self.__name__ = getattr(func, "__name__", self.name)
-        self.__qualname__ = getattr(func, "__qualname__", self.name)
+        self.__qualname__ = getattr(func, "__qualname__", self.path)
         self.__module__ = func.__module__
         self.__wrapped__ = func
 
@@ -487,7 +506,7 @@ class TaskWrapper:
             else:
                 self._signature.bind(*args, **call_kwargs)
         except TypeError as exc:
-            raise InvalidOption(f"task {self.name!r}: arguments do not match its signature: {exc}") from None
+            raise InvalidOption(f"task {self.path!r}: arguments do not match its signature: {exc}") from None
 
     def split_call_options(self, kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         """Separate reserved call keywords (``eta``, ``delay``, ...) from the task's own arguments.
@@ -591,11 +610,11 @@ class TaskWrapper:
 
     def unregister(self) -> bool:
         """Remove this task from its queue's registry; True when it was registered."""
-        return self.queue.registry.unregister(self.name)
+        return self.queue.registry.unregister(self.path)
 
     def __repr__(self) -> str:
         kind = "periodic task" if self.validate_datetime is not None else "task"
-        return f"<{kind} {self.name!r} on queue {self.queue.name!r}>"
+        return f"<{kind} {self.path!r} on queue {self.queue.name!r}>"
 
 
 def _signature_or_none(func: Callable[..., Any]) -> inspect.Signature | None:

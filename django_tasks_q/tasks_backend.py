@@ -88,12 +88,14 @@ class TasksQBackend(BaseTaskBackend):
 
     def _register(self, task: DjangoTask) -> QueueTaskWrapper:
         registry = registry_for(task.queue_name)
-        name = task.module_path
-        if name in registry:
-            existing = registry.get(name)
+        path = task.module_path
+        if path in registry:
+            existing = registry.get(path)
             if isinstance(existing, QueueTaskWrapper) and getattr(existing, "django_task", None) is not None:
                 return existing
-        wrapper = QueueTaskWrapper(task.queue_name, _make_runner(self.alias, task), name=name, context=True)
+        wrapper = QueueTaskWrapper(task.queue_name, _make_runner(self.alias, task), name=path, context=True)
+        # Registered and sent under Django's module_path (our path); named as Django names it.
+        wrapper.name = task.name
         wrapper.django_task = task  # type: ignore[attr-defined]
         registry.register(wrapper)
         return wrapper

@@ -105,13 +105,15 @@ class CapturedTasks(list):
     """The task calls enqueued while capturing, in order (a list of :class:`~django_tasks_q.task.Task`)."""
 
     def names(self) -> list[str]:
-        """Names of the captured calls, in order."""
+        """Names of the captured calls (``name=`` or the function's name), in order."""
         return [task.name for task in self]
 
     def of(self, task: TaskWrapper | str) -> list[Task]:
-        """The captured calls of one task (a decorated function or a name)."""
-        name = task if isinstance(task, str) else task.name
-        return [captured for captured in self if captured.name == name]
+        """The captured calls of one task: a decorated function, its path, or a name (which matches the calls
+        of every task so named)."""
+        if not isinstance(task, str):
+            return [captured for captured in self if captured.path == task.path]
+        return [captured for captured in self if task in (captured.path, captured.name)]
 
     def assert_enqueued(
         self,
@@ -126,7 +128,7 @@ class CapturedTasks(list):
             calls = [call for call in calls if call.args == tuple(args)]
         if kwargs is not None:
             calls = [call for call in calls if call.kwargs == kwargs]
-        name = task if isinstance(task, str) else task.name
+        name = task if isinstance(task, str) else task.path
         wanted = f"{name}(args={args!r}, kwargs={kwargs!r})"
         if count is None and not calls:
             raise AssertionError(f"{wanted} was not enqueued; enqueued: {self._describe()}")
@@ -140,7 +142,7 @@ class CapturedTasks(list):
             raise AssertionError(f"{task} was enqueued: {self._describe()}")
 
     def _describe(self) -> str:
-        return ", ".join(f"{t.name}{t.args!r}" for t in self) or "nothing"
+        return ", ".join(f"{t.path}{t.args!r}" for t in self) or "nothing"
 
 
 @contextlib.contextmanager

@@ -51,8 +51,8 @@ class Event:
 
     @property
     def short(self) -> str | None:
-        """The task name without its module (``None`` for events that carry no task)."""
-        return None if self.task is None else self.task.name.rsplit(".", 1)[-1]
+        """The last part of the task's path (``None`` for events that carry no task)."""
+        return None if self.task is None else self.task.path.rsplit(".", 1)[-1]
 
 
 class Recorder:

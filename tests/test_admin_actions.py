@@ -173,7 +173,7 @@ def test_retry_enqueues_a_failed_call_again_with_its_arguments() -> None:
     row = TaskHistory.objects.get(task_id=made["failed"].id)
     _root().post(action_url("retry"), {"id": str(row.pk)})
     [entry] = hub.pending_entries()
-    assert entry.task.name == "tests.admin_helpers.explode" and entry.task.args == (XSS,)
+    assert entry.task.path == "tests.admin_helpers.explode" and entry.task.args == (XSS,)
 
 
 def test_retry_from_the_history_changelist_needs_the_retry_permission() -> None:
@@ -228,7 +228,7 @@ def test_release_lock_and_periodic_pause_resume_run() -> None:
     assert not hub.is_revoked(tick)
     hub.flush_queue()
     client.post(action_url("run_periodic"), {"queue": Q, "id": "adm.tick"})
-    assert [entry.task.name for entry in hub.pending_entries()] == ["adm.tick"]
+    assert [entry.task.path for entry in hub.pending_entries()] == ["adm.tick"]
 
 
 def test_actions_refuse_unknown_queues_and_foreign_redirects() -> None:

@@ -119,7 +119,7 @@ def test_schedule_form_previews_the_next_runs_while_typing(page: Any) -> None:
     with override_settings(TASKS_Q=SCHEDULE_QUEUE):
         page.goto(page.base + "/admin/django_tasks_q/schedule/add/")
         page.fill("#id_name", "digest")
-        page.select_option("#id_task", send_digest.name)
+        page.select_option("#id_task", send_digest.path)
         page.fill("#id_args", '["ops"]')
         page.fill("#id_timezone", "UTC")
         page.fill("#id_crontab", "15 6 * * *")
@@ -157,8 +157,8 @@ def _populate_wide(queue: Any) -> dict[str, Any]:
     made = populate(queue)
     queue.enqueue_call("tests.admin_helpers.echo", [LONG_WORD], delay=3600)
     queue.enqueue_call("tests.admin_helpers.echo", [LONG_WORD])
-    queue.enqueue_call(long_named.name, ["eu-west"], delay=3600)
-    queue.enqueue_call(long_named.name, ["eu-west"])
+    queue.enqueue_call(long_named.path, ["eu-west"], delay=3600)
+    queue.enqueue_call(long_named.path, ["eu-west"])
     queue.storage.add_dead_letter(LONG_WORD.encode(), "decode_error", f"Traceback: {LONG_WORD}", attempts=3)
     return made
 

@@ -152,19 +152,19 @@ def test_purge_confirmation_describes_each_letter_and_marks_the_page_it_came_fro
 
 def test_run_now_of_a_paused_periodic_task_is_refused_with_a_message(root: Client) -> None:
     hub = queues[Q]
-    root.post(action_url("pause_periodic"), {"queue": Q, "id": tick.name})
+    root.post(action_url("pause_periodic"), {"queue": Q, "id": tick.path})
     before = hub.pending_count()
-    response = root.post(action_url("run_periodic"), {"queue": Q, "id": tick.name})
+    response = root.post(action_url("run_periodic"), {"queue": Q, "id": tick.path})
     texts = [str(message) for message in get_messages(response.wsgi_request)]
     assert any("adm.tick is paused, so it was not run: resume it first" in text for text in texts), texts
     assert hub.pending_count() == before
     assert "tq-run-periodic" not in root.get(PAGES["periodic"]).content.decode()  # no button while paused
-    root.post(action_url("resume_periodic"), {"queue": Q, "id": tick.name})
-    root.post(action_url("run_periodic"), {"queue": Q, "id": tick.name})
+    root.post(action_url("resume_periodic"), {"queue": Q, "id": tick.path})
+    root.post(action_url("run_periodic"), {"queue": Q, "id": tick.path})
     assert hub.pending_count() == before + 1
     with recording(hub):
         drain(hub.name)
-    assert TaskHistory.objects.filter(name=tick.name, status="complete").exists()
+    assert TaskHistory.objects.filter(name=tick.path, status="complete").exists()
 
 
 def test_consumers_list_shows_times_with_seconds(root: Client) -> None:

@@ -25,7 +25,7 @@ def form(**changes: str) -> dict[str, str]:
     data = {
         "name": "digest",
         "queue": "sched",
-        "task": send_digest.name,
+        "task": send_digest.path,
         "args": '["ops"]',
         "kwargs": '{"limit": 5}',
         "crontab": "0 9 * * 1-5",
@@ -42,7 +42,7 @@ def test_create_from_the_registry_choices(admin_client: Client) -> None:
     add = reverse("admin:django_tasks_q_schedule_add")
     page = admin_client.get(add)
     assert page.status_code == 200
-    assert f'<option value="{send_digest.name}">' in page.content.decode()
+    assert f'<option value="{send_digest.path}">' in page.content.decode()
     assert "tests.test_schedules.not_schedulable" not in page.content.decode()
     response = admin_client.post(add, form())
     assert response.status_code == 302, response.content.decode()[:2000]
@@ -91,7 +91,7 @@ def test_run_once_now_enqueues_and_logs(admin_client: Client) -> None:
     )
     assert response.status_code == 302
     [pending] = queues["sched"].pending()
-    assert (pending.name, pending.args, pending.kwargs) == (send_digest.name, ("ops",), {"limit": 5})
+    assert (pending.path, pending.args, pending.kwargs) == (send_digest.path, ("ops",), {"limit": 5})
     assert Schedule.objects.get().last_task_id == pending.id
     assert LogEntry.objects.filter(change_message__contains=pending.id).exists()
 

@@ -374,7 +374,7 @@ def test_task_log_line_per_task(start: Callable[..., Running], caplog: pytest.Lo
     ok, bad = fine(), broken()
     assert ok.get(blocking=True, timeout=5) == 1
     eventually(lambda: f"{bad.id} error" in caplog.text)
-    assert f"{fine.name} {ok.id} complete" in caplog.text
+    assert f"{fine.path} {ok.id} complete" in caplog.text
 
 
 @pytest.mark.parametrize(

@@ -229,7 +229,7 @@ def test_db_task_is_a_task_whose_call_local_is_the_plain_function(memory_huey) -
 
     wrapper = djhuey.db_task(retries=2)(archive)
     assert wrapper.call_local is archive
-    assert wrapper.name == f"{archive.__module__}.{archive.__qualname__}"
+    assert (wrapper.name, wrapper.path) == ("archive", f"{archive.__module__}.{archive.__qualname__}")
     assert wrapper.retries == 2
     assert djhuey.result(wrapper(1).id) == 2
 

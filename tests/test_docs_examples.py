@@ -118,8 +118,8 @@ def _unregister_tasks_of(module_name: str) -> None:
 
     for registry in list(conf._registries.values()):
         for wrapper in list(registry):
-            if wrapper.__module__ == module_name or wrapper.name.startswith(module_name + "."):
-                registry.unregister(wrapper.name)
+            if wrapper.__module__ == module_name or wrapper.path.startswith(module_name + "."):
+                registry.unregister(wrapper.path)
 
 
 def _params() -> list[object]:

@@ -56,7 +56,7 @@ def test_an_explicit_name_is_the_way_out_for_a_task_the_consumer_registers_itsel
 
     wrapper = define_in("__main__", name="scripts.add")
     try:
-        assert wrapper.name == "scripts.add"
+        assert wrapper.name == wrapper.path == "scripts.add"
     finally:
         registry_for("default").unregister("scripts.add")
 

@@ -286,7 +286,7 @@ def test_an_older_message_still_decodes(changes: dict[str, Any], expires: Any, e
     def work() -> None:
         return None
 
-    data = q.codec.encode(Message.from_dict({**OLD_FORMAT, "name": work.name, **changes}))
+    data = q.codec.encode(Message.from_dict({**OLD_FORMAT, "name": work.path, **changes}))
     q.storage.enqueue(data, None)
     taken = q.dequeue()
     assert (taken.eta, taken.enqueued_at) == (naive_utc(NOON), naive_utc(NOON - HOUR))

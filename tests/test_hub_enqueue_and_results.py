@@ -154,7 +154,7 @@ def test_task_decorator_options_are_kept_on_the_wrapper():
         return x
 
     assert isinstance(work, TaskWrapper)
-    assert work.name == "custom.name"
+    assert work.name == work.path == "custom.name"
     assert (work.retries, work.retry_delay, work.retry_backoff, work.priority) == (3, 5, 2, 7)
     assert (work.expires, work.timeout, work.context) == (60, 9, False)
     assert work.extra == {"color": "blue"}
@@ -164,14 +164,15 @@ def test_task_decorator_options_are_kept_on_the_wrapper():
     assert repr(work) == f"<task 'custom.name' on queue {q.name!r}>"
 
 
-def test_default_task_name_is_module_and_qualname():
+def test_default_task_path_is_module_and_qualname_and_its_name_the_function_name():
     q = new_queue()
 
     @q.task()
     def work():
         return 1
 
-    assert work.name == f"{__name__}.test_default_task_name_is_module_and_qualname.<locals>.work"
+    assert work.path == f"{__name__}.test_default_task_path_is_module_and_qualname_and_its_name_the_function_name.<locals>.work"
+    assert work.name == "work"
 
 
 def test_calling_a_task_enqueues_it_and_returns_a_result():
@@ -476,7 +477,7 @@ def test_result_of_a_failed_task_raises_task_exception_with_error_and_traceback(
     assert error.error == "KeyError('missing thing')"
     assert repr(error) == "KeyError('missing thing')"
     assert error.metadata["task_id"] == result.id
-    assert error.metadata["task"] == broken.name
+    assert error.metadata["task"] == broken.path
     assert error.metadata["type"] == "builtins.KeyError"
     assert error.metadata["retries"] == 0
     assert error.metadata["attempt"] == 1
@@ -512,7 +513,7 @@ def test_blocking_get_without_a_result_times_out():
     with pytest.raises(ResultTimeout) as info:
         result.get(blocking=True, timeout=0.05)
     assert time.monotonic() - started >= 0.05
-    assert str(info.value) == f"task {result.id} ({value.name}) produced no result in 0.05 s"
+    assert str(info.value) == f"task {result.id} ({value.path}) produced no result in 0.05 s"
     assert result.is_revoked() is False
 
 
@@ -939,7 +940,7 @@ def test_stored_messages_are_signed_json_by_default():
     [data] = q.storage.enqueued_items()
     assert data[:3] == b"DTQ"
     assert data[4] & FLAG_SIGNED
-    assert b'"name":"' + echo.name.encode() + b'"' in data
+    assert b'"name":"' + echo.path.encode() + b'"' in data
     assert q.codec.signed is True
 
 

@@ -294,7 +294,7 @@ def test_a_task_of_another_queue_can_be_decorated_and_a_task_unregistered():
     assert again.func is add.func and again.queue is second and again.retries == 1
     assert again(1, 2) is not None and len(second) == 1 and len(first) == 0
     assert add.unregister() is True
-    assert add.name not in first.registry
+    assert add.path not in first.registry
     assert isinstance(Task.from_message(second.codec.decode(second.storage.dequeue())), Task)
 
 

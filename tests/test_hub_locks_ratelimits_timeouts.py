@@ -59,7 +59,7 @@ def test_the_decorated_task_keeps_its_name_and_signature():
     def locked(a, b=2):
         return a + b
 
-    assert locked.name.endswith(".locked")
+    assert locked.path.endswith(".locked") and locked.name == "locked"
     with pytest.raises(InvalidOption):
         locked(1, 2, 3)
 
@@ -297,7 +297,7 @@ def test_a_task_over_its_timeout_is_stopped_and_fails():
     assert events.signals() == ["enqueued", "executing", "timeout"]
     with pytest.raises(TaskException) as info:
         result.get()
-    expected = f"task {slow.name} ({result.id}) ran longer than its timeout of 0.05 s"
+    expected = f"task {slow.path} ({result.id}) ran longer than its timeout of 0.05 s"
     assert info.value.error == f"TaskTimeout({expected!r})"
     assert info.value.metadata["type"] == "django_tasks_q.exceptions.TaskTimeout"
 

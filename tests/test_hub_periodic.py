@@ -35,7 +35,7 @@ def make():
 
 
 def names(tasks):
-    return [task.name.rsplit(".", 1)[-1] for task in tasks]
+    return [task.name for task in tasks]
 
 
 def test_periodic_task_is_a_registered_task_with_its_schedule():
@@ -176,7 +176,7 @@ def test_periodic_tasks_take_no_arguments():
     with pytest.raises(InvalidOption) as info:
         every_five(1)
     assert str(info.value) == (
-        f"task {every_five.name!r}: arguments do not match its signature: too many positional arguments"
+        f"task {every_five.path!r}: arguments do not match its signature: too many positional arguments"
     )
 
 

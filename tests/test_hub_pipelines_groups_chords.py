@@ -446,7 +446,7 @@ def test_a_chord_whose_callback_is_no_longer_registered_fails_instead_of_vanishi
         return sum(values)
 
     result = q.enqueue(chord([part.s(1), part.s(2)], combine.s()))
-    q.registry.unregister(combine.name)
+    q.registry.unregister(combine.path)
     drain(q)
     with pytest.raises(TaskException) as info:
         result.get()

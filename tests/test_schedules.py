@@ -29,7 +29,7 @@ def not_schedulable() -> None:
 
 
 def make(**fields) -> Schedule:
-    values = {"name": "digest", "queue": "sched", "task": send_digest.name, "args": ["ops"], "crontab": "*/15 * * * *"}
+    values = {"name": "digest", "queue": "sched", "task": send_digest.path, "args": ["ops"], "crontab": "*/15 * * * *"}
     values.update(fields)
     schedule = Schedule(**values)
     schedule.full_clean()
@@ -42,9 +42,9 @@ def at(hour: int, minute: int, second: int = 0, day: int = 27) -> dt.datetime:
 
 
 def test_only_opted_in_tasks_are_schedulable() -> None:
-    assert schedulable_tasks("sched") == [send_digest.name]
+    assert schedulable_tasks("sched") == [send_digest.path]
     with pytest.raises(ValidationError) as info:
-        make(task=not_schedulable.name)
+        make(task=not_schedulable.path)
     assert "is not a schedulable task" in str(info.value.message_dict["task"])
     with pytest.raises(ValidationError) as info:
         make(task="os.system")
@@ -123,7 +123,7 @@ def test_dispatch_enqueues_each_tick_exactly_once_across_consumers() -> None:
     refreshed = Schedule.objects.get(name="digest")
     assert refreshed.last_run_at == at(10, 15)
     [pending] = hub.pending()
-    assert (pending.name, pending.args, pending.kwargs) == (send_digest.name, ("ops",), {"limit": 3})
+    assert (pending.path, pending.args, pending.kwargs) == (send_digest.path, ("ops",), {"limit": 3})
     assert refreshed.last_task_id == pending.id
     Schedule.objects.filter(pk=refreshed.pk).update(last_run_at=None)
     assert dispatch_schedules(hub, at(10, 15, 3)) == []

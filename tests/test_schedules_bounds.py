@@ -109,7 +109,7 @@ def test_a_bad_stored_row_is_skipped_and_logged_once_while_the_others_fire(raw: 
     skipped = [r for r in caplog.records if "'broken'" in r.getMessage()]
     assert len(skipped) == 1, caplog.text
     assert f"id {bad.pk}" in skipped[0].getMessage()
-    assert [t.name for t in hub.pending()] == [send_digest.name] * 2
+    assert [t.path for t in hub.pending()] == [send_digest.path] * 2
 
 
 def test_a_fixed_row_fires_again_and_a_new_problem_or_a_paused_one_enabled_is_logged_again(caplog) -> None:

@@ -5,7 +5,7 @@ again with ``confirmed=yes``. Every action acts through the hub (revoke, restore
 result, flush, requeue and purge dead letters, release a lock or a unique-task key, pause/resume/run a periodic task).
 
 The form fields: ``action`` (in the URL), ``queue`` (a configured queue name), ``id`` (repeatable: task ids,
-dead-letter ids, lock or task names, unique-task keys, or history row ids for ``retry``), ``all`` (purge every dead letter),
+dead-letter ids, lock names or task paths, unique-task keys, or history row ids for ``retry``), ``all`` (purge every dead letter),
 ``next`` (where to go back to; only same-site URLs are followed).
 """
 
@@ -180,9 +180,9 @@ def _run_periodic(p: Params) -> str:
     for wrapper in _periodic(p):
         # Pausing revokes every call of the task, so the consumer would skip a call enqueued now as revoked.
         if p.hub.is_revoked(wrapper):
-            p.notes.append(f"{wrapper.name} is paused, so it was not run: resume it first, then run it now")
+            p.notes.append(f"{wrapper.path} is paused, so it was not run: resume it first, then run it now")
             continue
-        started.append(f"{wrapper.name} → {p.hub.enqueue_call(wrapper.name).id}")
+        started.append(f"{wrapper.path} → {p.hub.enqueue_call(wrapper.path).id}")
     return f"Enqueued now: {', '.join(started) or 'nothing'}."
 
 
@@ -229,7 +229,7 @@ def confirm_items(name: str, hub: Any, ids: list[str]) -> list[str]:
                 items.append(f"dead letter {letter_id} (already gone)")
                 continue
             task = hub.inspect_message(letter.data).task
-            what = f"{task.name} {task.id}" if task is not None else "a message that does not verify"
+            what = f"{task.path} {task.id}" if task is not None else "a message that does not verify"
             when = from_epoch(letter.failed_at).strftime("%Y-%m-%d %H:%M:%S")
             items.append(f"dead letter {letter_id}: {letter.reason}, {what}, failed at {when}")
         return items

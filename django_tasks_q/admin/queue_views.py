@@ -32,13 +32,13 @@ def short_json(value: Any, limit: int = TEXT_PREVIEW) -> str:
 
 
 def matches(view: MessageView, query: str) -> bool:
-    """Whether a message's task name or id contains ``query`` (case-insensitive)."""
+    """Whether a message's task path or id contains ``query`` (case-insensitive)."""
     if not query:
         return True
     if view.task is None:
         return False
     query = query.lower()
-    return query in view.task.name.lower() or query in view.task.id.lower()
+    return query in view.task.path.lower() or query in view.task.id.lower()
 
 
 def describe(hub: Any, queue: str, view: MessageView) -> dict[str, Any]:

@@ -41,7 +41,7 @@ NEXT_RUNS = 5
 def plain(wrapper: Any) -> dict[str, Any]:
     """What a page shows of a task, as plain data: a TaskWrapper must never reach a template, which would
     call it (and so enqueue the task)."""
-    return {name: getattr(wrapper, name) for name in ("name", "retries", "retry_delay", "priority", "timeout")}
+    return {name: getattr(wrapper, name) for name in ("name", "path", "retries", "retry_delay", "priority", "timeout")}
 
 
 def signature_text(wrapper: Any) -> str:
@@ -183,7 +183,7 @@ class PeriodicTaskAdmin(AnchorAdmin):
             if not periodic:
                 continue
             last_runs = dict(
-                TaskHistory.objects.filter(queue=name, name__in=[w.name for w in periodic])
+                TaskHistory.objects.filter(queue=name, name__in=[w.path for w in periodic])
                 .values_list("name")
                 .annotate(last=Max("started_at"))
             )
@@ -199,12 +199,12 @@ class PeriodicTaskAdmin(AnchorAdmin):
                     next_runs = schedule.next_runs(now, NEXT_RUNS) if hasattr(schedule, "next_runs") else None
                     revoked = hub.is_revoked(wrapper)
                 except Exception as exc:
-                    errors.append(f"{name}: {wrapper.name}: {type(exc).__name__}: {exc}")
+                    errors.append(f"{name}: {wrapper.path}: {type(exc).__name__}: {exc}")
                     next_runs, revoked = None, None
                 zone = getattr(schedule, "tz_name", None) or ("UTC" if hub.utc else "local time")
                 rows.append({
                     "queue": name, "task": plain(wrapper), "schedule": str(schedule), "zone": zone,
-                    "last_run": last_runs.get(wrapper.name), "next_runs": next_runs, "revoked": revoked,
+                    "last_run": last_runs.get(wrapper.path), "next_runs": next_runs, "revoked": revoked,
                     "enabled": consumer_periodic and revoked is False, "consumer_periodic": consumer_periodic,
                 })  # fmt: skip
         return {"rows": rows, "errors": errors}

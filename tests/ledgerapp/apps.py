@@ -54,7 +54,7 @@ def install_crash_points(points: dict[str, list[int]]) -> None:
         if reservation is None or reservation.attempt != 1:
             return None
         message = queue.codec.decode(reservation.data)
-        return message.args[0] if message.name == record.name and message.args else None
+        return message.args[0] if message.name == record.path and message.args else None
 
     def crash_before(acknowledge: Any, queue: Any) -> Any:
         def wrapper(storage: Any, reservation: Any, *args: Any, **kwargs: Any) -> Any:

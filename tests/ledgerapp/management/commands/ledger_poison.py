@@ -83,10 +83,10 @@ class Command(BaseCommand):
         other_key = derive_signing_key("not the secret key of this project")
         cases: list[tuple[str, bytes, str]] = []
 
-        envelope = Message(name=record.name, args=(990,)).to_dict()
+        envelope = Message(name=record.path, args=(990,)).to_dict()
         text = json.dumps(envelope).encode()
         pickled = pickle.dumps(
-            {"id": "x", "name": record.name, "args": [991], "kwargs": {}, "marker": MarkerPayload(options["marker"])}
+            {"id": "x", "name": record.path, "args": [991], "kwargs": {}, "marker": MarkerPayload(options["marker"])}
         )
         pickle_flags = SERIALIZER_PICKLE
         if options["control"]:
@@ -101,7 +101,7 @@ class Command(BaseCommand):
                  "bad_signature"),
             ]
         if not options["only_pickle"]:
-            real = hub.codec.encode(Message(name=record.name, args=(992,)))
+            real = hub.codec.encode(Message(name=record.path, args=(992,)))
             flipped = bytearray(real)
             flipped[len(real) // 2] ^= 0x01
             no_name = {k: v for k, v in envelope.items() if k != "name"}
@@ -124,9 +124,9 @@ class Command(BaseCommand):
                     "unknown_task",
                 ),
                 ("a flipped byte (R21)", bytes(flipped), "bad_signature"),
-                ("unsigned", MessageCodec().encode(Message(name=record.name, args=(993,))), "bad_signature"),
+                ("unsigned", MessageCodec().encode(Message(name=record.path, args=(993,))), "bad_signature"),
                 ("signed with another key", MessageCodec(signing_key=other_key).encode(
-                    Message(name=record.name, args=(994,))), "bad_signature"),
+                    Message(name=record.path, args=(994,))), "bad_signature"),
                 ("a result replayed as a task", hub.codec.encode_value(["ok", 995]), "decode_error"),
                 ("a value frame forged as a task", frame(text, key=key, flags=FLAG_VALUE), "decode_error"),
                 ("10 MiB", b"DTQ" + os.urandom(10 * MiB), "too_large"),

@@ -59,7 +59,7 @@ class Command(BaseCommand):
                 out[task_id] = None
             elif isinstance(value, StoredError):
                 try:
-                    Result(hub, Task(name="tests.ledgerapp.tasks.record", id=task_id)).get(preserve=True)
+                    Result(hub, Task("tests.ledgerapp.tasks.record", id=task_id)).get(preserve=True)
                     raised = None
                 except TaskException as exc:
                     raised = type(exc).__name__

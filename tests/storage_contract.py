@@ -601,8 +601,11 @@ class StorageContract:
 
     def test_put_if_empty_ttl(self, storage: BaseStorage) -> None:
         self.require("supports_ttl")
+        taken = time.monotonic()
         assert storage.put_if_empty("lock", b"a", ttl=SHORT_TTL) is True
-        assert storage.put_if_empty("lock", b"b", ttl=SHORT_TTL) is False
+        refused = storage.put_if_empty("lock", b"b", ttl=SHORT_TTL)
+        if time.monotonic() - taken < SHORT_TTL:  # on a loaded machine the lock may have lapsed in between
+            assert refused is False
         assert eventually(lambda: storage.put_if_empty("lock", b"c")) is True
         assert storage.peek_data("lock") == b"c"
 

@@ -174,7 +174,8 @@ def test_a_broken_database_does_not_break_recording(monkeypatch: pytest.MonkeyPa
     hub.enqueue_call("tests.admin_helpers.add", [1, 2])
     drain(Q)
     monkeypatch.setattr(
-        "django_tasks_q.recorder._insert_rows", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("db down"))
+        "django_tasks_q.recorder._InsertStatement.run",
+        lambda *a, **k: (_ for _ in ()).throw(RuntimeError("db down")),
     )
     assert recorder.flush() == 0  # logged, not raised; the counters are kept for the next flush
     monkeypatch.undo()
@@ -210,7 +211,7 @@ def test_the_consumer_records_history_and_heartbeats_from_its_thread(settings: A
 
 @pytest.mark.django_db
 def test_history_rows_inserted_in_bulk_read_back_as_written() -> None:
-    from django_tasks_q.recorder import _insert_rows
+    from django_tasks_q.recorder import _InsertStatement
 
     started = timezone.now().replace(microsecond=123456)
     rows = [
@@ -223,7 +224,8 @@ def test_history_rows_inserted_in_bulk_read_back_as_written() -> None:
         for n in range(3)
     ]
 
-    _insert_rows(rows)
+    statement = _InsertStatement()
+    statement.run([statement.params(vars(row)) for row in rows])
 
     stored = {row.task_id: row for row in TaskHistory.objects.filter(queue=Q, task_id__startswith="bulk-")}
     assert sorted(stored) == ["bulk-0", "bulk-1", "bulk-2"]

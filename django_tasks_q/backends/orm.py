@@ -120,6 +120,8 @@ from .watch import ChangeWatch, probe_poller
 __all__ = ["OrmStorage", "OrmTablesMissing"]
 
 logger = logging.getLogger("django_tasks_q.backends.orm")
+sql_logger = logging.getLogger("django.db.backends")
+"""Where Django logs every statement when queries are logged; the direct statements are logged there too."""
 
 T = TypeVar("T")
 
@@ -167,6 +169,8 @@ COLUMNS = (
 )
 
 _TOKEN_RE = re.compile(r"[0-9a-f]{32}")
+_FORMAT_PLACEHOLDER = re.compile(r"(?<!%)%s")
+"""Django's ``%s`` placeholder (``%%`` is a literal ``%``), ``?`` for the ``sqlite3`` module."""
 _PG_TRANSIENT = frozenset({"40P01", "40001"})  # deadlock_detected, serialization_failure
 _MYSQL_TRANSIENT = frozenset({1213})  # ER_LOCK_DEADLOCK
 _SQLITE_TRANSIENT = frozenset({5, 6})  # SQLITE_BUSY, SQLITE_LOCKED (primary result codes)
@@ -210,6 +214,84 @@ def _unreadable(priority: object, attempts: object, claimed: bool = True) -> str
 def _as_bytes(data: Any) -> bytes:
     """A message's bytes as read from the database (text, where a column holds text, as UTF-8)."""
     return data.encode("utf-8", "surrogateescape") if isinstance(data, str) else bytes(data)
+
+
+class _TransactionState(threading.local):
+    """Per thread: how deep the SQLite transaction that :class:`_SqliteTransaction` opened is (0: none), and
+    what runs once it commits."""
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.after_commit: list[Callable[[], None]] = []
+
+
+class _SqliteTransaction:
+    """A SQLite transaction opened on Django's connection while it is in autocommit mode, as ``atomic`` does on
+    SQLite (``BEGIN`` with the connection's ``sqlite3`` autocommit left on), without the bookkeeping of a
+    Django atomic block (savepoint ids, the autocommit switch, the connection's state checks).
+
+    ``BEGIN IMMEDIATE`` takes the write lock at once (waiting for it with the busy timeout), so the reads that
+    follow stay true until ``COMMIT``. Nested, it is a savepoint. If the ``COMMIT`` or a ``ROLLBACK`` fails and
+    leaves the transaction open, the connection is closed (the next call reconnects), never left for Django to
+    use as if in autocommit.
+    """
+
+    __slots__ = ("conn", "savepoint", "state", "storage")
+
+    def __init__(self, storage: OrmStorage, conn: Any) -> None:
+        self.storage = storage
+        self.conn = conn
+        self.state = storage._local
+        self.savepoint = ""
+
+    def _sql(self, sql: str) -> None:
+        with self.conn.wrap_database_errors:
+            self.conn.connection.execute(sql)
+
+    def __enter__(self) -> None:
+        state = self.state
+        if state.depth:
+            self.savepoint = f"tasks_q_{state.depth}"
+            self._sql(f'SAVEPOINT "{self.savepoint}"')
+        else:
+            self._sql("BEGIN IMMEDIATE")
+            state.after_commit = []
+        state.depth += 1
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None, tb: Any) -> None:
+        state = self.state
+        state.depth -= 1
+        if self.savepoint:
+            if kind is not None:
+                self._sql(f'ROLLBACK TO SAVEPOINT "{self.savepoint}"')
+            self._sql(f'RELEASE SAVEPOINT "{self.savepoint}"')
+            return
+        callbacks, state.after_commit = state.after_commit, []
+        if kind is not None:
+            self._abandon()
+            return
+        try:
+            self._sql("COMMIT")
+        except BaseException:
+            self._abandon()
+            raise
+        for callback in callbacks:
+            callback()
+
+    def _abandon(self) -> None:
+        """Roll back (after an error, or a ``COMMIT`` that failed); close the connection if that fails."""
+        raw = self.conn.connection
+        if raw is None or not raw.in_transaction:
+            return
+        try:
+            raw.rollback()
+        except Exception:
+            logger.debug("ORM storage %r: rolling back failed; closing the connection", self.storage.name, exc_info=True)
+        if raw.in_transaction:
+            try:
+                self.conn.close()
+            except Exception:
+                logger.debug("ORM storage %r: closing the connection failed", self.storage.name, exc_info=True)
 
 
 class OrmTablesMissing(ConfigurationError, StorageError):
@@ -324,6 +406,8 @@ class OrmStorage(BaseStorage):
         self._watch_pid = 0
         self._watch_lock = threading.Lock()
         self._watch_resource: Any = None
+        self._qmark_cache: dict[str, str] = {}
+        self._local = _TransactionState()
         self._wal_unchecked = conn.vendor == "sqlite"
         """Whether this process has yet to check the SQLite database's journal mode (see :meth:`_ensure_wal`)."""
 
@@ -353,17 +437,75 @@ class OrmStorage(BaseStorage):
             sql = self._sql_cache[template] = template.format_map(self._names)
         return sql
 
+    def _direct(self, conn: Any) -> bool:
+        """Whether statements go straight to the SQLite connection (see :meth:`_run_direct`).
+
+        Not when the project wrapped the connection's statements (``connection.execute_wrapper()``: tracing,
+        query counting): those go through Django's cursor, as every statement of the project does.
+        """
+        return self._vendor == "sqlite" and not conn.execute_wrappers
+
+    def _run_direct(self, conn: Any, template: str, params: Sequence[Any], many: bool = False) -> Any:
+        """Run one statement on the ``sqlite3`` connection under Django's connection, and return its cursor.
+
+        The statement is prepared once (SQLite's own statement cache, keyed by the text built here once per
+        template, ``?`` placeholders), and skips the layers of Django's cursor a claim or an acknowledgement
+        paid for on every statement: the ``%s`` to ``?`` rewrite, and with ``DEBUG = True`` (as startproject
+        leaves it) the formatting of every statement with its parameters, for which Django's SQLite backend
+        runs one more query. Errors become Django's (``wrap_database_errors``), exactly as through its cursor.
+        When queries are logged (``DEBUG``, ``assertNumQueries``, ``CaptureQueriesContext``), the statement is
+        logged in ``connection.queries`` with its placeholders.
+        """
+        sql = self._qmark_cache.get(template)
+        if sql is None:
+            sql = self._qmark_cache[template] = _FORMAT_PLACEHOLDER.sub("?", self._sql(template)).replace("%%", "%")
+        if conn.needs_rollback:
+            conn.validate_no_broken_transaction()
+        logged = conn.queries_logged
+        started = time.monotonic() if logged else 0.0
+        with conn.wrap_database_errors:
+            cursor = conn.connection.executemany(sql, params) if many else conn.connection.execute(sql, params)
+        if logged:
+            elapsed = time.monotonic() - started
+            conn.queries_log.append({"sql": sql, "time": f"{elapsed:.3f}"})
+            if sql_logger.isEnabledFor(logging.DEBUG):
+                sql_logger.debug(
+                    "(%.3f) %s; args=%s; alias=%s", elapsed, sql, params, conn.alias,
+                    extra={"duration": elapsed, "sql": sql, "params": params, "alias": conn.alias},
+                )
+        return cursor
+
+    def _rows(self, conn: Any, cursor: Any) -> list[tuple[Any, ...]]:
+        """Every row of a direct statement's cursor (read to the end, so that the statement is finished)."""
+        with conn.wrap_database_errors:
+            return cursor.fetchall()
+
     def _execute(self, conn: Any, template: str, params: Sequence[Any] = ()) -> int:
+        if self._direct(conn):
+            return self._run_direct(conn, template, params).rowcount
         with conn.cursor() as cursor:
             cursor.execute(self._sql(template), params)
             return cursor.rowcount
 
+    def _executemany(self, conn: Any, template: str, rows: Sequence[Sequence[Any]]) -> None:
+        if self._direct(conn):
+            self._run_direct(conn, template, rows, many=True)
+            return
+        with conn.cursor() as cursor:
+            cursor.executemany(self._sql(template), rows)
+
     def _fetchall(self, conn: Any, template: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        if self._direct(conn):
+            return self._rows(conn, self._run_direct(conn, template, params))
         with conn.cursor() as cursor:
             cursor.execute(self._sql(template), params)
             return list(cursor.fetchall())
 
     def _fetchone(self, conn: Any, template: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        """The first row of a statement that yields at most one (a claim, a read by unique key, a count)."""
+        if self._direct(conn):
+            rows = self._rows(conn, self._run_direct(conn, template, params))
+            return rows[0] if rows else None
         with conn.cursor() as cursor:
             cursor.execute(self._sql(template), params)
             return cursor.fetchone()
@@ -387,17 +529,38 @@ class OrmStorage(BaseStorage):
             self._skip_locked = bool(conn.features.has_select_for_update_skip_locked)
         return " FOR UPDATE SKIP LOCKED" if self._skip_locked else " FOR UPDATE"
 
-    @contextmanager
-    def _txn(self, conn: Any) -> Iterator[None]:
-        """One atomic step: ``transaction.atomic`` (a savepoint inside a caller's transaction).
+    def _txn(self, conn: Any) -> AbstractContextManager[None]:
+        """One atomic step (a savepoint inside a transaction already open).
 
-        On SQLite the first statement is a write that changes nothing: it takes the write lock at once, so
-        the reads that follow stay true until commit (see the module documentation).
+        SQLite outside any transaction: ``BEGIN IMMEDIATE`` ... ``COMMIT`` on the connection itself (see
+        :class:`_SqliteTransaction`): the write lock is taken at the start, waiting for it with the busy
+        timeout, so what the following statements read stays true until commit. Elsewhere
+        ``transaction.atomic``; on SQLite its first statement is then a write that changes nothing, for the
+        same lock.
         """
+        if self._vendor == "sqlite" and (self._local.depth or (not conn.in_atomic_block and self._direct(conn))):
+            return _SqliteTransaction(self, conn)
+        return self._atomic(conn)
+
+    @contextmanager
+    def _atomic(self, conn: Any) -> Iterator[None]:
         with transaction.atomic(using=self.using):
             if self._vendor == "sqlite":
                 self._execute(conn, "UPDATE {msg} SET {id} = {id} WHERE 1 = 0")
             yield
+
+    def _savepoint(self, conn: Any) -> AbstractContextManager[Any]:
+        """A savepoint inside the transaction under way (whichever of :meth:`_txn`'s kinds it is)."""
+        if self._local.depth:
+            return _SqliteTransaction(self, conn)
+        return transaction.atomic(using=self.using)
+
+    def _after_commit(self, conn: Any, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once the transaction under way commits (never if it rolls back)."""
+        if self._local.depth:
+            self._local.after_commit.append(callback)
+        else:
+            transaction.on_commit(callback, using=self.using)
 
     def _process_lock(self, conn: Any) -> AbstractContextManager[Any]:
         """On SQLite, one thread of this process at a time per database (outside a caller's transaction)."""
@@ -657,14 +820,12 @@ class OrmStorage(BaseStorage):
 
     def _insert_messages(self, conn: Any, rows: list[list[Any]]) -> None:
         with self._txn(conn):
-            with conn.cursor() as cursor:
-                cursor.executemany(
-                    self._sql(
-                        "INSERT INTO {msg} ({queue}, {data}, {priority}, {state}, {token}, {attempts}, "
-                        "{created_at}) VALUES (%s, %s, %s, %s, %s, %s, %s)"
-                    ),
-                    rows,
-                )
+            self._executemany(
+                conn,
+                "INSERT INTO {msg} ({queue}, {data}, {priority}, {state}, {token}, {attempts}, {created_at}) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                rows,
+            )
             self._notify(conn)
 
     def enqueue_many(self, items: list[tuple[bytes, int | None]]) -> None:
@@ -807,14 +968,12 @@ class OrmStorage(BaseStorage):
             with self._txn(conn):
                 due = self._take_due(conn, schedule_time(timestamp))
                 if due:
-                    with conn.cursor() as cursor:
-                        cursor.executemany(
-                            self._sql(
-                                "INSERT INTO {msg} ({queue}, {data}, {priority}, {state}, {token}, {attempts}, "
-                                "{created_at}) VALUES (%s, %s, %s, %s, %s, %s, %s)"
-                            ),
-                            [[self.name, row[1], row[2], READY, "", 0, now] for row in due],
-                        )
+                    self._executemany(
+                        conn,
+                        "INSERT INTO {msg} ({queue}, {data}, {priority}, {state}, {token}, {attempts}, "
+                        "{created_at}) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                        [[self.name, row[1], row[2], READY, "", 0, now] for row in due],
+                    )
                     self._notify(conn)
                 return len(due)
 
@@ -980,7 +1139,7 @@ class OrmStorage(BaseStorage):
         with self._txn(conn):
             self._delete_expired_value(conn, key_hash, now)
             try:
-                with transaction.atomic(using=self.using):  # savepoint: the conflict leaves the tx usable
+                with self._savepoint(conn):  # the conflict leaves the transaction usable
                     self._execute(
                         conn,
                         "INSERT INTO {kv} ({queue}, {key_hash}, {key}, {value}, {is_result}, {expires_at}, "
@@ -1262,9 +1421,7 @@ class OrmStorage(BaseStorage):
         kept_priority = priority if type(priority) is int and -_INT_MAX - 1 <= priority <= _INT_MAX else None
         self._insert_dead(conn, _as_bytes(data), UNREADABLE_RECORD, problem, counted, kept_priority, None)
         where = f"message row {pk} of DATABASES[{self.using!r}]"
-        transaction.on_commit(
-            lambda: log_unreadable_record(self.name, where, problem), using=self.using
-        )
+        self._after_commit(conn, lambda: log_unreadable_record(self.name, where, problem))
 
     def _peek_after_claim(self, conn: Any, keys: Sequence[str]) -> tuple[bytes | EmptyDataType, ...]:
         """The live values of ``keys``, read right after the claim on the same connection (in its transaction

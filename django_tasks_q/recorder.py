@@ -16,6 +16,7 @@ process that is killed are lost, the tasks are not.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import logging
 import multiprocessing
@@ -484,9 +485,7 @@ class HistoryRecorder:
         for key, changes in chosen.items():
             row = existing.get(key)
             if row is None:
-                values = _new_values(key)
-                _apply(values, changes, new=True)
-                new.append(values)
+                new.append(_new_values(key, changes))
             else:
                 _apply(row.__dict__, changes, new=False)
                 changed.append(row)
@@ -546,16 +545,36 @@ def _apply(values: dict[str, Any], changes: dict[str, Any], new: bool) -> None:
         values["duration"] = (finished - started).total_seconds()
 
 
-def _new_values(key: tuple[str, str]) -> dict[str, Any]:
-    """The field values of a new history row for ``(queue, task id)``: every field at its default."""
-    values = {field.attname: field.get_default() for field in _history_fields()}
+def _new_values(key: tuple[str, str], changes: dict[str, Any]) -> dict[str, Any]:
+    """The field values of a new history row for ``(queue, task id)`` with ``changes`` applied; every other
+    field at its default."""
+    fixed, computed = _history_defaults()
+    values = dict(fixed)
+    for name, default in computed:
+        if name not in changes:
+            values[name] = default()
     values["queue"], values["task_id"] = key
+    _apply(values, changes, new=True)
     return values
 
 
-def _history_fields() -> list[Any]:
+@functools.cache
+def _history_fields() -> tuple[Any, ...]:
     """The columns a history row is inserted with (all but the id), in table order."""
-    return [field for field in TaskHistory._meta.concrete_fields if not field.primary_key]
+    return tuple(field for field in TaskHistory._meta.concrete_fields if not field.primary_key)
+
+
+@functools.cache
+def _history_defaults() -> tuple[dict[str, Any], tuple[tuple[str, Callable[[], Any]], ...]]:
+    """The fields' defaults: the fixed values, and the fields whose default is computed for each row (a time)."""
+    fixed = {}
+    computed = []
+    for field in _history_fields():
+        if field.has_default() and callable(field.default):
+            computed.append((field.attname, field.default))
+        else:
+            fixed[field.attname] = field.get_default()
+    return fixed, tuple(computed)
 
 
 _PLAIN_TYPES = {

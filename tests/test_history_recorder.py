@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
+import warnings
 from typing import Any
 
 import pytest
@@ -236,3 +237,29 @@ def test_history_rows_inserted_in_bulk_read_back_as_written() -> None:
                       "eta", "started_at", "finished_at", "duration", "worker", "result", "error", "created_at",
                       "updated_at"):
             assert getattr(again, field) == getattr(row, field), field
+
+
+@pytest.mark.django_db
+def test_history_columns_get_the_values_django_would_write() -> None:
+    from django.db import connection
+
+    from django_tasks_q.recorder import _history_fields, _InsertStatement, _new_values
+
+    paris = dt.timezone(dt.timedelta(hours=2))
+    values = _new_values(
+        (Q, "prep"),
+        {
+            "name": "tests.add", "status": TaskStatus.COMPLETE, "args": "[1]", "arguments_exact": False,
+            "priority": -3, "_attempts": 2, "enqueued_at": dt.datetime(2026, 5, 1, 12, 0, 0, 5, tzinfo=paris),
+            "started_at": timezone.now(), "finished_at": timezone.now(), "duration": 0.5, "worker": "w",
+            "created_at": timezone.now(), "updated_at": timezone.now(),
+        },
+    )  # fmt: skip
+    assert values["eta"] is None and values["result"] == "" and values["attempts"] == 2
+    naive = dict(values, eta=dt.datetime(2026, 5, 1, 12, 0))  # a naive time: the field's own path (and warning)
+    statement = _InsertStatement()
+    for row in (values, naive):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            expected = [field.get_db_prep_save(row[field.attname], connection) for field in _history_fields()]
+            assert statement.params(row) == expected

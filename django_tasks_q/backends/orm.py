@@ -45,9 +45,13 @@ committing the acknowledgement first).
 The other multi-statement methods (``ack`` with a result, ``bury``, ``requeue_expired``, ``enqueue_due``,
 ``requeue_dead_letter`` ...) run in ``transaction.atomic()``; they lock the rows they decide on with
 ``SELECT ... FOR UPDATE`` (``SKIP LOCKED`` for the reaper and the scheduler, so that several consumers share the
-work) on PostgreSQL and MariaDB/MySQL. On SQLite the transaction's first statement is a write that changes
-nothing, which takes the database's write lock at once (waiting for it with the busy timeout), so what the
-following statements read cannot change before they commit. ``ack``, ``renew`` and ``release`` are single
+work) on PostgreSQL and MariaDB/MySQL. On SQLite the transaction starts with ``BEGIN IMMEDIATE`` (inside a
+caller's transaction: with a write that changes nothing), which takes the database's write lock at once (waiting
+for it with the busy timeout), so what the following statements read cannot change before they commit.
+
+On SQLite the statements run on the ``sqlite3`` connection under Django's, each prepared once (see
+``OrmStorage._run_direct``), and the steps of a delivery commit at ``synchronous=NORMAL`` on a WAL database
+unless ``fsync=True`` (see ``OrmStorage._without_sync``). ``ack``, ``renew`` and ``release`` are single
 ``UPDATE``/``DELETE`` statements whose ``WHERE`` checks the fencing token. ``put_if_empty`` inserts in a savepoint
 and reports ``False`` on the unique-key conflict; ``incr`` is one upsert (``INSERT ... ON CONFLICT DO UPDATE``
 / ``ON DUPLICATE KEY UPDATE``) that starts a new window when the old one has expired.
@@ -179,6 +183,13 @@ def _plain_wait(timeout: float) -> bool:
     time.sleep(timeout)
     return False
 
+
+_SYNC_NORMAL = 1
+"""SQLite's ``PRAGMA synchronous`` levels: 0 OFF, 1 NORMAL, 2 FULL, 3 EXTRA."""
+_REDELIVERED_IF_LOST = frozenset(
+    {"reserve", "ack", "ack_and_reserve", "renew", "release", "bury", "requeue_expired"}
+)
+"""The steps of a delivery whose loss in a power failure only delivers a message again (see ``_without_sync``)."""
 
 _sqlite_locks: dict[str, threading.RLock] = {}
 _sqlite_locks_guard = threading.Lock()
@@ -332,6 +343,11 @@ class OrmStorage(BaseStorage):
     ``purge_interval``: seconds between automatic sweeps of expired values and counters, run after a write
     that can leave such rows (``put_data``, ``put_if_empty``, ``incr``, ``ack`` with a result); ``None`` turns
     the sweeps off (call :meth:`purge_expired` yourself, e.g. from a periodic task).
+    ``fsync``: on SQLite in WAL mode, ``False`` (the default) commits the steps of a message's delivery (claim,
+    acknowledgement, renewal, release, dead-lettering, reclaim) with ``synchronous=NORMAL``: durable when the
+    process crashes, possibly lost with the last commits in a power failure, which only delivers the message
+    again. ``True`` commits them with the connection's own setting. Enqueues always use the connection's
+    setting. Ignored elsewhere.
     """
 
     blocking = False
@@ -347,6 +363,7 @@ class OrmStorage(BaseStorage):
         name: str = "huey",
         using: str = "default",
         purge_interval: float | None = 300.0,
+        fsync: bool = False,
         **storage_kwargs: Any,
     ) -> None:
         super().__init__(name, **storage_kwargs)
@@ -391,8 +408,11 @@ class OrmStorage(BaseStorage):
             raise ConfigurationError(
                 f"ORM storage of queue {name!r}: purge_interval must be > 0 seconds or None, got {purge_interval!r}"
             )
+        if not isinstance(fsync, bool):
+            raise ConfigurationError(f"ORM storage of queue {name!r}: fsync must be True or False, got {fsync!r}")
         self.using = using
         self.purge_interval = purge_interval
+        self.fsync = fsync
         self._vendor: str = conn.vendor
         quote = conn.ops.quote_name
         self._names = {alias: quote(table) for alias, table in TABLES.items()}
@@ -410,6 +430,8 @@ class OrmStorage(BaseStorage):
         self._local = _TransactionState()
         self._wal_unchecked = conn.vendor == "sqlite"
         """Whether this process has yet to check the SQLite database's journal mode (see :meth:`_ensure_wal`)."""
+        self._wal = False
+        """Whether the SQLite database is in WAL mode (known once :meth:`_ensure_wal` ran)."""
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name!r} using={self.using!r}>"
@@ -586,6 +608,8 @@ class OrmStorage(BaseStorage):
                     if outer:
                         with transaction.atomic(using=self.using):  # a savepoint: the caller's tx survives
                             return fn(conn, *args)
+                    if self._wal and not self.fsync and what in _REDELIVERED_IF_LOST:
+                        return self._without_sync(conn, fn, args)
                     return fn(conn, *args)
                 except DjangoDatabaseError as exc:  # DatabaseError, and InterfaceError (a lost connection)
                     error: DjangoDatabaseError = exc
@@ -596,6 +620,37 @@ class OrmStorage(BaseStorage):
                 continue
             raise self._translate(conn, error, what, outer) from error
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _without_sync(self, conn: Any, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+        """Run ``fn(conn, *args)`` with the connection at ``synchronous=NORMAL``, then give it its own setting back.
+
+        For the steps of a delivery on a WAL database (:data:`_REDELIVERED_IF_LOST`): in WAL mode a commit at
+        ``NORMAL`` survives a crash of the process; only a power failure or a crash of the machine can lose the
+        last commits, and the log is replayed in order, so what is lost is always the latest steps: a claim (the
+        message is ready again), an acknowledgement with everything the task wrote through the storage before it
+        (the message runs again), a reclaim or a dead-lettering (done again by the next reaper). At-least-once
+        delivery holds; the sync of the log that every one of these commits would wait for is gone. The
+        connection's own setting, which decides how durable the project's writes are, is restored before the
+        connection is used for anything else; should that fail, the connection is closed.
+        """
+        raw = conn.connection
+        with conn.wrap_database_errors:
+            previous = int(raw.execute("PRAGMA synchronous").fetchone()[0])
+            if previous > _SYNC_NORMAL:
+                raw.execute(f"PRAGMA synchronous = {_SYNC_NORMAL}")
+        if previous <= _SYNC_NORMAL:  # already NORMAL (or OFF): nothing to change
+            return fn(conn, *args)
+        try:
+            return fn(conn, *args)
+        finally:
+            try:
+                raw.execute(f"PRAGMA synchronous = {previous}")
+            except Exception:
+                logger.warning(
+                    "ORM storage %r: could not restore synchronous=%s on DATABASES[%r]; closing the connection",
+                    self.name, previous, self.using, exc_info=True,
+                )
+                conn.close()
 
     def _ensure_wal(self, conn: Any) -> None:
         """Switch a SQLite database still in SQLite's default rollback journal (``delete``) to WAL, once.
@@ -609,7 +664,8 @@ class OrmStorage(BaseStorage):
         try:
             with conn.cursor() as cursor:
                 cursor.execute("PRAGMA journal_mode")
-                if cursor.fetchone()[0].lower() == "delete":
+                mode = cursor.fetchone()[0].lower()
+                if mode == "delete":
                     cursor.execute("PRAGMA journal_mode=WAL")
                     mode = cursor.fetchone()[0].lower()
                     if mode != "wal":
@@ -621,6 +677,8 @@ class OrmStorage(BaseStorage):
                 "ORM storage %r: could not switch DATABASES[%r] to WAL (%s); the queue works, only slower. Add "
                 "'init_command': 'PRAGMA journal_mode=WAL;' to its OPTIONS to do it at every connection",
                 self.name, self.using, exc)
+            mode = ""
+        self._wal = mode == "wal"
         self._wal_unchecked = False
 
     def _connect(self, conn: Any) -> None:

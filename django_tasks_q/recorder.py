@@ -42,6 +42,7 @@ from django.db import (
 from django.db.models import F
 from django.utils import timezone
 
+from .backends.orm import database_write_lock
 from .history import (
     FAILURE_STATUSES,
     ConsumerHeartbeat,
@@ -378,8 +379,9 @@ class HistoryRecorder:
             self._keep(entries)
             written = -1
         try:
-            self._write_minutes(minutes)
-            tasks_run = self._count_tasks_run(tasks_run)
+            with database_write_lock(router.db_for_write(QueueMinute)):
+                self._write_minutes(minutes)
+                tasks_run = self._count_tasks_run(tasks_run)
         except Exception as exc:
             self._log_failure("could not write task counters", exc)
             with self._lock:  # kept for the next try
@@ -493,7 +495,7 @@ class HistoryRecorder:
         # write lock, which the workers' claims wait for.
         inserts = _InsertStatement()
         params = [inserts.params(values) for values in new]
-        with transaction.atomic():
+        with database_write_lock(inserts.conn.alias), transaction.atomic():
             if changed:
                 TaskHistory.objects.bulk_update(changed, [*_FIELDS, "attempts"], batch_size=batch)
             if new:

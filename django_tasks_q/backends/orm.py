@@ -121,7 +121,7 @@ from .base import (
 )
 from .watch import ChangeWatch, probe_poller
 
-__all__ = ["OrmStorage", "OrmTablesMissing"]
+__all__ = ["OrmStorage", "OrmTablesMissing", "database_write_lock"]
 
 logger = logging.getLogger("django_tasks_q.backends.orm")
 sql_logger = logging.getLogger("django.db.backends")
@@ -137,6 +137,10 @@ MIN_SQLITE_VERSION = (3, 35)
 TRANSIENT_RETRIES = 5  # attempts at a call that hit a deadlock (PostgreSQL, MariaDB/MySQL)
 SQLITE_BUSY_ATTEMPTS = 3  # attempts at a call that waited out SQLite's busy timeout (each waits that long)
 CHUNK = 500  # ids per "IN (...)" list
+SQLITE_FAST_POLL = 0.001
+"""Seconds between two reads of a SQLite database's ``data_version`` by idle workers while the queue is busy
+(see :func:`~django_tasks_q.backends.watch.probe_poller`): a new message waits half of it on average. A read
+costs a few microseconds; it goes back to every 50 ms once the queue has been quiet for a second."""
 
 TABLES = {
     "msg": "django_tasks_q_message",
@@ -193,6 +197,26 @@ _REDELIVERED_IF_LOST = frozenset(
 
 _sqlite_locks: dict[str, threading.RLock] = {}
 _sqlite_locks_guard = threading.Lock()
+
+
+def _sqlite_lock(conn: Any) -> threading.RLock:
+    """The lock through which this process's threads take turns writing the SQLite database of ``conn``."""
+    key = str(conn.settings_dict.get("NAME"))
+    lock = _sqlite_locks.get(key)
+    if lock is None:
+        with _sqlite_locks_guard:
+            lock = _sqlite_locks.setdefault(key, threading.RLock())
+    return lock
+
+
+def database_write_lock(using: str) -> AbstractContextManager[Any]:
+    """Hold it around a write transaction of other code on database ``using`` (the task history's batches):
+    on SQLite, threads of this process that write it then take turns with the ORM storage's, instead of meeting
+    on SQLite's lock, whose busy handler sleeps a millisecond or more at a time. A no-op on other databases."""
+    conn = connections[using]
+    if conn.vendor != "sqlite" or conn.in_atomic_block:
+        return nullcontext()
+    return _sqlite_lock(conn)
 
 
 def _checked_result(result: ResultWrite) -> tuple[str, bytes, float | None]:
@@ -588,12 +612,7 @@ class OrmStorage(BaseStorage):
         """On SQLite, one thread of this process at a time per database (outside a caller's transaction)."""
         if self._vendor != "sqlite" or conn.in_atomic_block:
             return nullcontext()
-        key = str(conn.settings_dict.get("NAME"))
-        lock = _sqlite_locks.get(key)
-        if lock is None:
-            with _sqlite_locks_guard:
-                lock = _sqlite_locks.setdefault(key, threading.RLock())
-        return lock
+        return _sqlite_lock(conn)
 
     def _run(self, what: str, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(conn, *args)`` as one storage operation: connect, isolate, retry, translate errors."""
@@ -809,8 +828,8 @@ class OrmStorage(BaseStorage):
 
         PostgreSQL: ``LISTEN`` on the queue's channel over a connection of its own (every enqueue, release,
         reclaim and schedule move sends ``NOTIFY``, delivered at commit). SQLite: ``PRAGMA data_version`` of the
-        database file on a connection of its own, read every 50 ms (every 4 ms for a second once two changes came
-        less than a second apart). MariaDB/MySQL: a plain wait. Everywhere, a write of this process wakes the waiters at once.
+        database file on a connection of its own, read every 50 ms (every millisecond for a second once two
+        changes came less than a second apart). MariaDB/MySQL: a plain wait. Everywhere, a write of this process wakes the waiters at once.
         """
         return self._change_watch().wait(timeout, wake)
 
@@ -837,7 +856,7 @@ class OrmStorage(BaseStorage):
             name = str(conn.settings_dict["NAME"])
             watch_conn = sqlite3.connect(name, check_same_thread=False, uri=name.startswith("file:"))
             self._watch_resource = watch_conn
-            return probe_poller(lambda: watch_conn.execute("PRAGMA data_version").fetchone()[0])
+            return probe_poller(lambda: watch_conn.execute("PRAGMA data_version").fetchone()[0], fast=SQLITE_FAST_POLL)
         if self._vendor == "postgresql":
             listener = conn.Database.connect(**conn.get_connection_params())
             pgconn = getattr(listener, "pgconn", None)

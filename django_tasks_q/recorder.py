@@ -475,13 +475,12 @@ class HistoryRecorder:
             return 0
         batch = self.settings.batch_size
         keys = list(chosen)
+        rows = _HistoryRows()
         # Read first, outside the write transaction: on SQLite a transaction that reads and then writes fails at
         # once (SQLITE_BUSY) when another process wrote meanwhile, while one that starts by writing waits.
         existing: dict[tuple[str, str], TaskHistory] = {}
         for start in range(0, len(keys), batch):
-            part = keys[start : start + batch]
-            rows = TaskHistory.objects.filter(queue__in={q for q, _ in part}, task_id__in=[t for _, t in part])
-            existing.update({(row.queue, row.task_id): row for row in rows})
+            existing.update(rows.existing(keys[start : start + batch]))
         new: list[dict[str, Any]] = []
         changed: list[TaskHistory] = []
         for key, changes in chosen.items():
@@ -493,16 +492,16 @@ class HistoryRecorder:
                 changed.append(row)
         # The rows' parameters are ready before the transaction begins: on SQLite it holds the database's only
         # write lock, which the workers' claims wait for.
-        inserts = _InsertStatement()
-        params = [inserts.params(values) for values in new]
-        with database_write_lock(inserts.conn.alias), transaction.atomic():
-            if changed:
-                TaskHistory.objects.bulk_update(changed, [*_FIELDS, "attempts"], batch_size=batch)
+        inserts = [rows.insert_params(values) for values in new]
+        updates = [rows.update_params(row) for row in changed]
+        with database_write_lock(rows.conn.alias), transaction.atomic():
+            for start in range(0, len(updates), batch):
+                rows.update(updates[start : start + batch])
             if new:
                 try:
                     with transaction.atomic():
-                        for start in range(0, len(params), batch):
-                            inserts.run(params[start : start + batch])
+                        for start in range(0, len(inserts), batch):
+                            rows.insert(inserts[start : start + batch])
                 except IntegrityError:  # another process inserted one of them meanwhile
                     for values in new:
                         _save_one(TaskHistory(**values))
@@ -579,6 +578,9 @@ def _history_defaults() -> tuple[dict[str, Any], tuple[tuple[str, Callable[[], A
     return fixed, tuple(computed)
 
 
+_UPDATED = frozenset({*_FIELDS, "attempts"})
+"""The fields a later event can change in a stored row (never its queue, task id or first-seen time)."""
+
 _PLAIN_TYPES = {
     "CharField": str,
     "TextField": str,
@@ -591,25 +593,33 @@ _PLAIN_TYPES = {
 return it unchanged on every backend)."""
 
 
-class _InsertStatement:
-    """The one prepared ``INSERT`` of new history rows, and each column's conversion to its database value.
+class _HistoryRows:
+    """The statements that write history rows, and each column's conversion to its database value.
 
-    The values are those ``bulk_create`` would write (each field's ``get_db_prep_save``), but ``bulk_create``
-    compiles SQL for every value of every row, which made the history cost as much CPU as running the task in
-    the consumer's process. Here the statement is built once, run with ``executemany``, and a value that the
-    database takes as it is (a ``str`` for a text column, an aware datetime through the backend's own adapter)
-    skips the field's generic preparation.
+    The values are those ``bulk_create`` and ``bulk_update`` would write (each field's ``get_db_prep_save``),
+    but those compile SQL for every value of every row (``bulk_update`` one ``CASE`` per field), which made the
+    history cost as much CPU as running the task in the consumer's process. Here each statement is built once and
+    run with ``executemany``, and a value that the database takes as it is (a ``str`` for a text column, an aware
+    datetime through the backend's own adapter) skips the field's generic preparation.
     """
 
     def __init__(self) -> None:
         self.conn = connections[router.db_for_write(TaskHistory)]
         fields = _history_fields()
         quote = self.conn.ops.quote_name
-        self.sql = (
-            f"INSERT INTO {quote(TaskHistory._meta.db_table)} ({', '.join(quote(field.column) for field in fields)}) "
+        self.table = quote(TaskHistory._meta.db_table)
+        self.quote = quote
+        self.insert_sql = (
+            f"INSERT INTO {self.table} ({', '.join(quote(field.column) for field in fields)}) "
             f"VALUES ({', '.join(['%s'] * len(fields))})"
         )
         self.columns = [(field.attname, self._converter(field)) for field in fields]
+        updated = [field for field in fields if field.attname in _UPDATED]
+        self.update_sql = (
+            f"UPDATE {self.table} SET {', '.join(f'{quote(field.column)} = %s' for field in updated)} "
+            f"WHERE {quote(TaskHistory._meta.pk.column)} = %s"
+        )
+        self.update_columns = [(field.attname, self._converter(field)) for field in updated]
 
     def _converter(self, field: Any) -> Callable[[Any], Any]:
         prepare = field.get_db_prep_save
@@ -635,14 +645,46 @@ class _InsertStatement:
             return lambda value: prepare(value, conn)
         return lambda value: value if value is None or type(value) is plain else prepare(value, conn)
 
-    def params(self, values: dict[str, Any]) -> list[Any]:
-        """The statement's parameters for one row."""
+    def existing(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], TaskHistory]:
+        """The stored rows of these ``(queue, task id)`` keys: one plain query finds their ids (usually none),
+        then the rows found are read as model instances."""
+        queues = sorted({queue for queue, _ in keys})
+        task_ids = [task_id for _, task_id in keys]
+        quote = self.quote
+        pk, queue_column, task_column = (
+            quote(TaskHistory._meta.get_field(name).column) for name in ("id", "queue", "task_id")
+        )
+        with self.conn.cursor() as cursor:
+            cursor.execute(
+                f"SELECT {pk}, {queue_column}, {task_column} FROM {self.table} "
+                f"WHERE {queue_column} IN ({', '.join(['%s'] * len(queues))}) "
+                f"AND {task_column} IN ({', '.join(['%s'] * len(task_ids))})",
+                [*queues, *task_ids],
+            )
+            wanted = set(keys)
+            found = [row_id for row_id, queue, task_id in cursor.fetchall() if (queue, task_id) in wanted]
+        if not found:
+            return {}
+        return {(row.queue, row.task_id): row for row in TaskHistory.objects.filter(pk__in=found)}
+
+    def insert_params(self, values: dict[str, Any]) -> list[Any]:
+        """The ``INSERT``'s parameters for a new row's field values."""
         return [convert(values[name]) for name, convert in self.columns]
 
-    def run(self, params: list[list[Any]]) -> None:
-        """Insert the rows (one ``executemany``)."""
+    def insert(self, params: list[list[Any]]) -> None:
+        """Insert rows (one ``executemany``)."""
         with self.conn.cursor() as cursor:
-            cursor.executemany(self.sql, params)
+            cursor.executemany(self.insert_sql, params)
+
+    def update_params(self, row: TaskHistory) -> list[Any]:
+        """The ``UPDATE``'s parameters for a stored row whose fields were changed."""
+        values = row.__dict__
+        return [*(convert(values[name]) for name, convert in self.update_columns), row.pk]
+
+    def update(self, params: list[list[Any]]) -> None:
+        """Update rows by id (one ``executemany``)."""
+        with self.conn.cursor() as cursor:
+            cursor.executemany(self.update_sql, params)
 
 
 def _save_one(row: TaskHistory) -> None:

@@ -203,6 +203,14 @@ class TestTables:
         (counter,) = rows(Counter, storage)
         assert (counter.key, counter.value) == ("hits", 2)
 
+    def test_the_claim_reads_only_live_values_of_the_peeked_keys(self, storage: OrmStorage) -> None:
+        storage.put_data("live", b"1")
+        storage.put_data("expired", b"2", ttl=0.05)
+        time.sleep(0.1)
+        storage.enqueue(b"m")
+        held = storage.reserve(LONG_LEASE, peek=("expired", "live", "expired", "missing"))
+        assert held is not None and held.peeked == (EmptyData, b"1", EmptyData, EmptyData)
+
     def test_claim_statement_for_this_database(self, storage: OrmStorage) -> None:
         storage.enqueue(b"m")
         with CaptureQueriesContext(connection) as queries:

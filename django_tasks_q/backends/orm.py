@@ -219,6 +219,18 @@ def database_write_lock(using: str) -> AbstractContextManager[Any]:
     return _sqlite_lock(conn)
 
 
+_PEEK_COLUMN = (
+    ", (SELECT {value} FROM {kv} WHERE {queue} = %s AND {key_hash} = %s "
+    "AND ({expires_at} IS NULL OR {expires_at} > %s))"
+)
+"""A column of the claim's ``RETURNING``: the live value of one ``peek`` key (``NULL`` when there is none)."""
+
+
+def _peek_params(queue: str, hashes: Sequence[str], now: float) -> list[Any]:
+    """The parameters of the claim's :data:`_PEEK_COLUMN` columns."""
+    return [value for key_hash in hashes for value in (queue, key_hash, now)]
+
+
 def _checked_result(result: ResultWrite) -> tuple[str, bytes, float | None]:
     """A result to write with an acknowledgement, checked, with its ttl turned into an expiry time."""
     key, value, ttl = result
@@ -451,6 +463,7 @@ class OrmStorage(BaseStorage):
         self._watch_lock = threading.Lock()
         self._watch_resource: Any = None
         self._qmark_cache: dict[str, str] = {}
+        self._peek_hash_cache: dict[Sequence[str], tuple[str, ...]] = {}
         self._local = _TransactionState()
         self._wal_unchecked = conn.vendor == "sqlite"
         """Whether this process has yet to check the SQLite database's journal mode (see :meth:`_ensure_wal`)."""
@@ -1436,6 +1449,7 @@ class OrmStorage(BaseStorage):
         contended = 0
         while True:
             if self._returning:
+                hashes = self._peek_hashes(peek)
                 row = self._fetchone(
                     conn,
                     self._claim_sql_returning(
@@ -1443,13 +1457,13 @@ class OrmStorage(BaseStorage):
                         f"UPDATE {{msg}} SET {{state}} = '{IN_FLIGHT}', {{token}} = %s, "
                         "{attempts} = CASE WHEN {attempts} < %s THEN {attempts} + 1 ELSE {attempts} END, "
                         "{deadline} = %s, {reserved_at} = %s",
-                        "{id}, {data}, {attempts}, {priority}",
+                        "{id}, {data}, {attempts}, {priority}" + _PEEK_COLUMN * len(hashes),
                     ),
-                    [token, _INT_MAX, deadline, now, self.name],
+                    [token, _INT_MAX, deadline, now, self.name, *_peek_params(self.name, hashes, now)],
                 )
                 if row is None:
                     return None
-                message_id, data, attempts, priority = row
+                message_id, data, attempts, priority, *values = row
                 problem = _unreadable(priority, attempts)
                 if problem:
                     with self._txn(conn):
@@ -1477,6 +1491,12 @@ class OrmStorage(BaseStorage):
                     if contended >= 10:  # pragma: no cover - extreme contention without SKIP LOCKED
                         return None
                     continue
+            if not peek:
+                peeked = None
+            elif self._returning:  # read by the claim itself
+                peeked = tuple(EmptyData if value is None else bytes(value) for value in values)
+            else:
+                peeked = self._peek_after_claim(conn, peek)
             return Reservation(
                 message_id=str(message_id),
                 data=_as_bytes(data),
@@ -1485,7 +1505,7 @@ class OrmStorage(BaseStorage):
                 deadline=deadline,
                 reserved_at=now,
                 priority=priority,
-                peeked=self._peek_after_claim(conn, peek) if peek else None,
+                peeked=peeked,
             )
 
     def _bury_unreadable(
@@ -1499,6 +1519,18 @@ class OrmStorage(BaseStorage):
         self._insert_dead(conn, _as_bytes(data), UNREADABLE_RECORD, problem, counted, kept_priority, None)
         where = f"message row {pk} of DATABASES[{self.using!r}]"
         self._after_commit(conn, lambda: log_unreadable_record(self.name, where, problem))
+
+    def _peek_hashes(self, keys: Sequence[str]) -> tuple[str, ...]:
+        """The hashes of the ``peek`` keys (the same few keys with every claim: computed once)."""
+        if not keys:
+            return ()
+        keys = tuple(keys)
+        hashes = self._peek_hash_cache.get(keys)
+        if hashes is None:
+            hashes = tuple(_key_hash(check_key(key)) for key in keys)
+            if len(self._peek_hash_cache) < 16:
+                self._peek_hash_cache[keys] = hashes
+        return hashes
 
     def _peek_after_claim(self, conn: Any, keys: Sequence[str]) -> tuple[bytes | EmptyDataType, ...]:
         """The live values of ``keys``, read right after the claim on the same connection (in its transaction

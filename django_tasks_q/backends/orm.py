@@ -691,7 +691,8 @@ class OrmStorage(BaseStorage):
         it: readers no longer block the writer, and a commit appends to the log instead of creating, syncing
         and deleting a journal file (several times the enqueue and drain rates). Any other journal mode was
         chosen by someone (an ``init_command``, a tool) and is left alone; so is ``synchronous``, which belongs
-        to each connection and decides how durable the project's own writes are.
+        to each connection and decides how durable the project's own writes are (the storage lowers it only
+        for the commits of its own delivery steps, see :meth:`_without_sync`).
         """
         try:
             with conn.cursor() as cursor:

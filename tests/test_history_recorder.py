@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
+import warnings
 from typing import Any
 
 import pytest
@@ -67,6 +68,27 @@ def test_success_failure_and_retries_are_one_row_each() -> None:
     assert (row.status, row.attempts) == (TaskStatus.FAILED, 3)
     assert row.error == "RuntimeError: attempt 1 of always failed" and "Traceback" in row.traceback
     assert TaskHistory.objects.count() == 3
+
+
+@pytest.mark.django_db
+def test_a_row_written_by_one_flush_is_updated_by_the_next() -> None:
+    hub = queues[Q]
+    with recording(hub) as recorder:
+        retried = hub.enqueue_call("tests.test_history_recorder.flaky", ["later", 1])
+        reservation = hub.reserve()
+        assert reservation is not None
+        hub.process(reservation)  # attempt 1 fails: the row says "retrying"
+        assert recorder.flush() == 1
+        first = _row(retried)
+        assert (first.status, first.attempts, first.result) == (TaskStatus.RETRYING, 1, "")
+        drain(Q)  # attempt 2 succeeds: the same row, updated
+    row = _row(retried)
+    assert (row.pk, row.created_at) == (first.pk, first.created_at)
+    assert (row.status, row.attempts, row.result, row.error, row.traceback) == (
+        TaskStatus.COMPLETE, 2, '"done later"', "", ""
+    )
+    assert row.updated_at > first.updated_at and row.duration is not None and row.duration >= 0
+    assert TaskHistory.objects.filter(task_id=retried.id).count() == 1
 
 
 @pytest.mark.django_db
@@ -175,7 +197,8 @@ def test_a_broken_database_does_not_break_recording(monkeypatch: pytest.MonkeyPa
     hub.enqueue_call("tests.admin_helpers.add", [1, 2])
     drain(Q)
     monkeypatch.setattr(
-        "django_tasks_q.recorder._insert_rows", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("db down"))
+        "django_tasks_q.recorder._HistoryRows.insert",
+        lambda *a, **k: (_ for _ in ()).throw(RuntimeError("db down")),
     )
     assert recorder.flush() == 0  # logged, not raised; the counters are kept for the next flush
     monkeypatch.undo()
@@ -211,7 +234,7 @@ def test_the_consumer_records_history_and_heartbeats_from_its_thread(settings: A
 
 @pytest.mark.django_db
 def test_history_rows_inserted_in_bulk_read_back_as_written() -> None:
-    from django_tasks_q.recorder import _insert_rows
+    from django_tasks_q.recorder import _HistoryRows
 
     started = timezone.now().replace(microsecond=123456)
     rows = [
@@ -224,7 +247,8 @@ def test_history_rows_inserted_in_bulk_read_back_as_written() -> None:
         for n in range(3)
     ]
 
-    _insert_rows(rows)
+    statement = _HistoryRows()
+    statement.insert([statement.insert_params(vars(row)) for row in rows])
 
     stored = {row.task_id: row for row in TaskHistory.objects.filter(queue=Q, task_id__startswith="bulk-")}
     assert sorted(stored) == ["bulk-0", "bulk-1", "bulk-2"]
@@ -261,3 +285,29 @@ def test_a_queue_built_in_code_is_recorded_in_aware_utc(new_york_time: None) -> 
     assert row.status == TaskStatus.SCHEDULED
     assert row.eta == dt.datetime(2100, 6, 1, 16, 0, tzinfo=dt.UTC)  # EDT is UTC-4
     assert row.enqueued_at is not None and abs((timezone.now() - row.enqueued_at).total_seconds()) < 60
+
+
+@pytest.mark.django_db
+def test_history_columns_get_the_values_django_would_write() -> None:
+    from django.db import connection
+
+    from django_tasks_q.recorder import _history_fields, _HistoryRows, _new_values
+
+    paris = dt.timezone(dt.timedelta(hours=2))
+    values = _new_values(
+        (Q, "prep"),
+        {
+            "name": "tests.add", "status": TaskStatus.COMPLETE, "args": "[1]", "arguments_exact": False,
+            "priority": -3, "_attempts": 2, "enqueued_at": dt.datetime(2026, 5, 1, 12, 0, 0, 5, tzinfo=paris),
+            "started_at": timezone.now(), "finished_at": timezone.now(), "duration": 0.5, "worker": "w",
+            "created_at": timezone.now(), "updated_at": timezone.now(),
+        },
+    )  # fmt: skip
+    assert values["eta"] is None and values["result"] == "" and values["attempts"] == 2
+    naive = dict(values, eta=dt.datetime(2026, 5, 1, 12, 0))  # a naive time: the field's own path (and warning)
+    statement = _HistoryRows()
+    for row in (values, naive):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            expected = [field.get_db_prep_save(row[field.attname], connection) for field in _history_fields()]
+            assert statement.insert_params(row) == expected

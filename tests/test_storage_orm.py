@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from django.core.management import call_command
-from django.db import DatabaseError, OperationalError, connection, connections, transaction
+from django.db import DatabaseError, OperationalError, connection, connections, reset_queries, transaction
 from django.db.utils import load_backend
 from django.test.utils import CaptureQueriesContext
 
@@ -151,13 +151,17 @@ class TestConfiguration:
         with pytest.raises(ConfigurationError):
             OrmStorage("q", purge_interval=0)
 
+    def test_bad_fsync(self) -> None:
+        with pytest.raises(ConfigurationError, match="fsync must be True or False"):
+            OrmStorage("q", fsync="yes")
+
     def test_autocommit_off_is_refused(self) -> None:
         with extra_alias("tasks_q_manual", AUTOCOMMIT=False), pytest.raises(ConfigurationError) as info:
             OrmStorage("q", using="tasks_q_manual")
         assert "AUTOCOMMIT" in str(info.value)
 
     def test_unknown_options_are_refused(self) -> None:
-        with pytest.raises(ConfigurationError, match="unknown option\\(s\\) some_option; it accepts purge_interval, using"):
+        with pytest.raises(ConfigurationError, match="unknown option\\(s\\) some_option; it accepts fsync, purge_interval, using"):
             OrmStorage("q", some_option=1)
 
     def test_migrations_match_the_models(self) -> None:
@@ -198,6 +202,14 @@ class TestTables:
         assert value.expires_at == pytest.approx(time.time() + 60, abs=5)
         (counter,) = rows(Counter, storage)
         assert (counter.key, counter.value) == ("hits", 2)
+
+    def test_the_claim_reads_only_live_values_of_the_peeked_keys(self, storage: OrmStorage) -> None:
+        storage.put_data("live", b"1")
+        storage.put_data("expired", b"2", ttl=0.05)
+        time.sleep(0.1)
+        storage.enqueue(b"m")
+        held = storage.reserve(LONG_LEASE, peek=("expired", "live", "expired", "missing"))
+        assert held is not None and held.peeked == (EmptyData, b"1", EmptyData, EmptyData)
 
     def test_claim_statement_for_this_database(self, storage: OrmStorage) -> None:
         storage.enqueue(b"m")
@@ -680,3 +692,130 @@ class TestFailures:
         storage.enqueue(b"m")
         assert len(calls) == 2
         assert storage.enqueued_items() == [b"m"]
+
+
+@pytest.mark.skipif(VENDOR != "sqlite", reason="how the storage talks to SQLite")
+class TestSqliteStatements:
+    """On SQLite the storage runs its statements on the ``sqlite3`` connection under Django's, and opens its own
+    transactions with ``BEGIN IMMEDIATE``: still logged where Django logs queries, still seen by execute wrappers,
+    and never leaving the connection inside a transaction that Django does not know about."""
+
+    def test_queries_are_logged_with_their_placeholders(self, storage: OrmStorage, settings: Any) -> None:
+        settings.DEBUG = True
+        storage.enqueue(b"m")
+        reset_queries()
+        held = storage.reserve(LONG_LEASE)
+        assert held is not None
+        assert storage.ack_and_reserve(held, ("r", b"v", None), LONG_LEASE) == (True, None)
+        statements = [query["sql"] for query in connection.queries]
+        assert any(sql.startswith("UPDATE") and "RETURNING" in sql for sql in statements)
+        assert any(sql.startswith("DELETE") and "?" in sql and "%s" not in sql for sql in statements)
+        assert any(sql.startswith("INSERT INTO") and "django_tasks_q_keyvalue" in sql for sql in statements)
+
+    def test_an_execute_wrapper_sees_every_statement(self, storage: OrmStorage) -> None:
+        seen: list[str] = []
+
+        def wrapper(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+            seen.append(sql)
+            return execute(sql, params, many, context)
+
+        with connection.execute_wrapper(wrapper):
+            storage.enqueue(b"m")
+            held = storage.reserve(LONG_LEASE)
+            assert held is not None
+            assert storage.ack(held, ("r", b"v", None)) is True
+        assert storage.peek_data("r") == b"v"
+        assert any(sql.startswith("INSERT INTO") and "django_tasks_q_message" in sql for sql in seen)
+        assert any(sql.startswith("UPDATE") and "RETURNING" in sql for sql in seen)
+        assert any(sql.startswith("DELETE") for sql in seen)
+        assert any(sql.startswith("INSERT INTO") and "django_tasks_q_keyvalue" in sql for sql in seen)
+
+    def test_a_failed_step_rolls_back_and_the_connection_goes_on(
+        self, storage: OrmStorage, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        storage.enqueue(b"first")
+        held = storage.reserve(LONG_LEASE)
+        assert held is not None
+        storage.enqueue(b"second")
+        real = storage._reserve
+
+        def claim_then_fail(conn: Any, *args: Any) -> Any:
+            real(conn, *args)
+            raise DatabaseError("injected failure")
+
+        monkeypatch.setattr(storage, "_reserve", claim_then_fail)
+        with pytest.raises(StorageError):
+            storage.ack_and_reserve(held, ("r", b"v", None), LONG_LEASE)
+        monkeypatch.undo()
+        assert not connection.connection.in_transaction and connection.get_autocommit()
+        assert storage.enqueued_items() == [b"second"] and storage.peek_data("r") is EmptyData
+        assert [item.token for item in storage.in_flight_items()] == [held.token]
+        acked, following = storage.ack_and_reserve(held, ("r", b"v", None), LONG_LEASE)
+        assert acked is True and following is not None and following.data == b"second"
+
+    def test_a_commit_that_fails_is_rolled_back(self, storage: OrmStorage, monkeypatch: pytest.MonkeyPatch) -> None:
+        storage.enqueue(b"m")
+        held = storage.reserve(LONG_LEASE)
+        assert held is not None
+        with connection.cursor() as cursor:  # a deferred foreign key fails only at COMMIT
+            cursor.execute("CREATE TEMP TABLE tq_parent (id INTEGER PRIMARY KEY)")
+            cursor.execute(
+                "CREATE TEMP TABLE tq_child (parent INTEGER REFERENCES tq_parent (id) DEFERRABLE INITIALLY DEFERRED)"
+            )
+        real = storage._upsert_value
+
+        def write_a_dangling_row_too(conn: Any, *args: Any) -> Any:
+            conn.connection.execute("INSERT INTO tq_child (parent) VALUES (42)")
+            return real(conn, *args)
+
+        try:
+            monkeypatch.setattr(storage, "_upsert_value", write_a_dangling_row_too)
+            with pytest.raises(StorageError) as info:
+                storage.ack(held, ("r", b"v", None))
+            assert "FOREIGN KEY" in str(info.value)
+            monkeypatch.undo()
+            assert not connection.connection.in_transaction and connection.get_autocommit()
+            assert storage.peek_data("r") is EmptyData
+            assert [item.token for item in storage.in_flight_items()] == [held.token]
+            assert storage.ack(held, ("r", b"v", None)) is True
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute("DROP TABLE tq_child")
+                cursor.execute("DROP TABLE tq_parent")
+
+    def test_delivery_steps_commit_without_a_sync_and_give_the_setting_back(self) -> None:
+        with (
+            tempfile.TemporaryDirectory() as folder,
+            extra_alias("tasks_q_sync", NAME=str(Path(folder) / "sync.sqlite3")) as alias,
+        ):
+            with connections[alias].schema_editor() as editor:
+                for model in (QueueMessage, ScheduledMessage, DeadLetterMessage, KeyValue, Counter):
+                    editor.create_model(model)
+            for fsync, during_delivery in ((False, 1), (True, 2)):
+                storage = OrmStorage(unique_name("sync"), using=alias, fsync=fsync)
+                seen: list[tuple[str, int]] = []
+                for step in ("_insert_message", "_reserve", "_ack", "_requeue_expired"):
+                    setattr(storage, step, self.spy(step, getattr(storage, step), seen))
+                storage.enqueue(b"m")
+                held = storage.reserve(LONG_LEASE)
+                assert held is not None and storage.ack(held) is True
+                storage.requeue_expired(time.time(), None)
+                assert seen == [
+                    ("_insert_message", 2),  # an enqueue: the connection's own setting (FULL)
+                    ("_reserve", during_delivery),
+                    ("_ack", during_delivery),
+                    ("_requeue_expired", during_delivery),
+                ]
+                raw = connections[alias].connection
+                assert raw.execute("PRAGMA synchronous").fetchone()[0] == 2
+                assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+    @staticmethod
+    def spy(step: str, real: Any, seen: list[tuple[str, int]]) -> Any:
+        """``real`` (a step of the storage), noting the connection's ``synchronous`` level when it runs."""
+
+        def run(conn: Any, *args: Any) -> Any:
+            seen.append((step, conn.connection.execute("PRAGMA synchronous").fetchone()[0]))
+            return real(conn, *args)
+
+        return run

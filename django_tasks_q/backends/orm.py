@@ -45,9 +45,13 @@ committing the acknowledgement first).
 The other multi-statement methods (``ack`` with a result, ``bury``, ``requeue_expired``, ``enqueue_due``,
 ``requeue_dead_letter`` ...) run in ``transaction.atomic()``; they lock the rows they decide on with
 ``SELECT ... FOR UPDATE`` (``SKIP LOCKED`` for the reaper and the scheduler, so that several consumers share the
-work) on PostgreSQL and MariaDB/MySQL. On SQLite the transaction's first statement is a write that changes
-nothing, which takes the database's write lock at once (waiting for it with the busy timeout), so what the
-following statements read cannot change before they commit. ``ack``, ``renew`` and ``release`` are single
+work) on PostgreSQL and MariaDB/MySQL. On SQLite the transaction starts with ``BEGIN IMMEDIATE`` (inside a
+caller's transaction: with a write that changes nothing), which takes the database's write lock at once (waiting
+for it with the busy timeout), so what the following statements read cannot change before they commit.
+
+On SQLite the statements run on the ``sqlite3`` connection under Django's, each prepared once (see
+``OrmStorage._run_direct``), and the steps of a delivery commit at ``synchronous=NORMAL`` on a WAL database
+unless ``fsync=True`` (see ``OrmStorage._without_sync``). ``ack``, ``renew`` and ``release`` are single
 ``UPDATE``/``DELETE`` statements whose ``WHERE`` checks the fencing token. ``put_if_empty`` inserts in a savepoint
 and reports ``False`` on the unique-key conflict; ``incr`` is one upsert (``INSERT ... ON CONFLICT DO UPDATE``
 / ``ON DUPLICATE KEY UPDATE``) that starts a new window when the old one has expired.
@@ -117,9 +121,11 @@ from .base import (
 )
 from .watch import ChangeWatch, probe_poller
 
-__all__ = ["OrmStorage", "OrmTablesMissing"]
+__all__ = ["OrmStorage", "OrmTablesMissing", "database_write_lock"]
 
 logger = logging.getLogger("django_tasks_q.backends.orm")
+sql_logger = logging.getLogger("django.db.backends")
+"""Where Django logs every statement when queries are logged; the direct statements are logged there too."""
 
 T = TypeVar("T")
 
@@ -131,6 +137,10 @@ MIN_SQLITE_VERSION = (3, 35)
 TRANSIENT_RETRIES = 5  # attempts at a call that hit a deadlock (PostgreSQL, MariaDB/MySQL)
 SQLITE_BUSY_ATTEMPTS = 3  # attempts at a call that waited out SQLite's busy timeout (each waits that long)
 CHUNK = 500  # ids per "IN (...)" list
+SQLITE_FAST_POLL = 0.001
+"""Seconds between two reads of a SQLite database's ``data_version`` by idle workers while the queue is busy
+(see :func:`~django_tasks_q.backends.watch.probe_poller`): a new message waits half of it on average. A read
+costs a few microseconds; it goes back to every 50 ms once the queue has been quiet for a second."""
 
 TABLES = {
     "msg": "django_tasks_q_message",
@@ -167,6 +177,8 @@ COLUMNS = (
 )
 
 _TOKEN_RE = re.compile(r"[0-9a-f]{32}")
+_FORMAT_PLACEHOLDER = re.compile(r"(?<!%)%s")
+"""Django's ``%s`` placeholder (``%%`` is a literal ``%``), ``?`` for the ``sqlite3`` module."""
 _PG_TRANSIENT = frozenset({"40P01", "40001"})  # deadlock_detected, serialization_failure
 _MYSQL_TRANSIENT = frozenset({1213})  # ER_LOCK_DEADLOCK
 _SQLITE_TRANSIENT = frozenset({5, 6})  # SQLITE_BUSY, SQLITE_LOCKED (primary result codes)
@@ -176,8 +188,47 @@ def _plain_wait(timeout: float) -> bool:
     return False
 
 
+_SYNC_NORMAL = 1
+"""SQLite's ``PRAGMA synchronous`` levels: 0 OFF, 1 NORMAL, 2 FULL, 3 EXTRA."""
+_REDELIVERED_IF_LOST = frozenset(
+    {"reserve", "ack", "ack_and_reserve", "renew", "release", "bury", "requeue_expired"}
+)
+"""The steps of a delivery whose loss in a power failure only delivers a message again (see ``_without_sync``)."""
+
 _sqlite_locks: dict[str, threading.RLock] = {}
 _sqlite_locks_guard = threading.Lock()
+
+
+def _sqlite_lock(conn: Any) -> threading.RLock:
+    """The lock through which this process's threads take turns writing the SQLite database of ``conn``."""
+    key = str(conn.settings_dict.get("NAME"))
+    lock = _sqlite_locks.get(key)
+    if lock is None:
+        with _sqlite_locks_guard:
+            lock = _sqlite_locks.setdefault(key, threading.RLock())
+    return lock
+
+
+def database_write_lock(using: str) -> AbstractContextManager[Any]:
+    """Hold it around a write transaction of other code on database ``using`` (the task history's batches):
+    on SQLite, threads of this process that write it then take turns with the ORM storage's, instead of meeting
+    on SQLite's lock, whose busy handler sleeps a millisecond or more at a time. A no-op on other databases."""
+    conn = connections[using]
+    if conn.vendor != "sqlite" or conn.in_atomic_block:
+        return nullcontext()
+    return _sqlite_lock(conn)
+
+
+_PEEK_COLUMN = (
+    ", (SELECT {value} FROM {kv} WHERE {queue} = %s AND {key_hash} = %s "
+    "AND ({expires_at} IS NULL OR {expires_at} > %s))"
+)
+"""A column of the claim's ``RETURNING``: the live value of one ``peek`` key (``NULL`` when there is none)."""
+
+
+def _peek_params(queue: str, hashes: Sequence[str], now: float) -> list[Any]:
+    """The parameters of the claim's :data:`_PEEK_COLUMN` columns."""
+    return [value for key_hash in hashes for value in (queue, key_hash, now)]
 
 
 def _checked_result(result: ResultWrite) -> tuple[str, bytes, float | None]:
@@ -210,6 +261,84 @@ def _unreadable(priority: object, attempts: object, claimed: bool = True) -> str
 def _as_bytes(data: Any) -> bytes:
     """A message's bytes as read from the database (text, where a column holds text, as UTF-8)."""
     return data.encode("utf-8", "surrogateescape") if isinstance(data, str) else bytes(data)
+
+
+class _TransactionState(threading.local):
+    """Per thread: how deep the SQLite transaction that :class:`_SqliteTransaction` opened is (0: none), and
+    what runs once it commits."""
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.after_commit: list[Callable[[], None]] = []
+
+
+class _SqliteTransaction:
+    """A SQLite transaction opened on Django's connection while it is in autocommit mode, as ``atomic`` does on
+    SQLite (``BEGIN`` with the connection's ``sqlite3`` autocommit left on), without the bookkeeping of a
+    Django atomic block (savepoint ids, the autocommit switch, the connection's state checks).
+
+    ``BEGIN IMMEDIATE`` takes the write lock at once (waiting for it with the busy timeout), so the reads that
+    follow stay true until ``COMMIT``. Nested, it is a savepoint. If the ``COMMIT`` or a ``ROLLBACK`` fails and
+    leaves the transaction open, the connection is closed (the next call reconnects), never left for Django to
+    use as if in autocommit.
+    """
+
+    __slots__ = ("conn", "savepoint", "state", "storage")
+
+    def __init__(self, storage: OrmStorage, conn: Any) -> None:
+        self.storage = storage
+        self.conn = conn
+        self.state = storage._local
+        self.savepoint = ""
+
+    def _sql(self, sql: str) -> None:
+        with self.conn.wrap_database_errors:
+            self.conn.connection.execute(sql)
+
+    def __enter__(self) -> None:
+        state = self.state
+        if state.depth:
+            self.savepoint = f"tasks_q_{state.depth}"
+            self._sql(f'SAVEPOINT "{self.savepoint}"')
+        else:
+            self._sql("BEGIN IMMEDIATE")
+            state.after_commit = []
+        state.depth += 1
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None, tb: Any) -> None:
+        state = self.state
+        state.depth -= 1
+        if self.savepoint:
+            if kind is not None:
+                self._sql(f'ROLLBACK TO SAVEPOINT "{self.savepoint}"')
+            self._sql(f'RELEASE SAVEPOINT "{self.savepoint}"')
+            return
+        callbacks, state.after_commit = state.after_commit, []
+        if kind is not None:
+            self._abandon()
+            return
+        try:
+            self._sql("COMMIT")
+        except BaseException:
+            self._abandon()
+            raise
+        for callback in callbacks:
+            callback()
+
+    def _abandon(self) -> None:
+        """Roll back (after an error, or a ``COMMIT`` that failed); close the connection if that fails."""
+        raw = self.conn.connection
+        if raw is None or not raw.in_transaction:
+            return
+        try:
+            raw.rollback()
+        except Exception:
+            logger.debug("ORM storage %r: rolling back failed; closing the connection", self.storage.name, exc_info=True)
+        if raw.in_transaction:
+            try:
+                self.conn.close()
+            except Exception:
+                logger.debug("ORM storage %r: closing the connection failed", self.storage.name, exc_info=True)
 
 
 class OrmTablesMissing(ConfigurationError, StorageError):
@@ -250,6 +379,11 @@ class OrmStorage(BaseStorage):
     ``purge_interval``: seconds between automatic sweeps of expired values and counters, run after a write
     that can leave such rows (``put_data``, ``put_if_empty``, ``incr``, ``ack`` with a result); ``None`` turns
     the sweeps off (call :meth:`purge_expired` yourself, e.g. from a periodic task).
+    ``fsync``: on SQLite in WAL mode, ``False`` (the default) commits the steps of a message's delivery (claim,
+    acknowledgement, renewal, release, dead-lettering, reclaim) with ``synchronous=NORMAL``: durable when the
+    process crashes, possibly lost with the last commits in a power failure, which only delivers the message
+    again. ``True`` commits them with the connection's own setting. Enqueues always use the connection's
+    setting. Ignored elsewhere.
     """
 
     blocking = False
@@ -265,6 +399,7 @@ class OrmStorage(BaseStorage):
         name: str = "huey",
         using: str = "default",
         purge_interval: float | None = 300.0,
+        fsync: bool = False,
         **storage_kwargs: Any,
     ) -> None:
         super().__init__(name, **storage_kwargs)
@@ -309,8 +444,11 @@ class OrmStorage(BaseStorage):
             raise ConfigurationError(
                 f"ORM storage of queue {name!r}: purge_interval must be > 0 seconds or None, got {purge_interval!r}"
             )
+        if not isinstance(fsync, bool):
+            raise ConfigurationError(f"ORM storage of queue {name!r}: fsync must be True or False, got {fsync!r}")
         self.using = using
         self.purge_interval = purge_interval
+        self.fsync = fsync
         self._vendor: str = conn.vendor
         quote = conn.ops.quote_name
         self._names = {alias: quote(table) for alias, table in TABLES.items()}
@@ -324,8 +462,13 @@ class OrmStorage(BaseStorage):
         self._watch_pid = 0
         self._watch_lock = threading.Lock()
         self._watch_resource: Any = None
+        self._qmark_cache: dict[str, str] = {}
+        self._peek_hash_cache: dict[Sequence[str], tuple[str, ...]] = {}
+        self._local = _TransactionState()
         self._wal_unchecked = conn.vendor == "sqlite"
         """Whether this process has yet to check the SQLite database's journal mode (see :meth:`_ensure_wal`)."""
+        self._wal = False
+        """Whether the SQLite database is in WAL mode (known once :meth:`_ensure_wal` ran)."""
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name!r} using={self.using!r}>"
@@ -353,17 +496,75 @@ class OrmStorage(BaseStorage):
             sql = self._sql_cache[template] = template.format_map(self._names)
         return sql
 
+    def _direct(self, conn: Any) -> bool:
+        """Whether statements go straight to the SQLite connection (see :meth:`_run_direct`).
+
+        Not when the project wrapped the connection's statements (``connection.execute_wrapper()``: tracing,
+        query counting): those go through Django's cursor, as every statement of the project does.
+        """
+        return self._vendor == "sqlite" and not conn.execute_wrappers
+
+    def _run_direct(self, conn: Any, template: str, params: Sequence[Any], many: bool = False) -> Any:
+        """Run one statement on the ``sqlite3`` connection under Django's connection, and return its cursor.
+
+        The statement is prepared once (SQLite's own statement cache, keyed by the text built here once per
+        template, ``?`` placeholders), and skips the layers of Django's cursor a claim or an acknowledgement
+        paid for on every statement: the ``%s`` to ``?`` rewrite, and with ``DEBUG = True`` (as startproject
+        leaves it) the formatting of every statement with its parameters, for which Django's SQLite backend
+        runs one more query. Errors become Django's (``wrap_database_errors``), exactly as through its cursor.
+        When queries are logged (``DEBUG``, ``assertNumQueries``, ``CaptureQueriesContext``), the statement is
+        logged in ``connection.queries`` with its placeholders.
+        """
+        sql = self._qmark_cache.get(template)
+        if sql is None:
+            sql = self._qmark_cache[template] = _FORMAT_PLACEHOLDER.sub("?", self._sql(template)).replace("%%", "%")
+        if conn.needs_rollback:
+            conn.validate_no_broken_transaction()
+        logged = conn.queries_logged
+        started = time.monotonic() if logged else 0.0
+        with conn.wrap_database_errors:
+            cursor = conn.connection.executemany(sql, params) if many else conn.connection.execute(sql, params)
+        if logged:
+            elapsed = time.monotonic() - started
+            conn.queries_log.append({"sql": sql, "time": f"{elapsed:.3f}"})
+            if sql_logger.isEnabledFor(logging.DEBUG):
+                sql_logger.debug(
+                    "(%.3f) %s; args=%s; alias=%s", elapsed, sql, params, conn.alias,
+                    extra={"duration": elapsed, "sql": sql, "params": params, "alias": conn.alias},
+                )
+        return cursor
+
+    def _rows(self, conn: Any, cursor: Any) -> list[tuple[Any, ...]]:
+        """Every row of a direct statement's cursor (read to the end, so that the statement is finished)."""
+        with conn.wrap_database_errors:
+            return cursor.fetchall()
+
     def _execute(self, conn: Any, template: str, params: Sequence[Any] = ()) -> int:
+        if self._direct(conn):
+            return self._run_direct(conn, template, params).rowcount
         with conn.cursor() as cursor:
             cursor.execute(self._sql(template), params)
             return cursor.rowcount
 
+    def _executemany(self, conn: Any, template: str, rows: Sequence[Sequence[Any]]) -> None:
+        if self._direct(conn):
+            self._run_direct(conn, template, rows, many=True)
+            return
+        with conn.cursor() as cursor:
+            cursor.executemany(self._sql(template), rows)
+
     def _fetchall(self, conn: Any, template: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        if self._direct(conn):
+            return self._rows(conn, self._run_direct(conn, template, params))
         with conn.cursor() as cursor:
             cursor.execute(self._sql(template), params)
             return list(cursor.fetchall())
 
     def _fetchone(self, conn: Any, template: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        """The first row of a statement that yields at most one (a claim, a read by unique key, a count)."""
+        if self._direct(conn):
+            rows = self._rows(conn, self._run_direct(conn, template, params))
+            return rows[0] if rows else None
         with conn.cursor() as cursor:
             cursor.execute(self._sql(template), params)
             return cursor.fetchone()
@@ -387,28 +588,44 @@ class OrmStorage(BaseStorage):
             self._skip_locked = bool(conn.features.has_select_for_update_skip_locked)
         return " FOR UPDATE SKIP LOCKED" if self._skip_locked else " FOR UPDATE"
 
-    @contextmanager
-    def _txn(self, conn: Any) -> Iterator[None]:
-        """One atomic step: ``transaction.atomic`` (a savepoint inside a caller's transaction).
+    def _txn(self, conn: Any) -> AbstractContextManager[None]:
+        """One atomic step (a savepoint inside a transaction already open).
 
-        On SQLite the first statement is a write that changes nothing: it takes the write lock at once, so
-        the reads that follow stay true until commit (see the module documentation).
+        SQLite outside any transaction: ``BEGIN IMMEDIATE`` ... ``COMMIT`` on the connection itself (see
+        :class:`_SqliteTransaction`): the write lock is taken at the start, waiting for it with the busy
+        timeout, so what the following statements read stays true until commit. Elsewhere
+        ``transaction.atomic``; on SQLite its first statement is then a write that changes nothing, for the
+        same lock.
         """
+        if self._vendor == "sqlite" and (self._local.depth or (not conn.in_atomic_block and self._direct(conn))):
+            return _SqliteTransaction(self, conn)
+        return self._atomic(conn)
+
+    @contextmanager
+    def _atomic(self, conn: Any) -> Iterator[None]:
         with transaction.atomic(using=self.using):
             if self._vendor == "sqlite":
                 self._execute(conn, "UPDATE {msg} SET {id} = {id} WHERE 1 = 0")
             yield
 
+    def _savepoint(self, conn: Any) -> AbstractContextManager[Any]:
+        """A savepoint inside the transaction under way (whichever of :meth:`_txn`'s kinds it is)."""
+        if self._local.depth:
+            return _SqliteTransaction(self, conn)
+        return transaction.atomic(using=self.using)
+
+    def _after_commit(self, conn: Any, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once the transaction under way commits (never if it rolls back)."""
+        if self._local.depth:
+            self._local.after_commit.append(callback)
+        else:
+            transaction.on_commit(callback, using=self.using)
+
     def _process_lock(self, conn: Any) -> AbstractContextManager[Any]:
         """On SQLite, one thread of this process at a time per database (outside a caller's transaction)."""
         if self._vendor != "sqlite" or conn.in_atomic_block:
             return nullcontext()
-        key = str(conn.settings_dict.get("NAME"))
-        lock = _sqlite_locks.get(key)
-        if lock is None:
-            with _sqlite_locks_guard:
-                lock = _sqlite_locks.setdefault(key, threading.RLock())
-        return lock
+        return _sqlite_lock(conn)
 
     def _run(self, what: str, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(conn, *args)`` as one storage operation: connect, isolate, retry, translate errors."""
@@ -423,6 +640,8 @@ class OrmStorage(BaseStorage):
                     if outer:
                         with transaction.atomic(using=self.using):  # a savepoint: the caller's tx survives
                             return fn(conn, *args)
+                    if self._wal and not self.fsync and what in _REDELIVERED_IF_LOST:
+                        return self._without_sync(conn, fn, args)
                     return fn(conn, *args)
                 except DjangoDatabaseError as exc:  # DatabaseError, and InterfaceError (a lost connection)
                     error: DjangoDatabaseError = exc
@@ -434,6 +653,37 @@ class OrmStorage(BaseStorage):
             raise self._translate(conn, error, what, outer) from error
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def _without_sync(self, conn: Any, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+        """Run ``fn(conn, *args)`` with the connection at ``synchronous=NORMAL``, then give it its own setting back.
+
+        For the steps of a delivery on a WAL database (:data:`_REDELIVERED_IF_LOST`): in WAL mode a commit at
+        ``NORMAL`` survives a crash of the process; only a power failure or a crash of the machine can lose the
+        last commits, and the log is replayed in order, so what is lost is always the latest steps: a claim (the
+        message is ready again), an acknowledgement with everything the task wrote through the storage before it
+        (the message runs again), a reclaim or a dead-lettering (done again by the next reaper). At-least-once
+        delivery holds; the sync of the log that every one of these commits would wait for is gone. The
+        connection's own setting, which decides how durable the project's writes are, is restored before the
+        connection is used for anything else; should that fail, the connection is closed.
+        """
+        raw = conn.connection
+        with conn.wrap_database_errors:
+            previous = int(raw.execute("PRAGMA synchronous").fetchone()[0])
+            if previous > _SYNC_NORMAL:
+                raw.execute(f"PRAGMA synchronous = {_SYNC_NORMAL}")
+        if previous <= _SYNC_NORMAL:  # already NORMAL (or OFF): nothing to change
+            return fn(conn, *args)
+        try:
+            return fn(conn, *args)
+        finally:
+            try:
+                raw.execute(f"PRAGMA synchronous = {previous}")
+            except Exception:
+                logger.warning(
+                    "ORM storage %r: could not restore synchronous=%s on DATABASES[%r]; closing the connection",
+                    self.name, previous, self.using, exc_info=True,
+                )
+                conn.close()
+
     def _ensure_wal(self, conn: Any) -> None:
         """Switch a SQLite database still in SQLite's default rollback journal (``delete``) to WAL, once.
 
@@ -441,12 +691,14 @@ class OrmStorage(BaseStorage):
         it: readers no longer block the writer, and a commit appends to the log instead of creating, syncing
         and deleting a journal file (several times the enqueue and drain rates). Any other journal mode was
         chosen by someone (an ``init_command``, a tool) and is left alone; so is ``synchronous``, which belongs
-        to each connection and decides how durable the project's own writes are.
+        to each connection and decides how durable the project's own writes are (the storage lowers it only
+        for the commits of its own delivery steps, see :meth:`_without_sync`).
         """
         try:
             with conn.cursor() as cursor:
                 cursor.execute("PRAGMA journal_mode")
-                if cursor.fetchone()[0].lower() == "delete":
+                mode = cursor.fetchone()[0].lower()
+                if mode == "delete":
                     cursor.execute("PRAGMA journal_mode=WAL")
                     mode = cursor.fetchone()[0].lower()
                     if mode != "wal":
@@ -458,6 +710,8 @@ class OrmStorage(BaseStorage):
                 "ORM storage %r: could not switch DATABASES[%r] to WAL (%s); the queue works, only slower. Add "
                 "'init_command': 'PRAGMA journal_mode=WAL;' to its OPTIONS to do it at every connection",
                 self.name, self.using, exc)
+            mode = ""
+        self._wal = mode == "wal"
         self._wal_unchecked = False
 
     def _connect(self, conn: Any) -> None:
@@ -588,8 +842,8 @@ class OrmStorage(BaseStorage):
 
         PostgreSQL: ``LISTEN`` on the queue's channel over a connection of its own (every enqueue, release,
         reclaim and schedule move sends ``NOTIFY``, delivered at commit). SQLite: ``PRAGMA data_version`` of the
-        database file on a connection of its own, read every 50 ms (every 4 ms for a second once two changes came
-        less than a second apart). MariaDB/MySQL: a plain wait. Everywhere, a write of this process wakes the waiters at once.
+        database file on a connection of its own, read every 50 ms (every millisecond for a second once two
+        changes came less than a second apart). MariaDB/MySQL: a plain wait. Everywhere, a write of this process wakes the waiters at once.
         """
         return self._change_watch().wait(timeout, wake)
 
@@ -616,7 +870,7 @@ class OrmStorage(BaseStorage):
             name = str(conn.settings_dict["NAME"])
             watch_conn = sqlite3.connect(name, check_same_thread=False, uri=name.startswith("file:"))
             self._watch_resource = watch_conn
-            return probe_poller(lambda: watch_conn.execute("PRAGMA data_version").fetchone()[0])
+            return probe_poller(lambda: watch_conn.execute("PRAGMA data_version").fetchone()[0], fast=SQLITE_FAST_POLL)
         if self._vendor == "postgresql":
             listener = conn.Database.connect(**conn.get_connection_params())
             pgconn = getattr(listener, "pgconn", None)
@@ -657,14 +911,12 @@ class OrmStorage(BaseStorage):
 
     def _insert_messages(self, conn: Any, rows: list[list[Any]]) -> None:
         with self._txn(conn):
-            with conn.cursor() as cursor:
-                cursor.executemany(
-                    self._sql(
-                        "INSERT INTO {msg} ({queue}, {data}, {priority}, {state}, {token}, {attempts}, "
-                        "{created_at}) VALUES (%s, %s, %s, %s, %s, %s, %s)"
-                    ),
-                    rows,
-                )
+            self._executemany(
+                conn,
+                "INSERT INTO {msg} ({queue}, {data}, {priority}, {state}, {token}, {attempts}, {created_at}) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                rows,
+            )
             self._notify(conn)
 
     def enqueue_many(self, items: list[tuple[bytes, int | None]]) -> None:
@@ -807,14 +1059,12 @@ class OrmStorage(BaseStorage):
             with self._txn(conn):
                 due = self._take_due(conn, schedule_time(timestamp))
                 if due:
-                    with conn.cursor() as cursor:
-                        cursor.executemany(
-                            self._sql(
-                                "INSERT INTO {msg} ({queue}, {data}, {priority}, {state}, {token}, {attempts}, "
-                                "{created_at}) VALUES (%s, %s, %s, %s, %s, %s, %s)"
-                            ),
-                            [[self.name, row[1], row[2], READY, "", 0, now] for row in due],
-                        )
+                    self._executemany(
+                        conn,
+                        "INSERT INTO {msg} ({queue}, {data}, {priority}, {state}, {token}, {attempts}, "
+                        "{created_at}) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                        [[self.name, row[1], row[2], READY, "", 0, now] for row in due],
+                    )
                     self._notify(conn)
                 return len(due)
 
@@ -980,7 +1230,7 @@ class OrmStorage(BaseStorage):
         with self._txn(conn):
             self._delete_expired_value(conn, key_hash, now)
             try:
-                with transaction.atomic(using=self.using):  # savepoint: the conflict leaves the tx usable
+                with self._savepoint(conn):  # the conflict leaves the transaction usable
                     self._execute(
                         conn,
                         "INSERT INTO {kv} ({queue}, {key_hash}, {key}, {value}, {is_result}, {expires_at}, "
@@ -1200,6 +1450,7 @@ class OrmStorage(BaseStorage):
         contended = 0
         while True:
             if self._returning:
+                hashes = self._peek_hashes(peek)
                 row = self._fetchone(
                     conn,
                     self._claim_sql_returning(
@@ -1207,13 +1458,13 @@ class OrmStorage(BaseStorage):
                         f"UPDATE {{msg}} SET {{state}} = '{IN_FLIGHT}', {{token}} = %s, "
                         "{attempts} = CASE WHEN {attempts} < %s THEN {attempts} + 1 ELSE {attempts} END, "
                         "{deadline} = %s, {reserved_at} = %s",
-                        "{id}, {data}, {attempts}, {priority}",
+                        "{id}, {data}, {attempts}, {priority}" + _PEEK_COLUMN * len(hashes),
                     ),
-                    [token, _INT_MAX, deadline, now, self.name],
+                    [token, _INT_MAX, deadline, now, self.name, *_peek_params(self.name, hashes, now)],
                 )
                 if row is None:
                     return None
-                message_id, data, attempts, priority = row
+                message_id, data, attempts, priority, *values = row
                 problem = _unreadable(priority, attempts)
                 if problem:
                     with self._txn(conn):
@@ -1241,6 +1492,12 @@ class OrmStorage(BaseStorage):
                     if contended >= 10:  # pragma: no cover - extreme contention without SKIP LOCKED
                         return None
                     continue
+            if not peek:
+                peeked = None
+            elif self._returning:  # read by the claim itself
+                peeked = tuple(EmptyData if value is None else bytes(value) for value in values)
+            else:
+                peeked = self._peek_after_claim(conn, peek)
             return Reservation(
                 message_id=str(message_id),
                 data=_as_bytes(data),
@@ -1249,7 +1506,7 @@ class OrmStorage(BaseStorage):
                 deadline=deadline,
                 reserved_at=now,
                 priority=priority,
-                peeked=self._peek_after_claim(conn, peek) if peek else None,
+                peeked=peeked,
             )
 
     def _bury_unreadable(
@@ -1262,9 +1519,19 @@ class OrmStorage(BaseStorage):
         kept_priority = priority if type(priority) is int and -_INT_MAX - 1 <= priority <= _INT_MAX else None
         self._insert_dead(conn, _as_bytes(data), UNREADABLE_RECORD, problem, counted, kept_priority, None)
         where = f"message row {pk} of DATABASES[{self.using!r}]"
-        transaction.on_commit(
-            lambda: log_unreadable_record(self.name, where, problem), using=self.using
-        )
+        self._after_commit(conn, lambda: log_unreadable_record(self.name, where, problem))
+
+    def _peek_hashes(self, keys: Sequence[str]) -> tuple[str, ...]:
+        """The hashes of the ``peek`` keys (the same few keys with every claim: computed once)."""
+        if not keys:
+            return ()
+        keys = tuple(keys)
+        hashes = self._peek_hash_cache.get(keys)
+        if hashes is None:
+            hashes = tuple(_key_hash(check_key(key)) for key in keys)
+            if len(self._peek_hash_cache) < 16:
+                self._peek_hash_cache[keys] = hashes
+        return hashes
 
     def _peek_after_claim(self, conn: Any, keys: Sequence[str]) -> tuple[bytes | EmptyDataType, ...]:
         """The live values of ``keys``, read right after the claim on the same connection (in its transaction

@@ -76,14 +76,22 @@ from .task import (
     PeriodicTask,
     Task,
     TaskWrapper,
-    TimeConversion,
     chord,
     group,
     validate_options,
     validate_priority,
 )
 from .timeouts import TimeLimit
-from .timeutils import epoch, from_epoch, now_utc, resolve_eta, resolve_expires, to_utc
+from .timeutils import (
+    TimeConversion,
+    convert,
+    epoch,
+    from_epoch,
+    now_utc,
+    resolve_eta,
+    resolve_expires,
+    to_utc,
+)
 from .timeutils import present as present_datetime
 
 logger = logging.getLogger("django_tasks_q")
@@ -607,7 +615,7 @@ class TaskQueue(ManualDrive):
             args,
             kwargs,
             id=id,
-            eta=None if eta is None else self.present(eta),
+            eta=convert(self.present, eta),
             priority=options.get("priority", wrapper.priority),
             retries=options.get("retries", wrapper.retries),
             retry_delay=options.get("retry_delay", wrapper.retry_delay),
@@ -673,7 +681,7 @@ class TaskQueue(ManualDrive):
         Only calls put back by a worker (a retry, a rate-limited call) come here: a new call goes to the queue
         whatever its eta, and the worker that takes it early moves it to the schedule.
         """
-        eta = None if task.eta is None else self.as_utc(task.eta)
+        eta = convert(self.as_utc, task.eta)
         if eta is not None and eta > now_utc():
             if task.priority is None:
                 self.storage.add_to_schedule(data, epoch(eta))
@@ -840,7 +848,7 @@ class TaskQueue(ManualDrive):
         # The copy is a new call: a relative expiry counts again from its enqueue, as in huey.
         expires = task.expires if expires is None else expires
         changes: dict[str, Any] = {
-            "eta": None if new_eta is None else self.present(new_eta),
+            "eta": convert(self.present, new_eta),
             "expires": expires,
             "expires_resolved": self._absolute_expiry(expires),
         }
@@ -1415,7 +1423,7 @@ class TaskQueue(ManualDrive):
         retried.retries = max(task.retries - 1, 0)
         if eta is None and task.retry_delay:
             eta = now_utc() + dt.timedelta(seconds=task.retry_delay)
-        retried.eta = None if eta is None else self.present(eta)
+        retried.eta = convert(self.present, eta)
         retried.retry_delay = task.retry_delay * task.retry_backoff
         self._emit(SIGNAL_RETRYING, task)
         self._requeue(retried)

@@ -69,7 +69,7 @@ from .signals import (
     SIGNAL_TIMEOUT,
     task_event,
 )
-from .timeutils import to_utc
+from .timeutils import TimeConversion, convert, to_utc
 
 logger = logging.getLogger("django_tasks_q.history")
 
@@ -206,7 +206,7 @@ class HistoryRecorder:
         if self.settings.level == "off":
             return
         queue.post_execute(HOOK_NAME)(
-            lambda task, value, exc: self.record_outcome(queue.name, task, value, exc, naive_is_utc=queue.utc)
+            lambda task, value, exc: self.record_outcome(queue.name, task, value, exc, as_utc=queue.as_utc)
         )
         self._attached.append(queue)
 
@@ -235,7 +235,7 @@ class HistoryRecorder:
     def receive(self, sender: Any, event: str, task: Any = None, args: tuple[Any, ...] = (), **kwargs: Any) -> None:
         """``task_event`` receiver: merge the event into the buffer."""
         queue = getattr(sender, "name", None) or "?"
-        naive_is_utc = getattr(sender, "utc", True)
+        as_utc = getattr(sender, "as_utc", to_utc)  # the hub reads its own naive datetimes
         now = timezone.now()
         if self.settings.level == "off":  # no rows: only the counters, without describing the call
             if task is not None:
@@ -250,11 +250,11 @@ class HistoryRecorder:
             return
         changes: dict[str, Any] = {"updated_at": now}
         if task.enqueued_at is not None:  # set on the decoded message, not on the producer's Task
-            changes["enqueued_at"] = _aware(task.enqueued_at, naive_is_utc)
+            changes["enqueued_at"] = convert(as_utc, task.enqueued_at)
         status = _STATUS_OF.get(event)
         if event in (SIGNAL_ENQUEUED, SIGNAL_SCHEDULED):
             changes["status"] = TaskStatus.QUEUED if event == SIGNAL_ENQUEUED else TaskStatus.SCHEDULED
-            changes["eta"] = _aware(task.eta, naive_is_utc)
+            changes["eta"] = convert(as_utc, task.eta)
         elif status is not None:
             changes["status"] = status
         if event == SIGNAL_EXECUTING:
@@ -273,7 +273,7 @@ class HistoryRecorder:
             key = (queue, task.id)
             entry = self._entries.get(key)
             if entry is None:
-                entry = self._entries[key] = self._describe_call(task, now, naive_is_utc)
+                entry = self._entries[key] = self._describe_call(task, now, as_utc)
             elif (
                 event in (SIGNAL_ENQUEUED, SIGNAL_SCHEDULED)
                 and entry.get("status") not in (None,)
@@ -320,7 +320,7 @@ class HistoryRecorder:
             if event == SIGNAL_DEAD_LETTERED:
                 self._count(queue, now, "failed")
 
-    def _describe_call(self, task: Any, now: dt.datetime, naive_is_utc: bool) -> dict[str, Any]:
+    def _describe_call(self, task: Any, now: dt.datetime, as_utc: TimeConversion) -> dict[str, Any]:
         args_text, args_exact = to_json_text(list(task.args))
         kwargs_text, kwargs_exact = to_json_text(task.kwargs)
         return {
@@ -329,8 +329,8 @@ class HistoryRecorder:
             "kwargs": kwargs_text,
             "arguments_exact": args_exact and kwargs_exact,
             "priority": task.priority,
-            "enqueued_at": _aware(task.enqueued_at, naive_is_utc),
-            "eta": _aware(task.eta, naive_is_utc),
+            "enqueued_at": convert(as_utc, task.enqueued_at),
+            "eta": convert(as_utc, task.eta),
             "created_at": now,
         }
 
@@ -348,10 +348,10 @@ class HistoryRecorder:
             counts["duration_sum"] = counts.get("duration_sum", 0.0) + duration
 
     def record_outcome(
-        self, queue: str, task: Any, value: Any, exception: BaseException | None, *, naive_is_utc: bool = True
+        self, queue: str, task: Any, value: Any, exception: BaseException | None, *, as_utc: TimeConversion = to_utc
     ) -> None:
-        """Post-execute hook: the return value, or the exception with its traceback (``naive_is_utc``: the
-        queue's ``utc``, to read the call's naive datetimes)."""
+        """Post-execute hook: the return value, or the exception with its traceback (``as_utc``: the
+        queue's :meth:`~django_tasks_q.queue.TaskQueue.as_utc`, which reads the call's naive datetimes)."""
         if exception is None:
             text, _exact = to_json_text(value)
             changes = {"result": text}
@@ -361,7 +361,7 @@ class HistoryRecorder:
             key = (queue, task.id)
             entry = self._entries.get(key)
             if entry is None:
-                entry = self._entries[key] = self._describe_call(task, timezone.now(), naive_is_utc)
+                entry = self._entries[key] = self._describe_call(task, timezone.now(), as_utc)
             entry.update(changes)
 
     # ------------------------------------------------------------------ writing (the flusher thread)
@@ -527,10 +527,6 @@ class HistoryRecorder:
         )
         return 0 if updated else tasks_run
 
-
-def _aware(value: dt.datetime | None, naive_is_utc: bool) -> dt.datetime | None:
-    """A call's datetime as history keeps it: aware UTC (a hub built in code shows naive ones)."""
-    return None if value is None else to_utc(value, naive_is_utc=naive_is_utc)
 
 
 def _describe_error(exception: Any) -> dict[str, Any]:

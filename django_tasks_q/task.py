@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from .exceptions import ConfigurationError, InvalidOption, InvalidPriority, TaskTimeout
 from .message import EXPIRES_AS_TIMEDELTA, EXPIRES_IN, Message, new_call_id
+from .timeutils import TimeConversion, convert
 
 if TYPE_CHECKING:
     from .backends.base import Reservation
@@ -26,9 +27,6 @@ if TYPE_CHECKING:
 
 PRIORITY_MIN = -32768
 PRIORITY_MAX = 32767
-
-TimeConversion = Callable[[dt.datetime], dt.datetime]
-"""A function that turns a datetime into another convention (a hub's ``as_utc`` or ``present``)."""
 
 CALL_OPTIONS = (
     "eta", "delay", "retries", "retry_delay", "retry_backoff", "priority", "expires", "timeout", "unique_key"
@@ -265,9 +263,7 @@ class Task:
             expires_at = expires
         eta, enqueued_at = self.eta, self.enqueued_at
         if as_utc is not None:
-            eta = None if eta is None else as_utc(eta)
-            expires_at = None if expires_at is None else as_utc(expires_at)
-            enqueued_at = None if enqueued_at is None else as_utc(enqueued_at)
+            eta, expires_at, enqueued_at = (convert(as_utc, value) for value in (eta, expires_at, enqueued_at))
         return Message(
             id=self.id,
             name=self.path,
@@ -309,9 +305,7 @@ class Task:
                 cls = PeriodicTask
         eta, expires_at, enqueued_at = message.eta, message.expires, message.enqueued_at
         if present is not None:
-            eta = None if eta is None else present(eta)
-            expires_at = None if expires_at is None else present(expires_at)
-            enqueued_at = None if enqueued_at is None else present(enqueued_at)
+            eta, expires_at, enqueued_at = (convert(present, value) for value in (eta, expires_at, enqueued_at))
         extra = message.extra
         expires: dt.datetime | dt.timedelta | float | None = expires_at
         if EXPIRES_IN in extra:

@@ -12,10 +12,14 @@ from __future__ import annotations
 import datetime as dt
 import math
 import time
+from collections.abc import Callable
 
 from .exceptions import InvalidEta
 
 UTC = dt.UTC
+
+TimeConversion = Callable[[dt.datetime], dt.datetime]
+"""A function that turns a datetime into another convention (a hub's ``as_utc`` or ``present``)."""
 
 
 def now_utc() -> dt.datetime:
@@ -48,6 +52,11 @@ def present(value: dt.datetime, *, aware: bool, naive_is_utc: bool = True) -> dt
     if naive_is_utc:
         return moment.replace(tzinfo=None)
     return moment.astimezone().replace(tzinfo=None)
+
+
+def convert(conversion: TimeConversion, value: dt.datetime | None) -> dt.datetime | None:
+    """``conversion(value)``, or None for None (a call's optional datetimes)."""
+    return None if value is None else conversion(value)
 
 
 def resolve_eta(

@@ -120,12 +120,18 @@ def test_r3_a_task_three_leases_long_runs_once_with_two_consumers_up(chaos_lab: 
     """The lease is renewed by the consumer: by its lease keeper for thread workers (A) and by the worker
     process's own keeper for process workers (B); the other consumer's reaper never takes the message."""
     deployment = chaos_lab.deploy(kind)
-    deployment.enqueue(1, "--sleep", "6.5")
-    thread_consumer = deployment.consumer("--workers", "1")
-    eventually(lambda: deployment.events("started", 0), 30, what="the first long task started")
+    # A worker process can take seconds to start on a loaded machine, so the process consumer proves its worker
+    # is up (by running a short task, alone) before it is given the first long task; the thread consumer, whose
+    # workers start right after its start-up summary, then gets the second while the first still runs.
     process_consumer = deployment.consumer("--workers", "1", "--worker-type", "process")
+    deployment.enqueue(1, "--start", "2")
+    eventually(lambda: deployment.finished() == {2}, 60, what="the process consumer's worker ran a task")
+    deployment.enqueue(1, "--sleep", "6.5")
+    eventually(lambda: deployment.events("started", 0), 30, what="the first long task started")
+    thread_consumer = deployment.consumer("--workers", "1")
+    eventually(lambda: "starting" in thread_consumer.log(), 30, what="the thread consumer started")
     deployment.enqueue(1, "--start", "1", "--sleep", "6.5")
-    deployment.enqueue(10, "--start", "2")
+    deployment.enqueue(9, "--start", "3")
     eventually(lambda: deployment.finished() == set(range(12)), 60, what="every task finished")
     drained(deployment)
     assert finished_counts(deployment) == Counter(range(12))

@@ -57,11 +57,6 @@ def reason_record(reason: str, detail: str) -> bytes:
     return json.dumps({"reason": str(reason), "detail": str(detail)}).encode("ascii")
 
 
-def read_limit(limit: int | None) -> int | None:
-    """A listing's ``limit`` argument as a count (``None``: no limit)."""
-    return None if limit is None else max(int(limit), 0)
-
-
 class FileFolder(BaseStorage):
     """The folder ``path/<name>/`` of one queue: options, layout, locks and the atomic way of writing a file."""
 
@@ -309,7 +304,7 @@ class FileFolder(BaseStorage):
 
         For listings: a file that is gone or cannot be read is skipped, left for a claim to set aside.
         """
-        wanted = read_limit(limit)
+        wanted = None if limit is None else max(int(limit), 0)
         if wanted == 0:
             return
         found = 0

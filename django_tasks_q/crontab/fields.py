@@ -18,6 +18,7 @@ ALIASES = {
     "@yearly": "0 0 1 1 *",
     "@annually": "0 0 1 1 *",
 }
+"""The aliases :meth:`Crontab.parse` reads, and the five fields each stands for."""
 
 TzArg = ZoneInfo | tzinfo | str | None
 """What a ``tz`` argument may be: a zone, a zone name, or ``None`` for each datetime's own wall clock."""
@@ -49,6 +50,7 @@ FIELDS = (
     Field("month", 1, 12, 12),
     Field("day_of_week", 0, 7, 6, " where 0 and 7 are Sunday"),
 )
+"""The five fields, in the order they are written."""
 
 
 def _field_error(field: Field, value: object, reason: str) -> ValueError:

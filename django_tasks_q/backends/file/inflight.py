@@ -205,7 +205,7 @@ class ReliableDelivery(ReadyQueue, KeyValueFiles, DeadLetterFiles):
             for entry in self._in_flight():
                 mtime_ns, name, match = entry
                 if mtime_ns / 1e9 > now:
-                    continue
+                    break  # earliest deadline first: the rest have not expired either
                 path = self._inflight_path(name)
                 message_id, claims = match.group(1), int(match.group(2))
                 data = self._load("inflight", name, message_id, claims, message_priority(message_id))

@@ -26,20 +26,22 @@ django_tasks_q.E102       ``HUEY`` is neither a dict nor a queue instance
 django_tasks_q.W101       the queue runs on ``HUEY`` translated; the message gives the ``TASKS_Q`` equivalent
 django_tasks_q.W102       ``HUEY`` is ignored because ``TASKS_Q`` is set
 ========================  =========================================================================
+
+The settings are parsed once (:class:`~django_tasks_q.conf.QueueSettings`): E001 to E004 and E006 are the
+errors of that parsing, each carrying its check id; E005 and E012 come from the storage itself
+(:meth:`BaseStorage.check_options <django_tasks_q.backends.base.BaseStorage.check_options>`).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from typing import Any
 
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
-from .conf import BACKEND_ALIASES, QUEUE_KEYS, configured_queues, load_backend, registry_for
+from .conf import QueueSettings, parse_queue, parsed_queues, registry_for
 from .exceptions import ConfigurationError
 from .huey_settings import check_huey_setting
-from .urls_config import parse_queue_url
 
 ID = "django_tasks_q"
 
@@ -54,73 +56,43 @@ def _warning(code: str, msg: str, hint: str | None = None) -> Warning:
     return Warning(msg, hint=hint, id=f"{ID}.{code}")
 
 
+def _reported(problem: ConfigurationError, default_id: str) -> CheckMessage:
+    """A settings problem as the check message of its id (``default_id`` when it carries none)."""
+    check_id = problem.check_id or f"{ID}.{default_id}"
+    level = Warning if check_id.rpartition(".")[2].startswith("W") else Error
+    return level(str(problem), hint=problem.hint, id=check_id)
+
+
 @register(Tags.compatibility)
 def check_tasks_q_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """Check every queue of ``TASKS_Q``."""
     try:
-        queues_conf = configured_queues()
+        parsed = parsed_queues()
     except ConfigurationError as exc:
-        return [_error("E001", str(exc), "See the settings reference in docs/settings.md.")]
+        return [_reported(exc, "E001")]
     messages: list[CheckMessage] = []
-    for name, conf in queues_conf.items():
-        messages.extend(check_queue(name, conf))
+    for queue in parsed.values():
+        messages.extend(check_parsed_queue(queue))
     return messages
 
 
 def check_queue(name: str, conf: dict[str, Any]) -> list[CheckMessage]:
     """The check messages of one queue's settings."""
-    where = f"TASKS_Q[{name!r}]"
-    unknown = sorted(set(conf) - QUEUE_KEYS)
-    if unknown:
-        return [_error("E002", f"{where}: unknown key(s) {unknown}", f"Valid keys: {sorted(QUEUE_KEYS)}.")]
-    backend = conf.get("BACKEND")
-    options = dict(conf.get("OPTIONS") or {})
-    if conf.get("URL"):
-        try:
-            alias, url_options = parse_queue_url(conf["URL"], where=f"{where}['URL']")
-        except ConfigurationError as exc:
-            return [_error("E004", str(exc))]
-        if backend and backend != alias:
-            return [_error("E003", f"{where}: BACKEND {backend!r} contradicts URL, which means {alias!r}")]
-        backend = alias
-        options = url_options | options
-    if not backend:
-        return [_error("E003", f"{where} has neither BACKEND nor URL", f"Use one of {sorted(BACKEND_ALIASES)}.")]
-    if _is_redis(backend) and importlib.util.find_spec("redis") is None:
-        return [
-            _error(
-                "E006",
-                f"{where}['BACKEND'] is {backend!r} but the redis package is not installed",
-                "pip install 'django-tasks-q[redis]'",
-            )
-        ]
-    try:
-        storage_class = load_backend(backend, where=f"{where}['BACKEND']")
-    except ConfigurationError as exc:
-        return [_error("E003", str(exc))]
-    messages: list[CheckMessage] = []
-    messages.extend(_check_app_installed(where, storage_class))
-    messages.extend(_check_options(where, storage_class, options))
-    messages.extend(_check_hub_options(where, name, conf, storage_class))
-    messages.extend(_check_consumer(where, name, conf))
+    return check_parsed_queue(parse_queue(name, conf))
+
+
+def check_parsed_queue(queue: QueueSettings) -> list[CheckMessage]:
+    """The check messages of one parsed queue: its settings errors, else its storage's, hub's and consumer's."""
+    if queue.errors:
+        return [_reported(problem, "E003") for problem in queue.errors]
+    storage_class = queue.storage_class
+    assert storage_class is not None
+    messages = [
+        _reported(problem, "E005") for problem in storage_class.check_options(queue.storage_options, where=queue.where)
+    ]
+    messages.extend(_check_hub_options(queue, storage_class))
+    messages.extend(_check_consumer(queue))
     return messages
-
-
-def _check_app_installed(where: str, storage_class: type) -> list[CheckMessage]:
-    from django.apps import apps
-
-    from .backends.orm import OrmStorage
-
-    if issubclass(storage_class, OrmStorage) and not apps.is_installed("django_tasks_q"):
-        return [
-            _error(
-                "E012",
-                f"{where} uses the ORM storage, whose tables belong to the django_tasks_q app, but "
-                "'django_tasks_q' is not in INSTALLED_APPS",
-                'Add "django_tasks_q" to INSTALLED_APPS, then run `python manage.py migrate`.',
-            )
-        ]
-    return []
 
 
 @register(Tags.database)
@@ -186,47 +158,23 @@ def _inside_migrate() -> bool:
 def _orm_storage_aliases() -> set[str]:
     """Database aliases that ORM-storage queues of ``TASKS_Q`` keep their messages in."""
     from .backends.orm import OrmStorage
-    from .conf import resolve_backend
 
-    aliases = set()
     try:
-        queues_conf = configured_queues()
+        parsed = parsed_queues()
     except ConfigurationError:
-        return aliases
-    for name, conf in queues_conf.items():
-        try:
-            storage_class, options = resolve_backend(name, conf)
-        except ConfigurationError:
-            continue
-        if issubclass(storage_class, OrmStorage):
-            aliases.add(options.get("using") or "default")
-    return aliases
+        return set()
+    return {
+        queue.storage_options.get("using") or "default"
+        for queue in parsed.values()
+        if queue.storage_class is not None and issubclass(queue.storage_class, OrmStorage)
+    }
 
 
-def _is_redis(backend: Any) -> bool:
-    return isinstance(backend, str) and "redis" in BACKEND_ALIASES.get(backend, backend).rsplit(".", 1)[-1].lower()
-
-
-def _check_options(where: str, storage_class: type, options: dict[str, Any]) -> list[CheckMessage]:
-    accepted = storage_class.accepted_options()
-    if accepted is None:
-        return []
-    unknown = sorted(set(options) - accepted)
-    if unknown:
-        return [
-            _error(
-                "E005",
-                f"{where}['OPTIONS']: {storage_class.__name__} does not accept {unknown}",
-                f"It accepts {sorted(accepted)}.",
-            )
-        ]
-    return []
-
-
-def _check_hub_options(where: str, name: str, conf: dict[str, Any], storage_class: type) -> list[CheckMessage]:
+def _check_hub_options(queue: QueueSettings, storage_class: type) -> list[CheckMessage]:
     from .message import MessageCodec
     from .queue import TaskQueue
 
+    where, conf = queue.where, queue.conf
     messages: list[CheckMessage] = []
     serializer = conf.get("SERIALIZER", "json")
     unsafe_unsigned = False
@@ -239,11 +187,7 @@ def _check_hub_options(where: str, name: str, conf: dict[str, Any], storage_clas
                 _error("E007", f"{where}: SERIALIZER {serializer!r} with SIGNING off: {exc}", "Remove SIGNING: False.")
             )
     try:
-        hub = TaskQueue(
-            name,
-            storage_class=storage_class,
-            **{param: conf[key] for key, param in _hub_keys().items() if key in conf},
-        )
+        hub = TaskQueue(queue.name, storage_class=storage_class, **queue.hub_options)
         if not unsafe_unsigned:
             hub.codec  # noqa: B018  (builds and so validates serializer, compression and size limit)
     except (ConfigurationError, TypeError, ValueError) as exc:
@@ -268,14 +212,10 @@ def _check_hub_options(where: str, name: str, conf: dict[str, Any], storage_clas
     return messages
 
 
-def _hub_keys() -> dict[str, str]:
-    from .conf import HUB_KEYS
-
-    return HUB_KEYS
-
-
-def _check_consumer(where: str, name: str, conf: dict[str, Any]) -> list[CheckMessage]:
+def _check_consumer(queue: QueueSettings) -> list[CheckMessage]:
     from .consumer import ConsumerOptions
+
+    where, name, conf = queue.where, queue.name, queue.conf
 
     consumer_conf = conf.get("CONSUMER") or {}
     if not isinstance(consumer_conf, dict):

@@ -1,4 +1,7 @@
-"""Every exception django-tasks-q raises, in one place.
+"""Every exception django-tasks-q raises, importable from one place.
+
+The storage errors (``ConfigurationError``, ``StorageError`` and their base ``TasksQError``) are defined in
+:mod:`django_tasks_q.backends.errors`, beside the storages that raise them, and exported here.
 
 The names huey users know (``TaskException``, ``RetryTask``, ``CancelExecution``,
 ``TaskLockedException``, ``ResultTimeout``, ``HueyException``) are kept; the
@@ -9,20 +12,40 @@ from __future__ import annotations
 
 from typing import Any
 
+from .backends.errors import ConfigurationError, MissingDependency, StorageError, TasksQError, UnknownOptions
 
-class TasksQError(Exception):
-    """Base class of every error raised by django-tasks-q."""
+__all__ = [
+    "AcknowledgementFailed",
+    "BadSignature",
+    "CancelExecution",
+    "ConfigurationError",
+    "EnqueueError",
+    "HueyException",
+    "InvalidEta",
+    "InvalidMessage",
+    "InvalidOption",
+    "InvalidPriority",
+    "MessageDecodeError",
+    "MessageTooLarge",
+    "MissingDependency",
+    "RateLimitExceeded",
+    "ResultTimeout",
+    "RetryTask",
+    "SerializationError",
+    "StorageError",
+    "TaskDeadLettered",
+    "TaskException",
+    "TaskLockedException",
+    "TaskNotRegistered",
+    "TaskTimeout",
+    "TasksQError",
+    "UnknownOptions",
+    "UnknownQueue",
+    "UnknownTaskInMessage",
+]
 
 
 HueyException = TasksQError
-
-
-class ConfigurationError(TasksQError):
-    """A queue, storage or task was configured with a value that cannot work."""
-
-
-class StorageError(TasksQError):
-    """The storage could not be reached or refused an operation; the cause is chained."""
 
 
 class AcknowledgementFailed(StorageError):
@@ -42,7 +65,7 @@ class AcknowledgementFailed(StorageError):
         self.completed = completed
 
 
-# --- enqueue-time validation (RELIABILITY R13): nothing is written when raised ---
+# --- enqueue-time validation: nothing is written when one is raised ---
 
 
 class EnqueueError(TasksQError):
@@ -96,7 +119,7 @@ class UnknownQueue(EnqueueError, ConfigurationError):
     field = "queue"
 
 
-# --- consume-time rejection (RELIABILITY R15): the message goes to the dead letters ---
+# --- consume-time rejection: the message goes to the dead letters, never runs ---
 
 
 class InvalidMessage(TasksQError):

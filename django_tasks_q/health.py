@@ -68,7 +68,7 @@ def snapshot(name: str, now: dt.datetime | None = None) -> QueueHealth:
 def _consumers(name: str, now: dt.datetime) -> tuple[int | None, float | None]:
     """Live consumers of ``name`` and the age of the newest heartbeat (None when heartbeats are unavailable)."""
     try:
-        from .history import ConsumerHeartbeat
+        from .history.models import ConsumerHeartbeat
 
         rows = [
             row

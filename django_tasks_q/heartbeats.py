@@ -1,10 +1,11 @@
 """What a running consumer reports about itself: heartbeats and queue depth samples (for the admin).
 
 :func:`start_monitoring` is called by :class:`~django_tasks_q.consumer.Consumer` when it starts: it starts a
-:class:`~django_tasks_q.recorder.HistoryRecorder` for this process, attaches it to the consumer's queues and
+:class:`~django_tasks_q.history.recorder.HistoryRecorder` for this process, attaches it to the consumer's queues and
 gives its thread two jobs, every health-check interval: upsert this consumer's
-:class:`~django_tasks_q.history.ConsumerHeartbeat` row, and sample each queue's depths (pending, scheduled,
-in flight, dead letters, read through the hub) into the current :class:`~django_tasks_q.history.QueueMinute`.
+:class:`~django_tasks_q.history.models.ConsumerHeartbeat` row, and sample each queue's depths (pending,
+scheduled, in flight, dead letters, read through the hub) into the current
+:class:`~django_tasks_q.history.models.QueueMinute`.
 Worker processes call :func:`start_worker_recording` so the tasks they run are recorded too.
 """
 
@@ -18,8 +19,9 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from .history import ConsumerHeartbeat
-from .recorder import HistoryRecorder, add_minute
+from .history.models import ConsumerHeartbeat
+from .history.recorder import HistoryRecorder
+from .history.writers import add_minute
 
 logger = logging.getLogger("django_tasks_q.history")
 

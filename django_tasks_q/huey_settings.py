@@ -27,24 +27,17 @@ from django.dispatch import receiver
 from django.utils.module_loading import import_string
 
 from .backends.base import BaseStorage
-from .conf import BACKEND_ALIASES, HUB_KEYS, load_backend, queues
+from .backends.errors import UnknownOptions
+from .backends.registry import STORAGES, by_class_path, load_storage_class
+from .conf import HUB_KEYS, queues
 from .exceptions import ConfigurationError
 
 HUEY_DEFAULT_CLASS = "huey.RedisHuey"
 
-_HUEY_CLASS_NAMES = {
-    "RedisHuey": "redis",
-    "RedisExpireHuey": "redis-expire",
-    "PriorityRedisHuey": "priority-redis",
-    "PriorityRedisExpireHuey": "priority-redis-expire",
-    "SqliteHuey": "sqlite",
-    "FileHuey": "file",
-    "MemoryHuey": "memory",
-    "BlackHoleHuey": "blackhole",
-}
 HUEY_CLASSES: dict[str, str] = {
-    f"{module}.{class_name}": alias
-    for class_name, alias in _HUEY_CLASS_NAMES.items()
+    f"{module}.{entry.huey_class}": entry.alias
+    for entry in STORAGES
+    if entry.huey_class
     for module in ("huey", "huey.api")
 }
 """huey's queue classes (by the paths djhuey settings use) → the storage alias with the same behaviour."""
@@ -152,20 +145,20 @@ def _from_dict(value: dict[str, Any], *, debug: bool, default_name: str) -> Huey
         queue["IMMEDIATE"] = bool(debug)
 
     options: dict[str, Any] = {}
-    accepted = storage_class.accepted_options() if storage_class is not None else None
     # huey passes the connection's keys and the remaining top-level keys to the storage alike.
     candidates = [(key, val, f"HUEY[{key!r}]") for key, val in conf.items()]
     candidates += [(key, val, f"HUEY['connection'][{key!r}]") for key, val in connection.items()]
+    refused = _refused_options(storage_class, {key: val for key, val, _where in candidates})
     for key, val, where in candidates:
         if key in UNSUPPORTED_KEYS:
             problems.append((where, f"has no equivalent: {UNSUPPORTED_KEYS[key]}"))
-        elif storage_class is None or accepted is None or key in accepted:
+        elif refused is None or key not in refused.unknown:
             options[key] = val
         else:
             problems.append((
                 where,
-                f"has no equivalent: it is not a queue option, and {storage_class.__name__} does not accept "
-                f"it (it accepts {sorted(accepted)})",
+                f"has no equivalent: it is not a queue option, and {refused.storage_class.__name__} does not accept "
+                f"it (it accepts {refused.accepted})",
             ))
     if options:
         queue["OPTIONS"] = options
@@ -174,6 +167,14 @@ def _from_dict(value: dict[str, Any], *, debug: bool, default_name: str) -> Huey
     if consumer_settings:
         queue["CONSUMER"] = consumer_settings
     return HueyTranslation(name, queue, command_options, problems, immediate_from_debug)
+
+
+def _refused_options(storage_class: type[BaseStorage] | None, options: dict[str, Any]) -> UnknownOptions | None:
+    """The options the storage's own check refuses as unknown (``None`` when it refuses none)."""
+    if storage_class is None:
+        return None
+    problems = storage_class.check_options(options, where="HUEY")
+    return next((problem for problem in problems if isinstance(problem, UnknownOptions)), None)
 
 
 def _backend_for_class(
@@ -197,7 +198,7 @@ def _backend_for_class(
         ))
         return None, None
     try:
-        return alias, load_backend(alias, where=where)
+        return alias, load_storage_class(alias, where=where)
     except ConfigurationError as exc:
         problems.append((where, str(exc)))
         return None, None
@@ -223,10 +224,8 @@ def _backend_of_queue_class(path: str) -> str | None:
 
 
 def _alias_of(storage_path: str) -> str:
-    for alias, path in BACKEND_ALIASES.items():
-        if path == storage_path:
-            return alias
-    return storage_path
+    entry = by_class_path(storage_path)
+    return entry.alias if entry else storage_path
 
 
 def _split_consumer(

@@ -3,12 +3,12 @@
 Each group of models lives in its own module and is imported here, so that Django (and ``makemigrations``)
 finds them all in the ``django_tasks_q`` app:
 
-* ``django_tasks_q/history.py``: task history, heartbeats, admin anchors;
+* ``django_tasks_q/history/models.py``: task history, heartbeats, per-minute counters, admin anchors;
 * ``django_tasks_q/orm_models.py``: the ORM storage's tables (used by ``django_tasks_q/backends/orm.py``).
 * ``django_tasks_q/schedules.py``: schedules stored in the database (edited in the admin).
 """
 
-from .history import *  # noqa: F403
+from .history.models import *  # noqa: F403
 from .orm_models import Counter, DeadLetterMessage, KeyValue, QueueMessage, ScheduledMessage
 from .schedules import Schedule
 

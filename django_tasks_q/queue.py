@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hashlib
-import importlib
 import inspect
 import json
 import logging
@@ -27,6 +26,7 @@ from typing import Any
 from .backends.base import BaseStorage, DeadLetter, EmptyData, Reclaimed, Reservation
 from .backends.blackhole import BlackHoleStorage
 from .backends.memory import MemoryStorage
+from .backends.registry import load_storage_class
 from .exceptions import (
     AcknowledgementFailed,
     CancelExecution,
@@ -289,7 +289,7 @@ class TaskQueue(ManualDrive):
     def get_storage(self, **kwargs: Any) -> BaseStorage:
         """Build the storage from keyword arguments; override to supply a custom storage."""
         if self.storage_class is None and self.storage_path is not None:
-            self.storage_class = _import_storage(self.storage_path)
+            self.storage_class = load_storage_class(self.storage_path, where=f"queue {self.name!r}")
         if self.storage_class is None:
             raise ConfigurationError(
                 f"queue {self.name!r} has no storage: pass storage_class=..., use one of the *Huey "
@@ -2015,16 +2015,6 @@ class BlackHoleHuey(TaskQueue):
     """A queue on :class:`~django_tasks_q.backends.blackhole.BlackHoleStorage`: everything is discarded."""
 
     storage_class = BlackHoleStorage
-
-
-def _import_storage(path: str) -> type[BaseStorage]:
-    module_name, _, class_name = path.rpartition(".")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        hint = " (install django-tasks-q[redis])" if "redis" in module_name else ""
-        raise ConfigurationError(f"cannot import storage {path!r}: {exc}{hint}") from exc
-    return getattr(module, class_name)
 
 
 class RedisHuey(TaskQueue):

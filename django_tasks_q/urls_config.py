@@ -19,12 +19,14 @@ anything else stays text.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import SplitResult, parse_qsl, unquote, urlsplit
 
+from .backends.registry import URL_SCHEMES, by_scheme
 from .exceptions import ConfigurationError
 
-_SCHEMES = ("redis", "rediss", "redis+priority", "rediss+priority", "sqlite", "file", "orm", "memory", "blackhole")
+_E004 = "django_tasks_q.E004"
 
 
 def _coerce(value: str) -> Any:
@@ -43,45 +45,58 @@ def _coerce(value: str) -> Any:
         return value
 
 
+def _error(message: str) -> ConfigurationError:
+    return ConfigurationError(message, check_id=_E004)
+
+
 def parse_queue_url(url: str, *, where: str = "URL") -> tuple[str, dict[str, Any]]:
     """Split a queue URL into a backend alias and storage options.
 
     Raises :class:`ConfigurationError` naming ``where`` (the setting) when the
-    URL cannot be used.
+    URL cannot be used (system check ``django_tasks_q.E004``).
     """
     if not isinstance(url, str) or "://" not in url:
-        raise ConfigurationError(f"{where}: {url!r} is not a queue URL (expected scheme://...; one of {_SCHEMES})")
+        raise _error(f"{where}: {url!r} is not a queue URL (expected scheme://...; one of {URL_SCHEMES})")
     try:
         parts = urlsplit(url)
         _ = parts.port  # validates the port
     except ValueError as exc:
-        raise ConfigurationError(f"{where}: cannot parse {url!r}: {exc}") from None
+        raise _error(f"{where}: cannot parse {url!r}: {exc}") from None
     scheme = parts.scheme.lower()
-    if scheme not in _SCHEMES:
-        raise ConfigurationError(f"{where}: unknown URL scheme {scheme!r} in {url!r}; expected one of {_SCHEMES}")
+    entry = by_scheme(scheme)
+    if entry is None:
+        raise _error(f"{where}: unknown URL scheme {scheme!r} in {url!r}; expected one of {URL_SCHEMES}")
     options = {key: _coerce(value) for key, value in parse_qsl(parts.query, keep_blank_values=False)}
-    if scheme.startswith("redis"):
-        return _redis(url, scheme, options, where)
-    if scheme == "sqlite":
-        path = unquote(parts.path)
-        if parts.netloc:
-            raise ConfigurationError(f"{where}: sqlite URL takes no host; write sqlite:///file.db or sqlite:////abs.db")
-        filename = path[1:] if path.startswith("/") else path
-        if not filename:
-            raise ConfigurationError(f"{where}: sqlite URL {url!r} names no file")
-        return "sqlite", {"filename": filename, **options}
-    if scheme == "file":
-        path = unquote(parts.path)
-        if not path:
-            raise ConfigurationError(f"{where}: file URL {url!r} names no folder")
-        return "file", {"path": path, **options}
-    if scheme == "orm":
-        alias = parts.netloc
-        return "orm", ({"using": alias} if alias else {}) | options
-    return scheme, options
+    storage_options = _SCHEME_OPTIONS.get(entry.alias)
+    if storage_options is None:
+        return entry.alias, options
+    return storage_options(url, parts, options, where)
 
 
-def _redis(url: str, scheme: str, options: dict[str, Any], where: str) -> tuple[str, dict[str, Any]]:
+def _sqlite(url: str, parts: SplitResult, options: dict[str, Any], where: str) -> tuple[str, dict[str, Any]]:
+    path = unquote(parts.path)
+    if parts.netloc:
+        raise _error(f"{where}: sqlite URL takes no host; write sqlite:///file.db or sqlite:////abs.db")
+    filename = path[1:] if path.startswith("/") else path
+    if not filename:
+        raise _error(f"{where}: sqlite URL {url!r} names no file")
+    return "sqlite", {"filename": filename, **options}
+
+
+def _file(url: str, parts: SplitResult, options: dict[str, Any], where: str) -> tuple[str, dict[str, Any]]:
+    path = unquote(parts.path)
+    if not path:
+        raise _error(f"{where}: file URL {url!r} names no folder")
+    return "file", {"path": path, **options}
+
+
+def _orm(url: str, parts: SplitResult, options: dict[str, Any], where: str) -> tuple[str, dict[str, Any]]:
+    alias = parts.netloc
+    return "orm", ({"using": alias} if alias else {}) | options
+
+
+def _redis(url: str, parts: SplitResult, options: dict[str, Any], where: str) -> tuple[str, dict[str, Any]]:
+    scheme = parts.scheme.lower()
     priority = scheme.endswith("+priority") or bool(options.pop("priority", False))
     expiring = "expire_time" in options
     alias = {
@@ -93,5 +108,15 @@ def _redis(url: str, scheme: str, options: dict[str, Any], where: str) -> tuple[
     base_scheme = scheme.split("+", 1)[0]
     rest = url.split("://", 1)[1].split("?", 1)[0]
     if not rest or rest.startswith("/"):
-        raise ConfigurationError(f"{where}: Redis URL {url!r} names no host")
+        raise _error(f"{where}: Redis URL {url!r} names no host")
     return alias, {"url": f"{base_scheme}://{rest}", **options}
+
+
+_SCHEME_OPTIONS: dict[str, Callable[[str, SplitResult, dict[str, Any], str], tuple[str, dict[str, Any]]]] = {
+    "redis": _redis,
+    "priority-redis": _redis,
+    "sqlite": _sqlite,
+    "file": _file,
+    "orm": _orm,
+}
+"""How the URL of a storage (by the alias its scheme names) becomes options; the others take query options only."""

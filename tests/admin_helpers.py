@@ -15,7 +15,7 @@ from django.test import Client
 from django_tasks_q import crontab
 from django_tasks_q.conf import queues
 from django_tasks_q.decorators import periodic_task, task
-from django_tasks_q.recorder import HistoryRecorder
+from django_tasks_q.history.recorder import HistoryRecorder
 from django_tasks_q.testing import drain
 
 Q = "adm"

@@ -10,7 +10,7 @@ from django.middleware.csrf import _get_new_csrf_string
 from django.test import Client
 
 from django_tasks_q.conf import queues
-from django_tasks_q.history import TaskHistory, TaskStatus
+from django_tasks_q.history.models import TaskHistory, TaskStatus
 from django_tasks_q.testing import drain
 from tests.admin_helpers import (
     PAGE_PERMS,

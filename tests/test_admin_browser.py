@@ -168,7 +168,7 @@ def test_page_fits_the_window(page: Any, name: str) -> None:
     with override_settings(TASKS_Q=memory_settings()):
         made = _populate_wide(hub())
         if name == "history_detail":
-            from django_tasks_q.history import TaskHistory
+            from django_tasks_q.history.models import TaskHistory
 
             row = TaskHistory.objects.get(task_id=made["failed"].id)
             page.goto(f"{page.base}/admin/django_tasks_q/taskhistory/{row.pk}/change/")

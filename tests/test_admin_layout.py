@@ -14,7 +14,7 @@ from django.test import Client
 from django.urls import reverse
 
 from django_tasks_q.conf import queues
-from django_tasks_q.history import ConsumerHeartbeat, TaskHistory
+from django_tasks_q.history.models import ConsumerHeartbeat, TaskHistory
 from django_tasks_q.testing import drain
 from tests.admin_helpers import (
     PAGES,

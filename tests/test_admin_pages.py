@@ -11,7 +11,7 @@ import pytest
 from django.test import Client
 
 from django_tasks_q.conf import queues
-from django_tasks_q.history import ConsumerHeartbeat, QueueMinute, TaskHistory, TaskStatus
+from django_tasks_q.history.models import ConsumerHeartbeat, QueueMinute, TaskHistory, TaskStatus
 from tests.admin_helpers import (
     PAGES,
     Q2,

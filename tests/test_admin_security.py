@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from django_tasks_q.conf import queues
-from django_tasks_q.history import TaskHistory
+from django_tasks_q.history.models import TaskHistory
 from django_tasks_q.message import FLAG_SIGNED, FLAG_VALUE, FRAME_VERSION, MAGIC, SERIALIZER_PICKLE
 from django_tasks_q.testing import drain
 from tests.admin_helpers import PAGES, Q, client_for, make_user, storage_settings

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from django.test import override_settings
 
-from django_tasks_q import checks, crontab
+from django_tasks_q import crontab
 from django_tasks_q.backends.base import BaseStorage
 from django_tasks_q.checks import check_tasks_q_settings
 from django_tasks_q.decorators import periodic_task
@@ -67,7 +67,7 @@ def test_e005_option_the_storage_does_not_accept() -> None:
 
 def test_e006_redis_backend_without_redis_package(monkeypatch: pytest.MonkeyPatch) -> None:
     real = importlib.util.find_spec
-    monkeypatch.setattr(checks.importlib.util, "find_spec", lambda name: None if name == "redis" else real(name))
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "redis" else real(name))
     assert ids({"q": {"URL": "redis://127.0.0.1:6379/0"}}) == ["django_tasks_q.E006"]
 
 

@@ -214,3 +214,57 @@ def test_hooks_and_receivers_survive_a_rebuilt_queue() -> None:
     finally:
         hub.unregister_pre_execute("conf-test-hook")
         hub.disconnect_signal(receiver)
+
+
+def test_the_storage_table_names_each_storage_once_and_its_huey_class_and_schemes_agree() -> None:
+    import django_tasks_q
+    from django_tasks_q.backends.registry import STORAGES, URL_SCHEMES, load_storage_class
+    from django_tasks_q.huey_settings import HUEY_CLASSES
+
+    assert len({entry.alias for entry in STORAGES}) == len(STORAGES)
+    assert len(set(URL_SCHEMES)) == len(URL_SCHEMES)
+    for entry in STORAGES:
+        storage_class = load_storage_class(entry.alias, where="test")
+        assert f"{storage_class.__module__}.{storage_class.__qualname__}" == entry.class_path
+        for scheme in entry.url_schemes:
+            url = "redis://h/0" if scheme.startswith("redis") else f"{scheme}:///x"
+            assert parse_queue_url(url.replace("redis", scheme, 1))[0] == entry.alias
+        if entry.huey_class:
+            hub_class = getattr(django_tasks_q, entry.huey_class)
+            assert (hub_class.storage_path or hub_class.storage_class.__module__ + "." + hub_class.storage_class.__qualname__) == entry.class_path
+            assert HUEY_CLASSES[f"huey.{entry.huey_class}"] == entry.alias
+
+
+def test_reading_the_storage_table_imports_no_redis_storage() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import sys; import django_tasks_q.backends.registry as r; r.by_alias('redis'); r.by_scheme('rediss'); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'redis' or m == 'django_tasks_q.backends.redis'))"
+    )
+    root = str(Path(__file__).resolve().parent.parent)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env={"PYTHONPATH": root})
+    assert done.stdout.strip() == "[]"
+
+
+def test_settings_are_parsed_once_with_the_check_id_of_each_mistake() -> None:
+    from django_tasks_q.checks import check_queue
+    from django_tasks_q.conf import parse_queue
+
+    for conf, check_id in [
+        ({"BACKEND": "memory", "WORKERS": 1}, "django_tasks_q.E002"),
+        ({"BACKEND": "rabbit"}, "django_tasks_q.E003"),
+        ({"URL": "ftp://x"}, "django_tasks_q.E004"),
+    ]:
+        parsed = parse_queue("q", conf)
+        [error] = parsed.errors
+        assert error.check_id == check_id
+        [message] = check_queue("q", conf)
+        assert (message.id, message.msg, message.hint) == (check_id, str(error), error.hint)
+        with pytest.raises(ConfigurationError, match="TASKS_Q\\['q'\\]"):
+            parsed.storage()
+    parsed = parse_queue("q", {"URL": "memory://?block_timeout=0", "OPTIONS": {"block_timeout": 1}, "LEASE": 5})
+    assert parsed.storage() == (MemoryStorage, {"block_timeout": 1})
+    assert dict(parsed.hub_options) == {"lease": 5}

@@ -227,7 +227,7 @@ settings.configure(
 )
 django.setup()
 logging.basicConfig(stream=sys.stdout, level=logging.INFO, format="%(levelname)s %(message)s")
-from django_tasks_q import recorder
+from django_tasks_q.history import recorder
 
 holder = sqlite3.connect({str(database)!r}, isolation_level=None)
 holder.execute("BEGIN IMMEDIATE")  # another process writing: the database is locked

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from django.contrib.auth.models import User
 
+from django_tasks_q.backends.registry import load_storage_class
 from django_tasks_q.checks import check_queue
-from django_tasks_q.conf import load_backend
 from django_tasks_q.consumer import Consumer, ConsumerOptions
 from django_tasks_q.decorators import task
 from django_tasks_q.exceptions import (
@@ -151,7 +151,7 @@ def test_a_model_instance_argument_suggests_passing_its_primary_key() -> None:
 
 def test_an_unknown_backend_suggests_the_near_match_and_lists_the_choices_once() -> None:
     with pytest.raises(ConfigurationError) as caught:
-        load_backend("rediss", where="TASKS_Q['default']['BACKEND']")
+        load_storage_class("rediss", where="TASKS_Q['default']['BACKEND']")
     message = str(caught.value)
     assert "unknown backend 'rediss'; did you mean 'redis'?" in message
     assert message.count("'sqlite'") == 1
@@ -163,7 +163,7 @@ def test_an_unknown_backend_suggests_the_near_match_and_lists_the_choices_once()
 
 def test_an_unknown_backend_far_from_every_alias_gets_the_list_only() -> None:
     with pytest.raises(ConfigurationError) as caught:
-        load_backend("rabbitmq", where="TASKS_Q['default']['BACKEND']")
+        load_storage_class("rabbitmq", where="TASKS_Q['default']['BACKEND']")
     assert "did you mean" not in str(caught.value)
     assert "use one of 'blackhole'," in str(caught.value)
 

@@ -15,14 +15,15 @@ from django_tasks_q import MemoryHuey
 from django_tasks_q.conf import queues
 from django_tasks_q.consumer import Consumer, ConsumerOptions
 from django_tasks_q.decorators import task
-from django_tasks_q.history import (
+from django_tasks_q.history.models import (
     ConsumerHeartbeat,
     QueueMinute,
     TaskHistory,
     TaskStatus,
     check_history_settings,
 )
-from django_tasks_q.recorder import HistoryRecorder, prune
+from django_tasks_q.history.recorder import HistoryRecorder
+from django_tasks_q.history.writers import prune
 from django_tasks_q.testing import drain
 from tests.admin_helpers import Q, memory_settings, recording
 
@@ -197,7 +198,7 @@ def test_a_broken_database_does_not_break_recording(monkeypatch: pytest.MonkeyPa
     hub.enqueue_call("tests.admin_helpers.add", [1, 2])
     drain(Q)
     monkeypatch.setattr(
-        "django_tasks_q.recorder._HistoryRows.insert",
+        "django_tasks_q.history.writers._HistoryRows.insert",
         lambda *a, **k: (_ for _ in ()).throw(RuntimeError("db down")),
     )
     assert recorder.flush() == 0  # logged, not raised; the counters are kept for the next flush
@@ -234,7 +235,7 @@ def test_the_consumer_records_history_and_heartbeats_from_its_thread(settings: A
 
 @pytest.mark.django_db
 def test_history_rows_inserted_in_bulk_read_back_as_written() -> None:
-    from django_tasks_q.recorder import _HistoryRows
+    from django_tasks_q.history.writers import _HistoryRows
 
     started = timezone.now().replace(microsecond=123456)
     rows = [
@@ -291,7 +292,7 @@ def test_a_queue_built_in_code_is_recorded_in_aware_utc(new_york_time: None) -> 
 def test_history_columns_get_the_values_django_would_write() -> None:
     from django.db import connection
 
-    from django_tasks_q.recorder import _history_fields, _HistoryRows, _new_values
+    from django_tasks_q.history.writers import _history_fields, _HistoryRows, _new_values
 
     paris = dt.timezone(dt.timedelta(hours=2))
     values = _new_values(

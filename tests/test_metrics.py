@@ -15,9 +15,9 @@ from django.utils import timezone
 
 from django_tasks_q.conf import queues
 from django_tasks_q.decorators import task
-from django_tasks_q.history import QueueMinute
+from django_tasks_q.history.models import QueueMinute
+from django_tasks_q.history.writers import add_minute, prune
 from django_tasks_q.metrics import TasksQCollector, render_metrics
-from django_tasks_q.recorder import add_minute, prune
 from django_tasks_q.testing import drain
 from tests.admin_helpers import Q2, Q, make_user, memory_settings, recording
 

@@ -129,10 +129,10 @@ class TestConfiguration:
         storage.close()
 
     def test_orm_alias_and_url_build_this_storage(self) -> None:
-        from django_tasks_q.conf import load_backend
+        from django_tasks_q.backends.registry import load_storage_class
         from django_tasks_q.urls_config import parse_queue_url
 
-        assert load_backend("orm", where="test") is OrmStorage
+        assert load_storage_class("orm", where="test") is OrmStorage
         assert parse_queue_url("orm://", where="test") == ("orm", {})
         assert parse_queue_url("orm://other", where="test") == ("orm", {"using": "other"})
 

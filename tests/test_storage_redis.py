@@ -229,7 +229,7 @@ class TestClasses:
         assert RedisExpireStorage("x", expire_time=60).expire_time == 60
         assert PriorityRedisExpireStorage("x", expire_time=0.5).expire_time == 0.5
 
-    def test_accepted_options(self) -> None:
+    def test_check_options_accepts_the_storage_and_client_keywords(self) -> None:
         seed = {
             "host",
             "port",
@@ -240,13 +240,16 @@ class TestClasses:
             "client_name",
             "health_check_interval",
         }
+        accepted = seed | {"client", "prefix", "block_timeout", "socket_timeout", "ssl", "username"}
         for cls in ALL_CLASSES:
-            options = cls.accepted_options()
-            assert (
-                seed | {"client", "prefix", "block_timeout", "socket_timeout", "ssl", "username"} <= options
-            )
-            assert ("expire_time" in options) is issubclass(cls, RedisExpireStorage)
-            assert not {"name", "self", "decode_responses"} & options
+            assert cls.check_options(dict.fromkeys(accepted), where="TASKS_Q['q']") == []
+            refused = {"name", "self", "decode_responses"}
+            if not issubclass(cls, RedisExpireStorage):
+                refused.add("expire_time")
+            [problem] = cls.check_options(dict.fromkeys(accepted | refused | {"expire_time"}), where="TASKS_Q['q']")
+            assert problem.check_id == "django_tasks_q.E005"
+            assert problem.unknown == sorted(refused)
+            assert str(problem) == f"TASKS_Q['q']['OPTIONS']: {cls.__name__} does not accept {sorted(refused)}"
 
     def test_repr(self) -> None:
         assert (

@@ -13,7 +13,7 @@ from django.test import override_settings
 from django_tasks_q import MemoryHuey, Task, TaskException, crontab
 from django_tasks_q.conf import queues, registry_for
 from django_tasks_q.decorators import task
-from django_tasks_q.history import TaskHistory
+from django_tasks_q.history.models import TaskHistory
 from django_tasks_q.message import Message
 from django_tasks_q.queue import PERIODIC_PREFIX, REVOKE_TASK_PREFIX, UNIQUE_KEY, UNIQUE_PREFIX
 from django_tasks_q.testing import capture_tasks, drain

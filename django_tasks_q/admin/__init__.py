@@ -13,7 +13,7 @@ Everything reads and acts through the hub (``TaskQueue``), so it works the same 
 
 from django.contrib import admin
 
-from ..history import (
+from ..history.models import (
     DeadLetterEntry,
     InFlightTask,
     LockEntry,

@@ -26,7 +26,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 
 from ..exceptions import TasksQError
-from ..history import TaskHistory
+from ..history.models import TaskHistory
 from ..timeutils import from_epoch
 from .base import APP, SCAN_LIMIT, breadcrumbs, get_hub, log_action, queue_names, require_perm
 

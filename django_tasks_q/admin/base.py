@@ -24,7 +24,7 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 
 from ..conf import queues
-from ..history import QueueOverview
+from ..history.models import QueueOverview
 
 APP = "django_tasks_q"
 PER_PAGE = 50

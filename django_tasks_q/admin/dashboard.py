@@ -14,7 +14,7 @@ from django.urls import URLPattern, path
 from django.utils import timezone
 
 from ..conf import queues
-from ..history import ConsumerHeartbeat, QueueMinute
+from ..history.models import ConsumerHeartbeat, QueueMinute
 from . import charts
 from .actions import action_view
 from .base import APP, AnchorAdmin, selected_queues

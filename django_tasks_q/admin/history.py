@@ -22,7 +22,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from ..conf import queues
-from ..history import ConsumerHeartbeat, TaskHistory
+from ..history.models import ConsumerHeartbeat, TaskHistory
 from ..result import NO_RESULT, StoredError
 from ..task import Task
 from .actions import Params, _retry

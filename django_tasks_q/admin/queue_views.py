@@ -14,7 +14,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from ..conf import queues
-from ..history import TaskHistory, TaskStatus
+from ..history.models import TaskHistory, TaskStatus
 from ..queue import MessageView
 from ..timeutils import from_epoch
 from .base import PER_PAGE, SCAN_LIMIT, AnchorAdmin, page_number, selected_queues, window

@@ -1,6 +1,6 @@
 """Registered tasks (and the form that enqueues one), periodic tasks, and locks with rate limits.
 
-The run form never takes a dotted path or code (R25): the task is picked from the queue's registry, the
+The run form never takes a dotted path or code: the task is picked from the queue's registry, the
 arguments are JSON, and they are checked against the function's signature by the hub before anything is
 written.
 """
@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from ..conf import consumer_options, queues
 from ..exceptions import TasksQError
-from ..history import TaskHistory
+from ..history.models import TaskHistory
 from .base import (
     APP,
     SCAN_LIMIT,

@@ -95,282 +95,36 @@ Writing a storage
 -----------------
 
 Subclass :class:`BaseStorage`, implement the seed list (``enqueue`` ... ``flush_all``), then whatever else you
-can. Every method's docstring below says what it must do, return and guarantee. Methods that the base class
+can. Every method's docstring (here and in :mod:`~django_tasks_q.backends.delivery` for the reliable-delivery
+extension) says what it must do, return and guarantee. Methods that the base class
 cannot provide raise ``NotImplementedError`` naming your class and the method; :meth:`BaseStorage.implements`
 and :meth:`BaseStorage.supports_dead_letters` let the hub and the system checks ask in advance. Raise
-:class:`django_tasks_q.exceptions.StorageError` (chaining the cause) when the store cannot be reached.
+:class:`~django_tasks_q.backends.errors.StorageError` (chaining the cause) when the store cannot be reached;
+refuse bad options with :class:`~django_tasks_q.backends.errors.ConfigurationError` naming them, and report
+settings mistakes before anything is built with :meth:`BaseStorage.check_options`.
 The reusable test-suite ``tests/storage_contract.py`` checks a storage against this contract.
 """
 
 from __future__ import annotations
 
-import datetime
-import enum
-import inspect
-import logging
-import math
-import threading
 import time
-import uuid
-from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any, ClassVar, Final, TypeAlias
-
-from django_tasks_q.exceptions import ConfigurationError
-
-__all__ = [
-    "UNREADABLE_RECORD",
-    "BaseStorage",
-    "DeadLetter",
-    "EmptyData",
-    "EmptyDataType",
-    "Reclaimed",
-    "Reservation",
-    "ResultWrite",
-    "expired_verdict",
-    "log_unreadable_record",
-    "made_progress",
-    "new_token",
-    "normalize_priority",
-    "schedule_time",
-]
-
-UNREADABLE_RECORD: Final = "unreadable_record"
-"""The dead-letter reason of a stored record the storage could not read (see "Records a storage cannot read")."""
-
-_unreadable_logger = logging.getLogger("django_tasks_q.backends")
-
-
-def log_unreadable_record(storage_name: str, where: str, detail: str) -> None:
-    """Log, once per record, that ``where`` (the record) of the queue ``storage_name`` could not be read and
-    was moved to the dead letters with the reason :data:`UNREADABLE_RECORD`; ``detail`` says what was wrong."""
-    _unreadable_logger.warning(
-        "queue %r: %s cannot be read (%s); moved to the dead letters as %r",
-        storage_name,
-        where,
-        detail,
-        UNREADABLE_RECORD,
-    )
-
-
-class EmptyDataType(enum.Enum):
-    """The type of :data:`EmptyData`; it has exactly one member, so it survives pickling and copying."""
-
-    EMPTY = "EmptyData"
-
-    def __repr__(self) -> str:
-        return "EmptyData"
-
-    __str__ = __repr__
-
-    def __bool__(self) -> bool:
-        return False
-
-
-EmptyData: Final = EmptyDataType.EMPTY
-"""The "no value" sentinel returned by ``peek_data``, ``pop_data`` and ``wait_result``.
-
-Distinct from ``b""`` and ``None``; compare with ``is``.
-"""
-
-ResultWrite: TypeAlias = tuple[str, bytes, float | None]
-"""``(key, value, ttl)``: a result that ``ack()`` writes atomically with the acknowledgement."""
-
-
-@dataclass(frozen=True, slots=True)
-class Reservation:
-    """A message claimed by a worker under a lease (returned by ``reserve`` and ``in_flight_items``).
-
-    A reservation is a plain value: it can be pickled, sent to another process and handed back to ``ack`` /
-    ``renew`` / ``release`` / ``bury``; storages identify the message by ``message_id`` and check ``token``,
-    never rely on object identity.
-    """
-
-    message_id: str
-    """Identifies the stored message; the same on every redelivery of that message. ``""`` when the storage
-    does not track deliveries (the at-most-once fallback)."""
-
-    data: bytes
-    """The message's bytes, exactly as enqueued."""
-
-    token: str
-    """Fencing token, fresh for each reservation (e.g. ``uuid4().hex``). ``""`` in the at-most-once fallback."""
-
-    attempt: int
-    """1 on the first delivery; rises by one at each claim (``release`` takes the claim back)."""
-
-    deadline: float
-    """Epoch seconds when the lease ends, unless renewed."""
-
-    reserved_at: float
-    """Epoch seconds when this reservation was made."""
-
-    priority: int | None = None
-    """The message's priority (``None`` enqueued as ``0``), or ``None`` when the storage does not know it."""
-
-    peeked: tuple[bytes | EmptyDataType, ...] | None = None
-    """The values of the keys asked for with ``peek=`` (``EmptyData`` for a missing one), read with the claim;
-    ``None`` when none were asked for or the storage does not read them (see ``BaseStorage.peeks_on_reserve``)."""
-
-
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
-    """A message the system gave up on; kept for inspection, requeueing or purging."""
-
-    id: str
-    """Unique within the storage; pass it to ``requeue_dead_letter`` / ``purge_dead_letters``."""
-
-    data: bytes
-    """The message's bytes, unchanged (possibly not a valid message at all: that may be why it is here)."""
-
-    reason: str
-    """A short machine-readable code: ``"max_attempts"``, ``"bad_signature"``, ``"decode_error"`` ..."""
-
-    detail: str
-    """Free text for people: an error message or a traceback."""
-
-    attempts: int
-    """How many times the message had been claimed when it was given up on."""
-
-    failed_at: float
-    """Epoch seconds when it became a dead letter."""
-
-    priority: int | None = None
-    """The priority it had (used when it is requeued), or ``None`` when unknown."""
-
-
-@dataclass(frozen=True, slots=True)
-class Reclaimed:
-    """One expired reservation handled by ``requeue_expired``."""
-
-    reservation: Reservation
-    """The reservation as it was when its lease ran out (its token is now stale)."""
-
-    dead_lettered: bool
-    """``True`` when it went to the dead letters, ``False`` when back to the queue."""
-
-    reason: str = "max_attempts"
-    """The dead letter's reason when ``dead_lettered``: ``"max_attempts"``, or ``"max_reclaims"`` for a
-    reservation whose worker vanished while its task was running (see ``requeue_expired``)."""
-
-
-def new_token() -> str:
-    """Return a fresh, unguessable identifier (32 hex digits) for tokens and ids."""
-    return uuid.uuid4().hex
-
-
-def made_progress(deadline: float, reserved_at: float, progress_span: float | None) -> bool:
-    """Whether a reservation was renewed after its task had been running for a while: its deadline lies more
-    than ``progress_span`` seconds after ``reserved_at`` (``None``: progress is not told apart)."""
-    return progress_span is not None and deadline - reserved_at > progress_span
-
-
-def expired_verdict(
-    claims: int,
-    progressed: bool,
-    max_attempts: int | None,
-    max_reclaims: int | None,
-) -> tuple[str, str] | None:
-    """What ``requeue_expired`` does with one expired reservation: ``None`` (back to the queue) or the dead
-    letter's ``(reason, detail)``.
-
-    A reservation that made progress (see :func:`made_progress`) lost a worker that was running its task well
-    (killed, out of memory, pre-empted): it is capped by ``max_reclaims``. One that did not — its worker
-    vanished right after the claim, as a task that kills its worker makes it — is capped by ``max_attempts``.
-    Either cap counts every claim of the message; ``None`` is no cap.
-    """
-    if progressed and max_reclaims is not None:
-        if claims >= max_reclaims:
-            return "max_reclaims", (
-                f"lease expired after {claims} attempt(s), the last while its task was running (its worker "
-                f"vanished: killed, out of memory, pre-empted); the limit for such reclaims is {max_reclaims}"
-            )
-        return None
-    if max_attempts is not None and claims >= max_attempts:
-        return "max_attempts", f"lease expired after {claims} attempt(s); the limit is {max_attempts}"
-    return None
-
-
-def normalize_priority(priority: int | float | None) -> int:
-    """Return ``priority`` as an ``int`` (``None`` → ``0``, a finite ``float`` truncated toward zero, as huey's
-    storages do); raise ``TypeError`` for anything else (``bool``, ``str``, NaN, infinity)."""
-    if priority is None:
-        return 0
-    if isinstance(priority, float) and math.isfinite(priority):
-        return int(priority)
-    if isinstance(priority, bool) or not isinstance(priority, int):
-        raise TypeError(f"priority must be an int or None, not {type(priority).__name__}")
-    return priority
-
-
-def bounded_priority(priority: int | None, bits: int, where: str) -> int:
-    """Return :func:`normalize_priority` of ``priority``; raise ``ValueError`` when it does not fit a signed
-    ``bits``-bit integer (``where`` names the column in the message)."""
-    value = normalize_priority(priority)
-    limit = 2 ** (bits - 1)
-    if not -limit <= value < limit:
-        raise ValueError(f"priority {value} does not fit {where}")
-    return value
-
-
-def check_bytes(value: object, what: str) -> bytes:
-    """Return ``value`` when it is ``bytes``; raise ``TypeError`` naming ``what`` otherwise."""
-    if not isinstance(value, bytes):
-        raise TypeError(f"{what} must be bytes, not {type(value).__name__}")
-    return value
-
-
-def check_key(key: object) -> str:
-    """Return ``key`` as a ``str``: a ``str`` as it is, UTF-8 ``bytes`` (huey's key type) decoded, so that
-    ``b"k"`` and ``"k"`` name the same value. Raise ``TypeError`` for anything else or for bytes that are not
-    UTF-8."""
-    if isinstance(key, str):
-        return key
-    if isinstance(key, bytes):
-        try:
-            return key.decode("utf-8")
-        except UnicodeDecodeError:
-            raise TypeError(f"a bytes key must be UTF-8 text, not {key!r}") from None
-    raise TypeError(f"key must be a str or UTF-8 bytes, not {type(key).__name__}")
-
-
-def schedule_time(timestamp: object) -> float:
-    """Return a schedule time as epoch seconds (a ``float``).
-
-    Accepts epoch seconds (``int`` or ``float``, as the hub passes them) and, for callers written for huey, a
-    ``datetime``: an aware one at its own offset, a naive one as UTC (what huey's ``utc=True`` default
-    produces). Raises ``TypeError`` for anything else, NaN included.
-    """
-    if isinstance(timestamp, datetime.datetime):
-        if timestamp.tzinfo is None or timestamp.utcoffset() is None:
-            timestamp = timestamp.replace(tzinfo=datetime.UTC)
-        return timestamp.timestamp()
-    if isinstance(timestamp, bool) or not isinstance(timestamp, int | float) or math.isnan(timestamp):
-        raise TypeError(f"timestamp must be epoch seconds or a datetime, not {timestamp!r}")
-    return float(timestamp)
-
-
-def expiry_time(ttl: float | None, now: float) -> float | None:
-    """When a value written at ``now`` (epoch seconds) with ``ttl`` seconds expires; ``None`` for never.
-
-    Raises ``ValueError`` for a ttl that is not a positive number.
-    """
-    if ttl is None:
-        return None
-    if ttl <= 0:
-        raise ValueError(f"ttl must be a positive number of seconds or None, not {ttl!r}")
-    return now + ttl
-
-
-def is_live(expires_at: float | None, now: float) -> bool:
-    """Whether a value that expires at ``expires_at`` (``None``: never) is still there at ``now``."""
-    return expires_at is None or expires_at > now
-
+from collections.abc import Mapping
+from typing import Any, ClassVar, Final
+
+from . import arguments, records
+from .arguments import *  # noqa: F403  (the checks every storage applies: part of the contract's namespace)
+from .delivery import DeliveryContract
+from .errors import ConfigurationError
+from .options import constructor_options, refuse_unknown_options
+from .records import *  # noqa: F403  (the values storages hand the hub: part of the contract's namespace)
+from .records import EmptyData, EmptyDataType
+
+__all__ = ["BaseStorage", *arguments.__all__, *records.__all__]
 
 _DEAD_LETTER_METHODS: Final = ("add_dead_letter", "dead_letters", "requeue_dead_letter", "purge_dead_letters")
 
 
-class BaseStorage:
+class BaseStorage(DeliveryContract):
     """Base class and contract of every storage. See the module documentation for the model.
 
     Class flags (override them in a subclass):
@@ -420,7 +174,7 @@ class BaseStorage:
             unknown = ", ".join(sorted(storage_kwargs))
             raise ConfigurationError(
                 f"{type(self).__name__}({name!r}): unknown option(s) {unknown}; "
-                f"it accepts {', '.join(sorted(type(self).accepted_options() or ())) or 'no options'}"
+                f"it accepts {', '.join(sorted(constructor_options(type(self)) or ())) or 'no options'}"
             )
         self.name = name
 
@@ -433,7 +187,7 @@ class BaseStorage:
     def startup_warnings(self) -> list[str]:
         """Return what an operator should know about this store's durability, as sentences; ``[]`` if nothing.
 
-        The consumer calls it once at start and logs each sentence as a warning (RELIABILITY R9): a store that
+        The consumer calls it once at start and logs each sentence as a warning: a store that
         may lose or evict acknowledged data breaks at-least-once delivery whatever the storage does (a Redis
         server without an append-only file, or one that evicts keys under memory pressure). It must not raise:
         a store that cannot be asked (unreachable, the command disabled) says so in a sentence or returns
@@ -459,23 +213,21 @@ class BaseStorage:
         return getattr(cls, method_name) is not base
 
     @classmethod
-    def accepted_options(cls) -> frozenset[str] | None:
-        """The constructor keywords this storage accepts (for settings checks), or ``None`` for "any".
+    def check_options(cls, options: Mapping[str, Any], *, where: str) -> list[ConfigurationError]:
+        """Return what is wrong with ``options`` as this storage's settings, without building anything; ``[]``.
 
-        Default: the named parameters of ``__init__`` along the class hierarchy, stopping at the first
-        ``__init__`` that takes no ``**kwargs`` (this base class refuses whatever reaches it). Storages that
-        forward extra keywords to a client library override this with the full list, or ``None``.
+        ``options`` are the keyword arguments settings give the constructor (``OPTIONS``, merged with the
+        parameters of ``URL``); ``where`` names the queue's settings (``"TASKS_Q['emails']"``). Each problem is
+        a :class:`~django_tasks_q.backends.errors.ConfigurationError` whose ``check_id`` is the system check
+        that reports it and whose message names the setting: the system checks report them all, before a
+        queue is ever built. A storage that needs more than its options (an installed app, a package)
+        overrides it and adds its own problems to ``super().check_options(...)``.
+
+        Default: an :class:`~django_tasks_q.backends.errors.UnknownOptions` (check ``django_tasks_q.E005``) for
+        keywords that no constructor along the class hierarchy takes by name. A storage that hands extra
+        keywords on to a client library overrides it to accept those too.
         """
-        accepted: set[str] = set()
-        for klass in cls.__mro__:
-            init = klass.__dict__.get("__init__")
-            if init is None or klass is object:
-                continue
-            params = list(inspect.signature(init).parameters.values())
-            accepted |= {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
-            if not any(p.kind is p.VAR_KEYWORD for p in params) or klass is BaseStorage:
-                return frozenset(accepted - {"self", "name"})
-        return None
+        return list(refuse_unknown_options(cls, options, constructor_options(cls), where=f"{where}['OPTIONS']"))
 
     @classmethod
     def supports_dead_letters(cls) -> bool:
@@ -486,12 +238,6 @@ class BaseStorage:
         (with their reason) and acknowledges them instead, and a system check says so.
         """
         return all(cls.implements(name) for name in _DEAD_LETTER_METHODS)
-
-    def _not_implemented(self, method_name: str) -> NotImplementedError:
-        return NotImplementedError(
-            f"{type(self).__name__} does not implement {method_name}(); "
-            f"see django_tasks_q.backends.base.BaseStorage.{method_name} for what it must do"
-        )
 
     # ------------------------------------------------------------------ the seed list: the queue
 
@@ -731,206 +477,3 @@ class BaseStorage:
                 pause = min(delay, remaining)
             time.sleep(pause)
             delay = min(delay * 2, 0.1)
-
-    # ------------------------------------------------------------------ reliable delivery
-
-    def reserve(self, lease: float) -> Reservation | None:
-        """Claim the next ready message for ``lease`` seconds and return the reservation, or ``None``.
-
-        Native implementations, atomically: take the next message in dequeue order, move it to in-flight with
-        ``deadline = now + lease``, a fresh token, ``attempt`` = previous claims + 1, and record ``reserved_at``.
-        A message is reserved by exactly one caller; there is no moment at which it exists only in the caller's
-        memory. Blocking storages may wait a short, bounded time, as ``dequeue`` does.
-
-        Default (at most once): ``dequeue()`` and wrap the bytes in a reservation with ``message_id=""``,
-        ``token=""``, ``attempt=1`` and ``priority=None``; nothing is kept in flight.
-        """
-        data = self.dequeue()
-        if data is None:
-            return None
-        now = time.time()
-        return Reservation(
-            message_id="",
-            data=data,
-            token="",
-            attempt=1,
-            deadline=now + lease,
-            reserved_at=now,
-            priority=None,
-        )
-
-    def wait_for_messages(self, timeout: float, wake: threading.Event | None = None) -> bool:
-        """Wait up to ``timeout`` seconds for a sign that a message may have become ready; return whether it came.
-
-        For storages whose ``reserve`` does not wait (``blocking = False``): an idle consumer worker calls this
-        between empty ``reserve`` calls instead of sleeping, so that it starts a new task within milliseconds
-        without polling the store hard. Returns ``True`` as soon as the store may have changed (wake-ups may be
-        spurious: the caller simply looks again) or ``wake`` is set, ``False`` after ``timeout``. A storage that
-        overrides it should make an idle wait cost next to nothing (see :mod:`django_tasks_q.backends.watch`).
-
-        Default: wait on ``wake`` (or sleep) for ``timeout``; the consumer then backs off as without it.
-        """
-        if wake is not None:
-            return wake.wait(timeout)
-        time.sleep(timeout)
-        return False
-
-    def ack(self, reservation: Reservation, result: ResultWrite | None = None) -> bool:
-        """Acknowledge a finished message: delete it from in-flight and optionally write its result.
-
-        Native implementations, in one atomic step: if the message is in flight under ``reservation.token``,
-        delete it and, when ``result = (key, value, ttl)`` is given, store it as ``put_data(key, value,
-        is_result=True, ttl=ttl)`` would; return ``True``. Otherwise (stale token: the lease was reclaimed,
-        or the message was already acked) change nothing, write no result and return ``False``; the caller
-        logs a lost lease.
-
-        Default (at most once): the message is already gone; write the result if given and return ``True``.
-        """
-        if result is not None:
-            key, value, ttl = result
-            self.put_data(key, value, is_result=True, ttl=ttl)
-        return True
-
-    def ack_and_reserve(
-        self, reservation: Reservation, result: ResultWrite | None, lease: float
-    ) -> tuple[bool, Reservation | None]:
-        """``ack(reservation, result)``, then claim the next ready message for ``lease`` seconds without waiting.
-
-        Returns ``(acked, next)``: ``acked`` is what ``ack`` returns, ``next`` the new reservation or ``None``
-        when no message is ready now (native versions do not wait for one, even on a blocking storage: the
-        caller then calls ``reserve``). The claim is made whether or not the acknowledgement succeeded. A worker
-        finishing one message and taking the next pays one round trip (one transaction) instead of two;
-        storages that can do both in one step do, each half keeping its own guarantees. Default: ``ack`` then
-        ``reserve`` (which may wait, as ``reserve`` does).
-        """
-        return self.ack(reservation, result), self.reserve(lease)
-
-    def renew(self, reservation: Reservation, lease: float) -> bool:
-        """Extend a lease: set its deadline to ``now + lease`` if the token still matches; return whether it did.
-
-        ``False`` (nothing changed) when the message is no longer in flight under this token. Default: ``True``.
-        """
-        return True
-
-    def release(self, reservation: Reservation, count_attempt: bool = False) -> bool:
-        """Give a reserved message back to the queue now (a worker shutting down).
-
-        Native implementations, atomically and only if the token matches: move the message from in-flight back
-        to the ready queue *in its original place* (ahead of messages enqueued after it within its priority);
-        unless ``count_attempt``, lower its claim count by one, so the next reservation sees the same
-        ``attempt`` number (the task never started). With ``count_attempt`` (a task that started but could not
-        finish before shutdown) the claim stays counted, so a task that keeps being interrupted still reaches
-        the attempt limit. Return ``True``. Stale token: change nothing, return ``False``.
-
-        Default (at most once): ``enqueue(data, priority)`` again, at the back of the queue; ``True``.
-        """
-        self.enqueue(reservation.data, reservation.priority)
-        return True
-
-    def bury(self, reservation: Reservation, reason: str, detail: str = "") -> bool:
-        """Move a reserved message to the dead letters (it must never run, e.g. a bad signature).
-
-        Native implementations, atomically and only if the token matches: delete it from in-flight and add a
-        dead letter with ``reason``, ``detail``, ``attempts = reservation.attempt``, the message's priority and
-        ``failed_at = now``; return ``True``. Stale token: change nothing, return ``False``.
-
-        Default: ``add_dead_letter(...)`` (the message is already out of the queue) and ``True``; storages
-        without dead letters raise ``NotImplementedError`` from there (check ``supports_dead_letters()``).
-        """
-        self.add_dead_letter(
-            reservation.data, reason, detail, attempts=reservation.attempt, priority=reservation.priority
-        )
-        return True
-
-    def requeue_expired(
-        self,
-        now: float,
-        max_attempts: int | None,
-        max_reclaims: int | None = None,
-        progress_span: float | None = None,
-    ) -> list[Reclaimed]:
-        """Reclaim every reservation whose ``deadline <= now``; return what was done, earliest deadline first.
-
-        Each one, atomically: if its claim count is ``>= max_attempts`` (``None``: no cap), it becomes a dead
-        letter with reason ``"max_attempts"`` and ``attempts`` = that count; otherwise it goes back to the
-        ready queue in its original place (as ``release`` does) *keeping* its claim count, so the next
-        reservation's ``attempt`` is one higher. Either way the old token is stale from then on. Safe to run
-        from several consumers at once: each expired reservation is reclaimed by exactly one caller.
-
-        A reservation whose deadline lies more than ``progress_span`` seconds after its ``reserved_at`` was
-        renewed after its task had run for a while, so its worker vanished mid-task (killed, out of memory,
-        pre-empted) rather than crashing at once: it is capped by ``max_reclaims`` instead (reason
-        ``"max_reclaims"``). :func:`expired_verdict` decides; the returned ``Reclaimed.reason`` says which cap
-        applied. With either of the two ``None``, every reservation is capped by ``max_attempts``.
-
-        Default: ``[]`` (nothing is ever in flight).
-        """
-        return []
-
-    def in_flight_items(self, limit: int | None = None) -> list[Reservation]:
-        """Return up to ``limit`` current reservations (all when ``None``), earliest deadline first.
-
-        Each as the :class:`Reservation` its holder has (current token, attempt and deadline). Read-only.
-        Default: ``[]``.
-        """
-        return []
-
-    def in_flight_size(self) -> int:
-        """Return how many messages are reserved. The default counts ``in_flight_items()``."""
-        return len(self.in_flight_items())
-
-    def enqueue_due(self, timestamp: float) -> int:
-        """Move every scheduled item whose time is ``<= timestamp`` to the ready queue; return how many.
-
-        Native implementations, atomically: items keep the priority given to ``add_to_schedule`` and enter the
-        queue earliest first; no item is lost or moved twice when several schedulers run at once.
-
-        Default: ``read_schedule(timestamp)`` then ``enqueue(data)`` for each. This loses the remembered
-        priority (items enter at priority 0) and an item is lost if the process dies between the two steps.
-        """
-        items = self.read_schedule(timestamp)
-        for data in items:
-            self.enqueue(data)
-        return len(items)
-
-    # ------------------------------------------------------------------ dead letters (no defaults)
-
-    def add_dead_letter(
-        self,
-        data: bytes,
-        reason: str,
-        detail: str = "",
-        attempts: int = 0,
-        priority: int | None = None,
-    ) -> str:
-        """Store ``data`` as a dead letter with ``failed_at = now``; return its new, unique id.
-
-        ``reason``: a short code (``"bad_signature"`` ...); ``detail``: free text; ``attempts``: how many times
-        it had been claimed; ``priority``: used if it is requeued. No default (see ``supports_dead_letters``).
-        """
-        raise self._not_implemented("add_dead_letter")
-
-    def dead_letters(self, limit: int | None = None) -> list[DeadLetter]:
-        """Return up to ``limit`` dead letters (all when ``None``), oldest first. Read-only. No default."""
-        raise self._not_implemented("dead_letters")
-
-    def dead_letter_count(self) -> int:
-        """Return how many dead letters there are. The default counts ``dead_letters()``."""
-        return len(self.dead_letters())
-
-    def requeue_dead_letter(self, dead_letter_id: str) -> bool:
-        """Move a dead letter back to the ready queue; return ``False`` if there is no such id.
-
-        Atomically: it leaves the dead letters and enters the queue at the back of its priority with its claim
-        count reset to 0 (the next reservation is attempt 1). No default.
-        """
-        raise self._not_implemented("requeue_dead_letter")
-
-    def purge_dead_letters(self, ids: Iterable[str] | None = None, older_than: float | None = None) -> int:
-        """Delete dead letters and return how many were deleted.
-
-        ``ids`` given: those ids (unknown ones ignored). ``older_than`` given: those with ``failed_at <
-        older_than`` (epoch seconds). Both given: those of the ids that are also older. Neither: all. No
-        default.
-        """
-        raise self._not_implemented("purge_dead_letters")

@@ -90,7 +90,7 @@ import select
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, ClassVar, TypeVar
 
@@ -98,7 +98,6 @@ from django.db import Error as DjangoDatabaseError
 from django.db import IntegrityError, connections, transaction
 from django.utils.connection import ConnectionDoesNotExist
 
-from ..exceptions import ConfigurationError, StorageError
 from .base import (
     UNREADABLE_RECORD,
     BaseStorage,
@@ -119,6 +118,7 @@ from .base import (
     new_token,
     schedule_time,
 )
+from .errors import ConfigurationError, StorageError
 from .watch import ChangeWatch, probe_poller
 
 __all__ = ["OrmStorage", "OrmTablesMissing", "database_write_lock"]
@@ -393,6 +393,22 @@ class OrmStorage(BaseStorage):
     shared_between_processes = True
 
     supported_vendors: ClassVar[tuple[str, ...]] = ("postgresql", "mysql", "sqlite")
+
+    @classmethod
+    def check_options(cls, options: Mapping[str, Any], *, where: str) -> list[ConfigurationError]:
+        """The base checks, and check ``django_tasks_q.E012`` when the app that owns the tables is not installed
+        (asked only once the app registry is ready)."""
+        from django.apps import apps
+
+        problems = super().check_options(options, where=where)
+        if apps.ready and not apps.is_installed("django_tasks_q"):
+            problems.insert(0, ConfigurationError(
+                f"{where} uses the ORM storage, whose tables belong to the django_tasks_q app, but "
+                "'django_tasks_q' is not in INSTALLED_APPS",
+                check_id="django_tasks_q.E012",
+                hint='Add "django_tasks_q" to INSTALLED_APPS, then run `python manage.py migrate`.',
+            ))
+        return problems
 
     def __init__(
         self,

@@ -26,8 +26,7 @@ from typing import Any, ClassVar
 
 from django.db import connections
 
-from django_tasks_q.exceptions import ConfigurationError
-
+from .errors import ConfigurationError
 from .orm import OrmStorage
 
 __all__ = ["PostgresStorage"]

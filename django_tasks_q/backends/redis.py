@@ -51,7 +51,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import cache
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
@@ -77,8 +77,9 @@ from django_tasks_q.backends.base import (
     normalize_priority,
     schedule_time,
 )
+from django_tasks_q.backends.errors import ConfigurationError, StorageError
+from django_tasks_q.backends.options import constructor_options, refuse_unknown_options
 from django_tasks_q.backends.redis_scripts import SCRIPTS
-from django_tasks_q.exceptions import ConfigurationError, StorageError
 
 try:
     import hiredis
@@ -474,18 +475,10 @@ class RedisStorage(BaseStorage):
         return 1.0
 
     @classmethod
-    def accepted_options(cls) -> frozenset[str]:
-        """Every keyword the constructor accepts: its own parameters and :class:`redis.Redis`'s pass-through ones.
-
-        For settings checks: ``OPTIONS`` (or URL query parameters) outside this set are refused at construction.
-        """
-        own: set[str] = set()
-        for klass in cls.__mro__:
-            init = klass.__dict__.get("__init__")
-            if init is not None and klass is not BaseStorage and issubclass(klass, RedisStorage):
-                own |= set(inspect.signature(init).parameters)
-        own -= {"self", "name", "kwargs", "connection_params"}
-        return frozenset(own | _client_parameters())
+    def check_options(cls, options: Mapping[str, Any], *, where: str) -> list[ConfigurationError]:
+        """The base check, accepting as well every keyword :class:`redis.Redis` takes (handed on to the client)."""
+        accepted = (constructor_options(cls) or frozenset()) | _client_parameters()
+        return list(refuse_unknown_options(cls, options, accepted, where=f"{where}['OPTIONS']"))
 
     @property
     def key_base(self) -> str:

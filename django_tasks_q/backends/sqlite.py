@@ -100,8 +100,8 @@ from django_tasks_q.backends.base import (
     new_token,
     schedule_time,
 )
+from django_tasks_q.backends.errors import ConfigurationError, StorageError
 from django_tasks_q.backends.watch import ChangeWatch, probe_poller
-from django_tasks_q.exceptions import ConfigurationError, StorageError
 
 __all__ = ["SUPPORTS_RETURNING", "SqliteStorage"]
 

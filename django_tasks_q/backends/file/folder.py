@@ -25,9 +25,9 @@ from django_tasks_q.backends.base import (
     log_unreadable_record,
     new_token,
 )
+from django_tasks_q.backends.errors import ConfigurationError, StorageError
 from django_tasks_q.backends.file.fileops import Unreadable, read_message, unlink
 from django_tasks_q.backends.file.names import DEAD_RE, SUBDIRS, dir_name, next_seq
-from django_tasks_q.exceptions import ConfigurationError, StorageError
 
 try:
     import fcntl

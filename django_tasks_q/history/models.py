@@ -3,7 +3,7 @@
 ``TaskHistory``
     One row per task call (its id is stable across retries and redeliveries): status, attempts, timings, the
     worker, arguments, return value or error and traceback. Written in batches by
-    :mod:`django_tasks_q.recorder` from the hub's signals, off the hot path; pruned by age
+    :mod:`django_tasks_q.history.recorder` from the hub's signals, off the hot path; pruned by age
     (``TASKS_Q_HISTORY_DAYS``); ``TASKS_Q_HISTORY`` turns it down to failures only or off.
 ``ConsumerHeartbeat``
     One row per running ``run_tasks`` process, upserted every health-check interval.
@@ -241,19 +241,9 @@ class QueueMinute(models.Model):
     expired = models.PositiveBigIntegerField(default=0)
     duration_count = models.PositiveBigIntegerField(default=0, help_text="Runs timed (succeeded or failed).")
     duration_sum = models.FloatField(default=0.0, help_text="Seconds, summed over the runs timed.")
-    duration_le_5ms = models.PositiveBigIntegerField(default=0)
-    duration_le_10ms = models.PositiveBigIntegerField(default=0)
-    duration_le_25ms = models.PositiveBigIntegerField(default=0)
-    duration_le_50ms = models.PositiveBigIntegerField(default=0)
-    duration_le_100ms = models.PositiveBigIntegerField(default=0)
-    duration_le_250ms = models.PositiveBigIntegerField(default=0)
-    duration_le_500ms = models.PositiveBigIntegerField(default=0)
-    duration_le_1s = models.PositiveBigIntegerField(default=0)
-    duration_le_2500ms = models.PositiveBigIntegerField(default=0)
-    duration_le_5s = models.PositiveBigIntegerField(default=0)
-    duration_le_10s = models.PositiveBigIntegerField(default=0)
-    duration_le_30s = models.PositiveBigIntegerField(default=0)
-    duration_le_60s = models.PositiveBigIntegerField(default=0)
+    for _bound, _field in DURATION_BUCKETS:  # a counter per bucket: the table above is the one list of them
+        vars()[_field] = models.PositiveBigIntegerField(default=0)
+    del _bound, _field
     pending = models.IntegerField(null=True)
     scheduled = models.IntegerField(null=True)
     in_flight = models.IntegerField(null=True)
@@ -284,17 +274,17 @@ class _Anchor(models.Model):
 
     class Meta:
         abstract = True
+        managed = False
+        default_permissions = ("view",)
 
 
 class QueueOverview(_Anchor):
     """The dashboard; also carries the permissions of every action the admin offers."""
 
-    class Meta:
-        managed = False
+    class Meta(_Anchor.Meta):
         db_table = "django_tasks_q_admin_dashboard"
         verbose_name = "dashboard"
         verbose_name_plural = "dashboard"
-        default_permissions = ("view",)
         permissions = [
             ("revoke_task", "Can revoke task calls"),
             ("restore_task", "Can restore revoked task calls"),
@@ -312,78 +302,19 @@ class QueueOverview(_Anchor):
         ]
 
 
-class PendingTask(_Anchor):
-    """Anchor of the "pending" page (messages waiting in the queues)."""
-
-    class Meta:
-        managed = False
-        db_table = "django_tasks_q_admin_pending"
-        verbose_name = "pending task"
-        verbose_name_plural = "pending tasks"
-        default_permissions = ("view",)
+def _page_anchor(name: str, table: str, singular: str, plural: str) -> type[_Anchor]:
+    """The anchor model ``name`` of the admin page titled ``plural`` (what the page lists is said by its admin,
+    in :mod:`django_tasks_q.admin`); its table, never created, is ``django_tasks_q_admin_<table>``."""
+    options = {"db_table": f"django_tasks_q_admin_{table}", "verbose_name": singular, "verbose_name_plural": plural}
+    meta = type("Meta", (_Anchor.Meta,), options)
+    body = {"__module__": __name__, "__qualname__": name, "__doc__": f'Anchor of the "{plural}" admin page.', "Meta": meta}
+    return type(_Anchor)(name, (_Anchor,), body)
 
 
-class ScheduledTask(_Anchor):
-    """Anchor of the "scheduled" page (messages waiting for their eta)."""
-
-    class Meta:
-        managed = False
-        db_table = "django_tasks_q_admin_scheduled"
-        verbose_name = "scheduled task"
-        verbose_name_plural = "scheduled tasks"
-        default_permissions = ("view",)
-
-
-class InFlightTask(_Anchor):
-    """Anchor of the "in flight" page (reservations held by workers)."""
-
-    class Meta:
-        managed = False
-        db_table = "django_tasks_q_admin_inflight"
-        verbose_name = "task in flight"
-        verbose_name_plural = "tasks in flight"
-        default_permissions = ("view",)
-
-
-class DeadLetterEntry(_Anchor):
-    """Anchor of the "dead letters" page."""
-
-    class Meta:
-        managed = False
-        db_table = "django_tasks_q_admin_deadletters"
-        verbose_name = "dead letter"
-        verbose_name_plural = "dead letters"
-        default_permissions = ("view",)
-
-
-class PeriodicTask(_Anchor):
-    """Anchor of the "periodic tasks" page."""
-
-    class Meta:
-        managed = False
-        db_table = "django_tasks_q_admin_periodic"
-        verbose_name = "periodic task"
-        verbose_name_plural = "periodic tasks"
-        default_permissions = ("view",)
-
-
-class RegisteredTask(_Anchor):
-    """Anchor of the "registered tasks" page (and the form that enqueues one)."""
-
-    class Meta:
-        managed = False
-        db_table = "django_tasks_q_admin_registered"
-        verbose_name = "registered task"
-        verbose_name_plural = "registered tasks"
-        default_permissions = ("view",)
-
-
-class LockEntry(_Anchor):
-    """Anchor of the "locks and rate limits" page."""
-
-    class Meta:
-        managed = False
-        db_table = "django_tasks_q_admin_locks"
-        verbose_name = "lock or rate limit"
-        verbose_name_plural = "locks and rate limits"
-        default_permissions = ("view",)
+PendingTask = _page_anchor("PendingTask", "pending", "pending task", "pending tasks")
+ScheduledTask = _page_anchor("ScheduledTask", "scheduled", "scheduled task", "scheduled tasks")
+InFlightTask = _page_anchor("InFlightTask", "inflight", "task in flight", "tasks in flight")
+DeadLetterEntry = _page_anchor("DeadLetterEntry", "deadletters", "dead letter", "dead letters")
+PeriodicTask = _page_anchor("PeriodicTask", "periodic", "periodic task", "periodic tasks")
+RegisteredTask = _page_anchor("RegisteredTask", "registered", "registered task", "registered tasks")
+LockEntry = _page_anchor("LockEntry", "locks", "lock or rate limit", "locks and rate limits")

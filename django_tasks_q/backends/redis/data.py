@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from django_tasks_q.backends.base import EmptyDataType, check_bytes, check_key
@@ -20,6 +21,7 @@ class KeyValueData:
     expire_time: float | None
     _keys: QueueKeys
     _transport: ClientTransport
+    _flush_set: Callable[[str, str], None]
 
     def put_data(self, key: str, value: bytes, is_result: bool = False, ttl: float | None = None) -> None:
         """Store ``value`` under ``key`` (``SET``, with ``PX`` for a ttl) and wake ``wait_result`` callers.
@@ -137,9 +139,7 @@ class KeyValueData:
 
     def flush_task_results(self) -> None:
         """Delete every task result; locks, revocations and counters stay."""
-        keys, args = (self._keys.results,), (self._keys.base, CHUNK)
-        while self._transport.script("flush_results_chunk", keys, args) >= CHUNK:
-            pass
+        self._flush_set(self._keys.results, "kv:")
 
     def incr(self, key: str, amount: int = 1, ttl: float | None = None) -> int:
         """Atomically add ``amount`` to counter ``key`` (``INCRBY``; ``PEXPIRE`` when this call creates it)."""

@@ -176,7 +176,7 @@ class ReliableDelivery:
                 "requeue_expired_chunk", keys, (k.base, when, cap, CHUNK, repr(time.time()), reclaim_cap, span)
             )
             self._log_unreadable(buried)
-            for reservation, dead in wire.reservations(flat, 8):
+            for reservation, (dead,) in wire.reservations(flat, 8):
                 reason = wire.text(dead)
                 reclaimed.append(Reclaimed(reservation, bool(reason), reason or "max_attempts"))
             if examined < CHUNK:

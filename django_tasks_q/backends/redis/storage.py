@@ -277,8 +277,9 @@ class RedisStorage(ReliableDelivery, KeyValueData, BaseStorage):
             return []
         return [bytes(item) for item in self._transport.script("list_bodies", (key,), (self._keys.base, stop))]
 
-    def _flush_set(self, key: str) -> None:
-        while self._transport.script("flush_chunk", (key,), (self._keys.base, CHUNK)) >= CHUNK:
+    def _flush_set(self, key: str, members: str = "m:") -> None:
+        """Empty the zset ``key`` and delete what its members name (message hashes, or values for ``"kv:"``)."""
+        while self._transport.script("flush_chunk", (key,), (self._keys.base, CHUNK, members)) >= CHUNK:
             pass
 
     def flush_queue(self) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from django_tasks_q.backends.base import DeadLetter, EmptyData, EmptyDataType, Reservation
@@ -78,37 +78,47 @@ def reservation(row: Any, token: str, now: float, deadline: float, peeked: bool)
     )
 
 
-def reservations(flat: Sequence[Any], width: int) -> list[tuple[Reservation, Any]]:
+def _optional_int(value: bytes | str) -> int | None:
+    return None if value in (b"", "") else int(value)
+
+
+_Fields = tuple[tuple[str, Callable[[Any], Any]], ...]
+"""The fields of a record a script lists flat: each one's name and how to read it."""
+
+_RESERVATION_FIELDS: _Fields = (
+    ("message_id", text),
+    ("data", bytes),
+    ("token", text),
+    ("attempt", int),
+    ("deadline", float),
+    ("reserved_at", float),
+    ("priority", priority),
+)
+_DEAD_LETTER_FIELDS: _Fields = (
+    ("id", text),
+    ("data", bytes),
+    ("reason", text),
+    ("detail", text),
+    ("attempts", int),
+    ("failed_at", float),
+    ("priority", _optional_int),
+)
+
+
+def _records(flat: Sequence[Any], width: int, fields: _Fields) -> Iterator[tuple[dict[str, Any], Sequence[Any]]]:
+    """Split a flat reply into rows of ``width`` fields: the named ``fields`` first, converted, then the rest."""
+    count = len(fields)
+    for i in range(0, len(flat), width):
+        named = {name: convert(flat[i + n]) for n, (name, convert) in enumerate(fields)}
+        yield named, flat[i + count : i + width]
+
+
+def reservations(flat: Sequence[Any], width: int) -> list[tuple[Reservation, Sequence[Any]]]:
     """Reservations listed ``width`` fields each (id, data, token, claims, deadline, reserved_at, priority, then
-    whatever else), each with its eighth field (``None`` when there are seven)."""
-    return [
-        (
-            Reservation(
-                message_id=text(flat[i]),
-                data=bytes(flat[i + 1]),
-                token=text(flat[i + 2]),
-                attempt=int(flat[i + 3]),
-                deadline=float(flat[i + 4]),
-                reserved_at=float(flat[i + 5]),
-                priority=priority(flat[i + 6]),
-            ),
-            flat[i + 7] if width > 7 else None,
-        )
-        for i in range(0, len(flat), width)
-    ]
+    whatever else), each with its fields past the seventh."""
+    return [(Reservation(**named), rest) for named, rest in _records(flat, width, _RESERVATION_FIELDS)]
 
 
 def dead_letters(flat: Sequence[Any]) -> list[DeadLetter]:
     """Dead letters listed 7 fields each: id, data, reason, detail, attempts, failed_at, priority ('': unknown)."""
-    return [
-        DeadLetter(
-            id=text(flat[i]),
-            data=bytes(flat[i + 1]),
-            reason=text(flat[i + 2]),
-            detail=text(flat[i + 3]),
-            attempts=int(flat[i + 4]),
-            failed_at=float(flat[i + 5]),
-            priority=None if flat[i + 6] in (b"", "") else int(flat[i + 6]),
-        )
-        for i in range(0, len(flat), 7)
-    ]
+    return [DeadLetter(**named) for named, _ in _records(flat, 7, _DEAD_LETTER_FIELDS)]

@@ -99,16 +99,6 @@ return redis.call('ZCARD', KEYS[1])
 """
 )
 
-# KEYS: results   ARGV: base, n   -> how many index entries were handled
-FLUSH_RESULTS_CHUNK = """
-local members = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[2]) - 1)
-for _, member in ipairs(members) do
-  redis.call('DEL', ARGV[1] .. 'kv:' .. member)
-  redis.call('ZREM', KEYS[1], member)
-end
-return #members
-"""
-
 # ----------------------------------------------------------------------------------------------- dead letters
 
 # KEYS: seq, dead   ARGV: base, data, reason, detail, attempts, failed_at, p, s   -> new id

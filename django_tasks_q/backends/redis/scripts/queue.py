@@ -87,14 +87,15 @@ end
 return out
 """
 
-# KEYS: ready or schedule   ARGV: base, n   -> how many members were removed (with their message hashes)
+# KEYS: ready, schedule or results   ARGV: base, n, what a member names ('m:' a message hash, 'kv:' a value)
+# -> how many members were removed (with the keys they name)
 FLUSH_CHUNK = """
-local ids = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[2]) - 1)
-for _, id in ipairs(ids) do
-  redis.call('DEL', ARGV[1] .. 'm:' .. id)
-  redis.call('ZREM', KEYS[1], id)
+local members = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[2]) - 1)
+for _, member in ipairs(members) do
+  redis.call('DEL', ARGV[1] .. ARGV[3] .. member)
+  redis.call('ZREM', KEYS[1], member)
 end
-return #ids
+return #members
 """
 
 # ----------------------------------------------------------------------------------------------- the schedule

@@ -217,6 +217,8 @@ def test_hooks_and_receivers_survive_a_rebuilt_queue() -> None:
 
 
 def test_the_storage_table_names_each_storage_once_and_its_huey_class_and_schemes_agree() -> None:
+    from django.utils.module_loading import import_string
+
     import django_tasks_q
     from django_tasks_q.backends.registry import STORAGES, URL_SCHEMES, load_storage_class
     from django_tasks_q.huey_settings import HUEY_CLASSES
@@ -225,13 +227,13 @@ def test_the_storage_table_names_each_storage_once_and_its_huey_class_and_scheme
     assert len(set(URL_SCHEMES)) == len(URL_SCHEMES)
     for entry in STORAGES:
         storage_class = load_storage_class(entry.alias, where="test")
-        assert f"{storage_class.__module__}.{storage_class.__qualname__}" == entry.class_path
+        assert import_string(entry.class_path) is storage_class  # the public dotted path users write
         for scheme in entry.url_schemes:
             url = "redis://h/0" if scheme.startswith("redis") else f"{scheme}:///x"
             assert parse_queue_url(url.replace("redis", scheme, 1))[0] == entry.alias
         if entry.huey_class:
             hub_class = getattr(django_tasks_q, entry.huey_class)
-            assert (hub_class.storage_path or hub_class.storage_class.__module__ + "." + hub_class.storage_class.__qualname__) == entry.class_path
+            assert (import_string(hub_class.storage_path) if hub_class.storage_path else hub_class.storage_class) is storage_class
             assert HUEY_CLASSES[f"huey.{entry.huey_class}"] == entry.alias
 
 

@@ -123,7 +123,7 @@ class _RedisContract(StorageContract):
         }[kind]
         client = storage.client
         (message_key,) = [
-            key for key in client.scan_iter(match=storage._msg("*"), count=1000) if client.hget(key, "d") == data
+            key for key in client.scan_iter(match=storage._keys.message("*"), count=1000) if client.hget(key, "d") == data
         ]
         client.hset(message_key, field, value)
 
@@ -541,27 +541,30 @@ class TestKeyLayout:
 
 @contextmanager
 def count_commands(storage: RedisStorage) -> Iterator[list[str]]:
-    """Record the name of every command the storage's client sends (one command = one round trip)."""
+    """Record the name of every command the storage sends (one write of commands = one round trip)."""
     client = storage.client
+    transport = storage._transport
     original = client.execute_command
-    original_direct = storage._direct_command  # the hot path sends on a held connection, past the client
+    original_send = getattr(transport, "send", None)  # a held-connection transport writes past the client
     sent: list[str] = []
 
     def counting(*args: Any, **options: Any) -> Any:
         sent.append(str(args[0]))
         return original(*args, **options)
 
-    def counting_direct(what: str, *args: Any) -> Any:
-        sent.append(str(args[0]))
-        return original_direct(what, *args)
+    def counting_send(what: str, *commands: Any) -> Any:
+        sent.extend(str(command[0]) for command in commands)
+        return original_send(what, *commands)
 
     client.execute_command = counting
-    storage._direct_command = counting_direct  # type: ignore[method-assign]
+    if original_send is not None:
+        transport.send = counting_send
     try:
         yield sent
     finally:
         del client.execute_command
-        del storage._direct_command
+        if original_send is not None:
+            del transport.send
 
 
 class TestRoundTrips:

@@ -48,7 +48,9 @@ from .exceptions import (
 )
 from .locks import LOCK_PREFIX, RATE_LIMIT_PREFIX, RateLimit, TaskLock
 from .manual import ManualDrive
-from .message import Message, MessageCodec, peek_raw, signing_keys_from_settings
+from .messages.codec import MessageCodec, peek_raw
+from .messages.envelope import Message
+from .messages.signing import signing_keys_from_settings
 from .registry import TaskRegistry
 from .result import NO_RESULT, ChordResult, Result, ResultGroup, StoredError
 from .serializers import decode_exception, encode_exception

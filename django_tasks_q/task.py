@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from .exceptions import ConfigurationError, InvalidOption, InvalidPriority, TaskTimeout
-from .message import EXPIRES_AS_TIMEDELTA, EXPIRES_IN, Message, new_call_id
+from .messages.envelope import EXPIRES_AS_TIMEDELTA, EXPIRES_IN, Message, new_call_id
 from .timeutils import TimeConversion, convert
 
 if TYPE_CHECKING:

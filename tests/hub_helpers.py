@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django_tasks_q import MemoryHuey, TaskQueue
-from django_tasks_q.message import FLAG_COMPRESSED, FLAG_SIGNED, FRAME_VERSION, MAGIC
+from django_tasks_q.messages.codec import FLAG_COMPRESSED, FLAG_SIGNED, FRAME_VERSION, MAGIC
 from django_tasks_q.timeutils import now_utc
 
 UTC = dt.UTC

@@ -1,4 +1,4 @@
-"""R22 and R26 in the admin: hostile bytes in every area of every storage; no page ever runs or decodes them.
+"""The admin and hostile payloads: hostile bytes in every area of every storage; no page ever runs or decodes them.
 
 A pickle whose ``__reduce__`` would create a marker file is pushed unsigned and badly signed (as messages and
 as values) into the queue, the schedule, in-flight, dead letters, results, progress and revocation records of
@@ -17,7 +17,7 @@ import pytest
 
 from django_tasks_q.conf import queues
 from django_tasks_q.history.models import TaskHistory
-from django_tasks_q.message import FLAG_SIGNED, FLAG_VALUE, FRAME_VERSION, MAGIC, SERIALIZER_PICKLE
+from django_tasks_q.messages.codec import FLAG_SIGNED, FLAG_VALUE, FRAME_VERSION, MAGIC, SERIALIZER_PICKLE
 from django_tasks_q.testing import drain
 from tests.admin_helpers import PAGES, Q, client_for, make_user, storage_settings
 

@@ -1,5 +1,4 @@
-"""What a worker does with a reserved message (R15, R21, R5, R17): size → signature → decode → registry →
-execute. Poison is dead-lettered with a reason and never executed; a stale reservation writes nothing."""
+"""What a worker does with a reserved message: size → signature → decode → registry → execute. Poison is dead-lettered with a reason and never executed; a stale reservation writes nothing."""
 
 from __future__ import annotations
 
@@ -12,7 +11,9 @@ from django.conf import settings
 from django.test import override_settings
 
 from django_tasks_q import TaskException
-from django_tasks_q.message import Message, MessageCodec, derive_signing_key
+from django_tasks_q.messages.codec import MessageCodec
+from django_tasks_q.messages.envelope import Message
+from django_tasks_q.messages.signing import derive_signing_key
 
 from .hub_helpers import Recorder, drain, later, new_queue, run_next, sign_frame
 
@@ -247,7 +248,7 @@ def test_a_message_signed_with_an_old_secret_key_still_verifies():
         assert value == 14
 
 
-# ---------------------------------------------------------------------------------------------- fencing (R5)
+# ---------------------------------------------------------------------------------------------- fencing
 
 
 def test_a_stale_reservation_writes_no_result():
@@ -340,7 +341,7 @@ def test_expired_reservations_go_back_then_to_the_dead_letters_at_max_attempts()
     assert events.events[2].args[:2] == ("max_attempts", f"task {result.id}: lease expired after 2 attempt(s)")
 
 
-# ---------------------------------------------------------------------------------------------- R17
+# ---------------------------------------------------------------------------------------- unstorable results
 
 
 def test_a_return_value_that_cannot_be_stored_is_a_clear_failure_not_a_crash():

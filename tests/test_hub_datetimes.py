@@ -15,7 +15,7 @@ from django.test import override_settings
 
 from django_tasks_q.conf import queues
 from django_tasks_q.decorators import task
-from django_tasks_q.message import Message
+from django_tasks_q.messages.envelope import Message
 from django_tasks_q.timeutils import present, to_utc
 
 from .hub_helpers import UTC, Recorder, later, naive_utc, new_queue

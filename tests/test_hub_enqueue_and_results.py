@@ -22,7 +22,7 @@ from django_tasks_q import (
     TaskWrapper,
 )
 from django_tasks_q.backends.memory import MemoryStorage
-from django_tasks_q.message import FLAG_COMPRESSED, FLAG_SIGNED
+from django_tasks_q.messages.codec import FLAG_COMPRESSED, FLAG_SIGNED
 from django_tasks_q.result import StoredError
 
 from .hub_helpers import UTC, Recorder, drain, later, naive_utc, new_queue, run_next

@@ -9,7 +9,7 @@ import zlib
 import pytest
 
 from django_tasks_q.exceptions import ConfigurationError, MessageDecodeError, SerializationError
-from django_tasks_q.message import MessageCodec
+from django_tasks_q.messages.codec import MessageCodec
 from django_tasks_q.signed_serializers import Serializer, SignedSerializer
 
 VALUES = [None, 0, 1, b"a" * 1024, ["k1", "k2"], {"k1": "v1"}, (1, "two"), {"nested": [b"\x00", 2.5]}]

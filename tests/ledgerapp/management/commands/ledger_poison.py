@@ -1,11 +1,12 @@
-"""``ledger_poison``: push bad and hostile messages straight into the default queue's store (RELIABILITY R15).
+"""``ledger_poison``: push bad and hostile messages straight into the default queue's store.
 
 The bytes go through ``queues['default'].storage.enqueue(...)``, never through the hub's validation: a raw
 store write is the point (a compromised producer, a corrupted store, an attacker with write access). Prints a
 JSON list of ``{"label", "reason", "sha"}``: the reason each one must be dead-lettered with, and the sha256 of
 its bytes (the first 16 hex digits) to find its dead letter.
 
-``--marker PATH``: the pickle payloads create PATH when unpickled (RELIABILITY R22: it must never appear).
+``--marker PATH``: the pickle payloads create PATH when unpickled (it must never appear: pickle is
+loaded only from a verified frame).
 ``--only-pickle``: push only the pickle payloads. ``--control``: push only a pickle signed with this project's key
 (a pickle queue loads it: the marker appears, so the payload is known to work).
 """
@@ -23,17 +24,17 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 
 from django_tasks_q.conf import queues
-from django_tasks_q.message import (
+from django_tasks_q.messages.codec import (
     FLAG_COMPRESSED,
     FLAG_SIGNED,
     FLAG_VALUE,
     FRAME_VERSION,
     MAGIC,
     SERIALIZER_PICKLE,
-    Message,
     MessageCodec,
-    derive_signing_key,
 )
+from django_tasks_q.messages.envelope import Message
+from django_tasks_q.messages.signing import derive_signing_key
 from tests.ledgerapp.tasks import record
 
 MiB = 1024 * 1024

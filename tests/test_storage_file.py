@@ -13,6 +13,8 @@ Crash points and several processes at once are in ``tests/test_file_processes.py
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 import time
@@ -216,6 +218,65 @@ def test_dead_letter_files(tmp_path: Path) -> None:
         1,
         -2,
     )
+
+
+def test_a_folder_written_in_the_on_disk_format_is_read_as_it_was_written(tmp_path: Path) -> None:
+    """Files named and filled as the layout documents (what earlier versions wrote) are read back unchanged."""
+    root = tmp_path / "disk%20q"
+    for area in ("ready", "inflight", "schedule", "data", "counters", "dead"):
+        (root / area).mkdir(parents=True)
+
+    def message_id(priority: int, ns: int, tail: str) -> str:
+        return f"{2**63 - 1 - priority:016x}-{ns:020d}-{tail * 32}"
+
+    def hashed(area: str, key: str) -> Path:
+        digest = hashlib.sha256(key.encode()).hexdigest()
+        path = root / area / digest[:2] / digest[2:4] / digest
+        path.parent.mkdir(parents=True)
+        return path
+
+    now_ns = time.time_ns()
+    (root / "ready" / f"{message_id(0, now_ns, 'a')}.0").write_bytes(b"low")
+    (root / "ready" / f"{message_id(5, now_ns + 1, 'b')}.2").write_bytes(b"high, delivered twice")
+    held = message_id(1, now_ns + 2, "c")
+    in_flight = root / "inflight" / f"{held}.1.{'d' * 32}.{now_ns // 1000}"
+    in_flight.write_bytes(b"held")
+    os.utime(in_flight, ns=(now_ns + 600 * 10**9, now_ns + 600 * 10**9))
+    (root / "schedule" / f"{now_ns - 10**9:020d}-{1:020d}-{'e' * 32}.3").write_bytes(b"due")
+    (root / "schedule" / f"{now_ns + 3600 * 10**9:020d}-{2:020d}-{'f' * 32}.0").write_bytes(b"later")
+    header = {"key": "result:1", "result": True, "expires": None}
+    hashed("data", "result:1").write_bytes(json.dumps(header).encode() + b"\nvalue")
+    hashed("counters", "hits").write_text(json.dumps({"key": "hits", "value": 4, "expires": None}))
+    letter = f"{now_ns:020d}-{'9' * 32}"
+    (root / "dead" / f"{letter}.3.-1.msg").write_bytes(b"poison")
+    (root / "dead" / f"{letter}.json").write_text(json.dumps({"reason": "error", "detail": "boom"}))
+
+    storage = FileStorage("disk q", path=tmp_path)
+    assert storage.enqueued_items() == [b"high, delivered twice", b"low"]
+    assert storage.scheduled_items() == [b"due", b"later"]
+    (reservation,) = storage.in_flight_items()
+    assert (reservation.message_id, reservation.token, reservation.attempt, reservation.data) == (
+        held,
+        "d" * 32,
+        1,
+        b"held",
+    )
+    assert reservation.priority == 1 and reservation.deadline == pytest.approx(now_ns / 1e9 + 600)
+    assert storage.task_results() == {"result:1": b"value"}
+    assert storage.incr("hits") == 5
+    (dead,) = storage.dead_letters()
+    assert (dead.id, dead.data, dead.reason, dead.detail, dead.attempts, dead.priority) == (
+        "9" * 32,
+        b"poison",
+        "error",
+        "boom",
+        3,
+        -1,
+    )
+    first = storage.reserve(30)
+    assert first is not None and (first.data, first.attempt, first.priority) == (b"high, delivered twice", 3, 5)
+    assert storage.ack(reservation, ("result:2", b"done", None))
+    assert storage.peek_data("result:2") == b"done" and storage.in_flight_size() == 1
 
 
 def test_use_thread_lock_chooses_the_guard(tmp_path: Path) -> None:

@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from django_tasks_q.backends.base import (
     BaseStorage,
@@ -93,6 +93,24 @@ class _Counter:
     expires_at: float | None
 
 
+_Expiring = TypeVar("_Expiring", _Entry, _Counter)
+
+
+def _live(table: dict[str, _Expiring], key: str, now: float) -> _Expiring | None:
+    """The table's item for ``key`` unless it has expired; an expired item is dropped from the table."""
+    item = table.get(key)
+    if item is not None and not is_live(item.expires_at, now):
+        del table[key]
+        return None
+    return item
+
+
+def _checked_write(key: str, value: bytes, ttl: float | None) -> tuple[str, bytes, float, float | None]:
+    """A checked write of ``value`` under ``key``: ``(key, value, now, expires_at)``."""
+    now = time.time()
+    return check_key(key), check_bytes(value, "value"), now, expiry_time(ttl, now)
+
+
 class MemoryStorage(BaseStorage):
     """Thread-safe, non-durable storage in this process's memory (see the module documentation).
 
@@ -142,28 +160,14 @@ class MemoryStorage(BaseStorage):
             self._ready_changed.wait(remaining)
         return True
 
-    def _entry(self, key: str, now: float) -> _Entry | None:
-        entry = self._data.get(key)
-        if entry is not None and not is_live(entry.expires_at, now):
-            del self._data[key]
-            return None
-        return entry
-
-    def _counter(self, key: str, now: float) -> _Counter | None:
-        counter = self._counters.get(key)
-        if counter is not None and not is_live(counter.expires_at, now):
-            del self._counters[key]
-            return None
-        return counter
-
     def _sweep(self, now: float) -> None:
         """Drop entries whose expiry time has passed (stale heap records are skipped)."""
         while self._expiries and self._expiries[0][0] <= now:
             _, kind, key = heapq.heappop(self._expiries)
             if kind == 0:
-                self._entry(key, now)
+                _live(self._data, key, now)
             else:
-                self._counter(key, now)
+                _live(self._counters, key, now)
 
     def _set_entry(self, key: str, value: bytes, is_result: bool, expires_at: float | None) -> None:
         self._data[key] = _Entry(value, is_result, expires_at)
@@ -270,10 +274,7 @@ class MemoryStorage(BaseStorage):
     # ------------------------------------------------------------------ key/value data
 
     def put_data(self, key: str, value: bytes, is_result: bool = False, ttl: float | None = None) -> None:
-        key = check_key(key)
-        value = check_bytes(value, "value")
-        now = time.time()
-        expires_at = expiry_time(ttl, now)
+        key, value, now, expires_at = _checked_write(key, value, ttl)
         with self._lock:
             self._sweep(now)
             self._set_entry(key, value, bool(is_result), expires_at)
@@ -281,13 +282,13 @@ class MemoryStorage(BaseStorage):
     def peek_data(self, key: str) -> bytes | EmptyDataType:
         key = check_key(key)
         with self._lock:
-            entry = self._entry(key, time.time())
+            entry = _live(self._data, key, time.time())
             return EmptyData if entry is None else entry.value
 
     def pop_data(self, key: str) -> bytes | EmptyDataType:
         key = check_key(key)
         with self._lock:
-            entry = self._entry(key, time.time())
+            entry = _live(self._data, key, time.time())
             if entry is None:
                 return EmptyData
             del self._data[key]
@@ -296,16 +297,13 @@ class MemoryStorage(BaseStorage):
     def has_data_for_key(self, key: str) -> bool:
         key = check_key(key)
         with self._lock:
-            return self._entry(key, time.time()) is not None
+            return _live(self._data, key, time.time()) is not None
 
     def put_if_empty(self, key: str, value: bytes, ttl: float | None = None) -> bool:
-        key = check_key(key)
-        value = check_bytes(value, "value")
-        now = time.time()
-        expires_at = expiry_time(ttl, now)
+        key, value, now, expires_at = _checked_write(key, value, ttl)
         with self._lock:
             self._sweep(now)
-            if self._entry(key, now) is not None:
+            if _live(self._data, key, now) is not None:
                 return False
             self._set_entry(key, value, False, expires_at)
             return True
@@ -313,7 +311,7 @@ class MemoryStorage(BaseStorage):
     def delete_data(self, key: str) -> bool:
         key = check_key(key)
         with self._lock:
-            if self._entry(key, time.time()) is None:
+            if _live(self._data, key, time.time()) is None:
                 return False
             del self._data[key]
             return True
@@ -371,7 +369,7 @@ class MemoryStorage(BaseStorage):
         now = time.time()
         with self._lock:
             self._sweep(now)
-            counter = self._counter(key, now)
+            counter = _live(self._counters, key, now)
             if counter is None:
                 expires_at = expiry_time(ttl, now)
                 counter = self._counters[key] = _Counter(0, expires_at)
@@ -394,7 +392,7 @@ class MemoryStorage(BaseStorage):
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
             while True:
-                entry = self._entry(key, time.time())
+                entry = _live(self._data, key, time.time())
                 if entry is not None:
                     return entry.value
                 if deadline is None:

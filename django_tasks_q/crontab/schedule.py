@@ -1,69 +1,14 @@
-"""Cron-style schedules for periodic tasks, with huey's ``crontab()`` semantics.
-
-``crontab()`` takes one argument per cron field and returns a :class:`Crontab`, a callable that tells
-whether a datetime falls on the schedule (seconds are ignored)::
-
-    crontab()                                        # every minute
-    crontab(minute="*/5")                            # every five minutes
-    crontab(minute=0, hour="9-17", day_of_week="1-5")  # on the hour, 09:00-17:00, Monday to Friday
-    crontab(minute=30, hour=2, day=1)                # 02:30 on the first of every month
-    crontab(minute=0, hour=9, tz="Europe/Paris")     # 09:00 Paris time, all year round
-
-Field syntax
-------------
-Every field takes an ``int`` or a ``str`` made of one item or a comma-separated list of items:
-
-=============  ==============================================  =========================
-item           meaning                                         example (hour field)
-=============  ==============================================  =========================
-``*``          every value of the field                        ``"*"``: 0, 1, ..., 23
-``*/n``        every n-th value, from the field's first one    ``"*/6"``: 0, 6, 12, 18
-``n``          exactly n                                       ``"9"``
-``m-n``        m to n inclusive                                ``"9-12"``: 9, 10, 11, 12
-``m-n/k``      every k-th value from m to n                    ``"8-18/4"``: 8, 12, 16
-``a,b,...``    any of the items                                ``"0,12,20-22"``
-=============  ==============================================  =========================
-
-Ranges: ``minute`` 0-59, ``hour`` 0-23, ``day`` (of the month) 1-31, ``month`` 1-12 and ``day_of_week``
-0-6 where **0 is Sunday** (huey's convention), 1 Monday, ..., 6 Saturday; 7 is accepted as Sunday too, so
-``"5-7"`` means Friday, Saturday and Sunday. ``day_of_week`` refuses ``*/n``, as huey does: it restarts every
-Sunday, so ``"*/3"`` (Sunday, Wednesday, Saturday) would not mean "every third day"; a bounded ``m-n/k``
-(``"1-5/2"``: Monday, Wednesday, Friday) works. Anything else -- a value out of range, a reversed range
-(``"5-2"``), a step of 0, an empty item, an item that does not parse, a type other than ``int``/``str`` --
-raises ``ValueError`` naming the field and the value as soon as ``crontab()`` is called. huey's ``strict``
-argument asks for exactly that; here it is always so (huey without ``strict=True`` silently drops an item it
-cannot parse, which changes the schedule), and ``strict`` is accepted for compatibility.
-
-Behaviour
----------
-* **All five fields must match** (logical AND), as in huey. This differs from Vixie cron, which fires when
-  *either* the day of the month or the day of the week matches once both are restricted: here
-  ``crontab(day=13, day_of_week=5)`` means "Friday the 13th", not "every 13th and every Friday".
-* **Time zones.** Without ``tz`` a datetime is matched on its own wall clock: a naive one as it is, an
-  aware one in its own zone (huey's behaviour). With ``tz`` (a ``zoneinfo.ZoneInfo``, a zone name such as
-  ``"Europe/Paris"`` or any ``tzinfo``) an aware datetime is first converted into that zone and a naive
-  one is taken as UTC, so ``crontab(minute=0, hour=9, tz="Europe/Paris")`` fires at 09:00 in Paris on both
-  sides of a daylight-saving change.
-* **reject_seconds=True** makes the schedule raise ``ValueError`` when asked about a datetime that has seconds
-  or microseconds, to catch callers that do not truncate to the minute.
-* ``crontab.hourly()`` and ``crontab.daily()`` (huey's shortcuts) are ``crontab(minute=0)`` and
-  ``crontab(minute=0, hour=0)``.
-* :meth:`Crontab.next_runs` lists the next matching minutes, :meth:`Crontab.describe` gives the expression
-  back as text (``"*/5 9-17 * * 1-5 tz=Europe/Paris"``) and :meth:`Crontab.parse` reads one, including the
-  aliases ``@hourly``, ``@daily`` (or ``@midnight``), ``@weekly``, ``@monthly`` and ``@yearly`` (or
-  ``@annually``).
-"""
+"""The :class:`Crontab` schedule: matching a datetime, listing the next runs, and its text form."""
 
 from __future__ import annotations
 
 import calendar
 import heapq
-import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import MAXYEAR, UTC, date, datetime, time, timedelta, tzinfo
-from typing import ClassVar
-from zoneinfo import ZoneInfo
+from typing import Any, ClassVar
+
+from django_tasks_q.crontab.fields import ALIASES, FIELDS, TzArg, parse_field, resolve_tz
 
 __all__ = ["SEARCH_HORIZON_YEARS", "Crontab", "crontab"]
 
@@ -78,115 +23,14 @@ _ONE_DAY = timedelta(days=1)
 # Longest month length for each month, leap years included.
 _MONTH_MAX_DAYS = {month: calendar.monthrange(2000, month)[1] for month in range(1, 13)}
 
-_ITEM_RE = re.compile(r"(?:(?P<star>\*)|(?P<start>\d+)(?:-(?P<end>\d+))?)(?:/(?P<step>\d+))?")
 
-_ALIASES = {
-    "@hourly": "0 * * * *",
-    "@daily": "0 0 * * *",
-    "@midnight": "0 0 * * *",
-    "@weekly": "0 0 * * 0",
-    "@monthly": "0 0 1 * *",
-    "@yearly": "0 0 1 1 *",
-    "@annually": "0 0 1 1 *",
-}
+def _read_only(attribute: str, doc: str) -> Any:
+    """A read-only property returning the instance's ``attribute``."""
 
-TzArg = ZoneInfo | tzinfo | str | None
+    def get(self: Crontab) -> Any:
+        return getattr(self, attribute)
 
-
-@dataclass(frozen=True)
-class _Field:
-    """One cron field: its name, its accepted numbers and how ``*`` expands."""
-
-    name: str
-    low: int
-    high: int  # highest number accepted in the text (7 for day_of_week)
-    star_high: int  # highest value ``*`` covers (6 for day_of_week)
-    note: str = ""
-
-    def describe_range(self) -> str:
-        return f"{self.name} accepts {self.low}-{self.high}{self.note}"
-
-    def normalise(self, number: int) -> int:
-        # Only day_of_week has an alias: 7 is Sunday, like 0.
-        return number % 7 if self.name == "day_of_week" else number
-
-
-_FIELDS = (
-    _Field("minute", 0, 59, 59),
-    _Field("hour", 0, 23, 23),
-    _Field("day", 1, 31, 31),
-    _Field("month", 1, 12, 12),
-    _Field("day_of_week", 0, 7, 6, " where 0 and 7 are Sunday"),
-)
-
-
-def _field_error(field: _Field, value: object, reason: str) -> ValueError:
-    return ValueError(f"invalid crontab {field.name} {value!r}: {reason}")
-
-
-def _parse_field(field: _Field, value: object) -> tuple[str, frozenset[int]]:
-    """Parse one field's value into (normalised text, set of matching numbers); raise ``ValueError``."""
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise _field_error(field, value, f"expected an int or a str, got {type(value).__name__}")
-    text = str(value).strip()
-    if not text:
-        raise _field_error(field, value, "the value is empty")
-
-    items = [item.strip() for item in text.split(",")]
-    numbers: set[int] = set()
-    for item in items:
-        if not item:
-            raise _field_error(field, value, "empty item in the comma-separated list")
-        match = _ITEM_RE.fullmatch(item)
-        if match is None:
-            raise _field_error(
-                field,
-                value,
-                f"cannot parse {item!r}; expected *, */n, n, m-n or m-n/k, or a comma list of them",
-            )
-        star, start, end, step = match.group("star", "start", "end", "step")
-        step_size = 1
-        if step is not None:
-            step_size = int(step)
-            if step_size < 1:
-                raise _field_error(field, value, f"the step in {item!r} must be at least 1")
-            if start is not None and end is None:
-                raise _field_error(
-                    field, value, f"{item!r}: a step needs '*' or a range before it, such as */5 or 0-30/5"
-                )
-            if star is not None and field.name == "day_of_week":
-                raise _field_error(
-                    field,
-                    value,
-                    f"{item!r} restarts every Sunday, so it does not mean every {step_size} days; list the days "
-                    "(such as '0,3,6') or use a range with a step (such as '1-5/2')",
-                )
-        if star is not None:
-            first, last = field.low, field.star_high
-        else:
-            first = int(start)
-            last = int(end) if end is not None else first
-            for number in (first, last):
-                if not field.low <= number <= field.high:
-                    raise _field_error(field, value, f"{number} is out of range ({field.describe_range()})")
-            if first > last:
-                raise _field_error(field, value, f"the range {item!r} is reversed ({first} > {last})")
-        numbers.update(field.normalise(number) for number in range(first, last + 1, step_size))
-    return ",".join(items), frozenset(numbers)
-
-
-def _resolve_tz(tz: object) -> tzinfo | None:
-    if tz is None or isinstance(tz, tzinfo):
-        return tz
-    if isinstance(tz, str):
-        try:
-            return ZoneInfo(tz)
-        except (KeyError, ValueError, OSError):  # ZoneInfoNotFoundError is a KeyError
-            raise ValueError(f"invalid crontab tz {tz!r}: unknown time zone") from None
-    raise ValueError(
-        f"invalid crontab tz {tz!r}: expected a zoneinfo.ZoneInfo, a time zone name or None, "
-        f"got {type(tz).__name__}"
-    )
+    return property(get, doc=doc)
 
 
 def _is_aware(value: datetime) -> bool:
@@ -205,7 +49,7 @@ class Crontab:
     same time zone with the same ``reject_seconds`` flag, whatever the spelling (``"*/20"`` equals ``"0,20,40"``).
     """
 
-    _ALIASES: ClassVar[dict[str, str]] = _ALIASES
+    _ALIASES: ClassVar[dict[str, str]] = ALIASES
 
     def __init__(
         self,
@@ -222,14 +66,14 @@ class Crontab:
         # ``strict`` is huey's "refuse items that do not parse", which every field here always does.
         del strict
         parsed = [
-            _parse_field(field, value)
-            for field, value in zip(_FIELDS, (minute, hour, day, month, day_of_week), strict=True)
+            parse_field(field, value)
+            for field, value in zip(FIELDS, (minute, hour, day, month, day_of_week), strict=True)
         ]
         self._texts: tuple[str, ...] = tuple(text for text, _ in parsed)
         sets = [numbers for _, numbers in parsed]
         self._minutes, self._hours, self._days, self._months, self._days_of_week = sets
         self._reject_seconds = bool(reject_seconds)
-        self._tz = _resolve_tz(tz)
+        self._tz = resolve_tz(tz)
         # Minutes of the day that match, as (hour, minute) in order; days of the month in order.
         self._times = tuple((h, m) for h in sorted(self._hours) for m in sorted(self._minutes))
         self._sorted_days = tuple(sorted(self._days))
@@ -237,40 +81,21 @@ class Crontab:
 
     # -- read-only views ------------------------------------------------------------------------------
 
-    @property
-    def minutes(self) -> frozenset[int]:
-        """The minutes (0-59) the schedule matches."""
-        return self._minutes
-
-    @property
-    def hours(self) -> frozenset[int]:
-        """The hours (0-23) the schedule matches."""
-        return self._hours
-
-    @property
-    def days(self) -> frozenset[int]:
-        """The days of the month (1-31) the schedule matches."""
-        return self._days
-
-    @property
-    def months(self) -> frozenset[int]:
-        """The months (1-12) the schedule matches."""
-        return self._months
-
-    @property
-    def days_of_week(self) -> frozenset[int]:
-        """The days of the week the schedule matches, 0 = Sunday ... 6 = Saturday (7 is folded into 0)."""
-        return self._days_of_week
-
-    @property
-    def reject_seconds(self) -> bool:
-        """Whether calling the schedule with a datetime that has seconds raises ``ValueError``."""
-        return self._reject_seconds
-
-    @property
-    def tz(self) -> tzinfo | None:
-        """The zone the schedule is matched in, or ``None`` for each datetime's own wall clock."""
-        return self._tz
+    minutes: frozenset[int] = _read_only("_minutes", "The minutes (0-59) the schedule matches.")
+    hours: frozenset[int] = _read_only("_hours", "The hours (0-23) the schedule matches.")
+    days: frozenset[int] = _read_only("_days", "The days of the month (1-31) the schedule matches.")
+    months: frozenset[int] = _read_only("_months", "The months (1-12) the schedule matches.")
+    days_of_week: frozenset[int] = _read_only(
+        "_days_of_week",
+        "The days of the week the schedule matches, 0 = Sunday ... 6 = Saturday (7 is folded into 0).",
+    )
+    reject_seconds: bool = _read_only(
+        "_reject_seconds",
+        "Whether calling the schedule with a datetime that has seconds raises ``ValueError``.",
+    )
+    tz: tzinfo | None = _read_only(
+        "_tz", "The zone the schedule is matched in, or ``None`` for each datetime's own wall clock."
+    )
 
     @property
     def tz_name(self) -> str | None:
@@ -495,7 +320,7 @@ class Crontab:
                     "(expected tz=<zone> or reject_seconds=true)"
                 )
         if text_tz is not None:
-            if tz is not None and _resolve_tz(tz) != _resolve_tz(text_tz):
+            if tz is not None and resolve_tz(tz) != resolve_tz(text_tz):
                 raise ValueError(
                     f"invalid crontab expression {expression!r}: tz={text_tz} conflicts with tz={tz!r}"
                 )

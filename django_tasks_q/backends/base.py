@@ -174,7 +174,7 @@ class BaseStorage(DeliveryContract):
             unknown = ", ".join(sorted(storage_kwargs))
             raise ConfigurationError(
                 f"{type(self).__name__}({name!r}): unknown option(s) {unknown}; "
-                f"it accepts {', '.join(sorted(constructor_options(type(self)) or ())) or 'no options'}"
+                f"it accepts {', '.join(sorted(constructor_options(type(self), root=BaseStorage) or ())) or 'no options'}"
             )
         self.name = name
 
@@ -227,7 +227,8 @@ class BaseStorage(DeliveryContract):
         keywords that no constructor along the class hierarchy takes by name. A storage that hands extra
         keywords on to a client library overrides it to accept those too.
         """
-        return list(refuse_unknown_options(cls, options, constructor_options(cls), where=f"{where}['OPTIONS']"))
+        accepted = constructor_options(cls, root=BaseStorage)
+        return list(refuse_unknown_options(cls, options, accepted, where=f"{where}['OPTIONS']"))
 
     @classmethod
     def supports_dead_letters(cls) -> bool:

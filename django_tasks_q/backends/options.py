@@ -16,15 +16,13 @@ from .errors import UnknownOptions
 __all__ = ["constructor_options", "refuse_unknown_options"]
 
 
-def constructor_options(storage_class: type) -> frozenset[str] | None:
+def constructor_options(storage_class: type, *, root: type) -> frozenset[str] | None:
     """The keyword arguments the constructor of ``storage_class`` takes besides ``name``; ``None`` for "any".
 
     The named parameters of ``__init__`` along the class hierarchy, stopping at the first ``__init__`` without
-    ``**kwargs`` or at ``BaseStorage`` (which refuses whatever reaches it). ``None`` when no class stops the
-    chain (a constructor that hands ``**kwargs`` to something that takes anything).
+    ``**kwargs`` or at ``root`` (the contract's base class, which refuses whatever reaches it). ``None`` when no
+    class stops the chain (a constructor that hands ``**kwargs`` to something that takes anything).
     """
-    from .base import BaseStorage
-
     accepted: set[str] = set()
     for klass in storage_class.__mro__:
         init = klass.__dict__.get("__init__")
@@ -32,7 +30,7 @@ def constructor_options(storage_class: type) -> frozenset[str] | None:
             continue
         params = list(inspect.signature(init).parameters.values())
         accepted |= {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
-        if not any(p.kind is p.VAR_KEYWORD for p in params) or klass is BaseStorage:
+        if not any(p.kind is p.VAR_KEYWORD for p in params) or klass is root:
             return frozenset(accepted - {"self", "name"})
     return None
 

@@ -156,7 +156,7 @@ class RedisStorage(ReliableDelivery, KeyValueData, BaseStorage):
     @classmethod
     def check_options(cls, options: Mapping[str, Any], *, where: str) -> list[ConfigurationError]:
         """The base check, accepting as well every keyword :class:`redis.Redis` takes (handed on to the client)."""
-        accepted = (constructor_options(cls) or frozenset()) | client_parameters()
+        accepted = (constructor_options(cls, root=BaseStorage) or frozenset()) | client_parameters()
         return list(refuse_unknown_options(cls, options, accepted, where=f"{where}['OPTIONS']"))
 
     @property

@@ -28,7 +28,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from ..exceptions import TasksQError
 from ..history.models import TaskHistory
 from ..timeutils import from_epoch
-from .base import APP, SCAN_LIMIT, breadcrumbs, get_hub, log_action, queue_names, require_perm
+from .access import APP, SCAN_LIMIT, breadcrumbs, get_hub, log_action, queue_names, require_perm
 
 MAX_IDS = 500
 

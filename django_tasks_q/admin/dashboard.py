@@ -16,8 +16,9 @@ from django.utils import timezone
 from ..conf import queues
 from ..history.models import ConsumerHeartbeat, QueueMinute
 from . import charts
+from .access import APP, selected_queues
 from .actions import action_view
-from .base import APP, AnchorAdmin, selected_queues
+from .base import AnchorAdmin
 
 logger = logging.getLogger("django_tasks_q.admin")
 

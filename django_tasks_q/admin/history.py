@@ -25,8 +25,9 @@ from ..conf import queues
 from ..history.models import ConsumerHeartbeat, TaskHistory
 from ..result import NO_RESULT, StoredError
 from ..task import Task
+from .access import APP, breadcrumbs, log_action, queue_names, user_perms
 from .actions import Params, _retry
-from .base import APP, SafeListMixin, action_urls, admin_nav, breadcrumbs, log_action, queue_names, user_perms
+from .base import SafeListMixin, action_urls, admin_nav
 
 
 class QueueFilter(admin.SimpleListFilter):

@@ -17,7 +17,8 @@ from ..conf import queues
 from ..history.models import TaskHistory, TaskStatus
 from ..queue import MessageView
 from ..timeutils import from_epoch
-from .base import PER_PAGE, SCAN_LIMIT, AnchorAdmin, page_number, selected_queues, window
+from .access import SCAN_LIMIT, selected_queues
+from .base import PER_PAGE, AnchorAdmin, page_number, window
 
 TEXT_PREVIEW = 300
 

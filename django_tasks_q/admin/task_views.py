@@ -24,16 +24,8 @@ from django.utils import timezone
 from ..conf import consumer_options, queues
 from ..exceptions import TasksQError
 from ..history.models import TaskHistory
-from .base import (
-    APP,
-    SCAN_LIMIT,
-    AnchorAdmin,
-    get_hub,
-    log_action,
-    refuse_json_constant,
-    require_perm,
-    selected_queues,
-)
+from .access import APP, SCAN_LIMIT, get_hub, log_action, require_perm, selected_queues
+from .base import AnchorAdmin, refuse_json_constant
 
 NEXT_RUNS = 5
 

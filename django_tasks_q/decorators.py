@@ -50,7 +50,7 @@ def task(
 ) -> Callable[[Callable[..., Any]], QueueTaskWrapper]:
     """Decorator: register a function as a task of the configured queue ``queue``.
 
-    Takes the options of :meth:`TaskQueue.task <django_tasks_q.queue.TaskQueue.task>`.
+    Takes the options of :meth:`TaskQueue.task <django_tasks_q.hub.queue.TaskQueue.task>`.
     """
 
     def decorator(func: Callable[..., Any]) -> QueueTaskWrapper:

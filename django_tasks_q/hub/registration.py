@@ -33,23 +33,13 @@ class Declarations:
     ) -> Callable[[Callable[..., Any]], TaskWrapper]:
         """Decorator: register a function as a task of this queue."""
         hub = self.hub
+        options = {"name": name, "retries": retries, "retry_delay": retry_delay, "retry_backoff": retry_backoff,
+                   "priority": priority, "context": context, "expires": expires, "timeout": timeout, **kwargs}
 
         def decorator(func: Callable[..., Any]) -> TaskWrapper:
             if isinstance(func, TaskWrapper):
                 func = func.func  # a task of another queue: this queue gets its own task of the same function
-            wrapper = TaskWrapper(
-                hub,
-                func,
-                name=name,
-                retries=retries,
-                retry_delay=retry_delay,
-                retry_backoff=retry_backoff,
-                priority=priority,
-                context=context,
-                expires=expires,
-                timeout=timeout,
-                **kwargs,
-            )
+            wrapper = TaskWrapper(hub, func, **options)
             hub.registry.register(wrapper)
             return wrapper
 
@@ -74,17 +64,9 @@ class Declarations:
         """
         if not callable(validate_datetime):
             raise ConfigurationError("periodic_task() needs a callable such as crontab(...) as its first argument")
-        return self.hub.task(
-            retries=retries,
-            retry_delay=retry_delay,
-            priority=priority,
-            context=context,
-            name=name,
-            expires=expires,
-            timeout=timeout,
-            validate_datetime=validate_datetime,
-            **kwargs,
-        )
+        options = {"retries": retries, "retry_delay": retry_delay, "priority": priority, "context": context,
+                   "name": name, "expires": expires, "timeout": timeout}
+        return self.hub.task(validate_datetime=validate_datetime, **options, **kwargs)
 
     def context_task(self, obj: Any, as_argument: bool = False, **kwargs: Any) -> Callable[..., TaskWrapper]:
         """Decorator: a task that runs inside ``with obj:`` (``as_argument`` passes what it yields first)."""

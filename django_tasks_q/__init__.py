@@ -28,10 +28,9 @@ from .exceptions import (
     TasksQError,
     TaskTimeout,
 )
-from .queue import (
+from .hub.huey import (
     BlackHoleHuey,
     FileHuey,
-    Huey,
     MemoryHuey,
     PostgresHuey,
     PriorityRedisExpireHuey,
@@ -39,10 +38,11 @@ from .queue import (
     RedisExpireHuey,
     RedisHuey,
     SqliteHuey,
-    TaskQueue,
 )
+from .hub.queue import Huey, TaskQueue
 from .result import ChordResult, Result, ResultGroup
-from .task import PeriodicTask, Task, TaskWrapper, chord, group
+from .task import PeriodicTask, Task, TaskWrapper
+from .task_groups import chord, group
 
 __version__ = "0.1.0"
 

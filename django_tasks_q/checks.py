@@ -171,8 +171,8 @@ def _orm_storage_aliases() -> set[str]:
 
 
 def _check_hub_options(queue: QueueSettings, storage_class: type) -> list[CheckMessage]:
+    from .hub.queue import TaskQueue
     from .messages.codec import MessageCodec
-    from .queue import TaskQueue
 
     where, conf = queue.where, queue.conf
     messages: list[CheckMessage] = []

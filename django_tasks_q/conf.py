@@ -1,6 +1,6 @@
 """Settings → queues: ``TASKS_Q`` names queues like ``CACHES`` names caches.
 
-``queues["emails"]`` is the :class:`~django_tasks_q.queue.TaskQueue` of the
+``queues["emails"]`` is the :class:`~django_tasks_q.hub.queue.TaskQueue` of the
 ``emails`` queue, built on first use (nothing is built at import time) and
 rebuilt after ``TASKS_Q``, ``SECRET_KEY`` or ``USE_TZ`` change (``override_settings``
 works). Tasks are kept in a registry per queue name that outlives rebuilds.
@@ -211,7 +211,7 @@ def registry_for(name: str) -> TaskRegistry:
 
 def build_queue(name: str) -> Any:
     """Build the hub of queue ``name`` from settings; it presents aware UTC datetimes when ``USE_TZ`` is on."""
-    from .queue import TaskQueue
+    from .hub.queue import TaskQueue
 
     parsed = queue_settings(name)
     storage_class, storage_kwargs = parsed.storage()

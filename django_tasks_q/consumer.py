@@ -411,7 +411,7 @@ class Consumer:
         now = now_utc()
         for queue in self.queues:
             queue.enqueue_due(now)
-            if queue.pending_count() or queue.storage.in_flight_size():
+            if queue.pending_count() or queue.in_flight_count():
                 return False
         return True
 
@@ -424,7 +424,7 @@ class Consumer:
         last_minute: dict[str, dt.datetime] = {}
         error_delay = interval
         # The backoff never outgrows the reaper's interval: once the store is back, expired leases are reclaimed
-        # within lease + reaper interval (R4), however long the outage was.
+        # within lease + reaper interval, however long the outage was.
         max_error_delay = max(interval, min(30.0, *reap_every.values()))
         while not self.stop_event.is_set():
             try:
@@ -558,10 +558,10 @@ class Consumer:
             logger.warning("queue %r: could not look for stored revocations: %s", queue.name, exc)
 
     def _log_startup_warnings(self) -> None:
-        """Log what each storage says about its store's durability (RELIABILITY R9: Redis without AOF ...)."""
+        """Log what each storage says about its store's durability (Redis without AOF, ...)."""
         for queue in self.queues:
             try:
-                warnings = queue.storage.startup_warnings()
+                warnings = queue.startup_warnings()
             except Exception as exc:  # a custom storage's bug must not stop the consumer
                 warnings = [f"{type(queue.storage).__name__}.startup_warnings() failed: {exc}"]
             for warning in warnings:

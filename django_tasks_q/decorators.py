@@ -50,25 +50,16 @@ def task(
 ) -> Callable[[Callable[..., Any]], QueueTaskWrapper]:
     """Decorator: register a function as a task of the configured queue ``queue``.
 
-    Takes the options of :meth:`TaskQueue.task <django_tasks_q.queue.TaskQueue.task>`.
+    Takes the options of :meth:`TaskQueue.task <django_tasks_q.hub.queue.TaskQueue.task>`.
     """
+
+    options = {"name": name, "retries": retries, "retry_delay": retry_delay, "retry_backoff": retry_backoff,
+               "priority": priority, "context": context, "expires": expires, "timeout": timeout, **extra}
 
     def decorator(func: Callable[..., Any]) -> QueueTaskWrapper:
         if name is None:
             refuse_unimportable_task(func, queue)
-        wrapper = QueueTaskWrapper(
-            queue,
-            func,
-            name=name,
-            retries=retries,
-            retry_delay=retry_delay,
-            retry_backoff=retry_backoff,
-            priority=priority,
-            context=context,
-            expires=expires,
-            timeout=timeout,
-            **extra,
-        )
+        wrapper = QueueTaskWrapper(queue, func, **options)
         registry_for(queue).register(wrapper)
         return wrapper
 

@@ -51,8 +51,8 @@ def snapshot(name: str, now: dt.datetime | None = None) -> QueueHealth:
         health.storage = type(hub.storage).__name__
         health.pending = hub.pending_count()
         health.scheduled = hub.scheduled_count()
-        health.in_flight = hub.storage.in_flight_size()
-        health.dead_letters = hub.storage.dead_letter_count() if hub.storage.supports_dead_letters() else 0
+        health.in_flight = hub.in_flight_count()
+        health.dead_letters = hub.dead_letter_count()
         health.results = hub.result_count()
         oldest = hub.pending(limit=1)
         if oldest and oldest[0].enqueued_at is not None:

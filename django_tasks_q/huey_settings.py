@@ -206,7 +206,7 @@ def _backend_for_class(
 
 def _backend_of_queue_class(path: str) -> str | None:
     """The storage of a TaskQueue subclass named by ``path`` (e.g. ``django_tasks_q.SqliteHuey``), if any."""
-    from .queue import TaskQueue
+    from .hub.queue import TaskQueue
 
     try:
         klass = import_string(path)
@@ -250,7 +250,7 @@ def _split_consumer(
 
 
 def _from_instance(hub: Any) -> HueyTranslation:
-    from .queue import TaskQueue
+    from .hub.queue import TaskQueue
 
     problems: list[tuple[str, str]] = []
     klass = type(hub)

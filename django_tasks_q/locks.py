@@ -10,12 +10,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .exceptions import InvalidOption, RateLimitExceeded, TaskLockedException
+from .hub.keyspace import rate_limit_key
 
 if TYPE_CHECKING:
-    from .queue import TaskQueue
-
-LOCK_PREFIX = "lock."
-RATE_LIMIT_PREFIX = "ratelimit."
+    from .hub.queue import TaskQueue
 
 
 class _DecoratorContext:
@@ -62,15 +60,15 @@ class TaskLock(_DecoratorContext):
 
     def is_locked(self) -> bool:
         """Whether someone holds the lock now."""
-        return self.queue.storage.has_data_for_key(self.key)
+        return self.queue.lock_store.held(self.key)
 
     def acquire(self) -> bool:
         """Take the lock if it is free; True when taken."""
-        return self.queue.storage.put_if_empty(self.key, b"1", ttl=self.ttl)
+        return self.queue.lock_store.take(self.key, self.ttl)
 
     def release(self) -> bool:
         """Give the lock back; True when it was held."""
-        return self.queue.storage.delete_data(self.key)
+        return self.queue.lock_store.give_back(self.key)
 
     def clear(self) -> bool:
         """Remove the lock whoever holds it (same as :meth:`release`)."""
@@ -111,12 +109,12 @@ class RateLimit(_DecoratorContext):
         return int(now // self.per)
 
     def _key(self, now: float) -> str:
-        return f"{RATE_LIMIT_PREFIX}{self.name}.{self._window(now)}"
+        return rate_limit_key(self.name, self._window(now))
 
     def acquire(self) -> None:
         """Count one entry in the current window; raise :class:`RateLimitExceeded` when that goes past the limit."""
         now = time.time()
-        count = self.queue.storage.incr(self._key(now), 1, ttl=self.per * 2)
+        count = self.queue.lock_store.count(self._key(now), 1, ttl=self.per * 2)
         if count > self.limit:
             retry_at = (self._window(now) + 1) * self.per
             delay = retry_at - now
@@ -131,15 +129,15 @@ class RateLimit(_DecoratorContext):
 
     def current_usage(self) -> int:
         """How many entries the current window has counted (including refused ones)."""
-        return self.queue.storage.incr(self._key(time.time()), 0, ttl=self.per * 2)
+        return self.queue.lock_store.count(self._key(time.time()), 0, ttl=self.per * 2)
 
     def reset(self) -> None:
         """Start the current window afresh (its count goes back to zero)."""
         key = self._key(time.time())
-        used = self.queue.storage.incr(key, 0, ttl=self.per * 2)
+        used = self.queue.lock_store.count(key, 0, ttl=self.per * 2)
         if used:
             # Counters are changed only through incr (they need not share the key/value area).
-            self.queue.storage.incr(key, -used)
+            self.queue.lock_store.count(key, -used)
 
     def __enter__(self) -> RateLimit:
         self.acquire()

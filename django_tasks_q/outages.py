@@ -115,7 +115,7 @@ def verify_storages(
         waiting_since: float | None = None
         while True:
             try:
-                queue.storage.queue_size()
+                queue.pending_count()
             except Exception as exc:
                 problem = f"queue {queue.name!r}: storage {type(queue.storage).__name__} unavailable: {exc}"
                 if not wait:

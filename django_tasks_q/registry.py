@@ -1,4 +1,4 @@
-"""Task registry: the only way a stored task path becomes code (RELIABILITY R23).
+"""Task registry: the only way a stored task path becomes code.
 
 Tasks are registered under their :attr:`~django_tasks_q.task.TaskWrapper.path` (``name=`` if given, else the
 function's ``module.qualname``), the name messages carry. Paths are never imported from a payload; a message

@@ -12,7 +12,7 @@ from .exceptions import InvalidMessage, ResultTimeout, TaskDeadLettered, TaskExc
 
 if TYPE_CHECKING:
     from .backends.base import DeadLetter
-    from .queue import TaskQueue
+    from .hub.queue import TaskQueue
     from .task import Task
 
 _MISSING = object()
@@ -172,7 +172,7 @@ def find_dead_letter(queue: TaskQueue, task_id: str) -> DeadLetter | None:
 
 
 class StoredError:
-    """A failure as stored in the result area: plain data (the error metadata), never an exception object (R23)."""
+    """A failure as stored in the result area: plain data (the error metadata), never an exception object."""
 
     __slots__ = ("metadata",)
 

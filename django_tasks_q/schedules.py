@@ -46,7 +46,6 @@ MISFIRE_CHOICES = [
 ]
 CATCH_UP_LIMIT = 100
 SKIP_GRACE = dt.timedelta(seconds=90)
-MARKER_PREFIX = "schedule."
 
 MIN_INTERVAL = 1.0
 MAX_INTERVAL = 3650 * 86400.0
@@ -261,8 +260,7 @@ def dispatch_schedules(hub: Any, now: dt.datetime | None = None) -> list[Schedul
     for schedule in schedules:
         ticks = _due_ticks_or_skip(hub.name, schedule, now)
         for tick in ticks:
-            marker = f"{MARKER_PREFIX}{schedule.pk}.{tick.astimezone(dt.UTC).isoformat()}"
-            if not hub.storage.put_if_empty(marker, b"1", ttl=2 * 86400):
+            if not hub.claim_schedule_tick(schedule.pk, tick):
                 continue
             try:
                 result = hub.enqueue_call(schedule.task, schedule.args, schedule.kwargs)

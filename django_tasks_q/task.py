@@ -16,61 +16,15 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from .exceptions import ConfigurationError, InvalidOption, InvalidPriority, TaskTimeout
+from .exceptions import ConfigurationError, InvalidOption, TaskTimeout
 from .messages.envelope import EXPIRES_AS_TIMEDELTA, EXPIRES_IN, Message, new_call_id
+from .task_options import CALL_OPTIONS, validate_options
 from .timeutils import TimeConversion, convert
 
 if TYPE_CHECKING:
     from .backends.base import Reservation
-    from .queue import TaskQueue
-    from .result import ChordResult, Result, ResultGroup
-
-PRIORITY_MIN = -32768
-PRIORITY_MAX = 32767
-
-CALL_OPTIONS = (
-    "eta", "delay", "retries", "retry_delay", "retry_backoff", "priority", "expires", "timeout", "unique_key"
-)
-"""Keywords a task call takes as options rather than arguments (unless the function declares them)."""
-
-
-def validate_priority(priority: object, where: str) -> int | None:
-    """Return ``priority`` when it is None or an int in range, else raise :class:`InvalidPriority`."""
-    if priority is None:
-        return None
-    if isinstance(priority, bool) or not isinstance(priority, int):
-        raise InvalidPriority(f"{where}: priority must be an int, got {type(priority).__name__}: {priority!r}")
-    if not PRIORITY_MIN <= priority <= PRIORITY_MAX:
-        raise InvalidPriority(
-            f"{where}: priority {priority} is out of range [{PRIORITY_MIN}, {PRIORITY_MAX}]"
-        )
-    return priority
-
-
-def _non_negative(value: object, option: str, where: str, *, integer: bool = False) -> Any:
-    kinds: tuple[type, ...] = (int,) if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kinds) or not math.isfinite(value) or value < 0:
-        kind = "a non-negative int" if integer else "a non-negative number"
-        raise InvalidOption(f"{where}: {option} must be {kind}, got {value!r}", field=option)
-    return value
-
-
-def validate_options(where: str, **options: Any) -> dict[str, Any]:
-    """Check the numeric task options that were given; return them unchanged."""
-    if options.get("retries") is not None:
-        _non_negative(options["retries"], "retries", where, integer=True)
-    if options.get("retry_delay") is not None:
-        _non_negative(options["retry_delay"], "retry_delay", where)
-    if options.get("retry_backoff") is not None:
-        backoff = _non_negative(options["retry_backoff"], "retry_backoff", where)
-        if backoff < 1:
-            raise InvalidOption(f"{where}: retry_backoff must be >= 1, got {backoff!r}", field="retry_backoff")
-    if options.get("timeout") is not None:
-        _non_negative(options["timeout"], "timeout", where)  # 0, as None, means no time limit (as in huey)
-    if "priority" in options:
-        validate_priority(options["priority"], where)
-    return options
-
+    from .hub.queue import TaskQueue
+    from .result import Result, ResultGroup
 
 class Task:
     """One call of a task: its id, arguments and options, as carried by a message.
@@ -83,7 +37,7 @@ class Task:
     given, else the function's ``__name__``).
 
     The hub gives ``eta``, ``expires_resolved`` and ``enqueued_at`` in its datetime convention (naive or aware,
-    see :class:`~django_tasks_q.queue.TaskQueue`). ``expires`` is the expiry as it was given (seconds, a
+    see :class:`~django_tasks_q.hub.queue.TaskQueue`). ``expires`` is the expiry as it was given (seconds, a
     timedelta or a datetime) and ``expires_resolved`` the moment it stands for, fixed when the call is enqueued
     (``None`` before, for a relative expiry). Either convention may be assigned to ``eta``: the hub reads a naive
     value as its ``utc`` setting says.
@@ -201,7 +155,7 @@ class Task:
         if self.on_complete is not None:
             self.on_complete.then(task, *args, **kwargs)
         else:
-            self.on_complete = _as_task(task, args, kwargs)
+            self.on_complete = as_task(task, args, kwargs)
         return self
 
     def error(self, task: TaskWrapper | Task, *args: Any, **kwargs: Any) -> Task:
@@ -217,7 +171,7 @@ class Task:
         if self.on_error is not None:
             self.on_error.error(task, *args, **kwargs)
         else:
-            self.on_error = _as_task(task, args, kwargs)
+            self.on_error = as_task(task, args, kwargs)
         return self
 
     def extend_data(self, data: Any) -> None:
@@ -248,7 +202,7 @@ class Task:
         """The wire envelope of this call (and of its pipeline steps).
 
         ``as_utc`` turns the call's datetimes into the aware UTC ones an encoded message needs (the hub's
-        :meth:`~django_tasks_q.queue.TaskQueue.as_utc`); without it they are carried as they are, which
+        :meth:`~django_tasks_q.hub.queue.TaskQueue.as_utc`); without it they are carried as they are, which
         :meth:`copy` relies on. A relative ``expires`` travels in ``extra`` (``EXPIRES_IN``), and the moment it
         resolved to, if it has, in the ``expires`` field; an absolute ``expires`` is its own resolution.
         """
@@ -294,7 +248,7 @@ class Task:
         """Rebuild a call from its envelope; ``registry_get`` binds it (and its follow-ups) to tasks.
 
         ``present`` turns the message's aware UTC datetimes into the hub's convention (the hub's
-        :meth:`~django_tasks_q.queue.TaskQueue.present`); without it they are kept as they are. A message
+        :meth:`~django_tasks_q.hub.queue.TaskQueue.present`); without it they are kept as they are. A message
         without ``EXPIRES_IN`` in ``extra`` had no relative expiry: ``expires`` is then the moment of its
         ``expires`` field, as ``expires_resolved``.
         """
@@ -357,7 +311,8 @@ class PeriodicTask(Task):
     """A call of a periodic task (one declared with ``periodic_task``); such calls store no result."""
 
 
-def _as_task(task: TaskWrapper | Task, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Task:
+def as_task(task: TaskWrapper | Task, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Task:
+    """A call of ``task`` (a bare task, or a ``.s()`` call to which ``args`` and ``kwargs`` are added)."""
     if isinstance(task, TaskWrapper):
         return task.s(*args, **kwargs)
     if isinstance(task, Task):
@@ -616,89 +571,3 @@ def _signature_or_none(func: Callable[..., Any]) -> inspect.Signature | None:
         return inspect.signature(func)
     except (TypeError, ValueError):
         return None
-
-
-class group:
-    """Calls to enqueue together: ``queue.enqueue(group([...]))`` (or ``.enqueue()``) returns a ResultGroup.
-
-    Built first and enqueued later, as in huey. ``.then(callback)`` turns the group into a :class:`chord`;
-    ``.error(handler)`` gives every member the same error handler.
-    """
-
-    def __init__(self, tasks: Iterable[Task | chord]) -> None:
-        self.tasks = list(tasks)
-        if not self.tasks:
-            raise InvalidOption("group() needs at least one task call")
-        for member in self.tasks:
-            if not isinstance(member, (Task, chord)):
-                raise InvalidOption("group() and chord() take task calls made with .s()")
-
-    def then(self, task: TaskWrapper | Task, *args: Any, **kwargs: Any) -> chord:
-        """A chord of this group's calls whose callback is ``task`` (a bare task or a ``.s()`` call)."""
-        return chord(self.tasks, _as_task(task, args, kwargs))
-
-    def error(self, task: TaskWrapper | Task, *args: Any, **kwargs: Any) -> group:
-        """Give every member the error handler ``task``; returns the group."""
-        handler = _as_task(task, args, kwargs)
-        for member in self.tasks:
-            member.error(handler)
-        return self
-
-    def enqueue(self) -> ResultGroup:
-        """Enqueue the group on the queue of its first call."""
-        return _queue_of(self).enqueue(self)
-
-    def __repr__(self) -> str:
-        return f"<group of {len(self.tasks)}>"
-
-
-class chord:
-    """Calls that run in parallel (the header), then ``callback`` with the list of their results appended.
-
-    Built first and enqueued later, as in huey: ``queue.enqueue(chord([...], callback))`` (or ``.enqueue()``)
-    returns a :class:`~django_tasks_q.result.ChordResult`. ``callback`` is a ``.s()`` call or a bare task;
-    ``.then()`` and ``.error()`` chain onto the callback. A member may be a pipeline (its last step's value
-    counts) or another chord (its callback's value counts). As in huey the callback always runs: a member
-    that fails for good contributes the exception it raised (rebuilt from its class path and args, else a
-    :class:`~django_tasks_q.exceptions.TaskException`), one that is revoked, expires or is canceled ``None``.
-    """
-
-    def __init__(self, tasks: Iterable[Task | chord], callback: TaskWrapper | Task) -> None:
-        self.tasks = list(tasks)
-        if isinstance(callback, TaskWrapper):
-            callback = callback.s()
-        if not isinstance(callback, Task):
-            raise InvalidOption("chord() callback must be a task, or a task call made with .s()")
-        if not self.tasks:
-            raise InvalidOption("chord() needs at least one task call in its header")
-        for member in self.tasks:
-            if isinstance(member, group):
-                raise InvalidOption("a group cannot be a chord member: use group(...).then(callback) to make it a chord")
-            if not isinstance(member, (Task, chord)):
-                raise InvalidOption("group() and chord() take task calls made with .s()")
-        self.callback = callback
-
-    def then(self, task: TaskWrapper | Task, *args: Any, **kwargs: Any) -> chord:
-        """Run ``task`` after the callback succeeds (a pipeline on the callback); returns the chord."""
-        self.callback.then(task, *args, **kwargs)
-        return self
-
-    def error(self, task: TaskWrapper | Task, *args: Any, **kwargs: Any) -> chord:
-        """Run ``task`` if the callback fails (or a member fails, so the callback never runs); returns the chord."""
-        self.callback.error(task, *args, **kwargs)
-        return self
-
-    def enqueue(self) -> ChordResult:
-        """Enqueue the chord on the queue of its first call."""
-        return _queue_of(self).enqueue(self)
-
-    def __repr__(self) -> str:
-        return f"<chord of {len(self.tasks)} then {self.callback!r}>"
-
-
-def _queue_of(item: Task | group | chord) -> TaskQueue:
-    while isinstance(item, (group, chord)):
-        item = item.tasks[0]
-    if item.wrapper is None:
-        raise InvalidOption("group() and chord() take task calls made with .s()")
-    return item.wrapper.queue

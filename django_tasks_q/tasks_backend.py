@@ -47,10 +47,10 @@ from django.utils.module_loading import import_string
 
 from .conf import configured_queues, queues, registry_for
 from .decorators import QueueTaskWrapper
+from .hub.keyspace import record_key
 
 logger = logging.getLogger("django_tasks_q.tasks_backend")
 
-RECORD_PREFIX = "djtask."
 RECORD_TTL = 7 * 86400
 
 
@@ -138,7 +138,7 @@ class TasksQBackend(BaseTaskBackend):
         try:
             hub.enqueue(call)
         except Exception:
-            hub.delete_record(RECORD_PREFIX + call.id)
+            hub.delete_record(record_key(call.id))
             raise
         return _result(self.alias, task, call.id, _read_back(hub, call.id, record))
 
@@ -152,7 +152,7 @@ class TasksQBackend(BaseTaskBackend):
                 hub = queues[name]
             except Exception:
                 continue
-            record = hub.get_record(RECORD_PREFIX + result_id)
+            record = hub.get_record(record_key(result_id))
             if record is not None:
                 task = task_hint if task_hint is not None else _load_task(record)
                 return _result(self.alias, task, result_id, record)
@@ -170,7 +170,7 @@ def _read_back(hub: Any, task_id: str, written: dict[str, Any]) -> dict[str, Any
     so the caller is not told that work which was queued (or done) failed.
     """
     try:
-        stored = hub.get_record(RECORD_PREFIX + task_id)
+        stored = hub.get_record(record_key(task_id))
     except Exception:
         logger.warning("task %s was enqueued on %r but its result could not be read back", task_id, hub.name,
                        exc_info=True)  # fmt: skip
@@ -179,7 +179,7 @@ def _read_back(hub: Any, task_id: str, written: dict[str, Any]) -> dict[str, Any
 
 
 def _save(hub: Any, task_id: str, record: dict[str, Any]) -> None:
-    hub.put_record(RECORD_PREFIX + task_id, record, ttl=hub.result_ttl or RECORD_TTL)
+    hub.put_record(record_key(task_id), record, ttl=hub.result_ttl or RECORD_TTL)
 
 
 def _load_task(record: dict[str, Any]) -> DjangoTask:
@@ -223,7 +223,7 @@ def _run(alias: str, django_task: DjangoTask, call: Any, args: tuple[Any, ...], 
     backend = task_backends[alias] if alias in task_backends.settings else None
     sender = type(backend) if backend is not None else TasksQBackend
     hub = queues[django_task.queue_name]
-    record = hub.get_record(RECORD_PREFIX + call.id) or _fresh_record(hub, django_task, call, args, kwargs)
+    record = hub.get_record(record_key(call.id)) or _fresh_record(hub, django_task, call, args, kwargs)
     now = timezone.now()
     record.update(status=TaskResultStatus.RUNNING.value, started_at=now, last_attempted_at=now)
     record["worker_ids"] = [*record["worker_ids"], f"{socket.gethostname()}:{os.getpid()}"]

@@ -7,7 +7,7 @@
 * :func:`process_timeout` — raise :class:`~django_tasks_q.exceptions.TaskTimeout` in a block that runs too long.
 
 The hub compares and stores aware UTC datetimes (:mod:`django_tasks_q.timeutils`); a queue built in code shows
-naive ones like these helpers return (see :class:`~django_tasks_q.queue.TaskQueue`).
+naive ones like these helpers return (see :class:`~django_tasks_q.hub.queue.TaskQueue`).
 """
 
 from __future__ import annotations

@@ -171,12 +171,12 @@ class WorkerLoop:
                     if self.outage is not None:
                         self.outage.recovered()
                     if reservation is None:
-                        if not self.queue.storage.blocking:
+                        if not self.queue.blocking:
                             self._idle(idle_delay)
                             idle_delay = min(idle_delay * self.backoff, self.max_delay)
                         continue
                     if self.stop.is_set():  # claimed while a blocking reserve waited out a stop: never start
-                        break  # it; the finally below gives it back without counting an attempt (R7)
+                        break  # it; the finally below gives it back without counting an attempt
                 idle_delay = self.initial_delay
                 last = bool(self.max_tasks) and self.tasks_run + 1 >= self.max_tasks
                 current, reservation = reservation, None
@@ -190,10 +190,9 @@ class WorkerLoop:
                 self._give_back(reservation)
 
     def _idle(self, delay: float) -> None:
-        storage = self.queue.storage
-        if type(storage).implements("wait_for_messages"):
-            # The storage wakes us when a message may have arrived (or the consumer pokes ``wake``/``stop``).
-            storage.wait_for_messages(delay, self.wake if self.wake is not None else self.stop)
+        # A storage that can be waited on wakes us when a message may have arrived (or the consumer pokes
+        # ``wake``/``stop``).
+        if self.queue.wait_for_messages(delay, self.wake if self.wake is not None else self.stop):
             if self.wake is not None and self.wake.is_set():
                 self.wake.clear()
         elif self.wake is not None:
@@ -325,7 +324,7 @@ class LeaseKeeper(threading.Thread):
         self._failed = {worker: seen for worker, seen in self._failed.items() if snapshot.get(worker) is seen[0]}
         for worker, item in snapshot.items():
             try:
-                renewed = item.queue.storage.renew(item.reservation, item.queue.lease)
+                renewed = item.queue.renew_lease(item.reservation)
             except Exception as exc:
                 logger.warning("lease keeper: could not renew %s of %s: %s", item.reservation.message_id, worker, exc)
                 continue
@@ -348,7 +347,7 @@ class LeaseKeeper(threading.Thread):
 
 
 def die_with_parent() -> None:
-    """Ask Linux to SIGKILL this process when its parent dies (RELIABILITY R8); no-op elsewhere."""
+    """Ask Linux to SIGKILL this process when its parent dies; no-op elsewhere."""
     try:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
     except OSError:

@@ -410,13 +410,15 @@ def test_a_chord_member_that_never_runs_gives_the_callback_none_instead_of_hangi
 
 
 def test_a_pipeline_steps_relative_expiry_counts_from_its_own_enqueue(monkeypatch):
-    import django_tasks_q.queue as queue_module
+    import django_tasks_q.hub.enqueue as enqueue_module
+    import django_tasks_q.hub.execution as execution_module
     import django_tasks_q.timeutils as timeutils_module
 
     start = dt.datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
     clock = {"now": start}
     monkeypatch.setattr(timeutils_module, "now_utc", lambda: clock["now"])
-    monkeypatch.setattr(queue_module, "now_utc", lambda: clock["now"])
+    monkeypatch.setattr(enqueue_module, "now_utc", lambda: clock["now"])
+    monkeypatch.setattr(execution_module, "now_utc", lambda: clock["now"])
     q = new_queue()
     ran = []
 

@@ -14,7 +14,7 @@ from django_tasks_q.backends.base import EmptyData, Reservation
 from django_tasks_q.backends.orm import OrmStorage
 from django_tasks_q.backends.redis import RedisStorage
 from django_tasks_q.consumer import Consumer, ConsumerOptions
-from django_tasks_q.queue import REVOCATIONS_MADE
+from django_tasks_q.hub.keyspace import REVOCATIONS_MADE
 
 ORM = pytest.param("orm", marks=[pytest.mark.db_backends, pytest.mark.django_db(transaction=True)])
 

@@ -28,7 +28,7 @@ from django_tasks_q.backends.redis import (
     RedisStorage,
 )
 from django_tasks_q.exceptions import ConfigurationError, StorageError
-from django_tasks_q.queue import TaskQueue
+from django_tasks_q.hub.queue import TaskQueue
 from django_tasks_q.result import Result
 from tests.storage_contract import StorageContract
 

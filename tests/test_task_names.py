@@ -14,8 +14,8 @@ from django_tasks_q import MemoryHuey, Task, TaskException, crontab
 from django_tasks_q.conf import queues, registry_for
 from django_tasks_q.decorators import task
 from django_tasks_q.history.models import TaskHistory
+from django_tasks_q.hub.keyspace import PERIODIC_PREFIX, REVOKE_TASK_PREFIX, UNIQUE_KEY, UNIQUE_PREFIX
 from django_tasks_q.messages.envelope import Message
-from django_tasks_q.queue import PERIODIC_PREFIX, REVOKE_TASK_PREFIX, UNIQUE_KEY, UNIQUE_PREFIX
 from django_tasks_q.testing import capture_tasks, drain
 from tests import djtasks
 from tests.admin_helpers import Q, memory_settings, recording

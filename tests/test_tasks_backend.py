@@ -19,7 +19,8 @@ except ImportError:
     from django_tasks.signals import task_enqueued, task_finished, task_started  # type: ignore[no-redef]
 
 from django_tasks_q.conf import queues
-from django_tasks_q.tasks_backend import RECORD_PREFIX, TasksQBackend
+from django_tasks_q.hub.keyspace import record_key
+from django_tasks_q.tasks_backend import TasksQBackend
 from tests import djtasks
 
 TASKS = {"default": {"BACKEND": "django_tasks_q.tasks_backend.TasksQBackend", "QUEUES": ["default", "other"]}}
@@ -151,7 +152,7 @@ def test_a_record_rebuilt_from_the_call_is_in_aware_utc_without_use_tz() -> None
         assert hub.aware_datetimes is False  # the call's datetimes are naive: Django's convention without USE_TZ
         result = djtasks.add.enqueue(2, 3)
         [view] = hub.pending_entries()
-        hub.delete_record(RECORD_PREFIX + result.id)  # the worker rebuilds it from the call it runs
+        hub.delete_record(record_key(result.id))  # the worker rebuilds it from the call it runs
         drain()
         rebuilt = task_backends["default"].get_result(result.id)
         assert rebuilt.return_value == 5

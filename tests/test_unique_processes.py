@@ -11,7 +11,7 @@ Redis is a private ``redis-server`` of the session (``chaos_redis`` of ``tests/c
 the shared database 15 that other test sessions flush.
 
 The processes are real (``python -m tests.test_unique_processes MODE URL QUEUE ...``); each builds its own
-:class:`~django_tasks_q.queue.TaskQueue` on the storage URL and registers the tasks. ``django.setup()`` runs
+:class:`~django_tasks_q.hub.queue.TaskQueue` on the storage URL and registers the tasks. ``django.setup()`` runs
 with ``tests.settings`` and ``TASKS_Q_TEST_DB`` naming the database of the ORM storage: pytest-django's test
 database on PostgreSQL or MariaDB (the test commits for real, ``transactional_db``), or, on SQLite, whose
 test database lives in memory, a SQLite file in the test's folder that one more process migrates.
@@ -170,7 +170,7 @@ def test_four_processes_enqueue_each_unique_key_once(target: Target) -> None:
 def build(url: str, queue: str) -> Any:
     """A hub on the storage at ``url`` with the tasks of this test registered."""
     from django_tasks_q.conf import resolve_backend
-    from django_tasks_q.queue import TaskQueue
+    from django_tasks_q.hub.queue import TaskQueue
 
     storage_class, options = resolve_backend(queue, {"URL": url})
     hub = TaskQueue(queue, storage_class=storage_class, **options)

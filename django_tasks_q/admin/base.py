@@ -1,6 +1,6 @@
 """What every page of the tasks admin shares: anchors, access checks, queue lookup, paging, the action log.
 
-Pages read and act through the hub (:class:`~django_tasks_q.queue.TaskQueue`) only. Every page sits behind
+Pages read and act through the hub (:class:`~django_tasks_q.hub.queue.TaskQueue`) only. Every page sits behind
 ``admin_site.admin_view`` (login, staff, CSRF) and needs the view permission of its anchor model; every
 mutation is a POST and needs its own permission (see :mod:`django_tasks_q.admin.actions`).
 """

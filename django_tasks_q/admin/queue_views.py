@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from ..conf import queues
 from ..history.models import TaskHistory, TaskStatus
-from ..queue import MessageView
+from ..hub.inspection import MessageView
 from ..timeutils import from_epoch
 from .access import SCAN_LIMIT, selected_queues
 from .base import PER_PAGE, AnchorAdmin, page_number, window

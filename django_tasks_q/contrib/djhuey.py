@@ -71,7 +71,7 @@ def _hub() -> Any:
 
 
 class _CurrentQueue:
-    """``HUEY``: the djhuey queue's :class:`~django_tasks_q.queue.TaskQueue`, looked up at each use.
+    """``HUEY``: the djhuey queue's :class:`~django_tasks_q.hub.queue.TaskQueue`, looked up at each use.
 
     Attribute reads and writes go to the queue as currently configured, so ``HUEY.immediate = True``,
     ``HUEY.pending()`` or ``HUEY.storage`` behave as on djhuey's ``HUEY``.

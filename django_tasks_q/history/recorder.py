@@ -314,7 +314,7 @@ class HistoryRecorder:
         self, queue: str, task: Any, value: Any, exception: BaseException | None, *, as_utc: TimeConversion = to_utc
     ) -> None:
         """Post-execute hook: the return value, or the exception with its traceback (``as_utc``: the
-        queue's :meth:`~django_tasks_q.queue.TaskQueue.as_utc`, which reads the call's naive datetimes)."""
+        queue's :meth:`~django_tasks_q.hub.queue.TaskQueue.as_utc`, which reads the call's naive datetimes)."""
         if exception is None:
             text, _exact = to_json_text(value)
             changes = {"result": text}

@@ -45,7 +45,7 @@ def install_crash_points(points: dict[str, list[int]]) -> None:
     in the storage's ``ack()`` (or ``ack_and_reserve()``), after the task finished and before anything is
     acknowledged.
     """
-    from django_tasks_q.queue import TaskQueue
+    from django_tasks_q.hub.queue import TaskQueue
 
     from . import ledger
     from .tasks import record

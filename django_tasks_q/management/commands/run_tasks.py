@@ -140,7 +140,7 @@ class Command(BaseCommand):
             try:
                 hub = queues[name]
                 self._options_for(name, {})
-                pending = hub.storage.queue_size()
+                pending = hub.pending_count()
             except Exception as exc:
                 problems.append(f"queue {name!r}: {type(exc).__name__}: {exc}")
                 continue

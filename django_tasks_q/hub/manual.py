@@ -1,10 +1,5 @@
-"""huey's API for driving a queue by hand, mixed into the hub: ``dequeue`` / ``ready_to_run`` /
-``read_schedule``, task (de)serialization, the raw key/value helpers, ``notify_interrupted_tasks`` and
-``create_consumer``.
-
-The hub (:class:`~django_tasks_q.queue.TaskQueue`) provides what these methods use: ``storage``, ``codec``,
-``registry``, ``reserve``, ``execute`` and the signal machinery.
-"""
+"""huey's API for driving a queue by hand: ``dequeue`` / ``ready_to_run`` / ``read_schedule``, task
+(de)serialization, the raw key/value helpers, ``notify_interrupted_tasks`` and ``create_consumer``."""
 
 from __future__ import annotations
 
@@ -13,11 +8,11 @@ import importlib
 import logging
 from typing import TYPE_CHECKING, Any
 
-from .backends.base import EmptyData
-from .exceptions import InvalidMessage, TaskNotRegistered
-from .signals import SIGNAL_INTERRUPTED
-from .task import Task
-from .timeutils import epoch, now_utc
+from ..backends.base import EmptyData
+from ..exceptions import InvalidMessage, TaskNotRegistered
+from ..signals import SIGNAL_INTERRUPTED
+from ..task import Task
+from ..timeutils import epoch, now_utc
 
 if TYPE_CHECKING:
     from .queue import TaskQueue
@@ -26,13 +21,13 @@ logger = logging.getLogger("django_tasks_q")
 
 
 class ManualDrive:
-    """Methods of :class:`~django_tasks_q.queue.TaskQueue` for code that runs calls itself (tests, scripts,
-    huey code): ``task = queue.dequeue(); queue.execute(task)``."""
+    """What a hub offers code that runs calls itself (tests, scripts, huey code):
+    ``task = queue.dequeue(); queue.execute(task)``."""
 
-    consumer_module: str = "django_tasks_q.consumer"
-    """Module of the consumer that :meth:`create_consumer` builds (imported on use: the hub does not depend on it)."""
+    def __init__(self, hub: TaskQueue) -> None:
+        self.hub = hub
 
-    def dequeue(self: TaskQueue) -> Task | None:
+    def dequeue(self) -> Task | None:
         """Take the next ready call, or ``None`` when the queue is empty (huey's ``dequeue``).
 
         For code that drives a queue by hand: ``task = queue.dequeue(); queue.execute(task)``. On a storage
@@ -44,75 +39,75 @@ class ManualDrive:
         dead-lettered and the next one is taken.
         """
         while True:
-            reservation = self.reserve()
+            reservation = self.hub.reserve()
             if reservation is None:
                 return None
-            task = self._claimed_task(reservation)
+            task = self.hub.delivery.claimed_task(reservation)
             if task is not None:
                 task.reservation = reservation
                 return task
 
-    def ready_to_run(self: TaskQueue, task: Task, timestamp: dt.datetime | None = None) -> bool:
+    def ready_to_run(self, task: Task, timestamp: dt.datetime | None = None) -> bool:
         """Whether ``task`` is due at ``timestamp`` (now when None); a naive ``task.eta`` or ``timestamp`` is read
         as ``utc`` says."""
         if task.eta is None:
             return True
-        now = now_utc() if timestamp is None else self.as_utc(timestamp)
-        return self.as_utc(task.eta) <= now
+        now = now_utc() if timestamp is None else self.hub.as_utc(timestamp)
+        return self.hub.as_utc(task.eta) <= now
 
-    def read_schedule(self: TaskQueue, timestamp: dt.datetime | None = None) -> list[Task]:
+    def read_schedule(self, timestamp: dt.datetime | None = None) -> list[Task]:
         """Remove the scheduled calls due at ``timestamp`` (now when None) and return them, earliest first.
 
         Not what the consumer does (it moves due calls to the queue in one storage step); for code that
         drives the schedule by hand. A message that does not decode is logged and dropped.
         """
-        now = now_utc() if timestamp is None else self.as_utc(timestamp)
+        now = now_utc() if timestamp is None else self.hub.as_utc(timestamp)
         tasks = []
-        for data in self.storage.read_schedule(epoch(now)):
+        for data in self.hub.storage.read_schedule(epoch(now)):
             try:
-                tasks.append(self.deserialize_task(data))
+                tasks.append(self.hub.deserialize_task(data))
             except (InvalidMessage, TaskNotRegistered) as exc:
-                logger.error("queue %r: dropped a scheduled message that cannot be read: %s", self.name, exc)
+                logger.error("queue %r: dropped a scheduled message that cannot be read: %s", self.hub.name, exc)
         return tasks
 
-    def serialize_task(self: TaskQueue, task: Task) -> bytes:
+    def serialize_task(self, task: Task) -> bytes:
         """The signed, encoded message of ``task`` (what the storage holds)."""
-        return self.codec.encode(task.to_message(self.as_utc))
+        return self.hub.codec.encode(task.to_message(self.hub.as_utc))
 
-    def deserialize_task(self: TaskQueue, data: bytes) -> Task:
+    def deserialize_task(self, data: bytes) -> Task:
         """The call a message holds, bound to its registered task (the signature is verified first)."""
-        return self._decode_task(data)
+        return self.hub._decode_task(data)
 
-    def put(self: TaskQueue, key: str, value: Any) -> None:
+    def put(self, key: str, value: Any) -> None:
         """Store ``value`` (serialized and signed) under ``key`` in the queue's key/value area."""
-        self.storage.put_data(key, self.codec.encode_value(value))
+        self.hub.storage.put_data(key, self.hub.codec.encode_value(value))
 
-    def put_if_empty(self: TaskQueue, key: str, value: Any) -> bool:
+    def put_if_empty(self, key: str, value: Any) -> bool:
         """Store ``value`` under ``key`` only when nothing is stored there; True when it was stored."""
-        return self.storage.put_if_empty(key, self.codec.encode_value(value))
+        return self.hub.storage.put_if_empty(key, self.hub.codec.encode_value(value))
 
-    def get(self: TaskQueue, key: str, peek: bool = False) -> Any:
+    def get(self, key: str, peek: bool = False) -> Any:
         """The value stored under ``key`` (removed unless ``peek``), or None."""
-        raw = self.storage.peek_data(key) if peek else self.storage.pop_data(key)
-        return None if raw is EmptyData else self.codec.decode_value(raw)
+        raw = self.hub.storage.peek_data(key) if peek else self.hub.storage.pop_data(key)
+        return None if raw is EmptyData else self.hub.codec.decode_value(raw)
 
-    def delete(self: TaskQueue, key: str) -> bool:
+    def delete(self, key: str) -> bool:
         """Remove ``key`` from the key/value area; True when it was there."""
-        return self.storage.delete_data(key)
+        return self.hub.storage.delete_data(key)
 
-    def notify_interrupted_tasks(self: TaskQueue) -> None:
+    def notify_interrupted_tasks(self) -> None:
         """Send ``interrupted`` for every call this process is running (a consumer shutting down calls it)."""
-        with self._lock:
-            running = list(self._running.values())
+        with self.hub._lock:
+            running = list(self.hub.executor.running.values())
         for task in running:
-            self._emit(SIGNAL_INTERRUPTED, task)
+            self.hub._emit(SIGNAL_INTERRUPTED, task)
 
-    def create_consumer(self: TaskQueue, **options: Any) -> Any:
+    def create_consumer(self, **options: Any) -> Any:
         """A consumer of this queue alone, configured with huey's consumer options (``workers``,
         ``worker_type``, ``periodic``, ``initial_delay``, ``backoff``, ``max_delay``, ``scheduler_interval``,
         ``check_worker_health``, ``health_check_interval``, ...) and the consumer's own (``flush_locks``,
         ``burst``, ...). Call its ``run()`` (blocks) or ``start()`` / ``stop()``."""
-        module = importlib.import_module(self.consumer_module)
+        module = importlib.import_module(self.hub.consumer_module)
         fields = set(module.ConsumerOptions.__dataclass_fields__)
         settings = module.ConsumerOptions(**{k: v for k, v in options.items() if k in fields})
-        return module.Consumer([self], settings, **{k: v for k, v in options.items() if k not in fields})
+        return module.Consumer([self.hub], settings, **{k: v for k, v in options.items() if k not in fields})

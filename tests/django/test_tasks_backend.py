@@ -21,7 +21,7 @@ except ImportError:
 from django_tasks_q.conf import queues
 from django_tasks_q.hub.keyspace import record_key
 from django_tasks_q.tasks_backend import TasksQBackend
-from django_tasks_q.testing import drain
+from django_tasks_q.testing import drain, memory_queues
 from tests import djtasks
 
 TASKS = {"default": {"BACKEND": "django_tasks_q.tasks_backend.TasksQBackend", "QUEUES": ["default", "other"]}}
@@ -29,8 +29,7 @@ TASKS = {"default": {"BACKEND": "django_tasks_q.tasks_backend.TasksQBackend", "Q
 
 @pytest.fixture
 def deferred() -> Iterator[None]:
-    conf = {"BACKEND": "memory", "OPTIONS": {"block_timeout": 0}}
-    with override_settings(TASKS=TASKS, TASKS_Q={"default": conf, "other": conf}):
+    with override_settings(TASKS=TASKS), memory_queues("default", "other"):
         yield
 
 

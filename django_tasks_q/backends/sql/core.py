@@ -16,6 +16,7 @@ import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, TypeVar
 
 from ..base import (
@@ -75,7 +76,7 @@ class Schema:
         """Every table, in the order ``flush_all`` empties them."""
         return (self.message, self.schedule, self.dead, self.kv, self.counter)
 
-    @property
+    @cached_property
     def int_max(self) -> int:
         """The largest value of the integer columns."""
         return 2 ** (self.int_bits - 1) - 1

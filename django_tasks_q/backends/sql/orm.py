@@ -1,7 +1,8 @@
 """ORM storage: the queue in your Django database (alias ``orm``; the default when ``TASKS_Q`` is not set).
 
-Everything lives in five tables of the ``django_tasks_q`` app (see :mod:`django_tasks_q.orm_models`), so
-``python manage.py migrate`` is the only set-up. Runs on PostgreSQL, MariaDB/MySQL and SQLite (3.35 or newer).
+Everything lives in five tables of the ``django_tasks_q`` app (see :mod:`django_tasks_q.orm_models`; the
+statements take the tables' names from the models), so ``python manage.py migrate`` is the only set-up. Runs on
+PostgreSQL, MariaDB/MySQL and SQLite (3.35 or newer).
 Implements the whole contract of :class:`~django_tasks_q.backends.base.BaseStorage`, including reliable
 delivery (at least once) and dead letters; results honour their ttl (expired values read as absent, are
 deleted when a read finds them, and are swept by :meth:`OrmStorage.purge_expired`, which the storage also runs
@@ -49,9 +50,9 @@ work) on PostgreSQL and MariaDB/MySQL. On SQLite the transaction starts with ``B
 caller's transaction: with a write that changes nothing), which takes the database's write lock at once (waiting
 for it with the busy timeout), so what the following statements read cannot change before they commit.
 
-On SQLite the statements run on the ``sqlite3`` connection under Django's, each prepared once (see
-``OrmStorage._run_direct``), and the steps of a delivery commit at ``synchronous=NORMAL`` on a WAL database
-unless ``fsync=True`` (see ``OrmStorage._without_sync``). ``ack``, ``renew`` and ``release`` are single
+On SQLite the statements run on the ``sqlite3`` connection under Django's, each prepared once, and the steps
+of a delivery commit at ``synchronous=NORMAL`` on a WAL database unless ``fsync=True`` (see
+:mod:`~django_tasks_q.backends.sql.orm_transport`). ``ack``, ``renew`` and ``release`` are single
 ``UPDATE``/``DELETE`` statements whose ``WHERE`` checks the fencing token. ``put_if_empty`` inserts in a savepoint
 and reports ``False`` on the unique-key conflict; ``incr`` is one upsert (``INSERT ... ON CONFLICT DO UPDATE``
 / ``ON DUPLICATE KEY UPDATE``) that starts a new window when the old one has expired.
@@ -249,13 +250,9 @@ class OrmStorage(OrmDelivery, BaseStorage):
 
     def queue_size(self) -> int:
         """Count the ready messages."""
-        return self._run(
+        return self._count(
             "queue_size",
-            lambda conn: int(
-                self._scalar(
-                    conn, "SELECT COUNT(*) FROM {msg} WHERE {queue} = %s AND {state} = {ready}", [self.name]
-                )
-            ),
+            "SELECT COUNT(*) FROM {msg} WHERE {queue} = %s AND {state} = {ready}", [self.name],
         )
 
     def enqueued_items(self, limit: int | None = None) -> list[bytes]:
@@ -349,11 +346,9 @@ class OrmStorage(OrmDelivery, BaseStorage):
 
     def schedule_size(self) -> int:
         """Count the scheduled items, due or not."""
-        return self._run(
+        return self._count(
             "schedule_size",
-            lambda conn: int(
-                self._scalar(conn, "SELECT COUNT(*) FROM {sched} WHERE {queue} = %s", [self.name])
-            ),
+            "SELECT COUNT(*) FROM {sched} WHERE {queue} = %s", [self.name],
         )
 
     def flush_schedule(self) -> None:

@@ -246,16 +246,10 @@ class OrmDataArea(CommonOperations, OrmTransport):
 
     def _count_values(self, results_only: bool) -> int:
         only, params = ("AND {is_result} = %s ", [True]) if results_only else ("", [])
-        return self._run(
+        return self._count(
             "task_result_count" if results_only else "result_store_size",
-            lambda conn: int(
-                self._scalar(
-                    conn,
-                    "SELECT COUNT(*) FROM {kv} WHERE {queue} = %s " + only
-                    + "AND ({expires_at} IS NULL OR {expires_at} > %s)",
-                    [self.name, *params, time.time()],
-                )
-            ),
+            "SELECT COUNT(*) FROM {kv} WHERE {queue} = %s " + only + "AND ({expires_at} IS NULL OR {expires_at} > %s)",
+            [self.name, *params, time.time()],
         )
 
     def _flush_values(self, results_only: bool) -> None:

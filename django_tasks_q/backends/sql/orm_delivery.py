@@ -462,15 +462,10 @@ class OrmDelivery(OrmDataArea):
 
     def in_flight_size(self) -> int:
         """Count the reservations."""
-        return self._run(
+        return self._count(
             "in_flight_size",
-            lambda conn: int(
-                self._scalar(
-                    conn,
-                    "SELECT COUNT(*) FROM {msg} WHERE {queue} = %s AND {state} = {in_flight}",
-                    [self.name],
-                )
-            ),
+            "SELECT COUNT(*) FROM {msg} WHERE {queue} = %s AND {state} = {in_flight}",
+            [self.name],
         )
 
     # ================================================================== dead letters
@@ -492,11 +487,9 @@ class OrmDelivery(OrmDataArea):
 
     def dead_letter_count(self) -> int:
         """Count the dead letters."""
-        return self._run(
+        return self._count(
             "dead_letter_count",
-            lambda conn: int(
-                self._scalar(conn, "SELECT COUNT(*) FROM {dead} WHERE {queue} = %s", [self.name])
-            ),
+            "SELECT COUNT(*) FROM {dead} WHERE {queue} = %s", [self.name],
         )
 
     def _requeue_dead(self, conn: Any, pk: int) -> bool:

@@ -355,6 +355,10 @@ class OrmTransport(MessageWaiting):
             params = [*params, int(limit)]
         return self._fetchall(conn, template, params)
 
+    def _count(self, what: str, template: str, params: Sequence[Any]) -> int:
+        """The number one statement yields (a count), as one storage operation."""
+        return self._run(what, lambda conn: int(self._scalar(conn, template, params)))
+
     def _scalar(self, conn: Any, template: str, params: Sequence[Any] = ()) -> Any:
         row = self._fetchone(conn, template, params)
         return None if row is None else row[0]

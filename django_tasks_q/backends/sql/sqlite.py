@@ -185,22 +185,18 @@ class SqliteStorage(SqliteDelivery, BaseStorage):
 
     def queue_size(self) -> int:
         """Count ready messages."""
-        return self._read(
+        return self._count(
             "count the queue",
-            lambda conn: conn.execute(
-                "SELECT COUNT(*) FROM tasks_q_message WHERE queue = ? AND state = 0", (self.name,)
-            ).fetchone()[0],
+            "SELECT COUNT(*) FROM tasks_q_message WHERE queue = ? AND state = 0", (self.name,)
         )
 
     def enqueued_items(self, limit: int | None = None) -> list[bytes]:
         """Return ready messages in delivery order (``priority DESC, id``)."""
-        rows = self._read(
+        rows = self._query(
             "list the queue",
-            lambda conn: conn.execute(
-                "SELECT data FROM tasks_q_message WHERE queue = ? AND state = 0 "
-                "ORDER BY priority DESC, id LIMIT ?",
-                (self.name, limit_param(limit)),
-            ).fetchall(),
+            "SELECT data FROM tasks_q_message WHERE queue = ? AND state = 0 "
+            "ORDER BY priority DESC, id LIMIT ?",
+            (self.name, limit_param(limit)),
         )
         return [bytes(row[0]) for row in rows]
 
@@ -253,22 +249,18 @@ class SqliteStorage(SqliteDelivery, BaseStorage):
 
     def scheduled_items(self, limit: int | None = None) -> list[bytes]:
         """Return scheduled items, earliest first."""
-        rows = self._read(
+        rows = self._query(
             "list the schedule",
-            lambda conn: conn.execute(
-                "SELECT data FROM tasks_q_schedule WHERE queue = ? ORDER BY timestamp, id LIMIT ?",
-                (self.name, limit_param(limit)),
-            ).fetchall(),
+            "SELECT data FROM tasks_q_schedule WHERE queue = ? ORDER BY timestamp, id LIMIT ?",
+            (self.name, limit_param(limit)),
         )
         return [bytes(row[0]) for row in rows]
 
     def schedule_size(self) -> int:
         """Count scheduled items."""
-        return self._read(
+        return self._count(
             "count the schedule",
-            lambda conn: conn.execute(
-                "SELECT COUNT(*) FROM tasks_q_schedule WHERE queue = ?", (self.name,)
-            ).fetchone()[0],
+            "SELECT COUNT(*) FROM tasks_q_schedule WHERE queue = ?", (self.name,)
         )
 
     def flush_schedule(self) -> None:

@@ -21,7 +21,7 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, TypeVar
 
 from django_tasks_q.backends.errors import ConfigurationError, StorageError
@@ -392,6 +392,14 @@ class SqliteConnections(MessageWaiting):
             return work(conn)
         except sqlite3.Error as exc:
             raise self._error(exc, action) from exc
+
+    def _query(self, action: str, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """The rows of one read-only statement."""
+        return self._read(action, lambda conn: conn.execute(sql, params).fetchall())
+
+    def _count(self, action: str, sql: str, params: Sequence[Any] = ()) -> int:
+        """The single number one read-only statement yields (a count)."""
+        return self._read(action, lambda conn: conn.execute(sql, params).fetchone()[0])
 
     def _maybe_purge(self, conn: sqlite3.Connection, now: float) -> None:
         if now >= self._last_purge + self.purge_interval:

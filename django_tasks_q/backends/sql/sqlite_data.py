@@ -66,12 +66,10 @@ class SqliteDataArea(CommonOperations, SqliteConnections):
         if len(wanted) < len(set(keys)):
             return super().peek_many(keys)
         marks = ", ".join("?" * len(wanted))
-        rows = self._read(
+        rows = self._query(
             "read values",
-            lambda conn: conn.execute(
-                f"SELECT key, value FROM tasks_q_kv WHERE queue = ? AND key IN ({marks}) AND {_LIVE}",
-                (self.name, *wanted, time.time()),
-            ).fetchall(),
+            f"SELECT key, value FROM tasks_q_kv WHERE queue = ? AND key IN ({marks}) AND {_LIVE}",
+            (self.name, *wanted, time.time()),
         )
         found = {key: bytes(value) for key, value in rows}
         return [found.get(key, EmptyData) for key in keys]
@@ -97,14 +95,13 @@ class SqliteDataArea(CommonOperations, SqliteConnections):
     def has_data_for_key(self, key: str) -> bool:
         """Whether ``key`` holds a live value."""
         key = check_key(key)
-        row = self._read(
-            "read a value",
-            lambda conn: conn.execute(
+        return bool(
+            self._count(
+                "read a value",
                 f"SELECT EXISTS (SELECT 1 FROM tasks_q_kv WHERE queue = ? AND key = ? AND {_LIVE})",
                 (self.name, key, time.time()),
-            ).fetchone(),
+            )
         )
-        return bool(row[0])
 
     def put_if_empty(self, key: str, value: bytes, ttl: float | None = None) -> bool:
         """Drop an expired value, then ``INSERT OR IGNORE``: one write transaction, so exactly one racer wins."""
@@ -154,34 +151,28 @@ class SqliteDataArea(CommonOperations, SqliteConnections):
 
     def data_keys(self, prefix: str = "", limit: int | None = None) -> list[str]:
         """Sorted keys of live values starting with ``prefix`` (compared with ``substr``, so no escaping)."""
-        rows = self._read(
+        rows = self._query(
             "list keys",
-            lambda conn: conn.execute(
-                f"SELECT key FROM tasks_q_kv WHERE queue = ? AND substr(key, 1, ?) = ? AND {_LIVE} "
-                "ORDER BY key LIMIT ?",
-                (self.name, len(prefix), prefix, time.time(), -1 if limit is None else limit),
-            ).fetchall(),
+            f"SELECT key FROM tasks_q_kv WHERE queue = ? AND substr(key, 1, ?) = ? AND {_LIVE} "
+            "ORDER BY key LIMIT ?",
+            (self.name, len(prefix), prefix, time.time(), -1 if limit is None else limit),
         )
         return [row[0] for row in rows]
 
     def _values(self, results_only: bool) -> dict[str, bytes]:
         only = "AND is_result = 1 " if results_only else ""
-        rows = self._read(
+        rows = self._query(
             "list values",
-            lambda conn: conn.execute(
-                f"SELECT key, value FROM tasks_q_kv WHERE queue = ? {only}AND {_LIVE} ORDER BY id",
-                (self.name, time.time()),
-            ).fetchall(),
+            f"SELECT key, value FROM tasks_q_kv WHERE queue = ? {only}AND {_LIVE} ORDER BY id",
+            (self.name, time.time()),
         )
         return {row[0]: bytes(row[1]) for row in rows}
 
     def _count_values(self, results_only: bool) -> int:
         only = "AND is_result = 1 " if results_only else ""
-        return self._read(
+        return self._count(
             "count values",
-            lambda conn: conn.execute(
-                f"SELECT COUNT(*) FROM tasks_q_kv WHERE queue = ? {only}AND {_LIVE}", (self.name, time.time())
-            ).fetchone()[0],
+            f"SELECT COUNT(*) FROM tasks_q_kv WHERE queue = ? {only}AND {_LIVE}", (self.name, time.time())
         )
 
     def _flush_values(self, results_only: bool) -> None:

@@ -334,23 +334,19 @@ class SqliteDelivery(SqliteDataArea):
 
     def in_flight_items(self, limit: int | None = None) -> list[Reservation]:
         """Current reservations, earliest deadline first."""
-        rows = self._read(
+        rows = self._query(
             "list reservations",
-            lambda conn: conn.execute(
-                "SELECT message_id, data, token, claims, deadline, reserved_at, priority FROM tasks_q_message "
-                "WHERE queue = ? AND state = 1 ORDER BY deadline, id LIMIT ?",
-                (self.name, limit_param(limit)),
-            ).fetchall(),
+            "SELECT message_id, data, token, claims, deadline, reserved_at, priority FROM tasks_q_message "
+            "WHERE queue = ? AND state = 1 ORDER BY deadline, id LIMIT ?",
+            (self.name, limit_param(limit)),
         )
         return [reservation_from_row(row) for row in rows]
 
     def in_flight_size(self) -> int:
         """Count reservations."""
-        return self._read(
+        return self._count(
             "count reservations",
-            lambda conn: conn.execute(
-                "SELECT COUNT(*) FROM tasks_q_message WHERE queue = ? AND state = 1", (self.name,)
-            ).fetchone()[0],
+            "SELECT COUNT(*) FROM tasks_q_message WHERE queue = ? AND state = 1", (self.name,)
         )
 
     # ------------------------------------------------------------------ dead letters
@@ -369,23 +365,19 @@ class SqliteDelivery(SqliteDataArea):
 
     def dead_letters(self, limit: int | None = None) -> list[DeadLetter]:
         """Dead letters, oldest first."""
-        rows = self._read(
+        rows = self._query(
             "list dead letters",
-            lambda conn: conn.execute(
-                "SELECT letter_id, data, reason, detail, attempts, failed_at, priority FROM tasks_q_dead "
-                "WHERE queue = ? ORDER BY id LIMIT ?",
-                (self.name, limit_param(limit)),
-            ).fetchall(),
+            "SELECT letter_id, data, reason, detail, attempts, failed_at, priority FROM tasks_q_dead "
+            "WHERE queue = ? ORDER BY id LIMIT ?",
+            (self.name, limit_param(limit)),
         )
         return [dead_letter_from_row(row) for row in rows]
 
     def dead_letter_count(self) -> int:
         """Count dead letters."""
-        return self._read(
+        return self._count(
             "count dead letters",
-            lambda conn: conn.execute(
-                "SELECT COUNT(*) FROM tasks_q_dead WHERE queue = ?", (self.name,)
-            ).fetchone()[0],
+            "SELECT COUNT(*) FROM tasks_q_dead WHERE queue = ?", (self.name,)
         )
 
     def requeue_dead_letter(self, dead_letter_id: str) -> bool:

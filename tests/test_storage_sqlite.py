@@ -30,8 +30,7 @@ import pytest
 
 from django_tasks_q import SqliteHuey
 from django_tasks_q.backends.base import BaseStorage, EmptyData
-from django_tasks_q.backends.sql.sqlite_connection import SUPPORTS_RETURNING
-from django_tasks_q.backends.sqlite import SchemaMissing, SqliteStorage
+from django_tasks_q.backends.sqlite import SUPPORTS_RETURNING, SchemaMissing, SqliteStorage
 from django_tasks_q.exceptions import ConfigurationError, StorageError
 from tests.storage_contract import StorageContract
 

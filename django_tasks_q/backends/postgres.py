@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 from django.db import connections
 
 from .errors import ConfigurationError
-from .sql.orm import OrmStorage
+from .orm import OrmStorage
 
 __all__ = ["PostgresStorage"]
 

@@ -99,7 +99,7 @@ SQLITE_FILE_SCHEMA = Schema(
     attempts_label="claim count",
     int_bits=64,
 )
-"""The tables of :class:`~django_tasks_q.backends.sql.sqlite.SqliteStorage` (created by the storage itself)."""
+"""The tables of :class:`~django_tasks_q.backends.sqlite.SqliteStorage` (created by the storage itself)."""
 
 def orm_schema() -> Schema:
     """The tables of the ORM storage, named by the models that ``migrate`` creates them from."""

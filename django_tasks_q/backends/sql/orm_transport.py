@@ -192,7 +192,7 @@ def _app_installed() -> bool:
 
 
 class OrmTransport(MessageWaiting):
-    """The plumbing of :class:`~django_tasks_q.backends.sql.orm.OrmStorage` (see the module documentation)."""
+    """The plumbing of :class:`~django_tasks_q.backends.orm.OrmStorage` (see the module documentation)."""
 
     name: str
     using: str

@@ -141,7 +141,7 @@ class SchemaMissing(StorageError, sqlite3.OperationalError):
 
 
 class SqliteConnections(MessageWaiting):
-    """The plumbing of :class:`~django_tasks_q.backends.sql.sqlite.SqliteStorage` (see the module
+    """The plumbing of :class:`~django_tasks_q.backends.sqlite.SqliteStorage` (see the module
     documentation): connections, the tables, transactions, errors, and the sweep of expired values."""
 
     name: str

@@ -203,7 +203,6 @@ class OrmTransport(MessageWaiting):
         """Set up the plumbing for database ``using`` (whose Django connection is ``conn``)."""
         self.using = using
         self.fsync = fsync
-        self._vendor: str = conn.vendor
         self._sqlite = conn.vendor == "sqlite"
         """Whether the database is SQLite: statements go straight to ``sqlite3``, writers take turns."""
         self._dialect: Dialect = dialect_for(conn)

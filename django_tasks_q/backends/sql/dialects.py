@@ -9,6 +9,9 @@ parameter.
 
 from __future__ import annotations
 
+import select
+import time
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 __all__ = ["Dialect", "MysqlDialect", "PostgresDialect", "SqliteDialect", "dialect_for"]
@@ -83,6 +86,14 @@ class Dialect:
         """The insert of a ready message, notifying listeners in the same statement where the database can."""
         return insert, params
 
+    def listen(
+        self, connection: Any, channel: str, on_lost: Callable[[Exception], None]
+    ) -> tuple[Any, Callable[[float], bool]] | None:
+        """A connection of its own listening on ``channel`` and the wait on it (``poll(timeout)`` → whether a
+        notification came), or ``None`` where the database cannot notify. ``on_lost`` hears of a broken
+        listening connection; the wait then reports a change, so that the caller looks and listens anew."""
+        return None
+
     def is_transient(self, error: BaseException) -> bool:
         """Whether ``error`` (Django's, with the driver's as its cause) rolled back a call that may simply be
         tried again: a deadlock, a serialization failure, SQLite's busy timeout."""
@@ -112,6 +123,39 @@ class PostgresDialect(Dialect):
             *params,
             channel,
         ]
+
+    def listen(
+        self, connection: Any, channel: str, on_lost: Callable[[Exception], None]
+    ) -> tuple[Any, Callable[[float], bool]] | None:
+        """``LISTEN`` with psycopg 3, waiting on the connection's socket (psycopg's ``notifies()`` generator
+        costs far more per call); psycopg2 has no native wait (``None``)."""
+        listener = connection.Database.connect(**connection.get_connection_params())
+        pgconn = getattr(listener, "pgconn", None)
+        if pgconn is None:
+            listener.close()
+            return None
+        listener.autocommit = True
+        listener.execute(f'LISTEN "{channel}"')
+
+        def poll(timeout: float) -> bool:
+            try:
+                if not select.select([pgconn.socket], [], [], timeout)[0]:
+                    return False
+                pgconn.consume_input()
+                notified = False
+                while pgconn.notifies() is not None:
+                    notified = True
+                return notified
+            except Exception as exc:
+                on_lost(exc)
+                try:
+                    listener.close()
+                except Exception:
+                    pass
+                time.sleep(min(timeout, 1.0))
+                return True
+
+        return listener, poll
 
     def is_transient(self, error: BaseException) -> bool:
         """Deadlocks and serialization failures (SQLSTATE 40P01, 40001)."""

@@ -21,7 +21,6 @@ import logging
 import os
 import random
 import re
-import select
 import sqlite3
 import threading
 import time
@@ -572,35 +571,13 @@ class OrmTransport(MessageWaiting):
             watch_conn = sqlite3.connect(name, check_same_thread=False, uri=name.startswith("file:"))
             self._watch_resource = watch_conn
             return probe_poller(lambda: watch_conn.execute("PRAGMA data_version").fetchone()[0], fast=SQLITE_FAST_POLL)
-        if self._dialect.notify(self.channel) is None:
+        listening = self._dialect.listen(conn, self.channel, self._lost_listener)
+        if listening is None:
             return None
-        listener = conn.Database.connect(**conn.get_connection_params())
-        pgconn = getattr(listener, "pgconn", None)
-        if pgconn is None:
-            listener.close()
-            return None  # psycopg2: no native wait
-        listener.autocommit = True
-        listener.execute(f'LISTEN "{self.channel}"')
-        self._watch_resource = listener
-
-        def poll(timeout: float) -> bool:
-            # Wait on the socket itself (psycopg's notifies() generator costs far more per call).
-            try:
-                if not select.select([pgconn.socket], [], [], timeout)[0]:
-                    return False
-                pgconn.consume_input()
-                notified = False
-                while pgconn.notifies() is not None:
-                    notified = True
-                return notified
-            except Exception as exc:  # the listening connection broke: open a new one next time
-                logger.warning("ORM storage %r: lost the LISTEN connection (%s); reconnecting", self.name, exc)
-                self._watch = None
-                try:
-                    listener.close()
-                except Exception:
-                    pass
-                time.sleep(min(timeout, 1.0))
-                return True
-
+        self._watch_resource, poll = listening
         return poll
+
+    def _lost_listener(self, error: Exception) -> None:
+        """The connection that listens for new messages broke: open a new one at the next wait."""
+        logger.warning("ORM storage %r: lost the LISTEN connection (%s); reconnecting", self.name, error)
+        self._watch = None

@@ -104,6 +104,7 @@ from .base import (
     DeadLetter,
     EmptyData,
     EmptyDataType,
+    Feature,
     Reclaimed,
     Reservation,
     ResultWrite,
@@ -388,9 +389,8 @@ class OrmStorage(BaseStorage):
 
     blocking = False
     priority = True
-    reliable = True
-    peeks_on_reserve = True
-    shared_between_processes = True
+    features = frozenset({Feature.RELIABLE, Feature.DEAD_LETTERS, Feature.COUNTERS, Feature.KEY_LISTING,
+                          Feature.WAIT_FOR_MESSAGES, Feature.PEEK_ON_RESERVE, Feature.REAP_BY_PROGRESS})
 
     supported_vendors: ClassVar[tuple[str, ...]] = ("postgresql", "mysql", "sqlite")
 

@@ -87,6 +87,7 @@ from django_tasks_q.backends.base import (
     DeadLetter,
     EmptyData,
     EmptyDataType,
+    Feature,
     Reclaimed,
     Reservation,
     ResultWrite,
@@ -241,7 +242,8 @@ class SqliteStorage(BaseStorage):
 
     blocking = False
     priority = True
-    reliable = True
+    features = frozenset({Feature.RELIABLE, Feature.DEAD_LETTERS, Feature.COUNTERS, Feature.KEY_LISTING,
+                          Feature.WAIT_FOR_MESSAGES, Feature.REAP_BY_PROGRESS})
 
     purge_interval: ClassVar[float] = 5.0
     """At most this often (seconds), a write also deletes expired values and counters (``purge_expired``)."""

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -27,6 +28,7 @@ from django.test.utils import CaptureQueriesContext
 from django_tasks_q import TaskQueue
 from django_tasks_q.backends.base import BaseStorage, EmptyData
 from django_tasks_q.backends.orm import OrmStorage, OrmTablesMissing
+from django_tasks_q.backends.sql.dialects import dialect_for
 from django_tasks_q.exceptions import ConfigurationError, StorageError
 from django_tasks_q.orm_models import Counter, DeadLetterMessage, KeyValue, QueueMessage, ScheduledMessage
 from tests.support import eventually
@@ -117,10 +119,11 @@ def rows(model: Any, storage: OrmStorage) -> list[Any]:
 
 class TestConfiguration:
     def test_flags(self) -> None:
-        assert (OrmStorage.blocking, OrmStorage.priority, OrmStorage.reliable) == (False, True, True)
-        assert OrmStorage.shared_between_processes is True
-        assert OrmStorage.supports_dead_letters()
-        assert OrmStorage.implements("incr") and OrmStorage.implements("result_items")
+        assert (OrmStorage.blocking, OrmStorage.priority) == (False, True)
+        assert OrmStorage.features == {
+            "reliable", "dead_letters", "counters", "key_listing", "wait_for_messages", "peek_on_reserve",
+            "reap_by_progress",
+        }
 
     def test_defaults_and_repr(self) -> None:
         storage = OrmStorage()
@@ -669,7 +672,7 @@ class TestFailures:
     )
     def test_which_errors_are_retried(self, vendor: str, cause: dict[str, Any], transient: bool) -> None:
         storage = OrmStorage("q")
-        storage._vendor = vendor
+        storage._dialect = dialect_for(SimpleNamespace(vendor=vendor, features=None))
         cause = dict(cause)
         driver_error = Exception(*cause.pop("args", ()))
         for name, value in cause.items():

@@ -127,9 +127,10 @@ def test_seed_parameters_and_defaults(tmp_path: Path, monkeypatch: pytest.Monkey
         False,
     )
     assert storage.database_path == str(tmp_path / "huey.db")
-    assert (SqliteStorage.blocking, SqliteStorage.priority, SqliteStorage.reliable) == (False, True, True)
-    assert SqliteStorage.shared_between_processes is True
-    assert SqliteStorage.supports_dead_letters()
+    assert (SqliteStorage.blocking, SqliteStorage.priority) == (False, True)
+    assert SqliteStorage.features == {
+        "reliable", "dead_letters", "counters", "key_listing", "wait_for_messages", "reap_by_progress"
+    }
     assert not (tmp_path / "huey.db").exists(), "nothing is opened before the first operation"
     storage.enqueue(b"m")
     assert (tmp_path / "huey.db").exists()
@@ -336,7 +337,7 @@ def test_a_forked_child_opens_its_own_connection(tmp_path: Path, monkeypatch: py
     storage = SqliteStorage("fork", filename=tmp_path / "f.db")
     storage.enqueue(b"m")
     parent_conn = storage._connection()
-    monkeypatch.setattr("django_tasks_q.backends.sqlite.os.getpid", lambda: -12345)  # "we are a child now"
+    monkeypatch.setattr("django_tasks_q.backends.sql.sqlite_connection.os.getpid", lambda: -12345)  # "we are a child now"
     child_conn = storage._connection()
     assert child_conn is not parent_conn
     assert storage.queue_size() == 1

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from django_tasks_q import MemoryHuey, crontab, workers
+from django_tasks_q import MemoryHuey, crontab
 from django_tasks_q.backends.memory import MemoryStorage
-from django_tasks_q.consumer import Consumer, ConsumerOptions
+from django_tasks_q.consumer import Consumer, ConsumerOptions, workers
 from django_tasks_q.exceptions import ConfigurationError, StorageError
 
 FAST = {"initial_delay": 0.01, "max_delay": 0.05, "scheduler_interval": 0.05, "health_check_interval": 0.1}
@@ -241,7 +241,7 @@ class AckRecordingStorage(MemoryStorage):
 
 
 def test_a_stop_requested_while_a_task_runs_claims_nothing_at_its_acknowledgement() -> None:
-    """R7: the choice to claim the next message is made when the task ends, not when it started."""
+    """Graceful shutdown: the choice to claim the next message is made when the task ends, not when it started."""
     q = make_queue(storage_class=AckRecordingStorage)
     started = threading.Event()
 

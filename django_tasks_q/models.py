@@ -4,7 +4,7 @@ Each group of models lives in its own module and is imported here, so that Djang
 finds them all in the ``django_tasks_q`` app:
 
 * ``django_tasks_q/history/models.py``: task history, heartbeats, per-minute counters, admin anchors;
-* ``django_tasks_q/orm_models.py``: the ORM storage's tables (used by ``django_tasks_q/backends/orm.py``).
+* ``django_tasks_q/orm_models.py``: the ORM storage's tables (used by ``django_tasks_q/backends/orm.py`` and ``backends/sql/``).
 * ``django_tasks_q/history/schedules.py``: schedules stored in the database (edited in the admin).
 """
 

@@ -59,7 +59,7 @@ class ExactCharField(models.CharField):
 
 
 # ====================================================================================================
-# ORM storage tables (owned by django_tasks_q/backends/orm.py; change them only together with it)
+# ORM storage tables (owned by django_tasks_q/backends/sql/; change them only together with it)
 # ====================================================================================================
 
 

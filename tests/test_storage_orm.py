@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -27,6 +28,7 @@ from django.test.utils import CaptureQueriesContext
 from django_tasks_q import TaskQueue
 from django_tasks_q.backends.base import BaseStorage, EmptyData
 from django_tasks_q.backends.orm import OrmStorage, OrmTablesMissing
+from django_tasks_q.backends.sql.dialects import dialect_for
 from django_tasks_q.exceptions import ConfigurationError, StorageError
 from django_tasks_q.orm_models import Counter, DeadLetterMessage, KeyValue, QueueMessage, ScheduledMessage
 from tests.storage_contract import LONG_LEASE, StorageContract, eventually
@@ -668,7 +670,7 @@ class TestFailures:
     )
     def test_which_errors_are_retried(self, vendor: str, cause: dict[str, Any], transient: bool) -> None:
         storage = OrmStorage("q")
-        storage._vendor = vendor
+        storage._dialect = dialect_for(SimpleNamespace(vendor=vendor, features=None))
         cause = dict(cause)
         driver_error = Exception(*cause.pop("args", ()))
         for name, value in cause.items():

@@ -336,7 +336,7 @@ def test_a_forked_child_opens_its_own_connection(tmp_path: Path, monkeypatch: py
     storage = SqliteStorage("fork", filename=tmp_path / "f.db")
     storage.enqueue(b"m")
     parent_conn = storage._connection()
-    monkeypatch.setattr("django_tasks_q.backends.sqlite.os.getpid", lambda: -12345)  # "we are a child now"
+    monkeypatch.setattr("django_tasks_q.backends.sql.sqlite_connection.os.getpid", lambda: -12345)  # "we are a child now"
     child_conn = storage._connection()
     assert child_conn is not parent_conn
     assert storage.queue_size() == 1

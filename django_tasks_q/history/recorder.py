@@ -32,7 +32,7 @@ from django.db import OperationalError, close_old_connections, connection, route
 from django.utils import timezone
 
 from .. import signals
-from ..backends.orm import database_write_lock
+from ..backends.sql.orm_transport import database_write_lock
 from ..timeutils import TimeConversion, convert, to_utc
 from .models import FAILURE_STATUSES, QueueMinute, TaskStatus, history_settings
 from .writers import add_minutes, count_tasks_run, prune, write_history

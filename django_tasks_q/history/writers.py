@@ -18,7 +18,7 @@ from django.db import IntegrityError, connections, router, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from ..backends.orm import database_write_lock
+from ..backends.sql.orm_transport import database_write_lock
 from .models import ConsumerHeartbeat, QueueMinute, TaskHistory, history_settings
 
 MINUTES_KEPT = dt.timedelta(days=2)

@@ -8,7 +8,6 @@ second signal stops it at once; SIGHUP restarts the process in place.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import multiprocessing
 import os
@@ -349,18 +348,6 @@ class Consumer:
             if queue.pending_count() or queue.in_flight_count():
                 return False
         return True
-
-    # ------------------------------------------------------------------ scheduler
-
-    def scheduler_tick(
-        self,
-        now: dt.datetime,
-        next_reap: dict[str, float],
-        reap_every: dict[str, float],
-        last_minute: dict[str, dt.datetime],
-    ) -> None:
-        """One pass of the scheduler at ``now`` (see :meth:`QueueScheduler.tick`)."""
-        self.scheduler.tick(now, next_reap, reap_every, last_minute)
 
     # ------------------------------------------------------------------ logging
 

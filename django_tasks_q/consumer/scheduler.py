@@ -165,4 +165,4 @@ class Scheduler:
 
     def loop(self, now: dt.datetime | None = None) -> None:
         """Run one pass at ``now`` (default: the current time); a storage error is raised after every step ran."""
-        self.consumer.scheduler_tick(now or now_utc(), self._next_reap, self._reap_every, self._last_minute)
+        self.consumer.scheduler.tick(now or now_utc(), self._next_reap, self._reap_every, self._last_minute)

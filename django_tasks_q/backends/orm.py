@@ -88,7 +88,7 @@ from typing import Any, ClassVar
 from django.db import connections
 from django.utils.connection import ConnectionDoesNotExist
 
-from .base import BaseStorage, check_bytes, schedule_time
+from .base import BaseStorage, Feature, check_bytes, schedule_time
 from .errors import ConfigurationError
 from .sql.core import chunks, placeholders
 from .sql.orm_delivery import OrmDelivery
@@ -120,9 +120,8 @@ class OrmStorage(OrmDelivery, BaseStorage):
 
     blocking = False
     priority = True
-    reliable = True
-    peeks_on_reserve = True
-    shared_between_processes = True
+    features = frozenset({Feature.RELIABLE, Feature.DEAD_LETTERS, Feature.COUNTERS, Feature.KEY_LISTING,
+                          Feature.WAIT_FOR_MESSAGES, Feature.PEEK_ON_RESERVE, Feature.REAP_BY_PROGRESS})
 
     supported_vendors: ClassVar[tuple[str, ...]] = ("postgresql", "mysql", "sqlite")
 

@@ -63,7 +63,7 @@ import os
 import sqlite3
 from typing import Any
 
-from django_tasks_q.backends.base import BaseStorage, check_bytes, new_token, schedule_time
+from django_tasks_q.backends.base import BaseStorage, Feature, check_bytes, new_token, schedule_time
 from django_tasks_q.backends.errors import ConfigurationError
 
 from .sql.core import SQLITE_FILE_SCHEMA
@@ -81,7 +81,8 @@ class SqliteStorage(SqliteDelivery, BaseStorage):
 
     blocking = False
     priority = True
-    reliable = True
+    features = frozenset({Feature.RELIABLE, Feature.DEAD_LETTERS, Feature.COUNTERS, Feature.KEY_LISTING,
+                          Feature.WAIT_FOR_MESSAGES, Feature.REAP_BY_PROGRESS})
 
     def __init__(
         self,

@@ -13,8 +13,6 @@ import hashlib
 import time
 from typing import Any
 
-from django.db import IntegrityError, connections
-
 from ..base import EmptyData, EmptyDataType, check_bytes, check_key, expiry_time, is_live
 from ..errors import StorageError
 from .core import CHUNK, CommonOperations, placeholders
@@ -38,7 +36,7 @@ class OrmDataArea(CommonOperations, OrmTransport):
         """Sweep expired values now and then (``purge_interval``), never inside a caller's transaction."""
         if self.purge_interval is None or time.monotonic() < self._next_purge:
             return
-        if connections[self.using].in_atomic_block:
+        if self._in_caller_transaction():
             return
         self._next_purge = time.monotonic() + self.purge_interval
         try:
@@ -168,7 +166,7 @@ class OrmDataArea(CommonOperations, OrmTransport):
                         "{updated_at}) VALUES (%s, %s, %s, %s, %s, %s, %s)",
                         [self.name, key_hash, key, value, False, expires_at, now],
                     )
-            except IntegrityError:
+            except self._UNIQUE_CONFLICT:
                 return False
         return True
 

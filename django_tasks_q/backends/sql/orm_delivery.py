@@ -194,7 +194,7 @@ class OrmDelivery(OrmDataArea):
         counted = attempts if type(attempts) is int and 0 <= attempts <= self._schema.int_max else 0
         kept_priority = priority if type(priority) is int and -self._schema.int_max - 1 <= priority <= self._schema.int_max else None
         self._insert_dead(conn, _as_bytes(data), UNREADABLE_RECORD, problem, counted, kept_priority, None)
-        where = f"message row {pk} of DATABASES[{self.using!r}]"
+        where = self._message_row_place(pk)
         self._after_commit(conn, lambda: log_unreadable_record(self.name, where, problem))
 
     def _peek_hashes(self, keys: Sequence[str]) -> tuple[str, ...]:
@@ -355,13 +355,7 @@ class OrmDelivery(OrmDataArea):
             "INSERT INTO {dead} ({queue}, {data}, {priority}, {reason}, {detail}, {attempts}, {failed_at}, "
             "{created_at}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
         )
-        if self._dialect.returning:
-            row = self._fetchone(conn, insert + " RETURNING {id}", params)
-            assert row is not None
-            return str(row[0])
-        with conn.cursor() as cursor:
-            cursor.execute(self._sql(insert), params)
-            return str(cursor.lastrowid)
+        return str(self._insert_returning_id(conn, insert, params))
 
     def _bury(self, conn: Any, owned: list[Any], reason: str, detail: str) -> bool:
         with self._txn(conn):

@@ -29,7 +29,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, TypeVar
 
 from django.db import Error as DjangoDatabaseError
-from django.db import connections, transaction
+from django.db import IntegrityError, connections, transaction
 
 from ..errors import ConfigurationError, StorageError
 from ..watch import ChangeWatch, probe_poller
@@ -92,13 +92,6 @@ def database_write_lock(using: str) -> AbstractContextManager[Any]:
     if conn.vendor != "sqlite" or conn.in_atomic_block:
         return nullcontext()
     return _sqlite_lock(conn)
-
-
-_PEEK_COLUMN = (
-    ", (SELECT {value} FROM {kv} WHERE {queue} = %s AND {key_hash} = %s "
-    "AND ({expires_at} IS NULL OR {expires_at} > %s))"
-)
-"""A column of the claim's ``RETURNING``: the live value of one ``peek`` key (``NULL`` when there is none)."""
 
 
 class _TransactionState(threading.local):
@@ -393,6 +386,27 @@ class OrmTransport(MessageWaiting):
             self._local.after_commit.append(callback)
         else:
             transaction.on_commit(callback, using=self.using)
+
+    _UNIQUE_CONFLICT: type[Exception] = IntegrityError
+    """What a statement raises when it breaks a unique constraint (the key/value area's ``put_if_empty``)."""
+
+    def _in_caller_transaction(self) -> bool:
+        """Whether the storage is being called inside a transaction of the caller's (``transaction.atomic()``)."""
+        return connections[self.using].in_atomic_block
+
+    def _insert_returning_id(self, conn: Any, template: str, params: Sequence[Any]) -> Any:
+        """Run one ``INSERT`` and return the new row's id (read by ``RETURNING`` where the database has it)."""
+        if self._dialect.returning:
+            row = self._fetchone(conn, template + " RETURNING {id}", params)
+            assert row is not None
+            return row[0]
+        with conn.cursor() as cursor:
+            cursor.execute(self._sql(template), params)
+            return cursor.lastrowid
+
+    def _message_row_place(self, pk: Any) -> str:
+        """Where a message row is, as a log line names it."""
+        return f"message row {pk} of DATABASES[{self.using!r}]"
 
     def _process_lock(self, conn: Any) -> AbstractContextManager[Any]:
         """On SQLite, one thread of this process at a time per database (outside a caller's transaction)."""

@@ -14,9 +14,10 @@ django_tasks_q.E008       the lease is shorter than three lease renewals
 django_tasks_q.E009       ``CONSUMER`` holds an unknown or invalid option
 django_tasks_q.E010       a queue option (``LEASE``, ``MAX_ATTEMPTS``, ``RESULT_TTL`` ...) is invalid
 django_tasks_q.E012       a queue uses the ORM storage but ``django_tasks_q`` is not in ``INSTALLED_APPS``
-django_tasks_q.W001       a per-process storage (memory, black hole) without ``IMMEDIATE``: a separate
-                          ``run_tasks`` process never sees its tasks
-django_tasks_q.W002       the storage has no reliable delivery: a task is lost if its worker dies
+django_tasks_q.W001       a storage with the feature ``process_local`` (memory, black hole) without ``IMMEDIATE``:
+                          a separate ``run_tasks`` process never sees its tasks
+django_tasks_q.W002       the storage has no reliable delivery (it does not declare the feature ``reliable``):
+                          a task is lost if its worker dies
 django_tasks_q.W004       a database lacks django-tasks-q's tables (``migrate`` not run); tagged ``database``, so
                           run by ``manage.py check --database <alias>`` (a warning: ``migrate`` runs these checks
                           too, and an error would stop the command that creates the tables)
@@ -39,6 +40,7 @@ from typing import Any
 
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
+from .backends.base import BaseStorage, Feature
 from .conf import QueueSettings, parse_queue, parsed_queues, registry_for
 from .exceptions import ConfigurationError
 from .huey_settings import check_huey_setting
@@ -170,7 +172,7 @@ def _orm_storage_aliases() -> set[str]:
     }
 
 
-def _check_hub_options(queue: QueueSettings, storage_class: type) -> list[CheckMessage]:
+def _check_hub_options(queue: QueueSettings, storage_class: type[BaseStorage]) -> list[CheckMessage]:
     from .hub.queue import TaskQueue
     from .messages.codec import MessageCodec
 
@@ -192,7 +194,8 @@ def _check_hub_options(queue: QueueSettings, storage_class: type) -> list[CheckM
             hub.codec  # noqa: B018  (builds and so validates serializer, compression and size limit)
     except (ConfigurationError, TypeError, ValueError) as exc:
         messages.append(_error("E010", f"{where}: {exc}"))
-    if not conf.get("IMMEDIATE") and not getattr(storage_class, "shared_between_processes", True):
+    features = storage_class.features
+    if not conf.get("IMMEDIATE") and Feature.PROCESS_LOCAL in features:
         messages.append(
             _warning(
                 "W001",
@@ -201,12 +204,13 @@ def _check_hub_options(queue: QueueSettings, storage_class: type) -> list[CheckM
                 "Use orm, sqlite, file or redis, or set IMMEDIATE: True (tests, development).",
             )
         )
-    elif not getattr(storage_class, "reliable", False) and getattr(storage_class, "shared_between_processes", True):
+    elif Feature.RELIABLE not in features and Feature.PROCESS_LOCAL not in features:
         messages.append(
             _warning(
                 "W002",
                 f"{where}: {storage_class.__name__} has no reliable delivery; a task whose worker dies is lost",
-                "Use one of the storages shipped with django-tasks-q, or implement reserve/ack in yours.",
+                "Use one of the storages shipped with django-tasks-q, or implement reliable delivery in yours "
+                "and declare the feature 'reliable'.",
             )
         )
     return messages

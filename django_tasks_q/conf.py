@@ -27,7 +27,7 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 
 from .backends.base import BaseStorage
-from .backends.registry import STORAGES, load_storage_class
+from .backends.registry import ALIASES, load_storage_class
 from .exceptions import ConfigurationError, UnknownQueue
 from .registry import TaskRegistry
 from .urls_config import parse_queue_url
@@ -156,7 +156,7 @@ def _storage_setting(where: str, conf: dict[str, Any]) -> tuple[str | type, dict
         raise ConfigurationError(
             f"{where} has neither BACKEND nor URL: it needs BACKEND (an alias or dotted path) or URL",
             check_id="django_tasks_q.E003",
-            hint=f"Use one of {sorted(entry.alias for entry in STORAGES)}, or a dotted path.",
+            hint=f"Use one of {sorted(ALIASES)}, or a dotted path.",
         )
     return backend, dict(options)
 

@@ -37,7 +37,7 @@ HUEY_DEFAULT_CLASS = "huey.RedisHuey"
 HUEY_CLASSES: dict[str, str] = {
     f"{module}.{entry.huey_class}": entry.alias
     for entry in STORAGES
-    if entry.huey_class
+    if entry.huey_class and entry.alias
     for module in ("huey", "huey.api")
 }
 """huey's queue classes (by the paths djhuey settings use) → the storage alias with the same behaviour."""
@@ -225,7 +225,7 @@ def _backend_of_queue_class(path: str) -> str | None:
 
 def _alias_of(storage_path: str) -> str:
     entry = by_class_path(storage_path)
-    return entry.alias if entry else storage_path
+    return entry.alias if entry and entry.alias else storage_path
 
 
 def _split_consumer(

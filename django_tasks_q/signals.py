@@ -30,9 +30,9 @@ SIGNAL_RETRYING = "retrying"
 SIGNAL_REVOKED = "revoked"
 SIGNAL_SCHEDULED = "scheduled"
 SIGNAL_TIMEOUT = "timeout"
-# Delivery events beyond huey's (RELIABILITY R27). Their receivers get ``task`` (None when the message could
-# not be decoded) and: dead-lettered (reason, detail, message id, task id or None); reclaimed (task id,
-# message id); lost-lease (message id).
+# Delivery events beyond huey's, so that every reclaim, lost lease and dead letter can be observed. Their
+# receivers get ``task`` (None when the message could not be decoded) and: dead-lettered (reason, detail,
+# message id, task id or None); reclaimed (task id, message id); lost-lease (message id).
 SIGNAL_DEAD_LETTERED = "dead-lettered"
 SIGNAL_RECLAIMED = "reclaimed"
 SIGNAL_LOST_LEASE = "lost-lease"

@@ -112,7 +112,7 @@ def populate(hub: Any) -> dict[str, Any]:
     made["pending2"] = hub.enqueue_call("tests.admin_helpers.add", [1, 2], priority=5)
     made["running"] = hub.enqueue_call("tests.admin_helpers.add", [5, 6])
     # The reservation is taken last so that the first reserved message is "running" (FIFO for equal priority).
-    if hub.storage.supports_dead_letters():
+    if hub.supports_dead_letters:
         hub.storage.add_dead_letter(b"\x00garbage " + XSS.encode(), "decode_error", f"detail {XSS}", attempts=1)
     hub.lock_task("adm-lock").acquire()
     limiter = hub.rate_limit("adm-rate", 5, 60)

@@ -1,8 +1,8 @@
 """The storage contract as a reusable test suite (see ``django_tasks_q/backends/base.py``).
 
-Every storage runs the same tests. A backend's test module subclasses :class:`StorageContract`, declares what
-its storage can do with the capability flags below and provides a ``storage`` fixture that yields a fresh,
-empty storage (and cleans up after it)::
+Every storage runs the same tests. A backend's test module subclasses :class:`StorageContract`, states with the
+flags below what the storage does beyond its declared features and provides a ``storage`` fixture that yields a
+fresh, empty storage (and cleans up after it)::
 
     class TestMemoryStorage(StorageContract):
         is_blocking = True
@@ -14,7 +14,8 @@ empty storage (and cleans up after it)::
             storage.flush_all()
             storage.close()
 
-Tests are skipped only through those flags, never by backend name. A storage whose records can be damaged
+Tests are skipped only through those flags and the storage's declared ``features`` (each skip names the flag
+or the feature), never by backend name. A storage whose records can be damaged
 behind its back lists the kinds of damage in ``unreadable_kinds`` and implements ``corrupt_record``; the
 unreadable-record cases then run once per kind. The suite assumes nothing about memory
 identity (the store may live in another process), compares bytes only, keeps leases and ttls at 0.3 s or less,
@@ -36,7 +37,14 @@ from typing import Any, ClassVar
 
 import pytest
 
-from django_tasks_q.backends.base import UNREADABLE_RECORD, BaseStorage, EmptyData, Reclaimed, Reservation
+from django_tasks_q.backends.base import (
+    UNREADABLE_RECORD,
+    BaseStorage,
+    EmptyData,
+    Feature,
+    Reclaimed,
+    Reservation,
+)
 
 LONG_LEASE = 30.0  # never expires during a test unless a later `now` is passed to requeue_expired
 SHORT_LEASE = 0.2  # expires for real, quickly
@@ -76,7 +84,8 @@ class StorageContract:
 
     __test__ = False
 
-    # ---- capability flags: a subclass sets these to what its storage can do
+    # ---- capability flags: a subclass sets these to what its storage does (its optional abilities come from the
+    #      storage's declared `features`)
     supports_priority: ClassVar[bool] = True
     """The storage honours priorities (class flag ``priority``). When ``False`` the suite checks plain FIFO."""
     supports_ttl: ClassVar[bool] = True
@@ -89,14 +98,6 @@ class StorageContract:
     destructive_reads: ClassVar[bool] = True
     """``pop_data`` removes what it returns. ``False`` for the expiring Redis storages, whose values leave by
     expiring (huey's semantics): there ``pop_data`` reads like ``peek_data``."""
-    supports_key_listing: ClassVar[bool] = True
-    """``data_keys`` is implemented (the admin's list of held unique-task keys needs it)."""
-    supports_incr: ClassVar[bool] = True
-    """``incr`` is implemented (atomically)."""
-    supports_reliable: ClassVar[bool] = True
-    """Native reliable delivery (class flag ``reliable``): reservations, leases, fencing, reaping."""
-    supports_dead_letters: ClassVar[bool] = True
-    """The dead-letter methods are implemented (``BaseStorage.supports_dead_letters()``)."""
     supports_schedule_priority: ClassVar[bool] = True
     """``enqueue_due`` moves due items with the priority given to ``add_to_schedule``."""
     supports_named_isolation: ClassVar[bool] = False
@@ -146,9 +147,13 @@ class StorageContract:
         if not getattr(self, flag):
             pytest.skip(f"{type(self).__name__}.{flag} is False")
 
-    def require_unreadable(self, kind: str) -> None:
-        self.require("supports_reliable")
-        self.require("supports_dead_letters")
+    def require_feature(self, storage: BaseStorage, feature: Feature) -> None:
+        if feature not in storage.features:
+            pytest.skip(f"{type(storage).__name__} does not declare the feature {feature.value!r}")
+
+    def require_unreadable(self, storage: BaseStorage, kind: str) -> None:
+        self.require_feature(storage, Feature.RELIABLE)
+        self.require_feature(storage, Feature.DEAD_LETTERS)
         if kind not in self.unreadable_kinds:
             pytest.skip(
                 f"{type(self).__name__}.unreadable_kinds is empty: its records cannot be damaged behind its back"
@@ -207,12 +212,9 @@ class StorageContract:
     def test_capability_flags_match_the_storage(self, storage: BaseStorage) -> None:
         assert isinstance(storage, BaseStorage)
         assert storage.priority is self.supports_priority
-        assert storage.reliable is self.supports_reliable
         assert storage.blocking is self.is_blocking
-        cls = type(storage)
-        assert cls.supports_dead_letters() is self.supports_dead_letters
-        assert cls.implements("incr") is self.supports_incr
-        assert cls.implements("result_items") is self.supports_results
+        assert (type(storage).result_items is not BaseStorage.result_items) is self.supports_results
+        assert all(isinstance(feature, Feature) for feature in storage.features)
         assert isinstance(storage.name, str)
 
     def test_empty_storage_reads(self, storage: BaseStorage) -> None:
@@ -235,7 +237,7 @@ class StorageContract:
         if self.supports_results:
             assert storage.result_items() == {}
             assert storage.result_store_size() == 0
-        if self.supports_dead_letters:
+        if Feature.DEAD_LETTERS in storage.features:
             assert storage.dead_letters() == []
             assert storage.dead_letter_count() == 0
 
@@ -340,7 +342,7 @@ class StorageContract:
             assert self.drain(storage) == [data for data, _ in plan]
 
     def test_enqueue_many_messages_are_reserved_like_any_other(self, storage: BaseStorage) -> None:
-        self.require("supports_reliable")
+        self.require_feature(storage, Feature.RELIABLE)
         storage.enqueue_many([(msg(i), 3) for i in range(3)])
         reservations = [self.reserve_one(storage) for _ in range(3)]
         assert [r.data for r in reservations] == [msg(0), msg(1), msg(2)]
@@ -617,7 +619,7 @@ class StorageContract:
         storage.put_data("r1", b"result-1", is_result=True)
         storage.put_data("lock", b"held")
         assert storage.put_if_empty("other-lock", b"") is True
-        if self.supports_incr:
+        if Feature.COUNTERS in storage.features:
             storage.incr("counter")
         assert storage.result_items() == {"r1": b"result-1", "lock": b"held", "other-lock": b""}
         assert storage.result_store_size() == 3
@@ -636,14 +638,14 @@ class StorageContract:
         assert storage.task_result_count() == 1
 
     def test_data_keys_lists_live_values_by_exact_prefix(self, storage: BaseStorage) -> None:
-        self.require("supports_key_listing")
+        self.require_feature(storage, Feature.KEY_LISTING)
         storage.put_data("unique.b.2", b"id-2")
         storage.put_data("unique.a.1", b"id-1")
         assert storage.put_if_empty("unique.c", b"id-3") is True
         storage.put_data("unique.r", b"result", is_result=True)
         storage.put_data("Unique.upper", b"x")
         storage.put_data("other", b"x")
-        if self.supports_incr:
+        if Feature.COUNTERS in storage.features:
             storage.incr("unique.counter")
         assert storage.data_keys("unique.") == ["unique.a.1", "unique.b.2", "unique.c", "unique.r"]
         assert storage.data_keys("unique.", limit=2) == ["unique.a.1", "unique.b.2"]
@@ -652,14 +654,14 @@ class StorageContract:
         assert storage.data_keys("unique.b") == []
 
     def test_data_keys_treats_wildcards_in_the_prefix_literally(self, storage: BaseStorage) -> None:
-        self.require("supports_key_listing")
+        self.require_feature(storage, Feature.KEY_LISTING)
         for key in ("a%b_c!", "aXbYc!", "g[1]*?\\x", "g1x"):
             storage.put_data(key, b"v")
         assert storage.data_keys("a%b_") == ["a%b_c!"]
         assert storage.data_keys("g[1]*?") == ["g[1]*?\\x"]
 
     def test_data_keys_leaves_out_expired_values(self, storage: BaseStorage) -> None:
-        self.require("supports_key_listing")
+        self.require_feature(storage, Feature.KEY_LISTING)
         self.require("supports_ttl")
         storage.put_data("unique.short", b"v", ttl=SHORT_TTL)
         storage.put_data("unique.long", b"v", ttl=60)
@@ -672,7 +674,7 @@ class StorageContract:
         storage.put_data("lock", b"held")
         storage.enqueue(msg(1))
         storage.add_to_schedule(msg(2), time.time() + 100)
-        if self.supports_incr:
+        if Feature.COUNTERS in storage.features:
             storage.incr("counter", 5)
         storage.flush_results()
         assert storage.result_items() == {}
@@ -680,7 +682,7 @@ class StorageContract:
         assert storage.peek_data("r1") is EmptyData
         assert storage.peek_data("lock") is EmptyData
         assert (storage.queue_size(), storage.schedule_size()) == (1, 1)
-        if self.supports_incr:
+        if Feature.COUNTERS in storage.features:
             assert storage.incr("counter", 0) == 5
 
     def test_flush_task_results_keeps_other_data(self, storage: BaseStorage) -> None:
@@ -710,7 +712,7 @@ class StorageContract:
     # ================================================================== counters
 
     def test_incr(self, storage: BaseStorage) -> None:
-        self.require("supports_incr")
+        self.require_feature(storage, Feature.COUNTERS)
         assert storage.incr("c") == 1
         assert storage.incr("c", 5) == 6
         assert storage.incr("c", -2) == 4
@@ -719,7 +721,7 @@ class StorageContract:
         assert storage.incr("c") == 5
 
     def test_incr_ttl_starts_a_new_window(self, storage: BaseStorage) -> None:
-        self.require("supports_incr")
+        self.require_feature(storage, Feature.COUNTERS)
         self.require("supports_ttl")
         assert storage.incr("window", ttl=SHORT_TTL) == 1
         assert storage.incr("window", ttl=SHORT_TTL) == 2
@@ -727,7 +729,7 @@ class StorageContract:
         assert storage.incr("window") == 1
 
     def test_delete_counter_and_flush_counters(self, storage: BaseStorage) -> None:
-        self.require("supports_incr")
+        self.require_feature(storage, Feature.COUNTERS)
         storage.incr("a", 5)
         storage.incr("b", 7)
         storage.put_data("a", b"value")
@@ -742,7 +744,7 @@ class StorageContract:
         assert storage.peek_data("a") == b"value"
 
     def test_counters_live_apart_from_values(self, storage: BaseStorage) -> None:
-        self.require("supports_incr")
+        self.require_feature(storage, Feature.COUNTERS)
         assert storage.incr("shared") == 1
         assert storage.has_data_for_key("shared") is False
         storage.put_data("shared", b"value")
@@ -752,7 +754,7 @@ class StorageContract:
         assert storage.incr("shared") == 3
 
     def test_incr_is_atomic(self, storage: BaseStorage) -> None:
-        self.require("supports_incr")
+        self.require_feature(storage, Feature.COUNTERS)
 
         def work(s: BaseStorage, index: int) -> list[int]:
             return [s.incr("hits") for _ in range(50)]
@@ -806,11 +808,11 @@ class StorageContract:
         storage.add_to_schedule(msg(3), now + 100)
         storage.put_data("result", b"r", is_result=True)
         storage.put_data("lock", b"l")
-        if self.supports_incr:
+        if Feature.COUNTERS in storage.features:
             storage.incr("counter", 7)
-        if self.supports_reliable:
+        if Feature.RELIABLE in storage.features:
             self.reserve_one(storage)
-        if self.supports_dead_letters:
+        if Feature.DEAD_LETTERS in storage.features:
             storage.add_dead_letter(b"dead", "test")
         storage.flush_all()
         assert storage.queue_size() == 0
@@ -822,9 +824,9 @@ class StorageContract:
         assert storage.in_flight_items() == []
         if self.supports_results:
             assert storage.result_items() == {}
-        if self.supports_incr:
+        if Feature.COUNTERS in storage.features:
             assert storage.incr("counter") == 1
-        if self.supports_dead_letters:
+        if Feature.DEAD_LETTERS in storage.features:
             assert storage.dead_letter_count() == 0
 
     def test_names_are_isolated(self, storage: BaseStorage) -> None:
@@ -867,7 +869,7 @@ class StorageContract:
     # ================================================================== reliable delivery: native
 
     def test_reserve_returns_a_full_reservation(self, storage: BaseStorage) -> None:
-        self.require("supports_reliable")
+        self.require_feature(storage, Feature.RELIABLE)
         storage.enqueue(b"\x00payload\xff", 3)
         before = time.time()
         reservation = self.reserve_one(storage, lease=LONG_LEASE)
@@ -885,7 +887,7 @@ class StorageContract:
         )
 
     def test_reserved_message_is_invisible_to_others(self, storage: BaseStorage) -> None:
-        self.require("supports_reliable")
+        self.require_feature(storage, Feature.RELIABLE)
         storage.enqueue(msg(1))
         self.reserve_one(storage)
         assert storage.queue_size() == 0
@@ -895,7 +897,7 @@ class StorageContract:
         assert storage.in_flight_size() == 1
 
     def test_ack_removes_and_a_second_ack_fails(self, storage: BaseStorage) -> None:
-        self.require("supports_reliable")
+        self.require_feature(storage, Feature.RELIABLE)
         storage.enqueue(msg(1))
         reservation = self.reserve_one(storage)
         assert storage.ack(reservation) is True
@@ -906,7 +908,7 @@ class StorageContract:
         assert storage.reserve(LONG_LEASE) is None
 
     def test_forged_reservations_are_refused(self, storage: BaseStorage) -> None:
-        self.require("supports_reliable")
+        self.require_feature(storage, Feature.RELIABLE)
         storage.enqueue(msg(1))
         real = self.reserve_one(storage)
         wrong_token = Reservation(
@@ -918,14 +920,14 @@ class StorageContract:
             assert storage.renew(forged, LONG_LEASE) is False
             assert storage.release(forged) is False
             assert storage.ack(forged) is False
-            if self.supports_dead_letters:
+            if Feature.DEAD_LETTERS in storage.features:
                 assert storage.bury(forged, "test") is False
         assert storage.in_flight_size() == 1
         assert storage.queue_size() == 0
         assert storage.ack(real) is True
 
     def test_reservation_is_a_plain_value(self, storage: BaseStorage) -> None:
-        self.require("supports_reliable")
+        self.require_feature(storage, Feature.RELIABLE)
         storage.enqueue(msg(1))
         reservation = self.reserve_one(storage)
         copy = pickle.loads(pickle.dumps(reservation))
@@ -936,7 +938,7 @@ class StorageContract:
         assert storage.in_flight_size() == 0
 
     def test_tokens_are_fresh_and_message_id_is_stable(self, storage: BaseStorage) -> None:
-        self.require("supports_reliable")
+        self.require_feature(storage, Feature.RELIABLE)
         storage.enqueue(msg(1))
         first = self.reserve_one(storage)
         assert storage.release(first) is True
@@ -948,7 +950,7 @@ class StorageContract:
         assert storage.ack(third) is True
 
     def test_renew_extends_the_lease(self, storage: BaseStorage) -> None:
-        self.require("supports_reliable")
+        self.require_feature(storage, Feature.RELIABLE)
         storage.enqueue(msg(1))
         reservation = self.reserve_one(storage, lease=SHORT_LEASE)
         old_deadline = reservation.deadline
@@ -963,7 +965,7 @@ class StorageContract:
         assert storage.ack(reservation) is True
 
     def test_release_restores_position_without_counting_the_attempt(self, storage: BaseStorage) -> None:
-        self.require("supports_reliable")
+        self.require_feature(storage, Feature.RELIABLE)
         for i in range(3):
             storage.enqueue(msg(i))
         first = self.reserve_one(storage)
@@ -980,7 +982,7 @@ class StorageContract:
         assert storage.ack(again) is True
 
     def test_release_counting_the_attempt_keeps_the_claim(self, storage: BaseStorage) -> None:
-        self.require("supports_reliable")
+        self.require_feature(storage, Feature.RELIABLE)
         storage.enqueue(msg(1))
         first = self.reserve_one(storage)
         assert storage.release(first, count_attempt=True) is True
@@ -991,7 +993,7 @@ class StorageContract:
         assert storage.ack(second) is True
 
     def test_release_keeps_priority(self, storage: BaseStorage) -> None:
-        self.require("supports_reliable")
+        self.require_feature(storage, Feature.RELIABLE)
         self.require("supports_priority")
         storage.enqueue(b"high", 5)
         storage.enqueue(b"low", 0)
@@ -1003,7 +1005,7 @@ class StorageContract:
         assert storage.enqueued_items() == [b"high", b"high-later", b"mid", b"low"]
 
     def test_lease_expires_in_real_time(self, storage: BaseStorage) -> None:
-        self.require("supports_reliable")
+        self.require_feature(storage, Feature.RELIABLE)
         storage.enqueue(msg(1))
         reservation = self.reserve_one(storage, lease=SHORT_LEASE)
         assert storage.requeue_expired(time.time(), 5) == []  # not yet
@@ -1022,7 +1024,7 @@ class StorageContract:
         assert storage.ack(again) is True
 
     def test_requeue_expired_leaves_live_leases_alone(self, storage: BaseStorage) -> None:
-        self.require("supports_reliable")
+        self.require_feature(storage, Feature.RELIABLE)
         storage.enqueue(msg(1))
         storage.enqueue(msg(2))
         short = self.reserve_one(storage, lease=SHORT_LEASE)
@@ -1034,7 +1036,7 @@ class StorageContract:
         assert storage.ack(short) is False
 
     def test_requeue_expired_restores_order_and_counts_the_attempt(self, storage: BaseStorage) -> None:
-        self.require("supports_reliable")
+        self.require_feature(storage, Feature.RELIABLE)
         for i in range(4):
             storage.enqueue(msg(i))
         first = self.reserve_one(storage)
@@ -1051,7 +1053,7 @@ class StorageContract:
             assert storage.ack(reservation) is True
 
     def test_fencing_stale_holder_cannot_touch_the_new_reservation(self, storage: BaseStorage) -> None:
-        self.require("supports_reliable")
+        self.require_feature(storage, Feature.RELIABLE)
         storage.enqueue(msg(1))
         a = self.reserve_one(storage, lease=SHORT_LEASE)
         reclaimed = storage.requeue_expired(a.deadline + 0.01, 5)
@@ -1063,7 +1065,7 @@ class StorageContract:
         assert storage.ack(a) is False
         assert storage.renew(a, LONG_LEASE) is False
         assert storage.release(a) is False
-        if self.supports_dead_letters:
+        if Feature.DEAD_LETTERS in storage.features:
             assert storage.bury(a, "stale") is False
             assert storage.dead_letter_count() == 0
         (still,) = storage.in_flight_items()
@@ -1073,7 +1075,7 @@ class StorageContract:
         assert storage.in_flight_size() == 0
 
     def test_ack_writes_the_result_atomically(self, storage: BaseStorage) -> None:
-        self.require("supports_reliable")
+        self.require_feature(storage, Feature.RELIABLE)
         storage.enqueue(msg(1))
         reservation = self.reserve_one(storage)
         assert storage.ack(reservation, ("result:1", b"\x00answer", None)) is True
@@ -1083,7 +1085,7 @@ class StorageContract:
             assert storage.result_items() == {"result:1": b"\x00answer"}
 
     def test_stale_ack_writes_no_result(self, storage: BaseStorage) -> None:
-        self.require("supports_reliable")
+        self.require_feature(storage, Feature.RELIABLE)
         storage.enqueue(msg(1))
         a = self.reserve_one(storage)
         self.expire_all(storage)
@@ -1101,17 +1103,17 @@ class StorageContract:
         assert acked is True
         assert second is not None and second.data == msg(2) and second.attempt == 1
         assert storage.peek_data("result:1") == b"one"
-        if self.supports_reliable:
+        if Feature.RELIABLE in storage.features:
             assert second.token and second.token != first.token
             assert [r.message_id for r in storage.in_flight_items()] == [second.message_id]
         started = time.monotonic()
         acked, nothing = storage.ack_and_reserve(second, None, LONG_LEASE)
         assert (acked, nothing) == (True, None)
-        assert time.monotonic() - started < (self.max_block if self.is_blocking and not self.supports_reliable else 0.5)
+        assert time.monotonic() - started < (self.max_block if self.is_blocking and Feature.RELIABLE not in storage.features else 0.5)
         assert storage.queue_size() == 0 and storage.in_flight_size() == 0
 
     def test_ack_and_reserve_with_a_stale_reservation_still_claims(self, storage: BaseStorage) -> None:
-        self.require("supports_reliable")
+        self.require_feature(storage, Feature.RELIABLE)
         storage.enqueue(msg(1))
         storage.enqueue(msg(2))
         stale = self.reserve_one(storage)
@@ -1126,7 +1128,7 @@ class StorageContract:
         assert storage.in_flight_size() == 0
 
     def test_ack_result_ttl(self, storage: BaseStorage) -> None:
-        self.require("supports_reliable")
+        self.require_feature(storage, Feature.RELIABLE)
         self.require("supports_ttl")
         storage.enqueue(msg(1))
         reservation = self.reserve_one(storage)
@@ -1135,8 +1137,8 @@ class StorageContract:
         assert eventually(lambda: storage.peek_data("result:short") is EmptyData)
 
     def test_attempt_cap_dead_letters_after_exactly_max_attempts(self, storage: BaseStorage) -> None:
-        self.require("supports_reliable")
-        self.require("supports_dead_letters")
+        self.require_feature(storage, Feature.RELIABLE)
+        self.require_feature(storage, Feature.DEAD_LETTERS)
         storage.enqueue(b"poison", 2)
         storage.enqueue(b"healthy")
         attempts = []
@@ -1161,8 +1163,8 @@ class StorageContract:
     def test_a_worker_that_vanished_mid_task_is_capped_by_max_reclaims(self, storage: BaseStorage) -> None:
         """A reservation renewed well after its claim (its task was running when its worker vanished) counts
         against ``max_reclaims``; one renewed only right after its claim, or never, against ``max_attempts``."""
-        self.require("supports_reliable")
-        self.require("supports_dead_letters")
+        self.require_feature(storage, Feature.RELIABLE)
+        self.require_feature(storage, Feature.DEAD_LETTERS)
         lease, span = 10.0, 12.5
         storage.enqueue(b"long", 2)
         storage.enqueue(b"crashes at once")
@@ -1198,8 +1200,8 @@ class StorageContract:
     def test_without_max_reclaims_a_renewed_reservation_is_capped_by_max_attempts(
         self, storage: BaseStorage
     ) -> None:
-        self.require("supports_reliable")
-        self.require("supports_dead_letters")
+        self.require_feature(storage, Feature.RELIABLE)
+        self.require_feature(storage, Feature.DEAD_LETTERS)
         storage.enqueue(b"long")
         for attempt in (1, 2):
             reservation = self.reserve_one(storage, 10.0)
@@ -1210,7 +1212,7 @@ class StorageContract:
         assert [letter.reason for letter in storage.dead_letters()] == ["max_attempts"]
 
     def test_no_attempt_cap_when_max_attempts_is_none(self, storage: BaseStorage) -> None:
-        self.require("supports_reliable")
+        self.require_feature(storage, Feature.RELIABLE)
         storage.enqueue(msg(1))
         for expected_attempt in range(1, 8):
             reservation = self.reserve_one(storage)
@@ -1220,8 +1222,8 @@ class StorageContract:
         assert storage.queue_size() == 1
 
     def test_bury_moves_to_dead_letters(self, storage: BaseStorage) -> None:
-        self.require("supports_reliable")
-        self.require("supports_dead_letters")
+        self.require_feature(storage, Feature.RELIABLE)
+        self.require_feature(storage, Feature.DEAD_LETTERS)
         storage.enqueue(b"\xffbad", 4)
         first = self.reserve_one(storage)
         self.expire_all(storage)
@@ -1241,7 +1243,7 @@ class StorageContract:
         assert before - CLOCK_TOLERANCE <= letter.failed_at <= time.time() + CLOCK_TOLERANCE
 
     def test_in_flight_items_and_size(self, storage: BaseStorage) -> None:
-        self.require("supports_reliable")
+        self.require_feature(storage, Feature.RELIABLE)
         for i in range(3):
             storage.enqueue(msg(i))
         late = self.reserve_one(storage, lease=LONG_LEASE)
@@ -1264,14 +1266,14 @@ class StorageContract:
         assert storage.in_flight_items() == []
 
     def test_dequeue_does_not_leave_anything_in_flight(self, storage: BaseStorage) -> None:
-        self.require("supports_reliable")
+        self.require_feature(storage, Feature.RELIABLE)
         storage.enqueue(msg(1))
         assert storage.dequeue() == msg(1)
         assert storage.in_flight_size() == 0
         assert self.expire_all(storage) == []
 
     def test_flush_queue_keeps_reservations(self, storage: BaseStorage) -> None:
-        self.require("supports_reliable")
+        self.require_feature(storage, Feature.RELIABLE)
         storage.enqueue(msg(1))
         storage.enqueue(msg(2))
         reservation = self.reserve_one(storage)
@@ -1281,7 +1283,7 @@ class StorageContract:
         assert storage.ack(reservation) is True
 
     def test_concurrent_reservers_get_each_message_exactly_once(self, storage: BaseStorage) -> None:
-        self.require("supports_reliable")
+        self.require_feature(storage, Feature.RELIABLE)
         total = 500
         for i in range(total):
             storage.enqueue(msg(i), i % 3)
@@ -1305,7 +1307,7 @@ class StorageContract:
         assert storage.in_flight_size() == 0
 
     def test_concurrent_reapers_reclaim_each_reservation_once(self, storage: BaseStorage) -> None:
-        self.require("supports_reliable")
+        self.require_feature(storage, Feature.RELIABLE)
         total = 40
         for i in range(total):
             storage.enqueue(msg(i))
@@ -1321,7 +1323,7 @@ class StorageContract:
     # ================================================================== dead letters
 
     def test_dead_letters_list_count_and_limit(self, storage: BaseStorage) -> None:
-        self.require("supports_dead_letters")
+        self.require_feature(storage, Feature.DEAD_LETTERS)
         before = time.time()
         ids = [
             storage.add_dead_letter(msg(i), f"reason-{i}", f"detail-{i}", attempts=i, priority=i)
@@ -1341,13 +1343,13 @@ class StorageContract:
         assert storage.queue_size() == 0
 
     def test_dead_letters_are_binary_safe(self, storage: BaseStorage) -> None:
-        self.require("supports_dead_letters")
+        self.require_feature(storage, Feature.DEAD_LETTERS)
         for value in BINARY_VALUES:
             storage.add_dead_letter(value, "decode_error", "détail ✓")
         assert [d.data for d in storage.dead_letters()] == BINARY_VALUES
 
     def test_requeue_dead_letter_resets_attempts(self, storage: BaseStorage) -> None:
-        self.require("supports_dead_letters")
+        self.require_feature(storage, Feature.DEAD_LETTERS)
         dead_id = storage.add_dead_letter(b"again", "max_attempts", attempts=5)
         storage.add_dead_letter(b"stays", "bad_signature")
         assert storage.requeue_dead_letter("no-such-id") is False
@@ -1356,7 +1358,7 @@ class StorageContract:
         assert storage.dead_letter_count() == 1
         assert [d.data for d in storage.dead_letters()] == [b"stays"]
         assert storage.enqueued_items() == [b"again"]
-        if self.supports_reliable:
+        if Feature.RELIABLE in storage.features:
             reservation = self.reserve_one(storage)
             assert reservation.data == b"again"
             assert reservation.attempt == 1
@@ -1365,7 +1367,7 @@ class StorageContract:
             assert storage.dequeue() == b"again"
 
     def test_requeued_dead_letter_goes_to_the_back_of_its_priority(self, storage: BaseStorage) -> None:
-        self.require("supports_dead_letters")
+        self.require_feature(storage, Feature.DEAD_LETTERS)
         self.require("supports_priority")
         dead_id = storage.add_dead_letter(b"dead-high", "test", priority=5)
         storage.enqueue(b"low", 0)
@@ -1374,8 +1376,8 @@ class StorageContract:
         assert storage.enqueued_items() == [b"high", b"dead-high", b"low"]
 
     def test_reaped_and_buried_letters_can_be_requeued(self, storage: BaseStorage) -> None:
-        self.require("supports_reliable")
-        self.require("supports_dead_letters")
+        self.require_feature(storage, Feature.RELIABLE)
+        self.require_feature(storage, Feature.DEAD_LETTERS)
         storage.enqueue(b"capped")
         reservation = self.reserve_one(storage)
         (reclaimed,) = self.expire_all(storage, max_attempts=1)
@@ -1394,7 +1396,7 @@ class StorageContract:
         assert storage.queue_size() == 1
 
     def test_purge_dead_letters_by_ids(self, storage: BaseStorage) -> None:
-        self.require("supports_dead_letters")
+        self.require_feature(storage, Feature.DEAD_LETTERS)
         ids = [storage.add_dead_letter(msg(i), "test") for i in range(4)]
         assert storage.purge_dead_letters(ids=[ids[0], ids[2], "unknown"]) == 2
         assert [d.id for d in storage.dead_letters()] == [ids[1], ids[3]]
@@ -1402,7 +1404,7 @@ class StorageContract:
         assert storage.dead_letter_count() == 2
 
     def test_purge_dead_letters_by_age(self, storage: BaseStorage) -> None:
-        self.require("supports_dead_letters")
+        self.require_feature(storage, Feature.DEAD_LETTERS)
         old = storage.add_dead_letter(b"old", "test")
         assert eventually(lambda: time.time() > storage.dead_letters()[0].failed_at + 0.05)
         cutoff = time.time()
@@ -1415,7 +1417,7 @@ class StorageContract:
         assert old not in [d.id for d in storage.dead_letters()]
 
     def test_purge_all_dead_letters(self, storage: BaseStorage) -> None:
-        self.require("supports_dead_letters")
+        self.require_feature(storage, Feature.DEAD_LETTERS)
         for i in range(3):
             storage.add_dead_letter(msg(i), "test")
         storage.enqueue(msg("ready"))
@@ -1441,7 +1443,7 @@ class StorageContract:
     def test_an_unreadable_ready_record_is_dead_lettered_and_the_queue_goes_on(
         self, storage: BaseStorage, unreadable_kind: str, caplog: pytest.LogCaptureFixture
     ) -> None:
-        self.require_unreadable(unreadable_kind)
+        self.require_unreadable(storage, unreadable_kind)
         caplog.set_level(logging.WARNING)
         for item in (msg(0), msg("bad"), msg(1), msg(2)):
             storage.enqueue(item)
@@ -1469,7 +1471,7 @@ class StorageContract:
     def test_an_unreadable_reserved_record_is_dead_lettered_by_the_reaper(
         self, storage: BaseStorage, unreadable_kind: str, caplog: pytest.LogCaptureFixture
     ) -> None:
-        self.require_unreadable(unreadable_kind)
+        self.require_unreadable(storage, unreadable_kind)
         caplog.set_level(logging.WARNING)
         for item in (msg(0), msg("bad"), msg(1)):
             storage.enqueue(item)

@@ -55,7 +55,7 @@ def hostile(request: pytest.FixtureRequest, settings: Any, tmp_path: Path) -> It
     for data in frames(marker, value=False):
         storage.enqueue(data)
         storage.add_to_schedule(data, 4_000_000_000.0)
-        if storage.supports_dead_letters():
+        if hub.supports_dead_letters:
             storage.add_dead_letter(data, "bad_signature", "pushed by the test")
     reserved = hub.reserve(60)
     assert reserved is not None  # one hostile message is now in flight

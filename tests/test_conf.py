@@ -217,24 +217,38 @@ def test_hooks_and_receivers_survive_a_rebuilt_queue() -> None:
 
 
 def test_the_storage_table_names_each_storage_once_and_its_huey_class_and_schemes_agree() -> None:
+    import pickle
+
     from django.utils.module_loading import import_string
 
     import django_tasks_q
-    from django_tasks_q.backends.registry import STORAGES, URL_SCHEMES, load_storage_class
+    from django_tasks_q.backends.registry import ALIASES, STORAGES, URL_SCHEMES, load_storage_class
+    from django_tasks_q.hub import huey
     from django_tasks_q.huey_settings import HUEY_CLASSES
 
-    assert len({entry.alias for entry in STORAGES}) == len(STORAGES)
+    assert len({entry.class_path for entry in STORAGES}) == len(STORAGES)
+    assert len(set(ALIASES)) == len(ALIASES) == len([entry for entry in STORAGES if entry.alias])
     assert len(set(URL_SCHEMES)) == len(URL_SCHEMES)
     for entry in STORAGES:
-        storage_class = load_storage_class(entry.alias, where="test")
+        storage_class = load_storage_class(entry.alias or entry.class_path, where="test")
         assert import_string(entry.class_path) is storage_class  # the public dotted path users write
         for scheme in entry.url_schemes:
             url = "redis://h/0" if scheme.startswith("redis") else f"{scheme}:///x"
             assert parse_queue_url(url.replace("redis", scheme, 1))[0] == entry.alias
         if entry.huey_class:
             hub_class = getattr(django_tasks_q, entry.huey_class)
-            assert (import_string(hub_class.storage_path) if hub_class.storage_path else hub_class.storage_class) is storage_class
-            assert HUEY_CLASSES[f"huey.{entry.huey_class}"] == entry.alias
+            assert hub_class is getattr(huey, entry.huey_class) and issubclass(hub_class, django_tasks_q.TaskQueue)
+            assert (hub_class.__module__, hub_class.__qualname__) == ("django_tasks_q.hub.huey", entry.huey_class)
+            assert pickle.loads(pickle.dumps(hub_class)) is hub_class
+            assert entry.class_path in (hub_class.__doc__ or "")
+            assert import_string(hub_class.storage_path) is storage_class
+            assert hub_class.build_storage_at_init is entry.built_with_queue
+            # djhuey's huey_class setting translates to the alias; a storage without one has no translation.
+            assert HUEY_CLASSES.get(f"huey.{entry.huey_class}") == entry.alias
+    # Every huey-named class the package exports comes from the table, and the type checker's names match it.
+    exported = {name for name in django_tasks_q.__all__ if name.endswith("Huey") and name != "Huey"}
+    assert exported == set(huey.QUEUE_CLASSES) == {entry.huey_class for entry in STORAGES if entry.huey_class}
+    assert exported == {name for name in huey.__all__ if name.endswith("Huey")}
 
 
 def test_reading_the_storage_table_imports_no_redis_storage() -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from django_tasks_q import RedisHuey, TaskQueue
-from django_tasks_q.backends.base import EmptyData, Reservation
+from django_tasks_q.backends.base import EmptyData, Feature, Reservation
 from django_tasks_q.backends.orm import OrmStorage
 from django_tasks_q.backends.redis import RedisStorage
 from django_tasks_q.consumer import Consumer, ConsumerOptions
@@ -26,7 +26,7 @@ def hub(request: pytest.FixtureRequest) -> Iterator[TaskQueue]:
         queue: TaskQueue = RedisHuey(name, url=request.getfixturevalue("redis_url"), blocking=False)
     else:
         queue = TaskQueue(name, storage_class=OrmStorage)
-    assert queue.storage.peeks_on_reserve
+    assert Feature.PEEK_ON_RESERVE in queue.storage.features
     yield queue
     queue.storage.flush_all()
     queue.storage.close()
@@ -101,7 +101,10 @@ def test_revocations_are_still_seen_once_one_exists(hub: TaskQueue, how: str) ->
 
 
 class RedisWithoutPeek(RedisStorage):
-    """A custom storage written before ``peek=`` existed: it overrides the claims without the parameter."""
+    """A custom storage written before ``peek=`` existed: it overrides the claims without the parameter, and so
+    declares its parent's features without ``peek_on_reserve``."""
+
+    features = RedisStorage.features - {Feature.PEEK_ON_RESERVE}
 
     def reserve(self, lease: float) -> Reservation | None:  # type: ignore[override]
         return super().reserve(lease)
@@ -110,6 +113,14 @@ class RedisWithoutPeek(RedisStorage):
         self, reservation: Reservation, result: Any, lease: float
     ) -> tuple[bool, Reservation | None]:
         return super().ack_and_reserve(reservation, result, lease)
+
+
+def test_a_subclass_that_keeps_peek_on_reserve_but_whose_claims_take_no_peek_is_refused() -> None:
+    with pytest.raises(TypeError, match=r"Unchanged declares the feature 'peek_on_reserve' but its reserve\(\) takes no peek"):
+
+        class Unchanged(RedisStorage):
+            def reserve(self, lease: float) -> Reservation | None:  # type: ignore[override]
+                return super().reserve(lease)
 
 
 def test_a_subclass_whose_claims_take_no_peek_still_works_and_checks_revocations(redis_url: str) -> None:

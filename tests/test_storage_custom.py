@@ -5,9 +5,9 @@ Three subjects:
 * ``CustomSqliteStorage``, the custom-storage example of the seed (``storage-backends.md``), unchanged except
   for being a subclass of our ``BaseStorage``: it implements only ``enqueue`` / ``dequeue`` / ``queue_size``.
 * ``SeedOnlyStorage``: a complete huey-style storage (the seed list and ``result_items``, no priorities, no
-  reliable delivery, no dead letters, no ``incr``), run through the whole contract suite with those
-  capabilities switched off; it shows that the suite's flags work and that the base class's defaults suffice.
-* The base module itself: ``EmptyData``, the dataclasses and the introspection helpers.
+  reliable delivery, no dead letters, no ``incr``), declaring no features, run through the whole contract suite;
+  it shows that the suite's flags and skips work and that the base class's defaults suffice.
+* The base module itself: ``EmptyData``, the dataclasses and the declaration of features.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from django_tasks_q.backends.base import (
     DeadLetter,
     EmptyData,
     EmptyDataType,
+    Feature,
     Reclaimed,
     Reservation,
     new_token,
@@ -116,10 +117,7 @@ class TestCustomSqliteStorage:
     def test_flags_are_the_base_defaults(self) -> None:
         assert CustomSqliteStorage.blocking is False
         assert CustomSqliteStorage.priority is True
-        assert CustomSqliteStorage.reliable is False
-        assert CustomSqliteStorage.supports_dead_letters() is False
-        assert CustomSqliteStorage.implements("enqueue") is True
-        assert CustomSqliteStorage.implements("put_data") is False
+        assert CustomSqliteStorage.features == frozenset()
 
     def test_reserve_falls_back_to_at_most_once(self, custom: CustomSqliteStorage) -> None:
         custom.enqueue(b"task")
@@ -314,12 +312,8 @@ class TestSeedOnlyStorageContract(StorageContract):
     __test__ = True
 
     supports_priority = False
-    supports_reliable = False
-    supports_dead_letters = False
-    supports_incr = False
     accepts_huey_argument_types = False
     keeps_result_flag = False
-    supports_key_listing = False
     supports_schedule_priority = False
 
     @pytest.fixture
@@ -411,6 +405,8 @@ class TestBaseDefaults:
         recorded: list[tuple[Any, ...]] = []
 
         class WithDeadLetters(SeedOnlyStorage):
+            features = frozenset({"dead_letters"})
+
             def add_dead_letter(self, data, reason, detail="", attempts=0, priority=None):  # type: ignore[override]
                 recorded.append((data, reason, detail, attempts, priority))
                 return "dl-1"
@@ -424,7 +420,7 @@ class TestBaseDefaults:
             def purge_dead_letters(self, ids=None, older_than=None):  # type: ignore[override]
                 return 0
 
-        assert WithDeadLetters.supports_dead_letters() is True
+        assert WithDeadLetters.features == {Feature.DEAD_LETTERS}
         storage = WithDeadLetters()
         storage.enqueue(b"bad")
         reservation = storage.reserve(30)
@@ -492,7 +488,7 @@ class TestBaseModule:
         assert BaseStorage("app").name == "app"
         with pytest.raises(ConfigurationError, match=r"BaseStorage\('app'\): unknown option\(s\) host, port"):
             BaseStorage("app", host="refused", port=1)
-        assert (BaseStorage.blocking, BaseStorage.priority, BaseStorage.reliable) == (False, True, False)
+        assert (BaseStorage.blocking, BaseStorage.priority, BaseStorage.features) == (False, True, frozenset())
         assert repr(BaseStorage("app")) == "<BaseStorage name='app'>"
         storage.close()
         storage.close()
@@ -501,12 +497,66 @@ class TestBaseModule:
         with pytest.raises(NotImplementedError, match=r"^BaseStorage does not implement enqueue\(\)"):
             BaseStorage().enqueue(b"x")
 
-    def test_implements(self) -> None:
-        assert BaseStorage.implements("enqueue") is False
-        assert SeedOnlyStorage.implements("enqueue") is True
-        assert SeedOnlyStorage.implements("incr") is False
-        with pytest.raises(AttributeError):
-            BaseStorage.implements("no_such_method")
+    def test_an_unknown_feature_is_refused_when_the_class_is_defined(self) -> None:
+        with pytest.raises(TypeError, match=r"Typo\.features: unknown feature 'relaible' \(known: reliable, "):
+
+            class Typo(SeedOnlyStorage):
+                features = frozenset({"relaible"})
+
+        with pytest.raises(TypeError, match=r"Bare\.features must be a frozenset of feature names"):
+
+            class Bare(SeedOnlyStorage):
+                features = "reliable"  # type: ignore[assignment]
+
+    def test_a_feature_without_its_methods_is_refused_naming_class_feature_and_method(self) -> None:
+        with pytest.raises(TypeError, match=r"^Counting declares the feature 'counters' but does not implement "
+                           r"delete_counter\(\) \(it inherits BaseStorage's default\)$"):
+
+            class Counting(SeedOnlyStorage):
+                features = frozenset({Feature.COUNTERS})
+
+                def incr(self, key: str, amount: int = 1, ttl: float | None = None) -> int:
+                    return amount
+
+    def test_a_feature_whose_method_lacks_its_parameter_is_refused(self) -> None:
+        from django_tasks_q.backends.memory import MemoryStorage
+
+        with pytest.raises(TypeError, match=r"OldReaper declares the feature 'reap_by_progress' but its "
+                           r"requeue_expired\(\) takes no max_reclaims, progress_span parameter"):
+
+            class OldReaper(MemoryStorage):  # inherits the declaration, overrides the method without the keywords
+                def requeue_expired(self, now: float, max_attempts: int | None) -> list[Reclaimed]:  # type: ignore[override]
+                    return []
+
+        class DeclaredWithout(MemoryStorage):
+            features = MemoryStorage.features - {Feature.REAP_BY_PROGRESS}
+
+            def requeue_expired(self, now: float, max_attempts: int | None) -> list[Reclaimed]:  # type: ignore[override]
+                return []
+
+        assert Feature.REAP_BY_PROGRESS not in DeclaredWithout.features
+
+    def test_building_blocks_declare_nothing_and_the_class_that_joins_them_is_checked(self) -> None:
+        class Counters(BaseStorage):  # a part: no declaration, nothing to check
+            def incr(self, key: str, amount: int = 1, ttl: float | None = None) -> int:
+                return amount
+
+            def delete_counter(self, key: str) -> None:
+                return None
+
+        class Listing(BaseStorage):
+            def data_keys(self, prefix: str = "", limit: int | None = None) -> list[str]:
+                return []
+
+        class Joined(Counters, Listing, SeedOnlyStorage):
+            features = frozenset({"counters", "key_listing"})
+
+            def flush_counters(self) -> None:
+                return None
+
+        assert Counters.features == frozenset()
+        assert Joined.features == {Feature.COUNTERS, Feature.KEY_LISTING}
+        assert all(type(feature) is Feature for feature in Joined.features)  # names become members
 
     def test_helpers(self) -> None:
         assert normalize_priority(None) == 0

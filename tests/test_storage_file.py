@@ -97,9 +97,10 @@ def test_seed_parameters_and_defaults_and_nothing_touched_before_use() -> None:
         False,
     )
     assert storage.root == "/tmp/huey/huey"
-    assert (FileStorage.blocking, FileStorage.priority, FileStorage.reliable) == (False, True, True)
-    assert FileStorage.shared_between_processes is True
-    assert FileStorage.supports_dead_letters()
+    assert (FileStorage.blocking, FileStorage.priority) == (False, True)
+    assert FileStorage.features == {
+        "reliable", "dead_letters", "counters", "key_listing", "wait_for_messages", "reap_by_progress"
+    }
     assert os.path.exists("/tmp/huey") is existed
     assert "/tmp/huey" in repr(storage)
 

@@ -142,8 +142,10 @@ class TestMemorySpecifics:
         storage = MemoryStorage()
         assert storage.name == "huey"
         assert storage.block_timeout == 1.0
-        assert (MemoryStorage.blocking, MemoryStorage.priority, MemoryStorage.reliable) == (True, True, True)
-        assert MemoryStorage.supports_dead_letters()
+        assert (MemoryStorage.blocking, MemoryStorage.priority) == (True, True)
+        assert MemoryStorage.features == {
+            "reliable", "dead_letters", "counters", "key_listing", "reap_by_progress", "process_local"
+        }
         assert "MemoryStorage" in repr(storage)
 
     def test_unknown_options_are_refused(self) -> None:

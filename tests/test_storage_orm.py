@@ -118,10 +118,11 @@ def rows(model: Any, storage: OrmStorage) -> list[Any]:
 
 class TestConfiguration:
     def test_flags(self) -> None:
-        assert (OrmStorage.blocking, OrmStorage.priority, OrmStorage.reliable) == (False, True, True)
-        assert OrmStorage.shared_between_processes is True
-        assert OrmStorage.supports_dead_letters()
-        assert OrmStorage.implements("incr") and OrmStorage.implements("result_items")
+        assert (OrmStorage.blocking, OrmStorage.priority) == (False, True)
+        assert OrmStorage.features == {
+            "reliable", "dead_letters", "counters", "key_listing", "wait_for_messages", "peek_on_reserve",
+            "reap_by_progress",
+        }
 
     def test_defaults_and_repr(self) -> None:
         storage = OrmStorage()

@@ -159,10 +159,9 @@ class TestClasses:
     def test_flags(self) -> None:
         for cls in ALL_CLASSES:
             assert cls.blocking is True
-            assert cls.reliable is True
-            assert cls.shared_between_processes is True
-            assert cls.supports_dead_letters()
-            assert cls.implements("incr") and cls.implements("result_items")
+            assert cls.features == {
+                "reliable", "dead_letters", "counters", "key_listing", "peek_on_reserve", "reap_by_progress"
+            }
         assert RedisStorage.priority is False
         assert RedisExpireStorage.priority is False
         assert PriorityRedisStorage.priority is True

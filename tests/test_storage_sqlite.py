@@ -127,9 +127,10 @@ def test_seed_parameters_and_defaults(tmp_path: Path, monkeypatch: pytest.Monkey
         False,
     )
     assert storage.database_path == str(tmp_path / "huey.db")
-    assert (SqliteStorage.blocking, SqliteStorage.priority, SqliteStorage.reliable) == (False, True, True)
-    assert SqliteStorage.shared_between_processes is True
-    assert SqliteStorage.supports_dead_letters()
+    assert (SqliteStorage.blocking, SqliteStorage.priority) == (False, True)
+    assert SqliteStorage.features == {
+        "reliable", "dead_letters", "counters", "key_listing", "wait_for_messages", "reap_by_progress"
+    }
     assert not (tmp_path / "huey.db").exists(), "nothing is opened before the first operation"
     storage.enqueue(b"m")
     assert (tmp_path / "huey.db").exists()

@@ -87,9 +87,9 @@ At-most-once fallback
 
 A storage that implements only huey's seed list still works: the defaults of the extension in this class turn
 ``reserve()`` into ``dequeue()`` (token ``""``, attempt ``1``), make ``ack``/``renew``/``release`` trivially
-succeed and report nothing in flight. Delivery is then at most once, and the class flag ``reliable`` stays
-``False`` so a system check can say so. Storages that implement the extension natively set ``reliable = True``
-and must override *every* method of it (and the dead-letter methods) with atomic versions.
+succeed and report nothing in flight. Delivery is then at most once, and the storage does not declare the
+feature ``reliable``, so a system check can say so. Storages that implement the extension natively declare it
+and override its methods with atomic versions (see :mod:`~django_tasks_q.backends.features`).
 
 Writing a storage
 -----------------
@@ -97,8 +97,9 @@ Writing a storage
 Subclass :class:`BaseStorage`, implement the seed list (``enqueue`` ... ``flush_all``), then whatever else you
 can. Every method's docstring (here and in :mod:`~django_tasks_q.backends.delivery` for the reliable-delivery
 extension) says what it must do, return and guarantee. Methods that the base class
-cannot provide raise ``NotImplementedError`` naming your class and the method; :meth:`BaseStorage.implements`
-and :meth:`BaseStorage.supports_dead_letters` let the hub and the system checks ask in advance. Raise
+cannot provide raise ``NotImplementedError`` naming your class and the method. Declare what your storage can do
+beyond the seed list in the class attribute ``features`` (:class:`~django_tasks_q.backends.features.Feature`):
+the hub and the system checks read that declaration, checked when the class is defined. Raise
 :class:`~django_tasks_q.backends.errors.StorageError` (chaining the cause) when the store cannot be reached;
 refuse bad options with :class:`~django_tasks_q.backends.errors.ConfigurationError` naming them, and report
 settings mistakes before anything is built with :meth:`BaseStorage.check_options`.
@@ -109,34 +110,34 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar
 
 from . import arguments, records
 from .arguments import *  # noqa: F403  (the checks every storage applies: part of the contract's namespace)
 from .delivery import DeliveryContract
 from .errors import ConfigurationError
+from .features import Feature, declared_features
 from .options import constructor_options, refuse_unknown_options
 from .records import *  # noqa: F403  (the values storages hand the hub: part of the contract's namespace)
 from .records import EmptyData, EmptyDataType
 
-__all__ = ["BaseStorage", *arguments.__all__, *records.__all__]
-
-_DEAD_LETTER_METHODS: Final = ("add_dead_letter", "dead_letters", "requeue_dead_letter", "purge_dead_letters")
+__all__ = ["BaseStorage", "Feature", *arguments.__all__, *records.__all__]
 
 
 class BaseStorage(DeliveryContract):
     """Base class and contract of every storage. See the module documentation for the model.
 
-    Class flags (override them in a subclass):
+    Class attributes (override them in a subclass):
 
     ``blocking``
         ``True`` when ``dequeue()`` and ``reserve()`` wait a short while for a message when the queue is empty
         (so the consumer need not sleep between polls). ``False``: they return at once.
     ``priority``
         ``True`` when the storage honours priorities (highest first, FIFO within one). ``False``: plain FIFO.
-    ``reliable``
-        ``True`` when the storage implements the reliable-delivery extension natively (at-least-once).
-        ``False``: the at-most-once defaults of this class are in use.
+    ``features``
+        What the storage can do beyond huey's method list: a frozenset of
+        :class:`~django_tasks_q.backends.features.Feature` members (or their names), checked when the class is
+        defined. Empty by default: at most once, no dead letters, as huey.
 
     Thread safety: the consumer calls one storage instance from several threads at once; every method must be
     safe to call concurrently, and the atomicity promised below must also hold between processes for any
@@ -145,22 +146,18 @@ class BaseStorage(DeliveryContract):
 
     blocking: ClassVar[bool] = False
     priority: ClassVar[bool] = True
-    reliable: ClassVar[bool] = False
-    shared_between_processes: ClassVar[bool] = True
-    """False for storages that live inside one process (memory, black hole): ``run_tasks`` refuses them."""
-    peeks_on_reserve: ClassVar[bool] = False
-    """True when ``reserve`` and ``ack_and_reserve`` accept ``peek=`` (a sequence of keys) and return the values
-    of those keys as ``Reservation.peeked``, read in the same step as the claim (the same script or
-    transaction) or right after it: a value written before the claim must be seen. The hub uses it to learn
-    whether any revocation exists without a read of its own per task (the Redis and ORM storages; on the SQLite
-    storage a read inside its write transaction measured slower than the separate read)."""
+    features: ClassVar[frozenset[Feature]] = frozenset()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
-        """A subclass that overrides ``peek_data`` but not ``peek_many`` reads several keys through its own
-        ``peek_data``: a batched read inherited from its parent would bypass the override."""
+        """Check the class's ``features`` against its methods (see :func:`declared_features`).
+
+        A subclass that overrides ``peek_data`` but not ``peek_many`` reads several keys through its own
+        ``peek_data``: a batched read inherited from its parent would bypass the override.
+        """
         super().__init_subclass__(**kwargs)
         if "peek_data" in cls.__dict__ and "peek_many" not in cls.__dict__:
             cls.peek_many = BaseStorage.peek_many  # type: ignore[method-assign]
+        cls.features = declared_features(cls, BaseStorage)
 
     def __init__(self, name: str = "huey", **storage_kwargs: Any) -> None:
         """Remember the queue ``name``; all data of this storage lives under it.
@@ -198,20 +195,6 @@ class BaseStorage(DeliveryContract):
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name!r}>"
 
-    # ------------------------------------------------------------------ capability introspection
-
-    @classmethod
-    def implements(cls, method_name: str) -> bool:
-        """Return ``True`` when this class provides ``method_name`` itself rather than inheriting the default.
-
-        Useful for the methods whose default raises ``NotImplementedError`` (the seed list, ``result_items``,
-        ``incr``, the dead-letter methods): ``MyStorage.implements("incr")``.
-        """
-        base = getattr(BaseStorage, method_name, None)
-        if base is None:
-            raise AttributeError(f"BaseStorage has no method {method_name!r}")
-        return getattr(cls, method_name) is not base
-
     @classmethod
     def check_options(cls, options: Mapping[str, Any], *, where: str) -> list[ConfigurationError]:
         """Return what is wrong with ``options`` as this storage's settings, without building anything; ``[]``.
@@ -229,16 +212,6 @@ class BaseStorage(DeliveryContract):
         """
         accepted = constructor_options(cls, root=BaseStorage)
         return list(refuse_unknown_options(cls, options, accepted, where=f"{where}['OPTIONS']"))
-
-    @classmethod
-    def supports_dead_letters(cls) -> bool:
-        """Return ``True`` when the class implements the dead-letter methods.
-
-        There is no default for them: a dead-letter area built from ``put_data`` / ``peek_data`` could not be
-        listed or changed atomically. A storage without them cannot dead-letter; the hub logs such messages
-        (with their reason) and acknowledges them instead, and a system check says so.
-        """
-        return all(cls.implements(name) for name in _DEAD_LETTER_METHODS)
 
     # ------------------------------------------------------------------ the seed list: the queue
 

@@ -14,7 +14,8 @@ finds nothing:
   nothing; ``add_dead_letter`` returns a fresh id, ``requeue_dead_letter`` is ``False`` and
   ``purge_dead_letters`` deletes ``0``.
 
-Because nothing is ever delivered, there is no delivery guarantee to speak of: ``reliable`` is ``False``.
+Because nothing is ever delivered, there is no delivery guarantee to speak of: it does not declare the feature ``reliable``;
+it declares ``process_local``, as nothing it is given reaches another process.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from django_tasks_q.backends.base import (
     DeadLetter,
     EmptyData,
     EmptyDataType,
+    Feature,
     Reclaimed,
     Reservation,
     ResultWrite,
@@ -42,8 +44,8 @@ class BlackHoleStorage(BaseStorage):
 
     blocking = False
     priority = True
-    reliable = False
-    shared_between_processes = False
+    features = frozenset({Feature.DEAD_LETTERS, Feature.COUNTERS, Feature.KEY_LISTING, Feature.WAIT_FOR_MESSAGES,
+                          Feature.REAP_BY_PROGRESS, Feature.PROCESS_LOCAL})
 
     def startup_warnings(self) -> list[str]:
         """Nothing enqueued here ever runs: say so."""

@@ -2,8 +2,9 @@
 
 :class:`~django_tasks_q.backends.base.BaseStorage` inherits them from :class:`DeliveryContract`: the defaults
 here are the at-most-once fallback built from huey's seed list (see "At-most-once fallback" in
-:mod:`django_tasks_q.backends.base`); a storage with ``reliable = True`` overrides every one of them with an
-atomic version. The dead-letter methods have no default.
+:mod:`django_tasks_q.backends.base`); a storage that declares the feature ``reliable`` overrides them with atomic
+versions. The dead-letter methods have no default (the feature ``dead_letters``; see
+:mod:`~django_tasks_q.backends.features`).
 """
 
 from __future__ import annotations
@@ -69,7 +70,8 @@ class DeliveryContract:
         between empty ``reserve`` calls instead of sleeping, so that it starts a new task within milliseconds
         without polling the store hard. Returns ``True`` as soon as the store may have changed (wake-ups may be
         spurious: the caller simply looks again) or ``wake`` is set, ``False`` after ``timeout``. A storage that
-        overrides it should make an idle wait cost next to nothing (see :mod:`django_tasks_q.backends.watch`).
+        overrides it should make an idle wait cost next to nothing (see :mod:`django_tasks_q.backends.watch`)
+        and declare the feature ``wait_for_messages``: the hub calls it only then.
 
         Default: wait on ``wake`` (or sleep) for ``timeout``; the consumer then backs off as without it.
         """
@@ -138,7 +140,8 @@ class DeliveryContract:
         ``failed_at = now``; return ``True``. Stale token: change nothing, return ``False``.
 
         Default: ``add_dead_letter(...)`` (the message is already out of the queue) and ``True``; storages
-        without dead letters raise ``NotImplementedError`` from there (check ``supports_dead_letters()``).
+        without dead letters raise ``NotImplementedError`` from there (the hub calls it only on a storage that
+        declares the feature ``dead_letters``).
         """
         self.add_dead_letter(
             reservation.data, reason, detail, attempts=reservation.attempt, priority=reservation.priority
@@ -164,7 +167,8 @@ class DeliveryContract:
         renewed after its task had run for a while, so its worker vanished mid-task (killed, out of memory,
         pre-empted) rather than crashing at once: it is capped by ``max_reclaims`` instead (reason
         ``"max_reclaims"``). :func:`expired_verdict` decides; the returned ``Reclaimed.reason`` says which cap
-        applied. With either of the two ``None``, every reservation is capped by ``max_attempts``.
+        applied. With either of the two ``None``, every reservation is capped by ``max_attempts``. The hub
+        passes the two only to a storage that declares the feature ``reap_by_progress``.
 
         Default: ``[]`` (nothing is ever in flight).
         """
@@ -209,7 +213,7 @@ class DeliveryContract:
         """Store ``data`` as a dead letter with ``failed_at = now``; return its new, unique id.
 
         ``reason``: a short code (``"bad_signature"`` ...); ``detail``: free text; ``attempts``: how many times
-        it had been claimed; ``priority``: used if it is requeued. No default (see ``supports_dead_letters``).
+        it had been claimed; ``priority``: used if it is requeued. No default (the feature ``dead_letters``).
         """
         raise self._not_implemented("add_dead_letter")
 

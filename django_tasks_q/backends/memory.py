@@ -34,6 +34,7 @@ from django_tasks_q.backends.base import (
     DeadLetter,
     EmptyData,
     EmptyDataType,
+    Feature,
     Reclaimed,
     Reservation,
     ResultWrite,
@@ -120,8 +121,8 @@ class MemoryStorage(BaseStorage):
 
     blocking = True
     priority = True
-    reliable = True
-    shared_between_processes = False
+    features = frozenset({Feature.RELIABLE, Feature.DEAD_LETTERS, Feature.COUNTERS, Feature.KEY_LISTING,
+                          Feature.REAP_BY_PROGRESS, Feature.PROCESS_LOCAL})
 
     def __init__(self, name: str = "huey", block_timeout: float = 1.0, **storage_kwargs: Any) -> None:
         super().__init__(name, **storage_kwargs)

@@ -88,7 +88,7 @@ from typing import Any, ClassVar
 from django.db import connections
 from django.utils.connection import ConnectionDoesNotExist
 
-from .base import BaseStorage
+from .base import BaseStorage, Feature
 from .errors import ConfigurationError
 from .sql.orm_transport import OrmTablesMissing, OrmTransport
 from .sql.queue import SqlQueue
@@ -119,9 +119,8 @@ class OrmStorage(SqlQueue, OrmTransport, BaseStorage):
 
     blocking = False
     priority = True
-    reliable = True
-    peeks_on_reserve = True
-    shared_between_processes = True
+    features = frozenset({Feature.RELIABLE, Feature.DEAD_LETTERS, Feature.COUNTERS, Feature.KEY_LISTING,
+                          Feature.WAIT_FOR_MESSAGES, Feature.PEEK_ON_RESERVE, Feature.REAP_BY_PROGRESS})
 
     supported_vendors: ClassVar[tuple[str, ...]] = ("postgresql", "mysql", "sqlite")
 

@@ -102,7 +102,7 @@ class Reservation:
 
     peeked: tuple[bytes | EmptyDataType, ...] | None = None
     """The values of the keys asked for with ``peek=`` (``EmptyData`` for a missing one), read with the claim;
-    ``None`` when none were asked for or the storage does not read them (see ``BaseStorage.peeks_on_reserve``)."""
+    ``None`` when none were asked for or the storage does not read them (see the storage feature ``peek_on_reserve``)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,8 @@
 """The one table of the storages django-tasks-q ships: alias, URL schemes, class, huey class.
 
 Settings (``BACKEND`` aliases), queue URLs (their schemes), the system checks, the translation of a djhuey
-``HUEY`` setting and the huey-named queue classes all read :data:`STORAGES`; :func:`load_storage_class` is the
+``HUEY`` setting and the huey-named queue classes (generated from it in :mod:`django_tasks_q.hub.huey`) all read
+:data:`STORAGES`; :func:`load_storage_class` is the
 one way a storage class is found from an alias or a dotted path. Classes are named by dotted path and imported
 only when asked for, so reading the table imports no storage (nor redis-py).
 """
@@ -19,15 +20,16 @@ from .errors import ConfigurationError, MissingDependency
 if TYPE_CHECKING:
     from .base import BaseStorage
 
-__all__ = ["STORAGES", "StorageEntry", "by_alias", "by_class_path", "by_scheme", "load_storage_class"]
+__all__ = ["ALIASES", "STORAGES", "StorageEntry", "by_alias", "by_class_path", "by_scheme", "load_storage_class"]
 
 
 @dataclass(frozen=True)
 class StorageEntry:
     """One storage as settings, URLs and huey's class names know it."""
 
-    alias: str
-    """The ``BACKEND`` alias in ``TASKS_Q``."""
+    alias: str | None
+    """The ``BACKEND`` alias in ``TASKS_Q``; ``None`` for a storage that only its huey class uses (settings name
+    it by its dotted path, if at all)."""
 
     class_path: str
     """The dotted path of the storage class, imported on first use."""
@@ -43,6 +45,10 @@ class StorageEntry:
     """The importable name of a package the storage needs that is an optional dependency (the extra of the same
     name installs it), or ``None``."""
 
+    built_with_queue: bool = False
+    """The huey class builds its storage when the queue is built, so that bad storage arguments raise there (as
+    in huey). Only for storages whose construction touches nothing (the Redis ones open no connection)."""
+
     def load(self, *, where: str) -> type[BaseStorage]:
         """Import the storage class; :class:`ConfigurationError` naming ``where`` when it cannot be."""
         return load_storage_class(self.class_path, where=where)
@@ -51,25 +57,31 @@ class StorageEntry:
 _REDIS = "django_tasks_q.backends.redis"
 
 STORAGES: tuple[StorageEntry, ...] = (
-    StorageEntry("redis", f"{_REDIS}.RedisStorage", ("redis", "rediss"), "RedisHuey", "redis"),
+    StorageEntry("redis", f"{_REDIS}.RedisStorage", ("redis", "rediss"), "RedisHuey", "redis", True),
     StorageEntry(
         "priority-redis", f"{_REDIS}.PriorityRedisStorage", ("redis+priority", "rediss+priority"), "PriorityRedisHuey",
-        "redis",
+        "redis", True,
     ),
-    StorageEntry("redis-expire", f"{_REDIS}.RedisExpireStorage", (), "RedisExpireHuey", "redis"),
-    StorageEntry("priority-redis-expire", f"{_REDIS}.PriorityRedisExpireStorage", (), "PriorityRedisExpireHuey", "redis"),
+    StorageEntry("redis-expire", f"{_REDIS}.RedisExpireStorage", (), "RedisExpireHuey", "redis", True),
+    StorageEntry(
+        "priority-redis-expire", f"{_REDIS}.PriorityRedisExpireStorage", (), "PriorityRedisExpireHuey", "redis", True
+    ),
     StorageEntry("sqlite", "django_tasks_q.backends.sqlite.SqliteStorage", ("sqlite",), "SqliteHuey"),
     StorageEntry("file", "django_tasks_q.backends.file.FileStorage", ("file",), "FileHuey"),
     StorageEntry("orm", "django_tasks_q.backends.orm.OrmStorage", ("orm",)),
+    StorageEntry(None, "django_tasks_q.backends.postgres.PostgresStorage", (), "PostgresHuey"),
     StorageEntry("memory", "django_tasks_q.backends.memory.MemoryStorage", ("memory",), "MemoryHuey"),
     StorageEntry("blackhole", "django_tasks_q.backends.blackhole.BlackHoleStorage", ("blackhole",), "BlackHoleHuey"),
 )
 """Every storage shipped, in the order the documentation lists them."""
 
+ALIASES: tuple[str, ...] = tuple(entry.alias for entry in STORAGES if entry.alias)
+"""Every ``BACKEND`` alias, in table order."""
+
 URL_SCHEMES: tuple[str, ...] = tuple(scheme for entry in STORAGES for scheme in entry.url_schemes)
 """Every queue URL scheme, in table order."""
 
-_BY_ALIAS = {entry.alias: entry for entry in STORAGES}
+_BY_ALIAS = {entry.alias: entry for entry in STORAGES if entry.alias}
 _BY_PATH = {entry.class_path: entry for entry in STORAGES}
 _BY_SCHEME = {scheme: entry for entry in STORAGES for scheme in entry.url_schemes}
 _OPTIONAL_PACKAGES = frozenset(entry.requires for entry in STORAGES if entry.requires)
@@ -127,7 +139,8 @@ def _import(path: str, where: str, backend: str) -> object:
         if exc.name in _OPTIONAL_PACKAGES:
             raise _missing(exc.name, where, backend) from exc
         raise ConfigurationError(f"{where}: cannot import {path!r}: {exc}", check_id=_E003) from exc
-    except (ImportError, AttributeError, ValueError) as exc:
+    except (ImportError, AttributeError, ValueError, TypeError) as exc:
+        # TypeError: among others, a storage class whose declared features do not hold.
         raise ConfigurationError(f"{where}: cannot import {path!r}: {exc}", check_id=_E003) from exc
 
 

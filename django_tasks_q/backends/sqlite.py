@@ -73,7 +73,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from django_tasks_q.backends.base import BaseStorage
+from django_tasks_q.backends.base import BaseStorage, Feature
 from django_tasks_q.backends.errors import ConfigurationError
 
 from .sql.sqlite_connection import SUPPORTS_RETURNING, SchemaMissing
@@ -90,7 +90,8 @@ class SqliteStorage(SqliteDelivery, BaseStorage):
 
     blocking = False
     priority = True
-    reliable = True
+    features = frozenset({Feature.RELIABLE, Feature.DEAD_LETTERS, Feature.COUNTERS, Feature.KEY_LISTING,
+                          Feature.WAIT_FOR_MESSAGES, Feature.REAP_BY_PROGRESS})
 
     def __init__(
         self,

@@ -9,13 +9,12 @@ whose lease expired, or dead-letters them at the attempt limits.
 from __future__ import annotations
 
 import datetime as dt
-import inspect
 import logging
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..backends.base import BaseStorage, Reclaimed, Reservation
+from ..backends.base import Feature, Reclaimed, Reservation
 from ..exceptions import AcknowledgementFailed, InvalidMessage, StorageError, UnknownTaskInMessage
 from ..signals import SIGNAL_COMPLETE, SIGNAL_DEAD_LETTERED, SIGNAL_LOST_LEASE, SIGNAL_RECLAIMED
 from ..task import Task
@@ -38,30 +37,17 @@ class Delivery:
 
     def __init__(self, hub: TaskQueue) -> None:
         self.hub = hub
-        self._peek_support: tuple[BaseStorage, bool] | None = None
 
     # ------------------------------------------------------------------ claiming
 
-    def claims_peek(self) -> bool:
-        """Whether this storage reads the ``peek`` keys with each claim: it says so (``peeks_on_reserve``) and
-        its ``reserve`` and ``ack_and_reserve`` take ``peek`` (a subclass that overrides them without it does
-        not). Asked once per storage object."""
-        storage = self.hub.storage
-        known = self._peek_support
-        if known is not None and known[0] is storage:
-            return known[1]
-        claims = storage.peeks_on_reserve and all(
-            "peek" in inspect.signature(method).parameters for method in (storage.reserve, storage.ack_and_reserve)
-        )
-        self._peek_support = (storage, claims)
-        return claims
-
     def reserve(self, lease: float | None = None) -> Reservation | None:
-        """Claim the next ready message under a lease (the consumer's entry point)."""
+        """Claim the next ready message under a lease (the consumer's entry point); a storage with the feature
+        ``peek_on_reserve`` reads the revocation markers with the claim."""
         hub = self.hub
-        if self.claims_peek():
-            return hub.storage.reserve(lease or hub.lease, peek=keyspace.REVOCATION_PEEK)
-        return hub.storage.reserve(lease or hub.lease)
+        storage = hub.storage
+        if Feature.PEEK_ON_RESERVE in storage.features:
+            return storage.reserve(lease or hub.lease, peek=keyspace.REVOCATION_PEEK)
+        return storage.reserve(lease or hub.lease)
 
     def release(self, reservation: Reservation, count_attempt: bool = False) -> bool:
         """Hand a reserved message back to the queue now (shutdown); ``count_attempt`` if it had started."""
@@ -82,9 +68,10 @@ class Delivery:
 
     def wait_for_messages(self, timeout: float, wake: threading.Event) -> bool:
         """Wait up to ``timeout`` seconds for a message to arrive, or for ``wake`` to be set; False at once
-        when the storage cannot be waited on (the caller then sleeps on its own)."""
+        when the storage cannot be waited on (it lacks the feature ``wait_for_messages``: the caller then sleeps
+        on its own)."""
         storage = self.hub.storage
-        if not type(storage).implements("wait_for_messages"):
+        if Feature.WAIT_FOR_MESSAGES not in storage.features:
             return False
         storage.wait_for_messages(timeout, wake)
         return True
@@ -133,7 +120,7 @@ class Delivery:
     def dead_letter(self, reservation: Reservation, reason: str, detail: str) -> None:
         """Move a reserved message to the dead letters (logged and signalled, never run)."""
         hub = self.hub
-        if hub.storage.supports_dead_letters():
+        if hub.supports_dead_letters:
             buried = hub.storage.bury(reservation, reason, detail)
         else:
             buried = hub.storage.ack(reservation)
@@ -258,7 +245,7 @@ class Delivery:
         self, reservation: Reservation, result: Any, lease: float
     ) -> tuple[bool, Reservation | None]:
         storage = self.hub.storage
-        if self.claims_peek():
+        if Feature.PEEK_ON_RESERVE in storage.features:
             return storage.ack_and_reserve(reservation, result, lease, peek=keyspace.REVOCATION_PEEK)
         return storage.ack_and_reserve(reservation, result, lease)
 
@@ -268,7 +255,7 @@ class Delivery:
         """Put expired reservations back in the queue (or dead-letter them at the attempt limit)."""
         hub = self.hub
         moment = epoch(now_utc() if now is None else hub.as_utc(now))
-        if self._reaps_by_progress():
+        if Feature.REAP_BY_PROGRESS in hub.storage.features:
             reclaimed = hub.storage.requeue_expired(
                 moment, hub.max_attempts, hub.max_reclaims, hub.lease * (1 + PROGRESS_AFTER)
             )
@@ -303,12 +290,6 @@ class Delivery:
             detail += ", the last while it was running (its worker vanished)"
         known_id = None if task_id.startswith("<") else task_id
         hub._emit(SIGNAL_DEAD_LETTERED, None, item.reason, detail, item.reservation.message_id, known_id)
-
-    def _reaps_by_progress(self) -> bool:
-        """Whether this storage's ``requeue_expired`` takes ``max_reclaims`` and ``progress_span`` (a custom
-        storage written before them does not: its reservations are all capped by ``max_attempts``)."""
-        parameters = inspect.signature(self.hub.storage.requeue_expired).parameters
-        return "max_reclaims" in parameters and "progress_span" in parameters
 
     def _task_id_of(self, data: bytes) -> str:
         try:

@@ -363,9 +363,8 @@ class Enqueuer:
             # unacknowledged, to run again at every redelivery; keep the step as a dead letter instead.
             detail = f"follow-up task {follow.path!r} is not registered on queue {hub.name!r}"
             logger.error("queue %r: %s (task id %s); dead-lettered", hub.name, detail, follow.id)
-            storage = hub.storage
-            if storage.supports_dead_letters():
-                letter = storage.add_dead_letter(self.encode(follow), "unknown_task", detail, priority=follow.priority)
+            if hub.supports_dead_letters:
+                letter = hub.storage.add_dead_letter(self.encode(follow), "unknown_task", detail, priority=follow.priority)
                 hub._emit(SIGNAL_DEAD_LETTERED, follow, "unknown_task", detail, letter, follow.id)
             return
         follow.wrapper = hub.registry.get(follow.path)

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..backends.base import DeadLetter, EmptyData, Reservation
+from ..backends.base import DeadLetter, EmptyData, Feature, Reservation
 from ..exceptions import InvalidMessage
 from ..messages.codec import peek_raw
 from ..result import Result
@@ -106,9 +106,10 @@ class Inspection:
         """What the storage wants said when a consumer starts (a setting that loses messages, ...)."""
         return list(self.hub.storage.startup_warnings())
 
-    def supports_dead_letters(self) -> bool:
-        """Whether the storage keeps dead letters (otherwise they are logged and dropped)."""
-        return self.hub.storage.supports_dead_letters()
+    def supports(self, feature: Feature | str) -> bool:
+        """Whether the storage in use declares ``feature`` (a :class:`~django_tasks_q.backends.features.Feature`
+        or its name): what the hub, the command and the admin ask before using an optional ability."""
+        return feature in self.hub.storage.features
 
     def dead_letters(self, limit: int | None = None) -> list[DeadLetter]:
         """Dead letters, oldest first (empty when the storage keeps none)."""
@@ -173,7 +174,7 @@ class Inspection:
         ``holder`` (the id of the call holding it); None when the storage cannot list its keys."""
         hub = self.hub
         storage = hub.storage
-        if not storage.implements("data_keys"):
+        if Feature.KEY_LISTING not in storage.features:
             return None
         keys = storage.data_keys(keyspace.UNIQUE_PREFIX, limit)
         paths = sorted(hub.registry.names(), key=len, reverse=True)

@@ -13,9 +13,9 @@ REVOKE_ID_PREFIX = "revoke."
 REVOKE_TASK_PREFIX = "revoke-task."
 REVOCATIONS_MADE = "revocations-made"
 """Written before the first revocation of a queue (and kept): while it is missing, no call can be revoked, which
-a storage that ``peeks_on_reserve`` tells the worker with each claim, saving a read per task."""
+a storage with the feature ``peek_on_reserve`` tells the worker with each claim, saving a read per task."""
 REVOCATION_PEEK = (REVOCATIONS_MADE,)
-"""The keys a storage that ``peeks_on_reserve`` reads with each claim."""
+"""The keys a storage with the feature ``peek_on_reserve`` reads with each claim."""
 CHORD_PREFIX = "chord."
 PERIODIC_PREFIX = "periodic."
 PROGRESS_PREFIX = "progress."

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ..backends.base import Feature
 from ..locks import RateLimit, TaskLock
 from ..timeutils import now_utc
 from . import keyspace
@@ -80,7 +81,7 @@ class LockStore:
         for limit_name in sorted(hub.known_rate_limits):
             spec = hub.rate_limit_specs.get(limit_name)
             used = None
-            if spec is not None and hub.storage.implements("incr"):
+            if spec is not None and Feature.COUNTERS in hub.storage.features:
                 per = spec[1]
                 used = self.count(keyspace.rate_limit_key(limit_name, int(now // per)), 0, ttl=per * 2)
             usage.append(

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from ..backends.base import BaseStorage
+from ..backends.base import BaseStorage, Feature
 from ..backends.memory import MemoryStorage
 from ..backends.registry import load_storage_class
 from ..exceptions import ConfigurationError
@@ -320,8 +320,9 @@ class TaskQueue:
 
     @property
     def supports_dead_letters(self) -> bool:
-        """Whether the storage keeps dead letters (otherwise they are logged and dropped)."""
-        return self.inspection.supports_dead_letters()
+        """Whether the storage keeps dead letters (the feature ``dead_letters``; otherwise they are logged and
+        dropped)."""
+        return self.supports(Feature.DEAD_LETTERS)
 
     @property
     def blocking(self) -> bool:
@@ -429,6 +430,7 @@ class TaskQueue:
     run_now = _forward("inspection", Inspection.run_now)
     oldest_pending_age = _forward("inspection", Inspection.oldest_pending_age)
     unique_keys_held = _forward("inspection", Inspection.unique_keys_held)
+    supports = _forward("inspection", Inspection.supports)
 
     dequeue = _forward("manual", ManualDrive.dequeue)
     ready_to_run = _forward("manual", ManualDrive.ready_to_run)

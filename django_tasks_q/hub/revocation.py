@@ -11,7 +11,7 @@ import datetime as dt
 import logging
 from typing import TYPE_CHECKING, Any
 
-from ..backends.base import EmptyData
+from ..backends.base import EmptyData, Feature
 from ..exceptions import InvalidMessage
 from ..result import Result
 from ..task import Task, TaskWrapper
@@ -34,7 +34,7 @@ class Revocations:
         """Write the ``revocations-made`` marker if revocations are stored without it (written by a version
         that did not write the marker); the consumer calls it at start. True when it wrote the marker."""
         storage = self.hub.storage
-        if not storage.implements("data_keys") or storage.peek_data(keyspace.REVOCATIONS_MADE) is not EmptyData:
+        if Feature.KEY_LISTING not in storage.features or storage.peek_data(keyspace.REVOCATIONS_MADE) is not EmptyData:
             return False
         if not storage.data_keys(keyspace.REVOKE_ID_PREFIX, 1) and not storage.data_keys(keyspace.REVOKE_TASK_PREFIX, 1):
             return False

@@ -95,6 +95,7 @@ from __future__ import annotations
 
 import os
 
+from django_tasks_q.backends.features import Feature
 from django_tasks_q.backends.file.fileops import remove
 from django_tasks_q.backends.file.folder import operation
 from django_tasks_q.backends.file.inflight import ReliableDelivery
@@ -111,7 +112,8 @@ class FileStorage(ReliableDelivery):
 
     blocking = False
     priority = True
-    reliable = True
+    features = frozenset({Feature.RELIABLE, Feature.DEAD_LETTERS, Feature.COUNTERS, Feature.KEY_LISTING,
+                          Feature.WAIT_FOR_MESSAGES, Feature.REAP_BY_PROGRESS})
 
     def __repr__(self) -> str:
         return f"<FileStorage name={self.name!r} path={self.path!r}>"

@@ -50,9 +50,9 @@ class ReliableDelivery:
     def reserve(self, lease: float, peek: Sequence[str] = ()) -> Reservation | None:
         """Claim the next ready message for ``lease`` seconds (one script), waiting up to ``block_timeout``.
 
-        The values of the ``peek`` keys are read by the same script (see ``peeks_on_reserve``). While the queue is
-        empty, the wait for a wake-up token and the next claim are sent together; the lease is then counted from
-        before the wait, which is therefore kept to a quarter of it at most.
+        The values of the ``peek`` keys are read by the same script (the feature ``peek_on_reserve``). While the
+        queue is empty, the wait for a wake-up token and the next claim are sent together; the lease is then
+        counted from before the wait, which is therefore kept to a quarter of it at most.
         """
         lease = _check_lease(lease)
         return self._take(

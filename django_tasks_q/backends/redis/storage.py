@@ -17,6 +17,7 @@ import redis
 from django_tasks_q.backends.base import (
     BaseStorage,
     EmptyDataType,
+    Feature,
     check_bytes,
     normalize_priority,
     schedule_time,
@@ -80,8 +81,8 @@ class RedisStorage(ReliableDelivery, KeyValueData, BaseStorage):
 
     blocking = True
     priority = False
-    reliable = True
-    peeks_on_reserve = True
+    features = frozenset({Feature.RELIABLE, Feature.DEAD_LETTERS, Feature.COUNTERS, Feature.KEY_LISTING,
+                          Feature.PEEK_ON_RESERVE, Feature.REAP_BY_PROGRESS})
 
     expire_time: float | None = None
     """Seconds results live when written without a ttl (``None``: until read or flushed)."""

@@ -220,12 +220,12 @@ class SqlDelivery(SqlDataArea):
     def _peek_after_claim(self, conn: Any, keys: Sequence[str]) -> tuple[bytes | EmptyDataType, ...]:
         """The live values of ``keys``, read right after the claim on the same connection (in its transaction
         when there is one): a value written before the claim is always seen, which is what the hub's
-        revocation marker needs (``peeks_on_reserve``)."""
+        revocation marker needs (the feature ``peek_on_reserve``)."""
         return tuple(self._values_in_order(conn, [hash_key(check_key(key)) for key in keys]))
 
     def reserve(self, lease: float, peek: Sequence[str] = ()) -> Reservation | None:
         """Claim the next ready message for ``lease`` seconds (see the claim statements above), or ``None``;
-        the values of the ``peek`` keys come with it (see ``peeks_on_reserve``)."""
+        the values of the ``peek`` keys come with it (the feature ``peek_on_reserve``)."""
         if lease <= 0:
             raise ValueError(f"lease must be > 0 seconds, got {lease!r}")
         return self._run("reserve", self._reserve, float(lease), tuple(peek))

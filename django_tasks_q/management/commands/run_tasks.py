@@ -9,6 +9,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from django_tasks_q import reloading
+from django_tasks_q.backends.features import Feature
 from django_tasks_q.conf import configured_queues, consumer_options, queues
 from django_tasks_q.consumer import Consumer, ConsumerOptions
 from django_tasks_q.exceptions import ConfigurationError
@@ -101,7 +102,7 @@ class Command(BaseCommand):
             hubs = [queues[name] for name in names]
             per_queue = {name: self._options_for(name, options) for name in names}
             for hub in hubs:
-                if not getattr(hub.storage, "shared_between_processes", True):
+                if hub.supports(Feature.PROCESS_LOCAL):
                     raise ConfigurationError(
                         f"TASKS_Q[{hub.name!r}] uses {type(hub.storage).__name__}, which lives inside one "
                         "process: run_tasks cannot see what your web processes enqueue there. Choose a shared "

@@ -18,7 +18,7 @@ class Command(BaseCommand):
         """Print the counts."""
         hub = queues["default"]
         storage = hub.storage
-        letters = storage.dead_letters() if storage.supports_dead_letters() else []
+        letters = storage.dead_letters() if hub.supports_dead_letters else []
         counts = {
             "pending": storage.queue_size(),
             "scheduled": storage.schedule_size(),

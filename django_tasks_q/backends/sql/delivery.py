@@ -141,7 +141,12 @@ class SqlDelivery(SqlDataArea):
         contended = 0
         while True:
             if self._dialect.returning:
-                hashes = self._peek_hashes(peek)
+                params = [token, self._schema.int_max, deadline, now, self.name]
+                returning = "{id}, {data}, {attempts}, {priority}"
+                if peek:
+                    hashes = self._peek_hashes(peek)
+                    returning += _PEEK_COLUMN * len(hashes)
+                    params += _peek_params(self.name, hashes, now)
                 row = self._fetchone(
                     conn,
                     self._claim_sql_returning(
@@ -149,9 +154,9 @@ class SqlDelivery(SqlDataArea):
                         "UPDATE {msg} SET {state} = {in_flight}, {token} = %s, "
                         "{attempts} = CASE WHEN {attempts} < %s THEN {attempts} + 1 ELSE {attempts} END, "
                         "{deadline} = %s, {reserved_at} = %s",
-                        "{id}, {data}, {attempts}, {priority}" + _PEEK_COLUMN * len(hashes),
+                        returning,
                     ),
-                    [token, self._schema.int_max, deadline, now, self.name, *_peek_params(self.name, hashes, now)],
+                    params,
                 )
                 if row is None:
                     return None

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from typing import Any
 
 from django_tasks_q.backends.base import Reclaimed, Reservation, schedule_time
 
@@ -32,9 +31,6 @@ class SqliteDelivery(SqlQueue, SqliteConnections):
     _ANY_EXPIRED = (
         "SELECT EXISTS (SELECT 1 FROM {msg} WHERE {queue} = %s AND {state} = {in_flight} AND {deadline} <= %s)"
     )
-
-    def _exists(self, what: str, template: str, params: Sequence[Any]) -> bool:
-        return bool(self._run(what, self._scalar, template, params))
 
     def _has_ready(self) -> bool:
         return self._exists("look for ready messages", self._ANY_READY, [self.name])

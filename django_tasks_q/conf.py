@@ -29,29 +29,12 @@ from django.dispatch import receiver
 from .backends.base import BaseStorage
 from .backends.registry import ALIASES, load_storage_class
 from .exceptions import ConfigurationError, UnknownQueue
+from .queue_keys import HUB_KEYS, QUEUE_KEYS
 from .registry import TaskRegistry
 from .urls_config import parse_queue_url
 
 DEFAULT_QUEUE = "default"
 DEFAULT_SETTINGS: dict[str, dict[str, Any]] = {DEFAULT_QUEUE: {"BACKEND": "orm"}}
-
-HUB_KEYS = {
-    "RESULTS": "results",
-    "STORE_NONE": "store_none",
-    "UTC": "utc",
-    "IMMEDIATE": "immediate",
-    "SERIALIZER": "serializer",
-    "SIGNING": "signing",
-    "COMPRESSION": "compression",
-    "RESULT_TTL": "result_ttl",
-    "LEASE": "lease",
-    "MAX_ATTEMPTS": "max_attempts",
-    "MAX_RECLAIMS": "max_reclaims",
-    "MAX_MESSAGE_SIZE": "max_message_size",
-    "ENQUEUE_ON_COMMIT": "enqueue_on_commit",
-    "ON_COMMIT_USING": "on_commit_using",
-}
-QUEUE_KEYS = frozenset({"BACKEND", "OPTIONS", "URL", "CONSUMER", *HUB_KEYS})
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
@@ -273,3 +256,5 @@ queues = QueueHandler()
 def _reset_on_setting_change(*, setting: str, **kwargs: Any) -> None:
     if setting in ("TASKS_Q", "SECRET_KEY", "SECRET_KEY_FALLBACKS", "USE_TZ"):
         queues.reset()
+    elif setting in ("HUEY", "DEBUG", "DATABASES") and getattr(settings, "TASKS_Q", None) is None:
+        queues.reset()  # the queue is the HUEY setting's translation, which these settings change

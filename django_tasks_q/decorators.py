@@ -16,6 +16,7 @@ from .conf import DEFAULT_QUEUE, queues, registry_for
 from .locks import _DecoratorContext
 from .registry import refuse_unimportable_task
 from .task import TaskWrapper
+from .task_options import require_schedule
 
 
 class QueueTaskWrapper(TaskWrapper):
@@ -72,10 +73,7 @@ def periodic_task(
     **options: Any,
 ) -> Callable[[Callable[..., Any]], QueueTaskWrapper]:
     """Decorator: a periodic task of queue ``queue``, enqueued whenever ``validate_datetime(now)`` is true."""
-    if not callable(validate_datetime):
-        from .exceptions import ConfigurationError
-
-        raise ConfigurationError("periodic_task() needs a callable such as crontab(...) as its first argument")
+    require_schedule(validate_datetime)
     return task(queue, validate_datetime=validate_datetime, **options)
 
 

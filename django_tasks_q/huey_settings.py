@@ -29,8 +29,8 @@ from django.utils.module_loading import import_string
 from .backends.base import BaseStorage
 from .backends.errors import UnknownOptions
 from .backends.registry import STORAGES, by_class_path, load_storage_class
-from .conf import HUB_KEYS, queues
 from .exceptions import ConfigurationError
+from .queue_keys import HUB_KEYS
 
 HUEY_DEFAULT_CLASS = "huey.RedisHuey"
 
@@ -231,7 +231,8 @@ def _alias_of(storage_path: str) -> str:
 def _split_consumer(
     consumer: dict[str, Any], problems: list[tuple[str, str]]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    from .consumer import WORKER_TYPES, ConsumerOptions
+    # Imported here, so that only a HUEY setting with consumer keys loads the consumer package.
+    from .consumer.options import WORKER_TYPES, ConsumerOptions
 
     known = set(ConsumerOptions.__dataclass_fields__)
     settings_part: dict[str, Any] = {}
@@ -311,11 +312,10 @@ def queues_from_huey_setting() -> dict[str, dict[str, Any]] | None:
 
 @receiver(setting_changed)
 def _forget_translation(*, setting: str, **kwargs: Any) -> None:
+    # The queues built from the translation are dropped by django_tasks_q.conf on the same settings.
     if setting in ("HUEY", "DEBUG", "DATABASES"):
         with _cache_lock:
             _cached.clear()
-        if getattr(settings, "TASKS_Q", None) is None:
-            queues.reset()
 
 
 def check_huey_setting(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:

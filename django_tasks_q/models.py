@@ -5,11 +5,11 @@ finds them all in the ``django_tasks_q`` app:
 
 * ``django_tasks_q/history/models.py``: task history, heartbeats, per-minute counters, admin anchors;
 * ``django_tasks_q/orm_models.py``: the ORM storage's tables (used by ``django_tasks_q/backends/orm.py`` and ``backends/sql/``).
-* ``django_tasks_q/schedules.py``: schedules stored in the database (edited in the admin).
+* ``django_tasks_q/history/schedules.py``: schedules stored in the database (edited in the admin).
 """
 
 from .history.models import *  # noqa: F403
+from .history.schedules import Schedule
 from .orm_models import Counter, DeadLetterMessage, KeyValue, QueueMessage, ScheduledMessage
-from .schedules import Schedule
 
 __all__ = ["Counter", "DeadLetterMessage", "KeyValue", "QueueMessage", "Schedule", "ScheduledMessage"]

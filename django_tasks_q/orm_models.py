@@ -99,11 +99,19 @@ class QueueMessage(models.Model):
         return f"{self.queue}#{self.pk} ({self.state})"
 
 
-class ScheduledMessage(models.Model):
-    """A message that becomes ready at ``eta``."""
+class QueueRow(models.Model):
+    """Columns every ORM storage table but the message table shares: the id and the queue the row belongs to."""
 
     id = models.BigAutoField(primary_key=True)
     queue = ExactCharField(max_length=NAME_MAX_LENGTH)
+
+    class Meta:
+        abstract = True
+
+
+class ScheduledMessage(QueueRow):
+    """A message that becomes ready at ``eta``."""
+
     data = models.BinaryField()
     priority = models.IntegerField(default=0, help_text="The priority it enters the queue with.")
     eta = models.FloatField(help_text="When it becomes ready (epoch seconds).")
@@ -118,11 +126,9 @@ class ScheduledMessage(models.Model):
         return f"{self.queue}#{self.pk} at {self.eta}"
 
 
-class DeadLetterMessage(models.Model):
+class DeadLetterMessage(QueueRow):
     """A message the system gave up on (see ``BaseStorage.bury`` and ``requeue_expired``)."""
 
-    id = models.BigAutoField(primary_key=True)
-    queue = ExactCharField(max_length=NAME_MAX_LENGTH)
     data = models.BinaryField()
     priority = models.IntegerField(null=True, blank=True, help_text="Used when it is requeued.")
     reason = models.CharField(max_length=NAME_MAX_LENGTH, help_text="A short code, e.g. bad_signature.")
@@ -140,15 +146,13 @@ class DeadLetterMessage(models.Model):
         return f"{self.queue}#{self.pk} ({self.reason})"
 
 
-class KeyValue(models.Model):
+class KeyValue(QueueRow):
     """A value of the key/value area: a result (``is_result``), a lock, a revocation ...
 
     Keys can be of any length: the unique index is on ``key_hash`` (SHA-256 of the key, hex), which also makes
     lookups exact whatever the database's collation.
     """
 
-    id = models.BigAutoField(primary_key=True)
-    queue = ExactCharField(max_length=NAME_MAX_LENGTH)
     key_hash = models.CharField(max_length=64)
     key = models.TextField()
     value = models.BinaryField()
@@ -169,11 +173,9 @@ class KeyValue(models.Model):
         return f"{self.queue}:{self.key}"
 
 
-class Counter(models.Model):
+class Counter(QueueRow):
     """A counter changed only by ``incr`` (a window of a rate limit ends at ``expires_at``)."""
 
-    id = models.BigAutoField(primary_key=True)
-    queue = ExactCharField(max_length=NAME_MAX_LENGTH)
     key_hash = models.CharField(max_length=64)
     key = models.TextField()
     value = models.BigIntegerField(default=0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .exceptions import InvalidOption, InvalidPriority
+from .exceptions import ConfigurationError, InvalidOption, InvalidPriority
 
 PRIORITY_MIN = -32768
 PRIORITY_MAX = 32767
@@ -52,3 +52,9 @@ def validate_options(where: str, **options: Any) -> dict[str, Any]:
     if "priority" in options:
         validate_priority(options["priority"], where)
     return options
+
+
+def require_schedule(validate_datetime: object) -> None:
+    """Raise :class:`ConfigurationError` unless ``periodic_task()`` was given a callable schedule."""
+    if not callable(validate_datetime):
+        raise ConfigurationError("periodic_task() needs a callable such as crontab(...) as its first argument")

@@ -117,22 +117,7 @@ class TasksQBackend(BaseTaskBackend):
         call = hub.build_task(wrapper, tuple(args), dict(kwargs), **options)
         if getattr(task, "retry_backoff", 1.0) != 1.0:
             call.retry_backoff = task.retry_backoff
-        record = {
-            "status": TaskResultStatus.READY.value,
-            "module_path": task.module_path,
-            "queue_name": task.queue_name,
-            "priority": task.priority,
-            "run_after": task.run_after,
-            "enqueued_at": timezone.now(),
-            "started_at": None,
-            "finished_at": None,
-            "last_attempted_at": None,
-            "args": list(args),
-            "kwargs": dict(kwargs),
-            "errors": [],
-            "worker_ids": [],
-            "return_value": None,
-        }
+        record = _ready_record(task, args, kwargs, run_after=task.run_after, enqueued_at=timezone.now())
         _save(hub, call.id, record)
         task_enqueued.send(type(self), task_result=_result(self.alias, task, call.id, record))
         try:
@@ -258,13 +243,20 @@ def _fresh_record(
     hub: Any, django_task: DjangoTask, call: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> dict:
     enqueued = hub.as_utc(call.enqueued_at) if call.enqueued_at is not None else dt.datetime.now(dt.UTC)
+    return _ready_record(django_task, args, kwargs, run_after=None, enqueued_at=enqueued)
+
+
+def _ready_record(
+    django_task: DjangoTask, args: Any, kwargs: Any, *, run_after: dt.datetime | None, enqueued_at: dt.datetime
+) -> dict:
+    """The stored TaskResult of a call that is enqueued and has not started yet."""
     return {
         "status": TaskResultStatus.READY.value,
         "module_path": django_task.module_path,
         "queue_name": django_task.queue_name,
         "priority": django_task.priority,
-        "run_after": None,
-        "enqueued_at": enqueued,
+        "run_after": run_after,
+        "enqueued_at": enqueued_at,
         "started_at": None,
         "finished_at": None,
         "last_attempted_at": None,

@@ -9,7 +9,7 @@ from django.test import Client, override_settings
 from django.urls import reverse
 
 from django_tasks_q.conf import queues
-from django_tasks_q.schedules import Schedule
+from django_tasks_q.history.schedules import Schedule
 from tests.test_schedules import QUEUE, send_digest
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("queue_settings")]

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from django_tasks_q import MemoryHuey, crontab, workers
+from django_tasks_q import MemoryHuey, crontab
 from django_tasks_q.backends.memory import MemoryStorage
-from django_tasks_q.consumer import Consumer, ConsumerOptions
+from django_tasks_q.consumer import Consumer, ConsumerOptions, workers
 from django_tasks_q.exceptions import ConfigurationError, StorageError
 
 FAST = {"initial_delay": 0.01, "max_delay": 0.05, "scheduler_interval": 0.05, "health_check_interval": 0.1}
@@ -149,11 +149,11 @@ def test_periodic_tasks_enqueue_once_per_minute_with_two_consumers() -> None:
     second = Consumer([q], ConsumerOptions(**FAST), install_signal_handlers=False, monitor=False)
     minute = dt.datetime(2026, 11, 27, 10, 5, 30, tzinfo=dt.UTC)
     for consumer in (first, second, first):
-        consumer.scheduler_tick(minute, {q.name: 0.0}, {q.name: 1.0}, {})
+        consumer.scheduler.tick(minute, {q.name: 0.0}, {q.name: 1.0}, {})
     assert [task.name for task in q.pending()] == [tick.name]
     top_of_hour = dt.datetime(2026, 11, 27, 11, 0, 10, tzinfo=dt.UTC)
     for consumer in (second, first):
-        consumer.scheduler_tick(top_of_hour, {q.name: 0.0}, {q.name: 1.0}, {})
+        consumer.scheduler.tick(top_of_hour, {q.name: 0.0}, {q.name: 1.0}, {})
     assert sorted(task.name for task in q.pending()) == sorted([tick.name, tick.name, hourly.name])
 
 
@@ -167,8 +167,8 @@ def test_scheduler_logs_skipped_minutes(caplog: pytest.LogCaptureFixture) -> Non
     consumer = Consumer([q], ConsumerOptions(**FAST), install_signal_handlers=False, monitor=False)
     last: dict[str, dt.datetime] = {}
     t0 = dt.datetime(2026, 11, 27, 10, 0, tzinfo=dt.UTC)
-    consumer.scheduler_tick(t0, {q.name: 0.0}, {q.name: 1.0}, last)
-    consumer.scheduler_tick(t0 + dt.timedelta(minutes=4), {q.name: 0.0}, {q.name: 1.0}, last)
+    consumer.scheduler.tick(t0, {q.name: 0.0}, {q.name: 1.0}, last)
+    consumer.scheduler.tick(t0 + dt.timedelta(minutes=4), {q.name: 0.0}, {q.name: 1.0}, last)
     assert q.pending_count() == 2
     assert "skipped 3 minute(s)" in caplog.text
 
@@ -241,7 +241,7 @@ class AckRecordingStorage(MemoryStorage):
 
 
 def test_a_stop_requested_while_a_task_runs_claims_nothing_at_its_acknowledgement() -> None:
-    """R7: the choice to claim the next message is made when the task ends, not when it started."""
+    """Graceful shutdown: the choice to claim the next message is made when the task ends, not when it started."""
     q = make_queue(storage_class=AckRecordingStorage)
     started = threading.Event()
 
@@ -416,6 +416,6 @@ def test_a_failing_scheduler_step_does_not_stop_the_reaper() -> None:
     consumer = Consumer([q], ConsumerOptions(**FAST), install_signal_handlers=False, monitor=False)
     time.sleep(0.15)
     with pytest.raises(StorageError, match="schedule area is broken"):
-        consumer.scheduler_tick(dt.datetime.now(dt.UTC), {q.name: 0.0}, {q.name: 1.0}, {})
+        consumer.scheduler.tick(dt.datetime.now(dt.UTC), {q.name: 0.0}, {q.name: 1.0}, {})
     assert q.storage.in_flight_size() == 0
     assert q.pending_count() == 1

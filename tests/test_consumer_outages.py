@@ -13,7 +13,7 @@ import pytest
 
 from django_tasks_q import RedisHuey
 from django_tasks_q.consumer import Consumer, ConsumerOptions
-from django_tasks_q.outages import OutageLog, StorageUnavailable, verify_storages
+from django_tasks_q.consumer.outages import OutageLog, StorageUnavailable, verify_storages
 
 from .consumer_harness import Deployment, eventually
 from .hub_helpers import drain, later, new_queue, run_next

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from django_tasks_q.conf import queues
 from django_tasks_q.decorators import task
-from django_tasks_q.health import snapshot
+from django_tasks_q.history.health import snapshot
 from django_tasks_q.history.models import ConsumerHeartbeat
 from django_tasks_q.timeutils import now_utc
 

@@ -10,7 +10,7 @@ from django.test import override_settings
 
 from django_tasks_q.conf import queues
 from django_tasks_q.decorators import task
-from django_tasks_q.schedules import Schedule, dispatch_schedules, schedulable_tasks
+from django_tasks_q.history.schedules import Schedule, dispatch_schedules, schedulable_tasks
 
 pytestmark = pytest.mark.django_db
 

@@ -15,7 +15,7 @@ from django.test import Client, override_settings
 from django.urls import reverse
 
 from django_tasks_q.conf import queues
-from django_tasks_q.schedules import EARLIEST, LATEST, MAX_INTERVAL, Schedule, dispatch_schedules
+from django_tasks_q.history.schedules import EARLIEST, LATEST, MAX_INTERVAL, Schedule, dispatch_schedules
 from tests.test_admin_schedules import form
 from tests.test_schedules import QUEUE, at, make, send_digest
 

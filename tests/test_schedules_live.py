@@ -84,7 +84,7 @@ def create_schedule(deployment: Deployment, name: str, label: str, misfire: str 
     return shell(
         deployment,
         "import json\n"
-        "from django_tasks_q.schedules import Schedule\n"
+        "from django_tasks_q.history.schedules import Schedule\n"
         f"s = Schedule(name={name!r}, task={TASK!r}, args=[{label!r}], interval=1.0, misfire={misfire!r})\n"
         "s.full_clean()\n"
         "s.save()\n"
@@ -100,7 +100,7 @@ def edit_schedule(deployment: Deployment, name: str, **changes: Any) -> float:
     shell(
         deployment,
         "import json\n"
-        "from django_tasks_q.schedules import Schedule\n"
+        "from django_tasks_q.history.schedules import Schedule\n"
         f"s = Schedule.objects.get(name={name!r})\n"
         f"for field, value in json.loads({json.dumps(changes)!r}).items():\n"
         "    setattr(s, field, value)\n"

@@ -10,7 +10,7 @@ import pytest
 from django.db import connections
 
 from django_tasks_q.backends.orm import OrmStorage
-from django_tasks_q.workers import close_old_connections
+from django_tasks_q.consumer.workers import close_old_connections
 
 
 @pytest.fixture

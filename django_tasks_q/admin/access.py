@@ -44,6 +44,12 @@ def selected_queues(request: HttpRequest) -> tuple[str, list[str]]:
     return "", names
 
 
+def selected_hubs(request: HttpRequest) -> list[tuple[str, Any]]:
+    """The hubs of a list page's queue filter, as ``(name, hub)`` pairs (see :func:`selected_queues`)."""
+    _queue, names = selected_queues(request)
+    return [(name, queues[name]) for name in names]
+
+
 def require_perm(request: HttpRequest, codename: str) -> None:
     """Raise PermissionDenied unless the user has ``django_tasks_q.<codename>``."""
     if not request.user.has_perm(f"{APP}.{codename}"):

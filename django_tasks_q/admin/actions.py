@@ -108,22 +108,20 @@ def _delete_result(p: Params) -> str:
     return f"Deleted {_count(deleted, 'stored result')} on queue {p.queue!r}."
 
 
-def _flush_queue(p: Params) -> str:
-    count = p.hub.pending_count()
-    p.hub.flush_queue()
-    return f"Flushed queue {p.queue!r}: {_count(count, 'waiting message')} removed."
+def _flusher(count: str, flush: str, what: str, noun: str) -> Callable[[Params], str]:
+    """An action that empties one part of a queue with ``hub.<flush>()``, reporting ``hub.<count>()`` before it."""
+
+    def flush_part(p: Params) -> str:
+        removed = getattr(p.hub, count)()
+        getattr(p.hub, flush)()
+        return f"Flushed {what.format(queue=repr(p.queue))}: {_count(removed, noun)} removed."
+
+    return flush_part
 
 
-def _flush_schedule(p: Params) -> str:
-    count = p.hub.scheduled_count()
-    p.hub.flush_schedule()
-    return f"Flushed the schedule of {p.queue!r}: {_count(count, 'scheduled message')} removed."
-
-
-def _flush_results(p: Params) -> str:
-    count = p.hub.result_count()
-    p.hub.flush_results()
-    return f"Flushed the results of {p.queue!r}: {_count(count, 'result')} removed."
+_flush_queue = _flusher("pending_count", "flush_queue", "queue {queue}", "waiting message")
+_flush_schedule = _flusher("scheduled_count", "flush_schedule", "the schedule of {queue}", "scheduled message")
+_flush_results = _flusher("result_count", "flush_results", "the results of {queue}", "result")
 
 
 def _requeue_dead(p: Params) -> str:

@@ -57,8 +57,25 @@ def pretty_json(text: str) -> str:
         return text
 
 
+class ReadOnlyListAdmin(SafeListMixin, admin.ModelAdmin):
+    """A ModelAdmin of rows the package writes: nobody adds or edits them; the list has the tasks admin's menu."""
+
+    list_title = ""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        """The list under ``list_title``, with the tasks admin's page menu."""
+        context = {"title": self.list_title, **(extra_context or {}), "nav": admin_nav(self.admin_site.name)}
+        return super().changelist_view(request, context)
+
+
 @admin.register(TaskHistory)
-class TaskHistoryAdmin(SafeListMixin, admin.ModelAdmin):
+class TaskHistoryAdmin(ReadOnlyListAdmin):
     """One row per task call: filter by status, queue, task and date; search by id and name."""
 
     # What fits beside the filter panel in a 1,400 px window; enqueue and start times, the worker, arguments
@@ -70,16 +87,7 @@ class TaskHistoryAdmin(SafeListMixin, admin.ModelAdmin):
     list_per_page = 50
     show_full_result_count = False
     actions = ["retry_selected"]
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
-        context = {"title": "Task history", **(extra_context or {}), "nav": admin_nav(self.admin_site.name)}
-        return super().changelist_view(request, context)
+    list_title = "Task history"
 
     def has_retry_permission(self, request: HttpRequest) -> bool:
         """Whether the user may enqueue failed or finished calls again."""
@@ -168,22 +176,13 @@ class TaskHistoryAdmin(SafeListMixin, admin.ModelAdmin):
 
 
 @admin.register(ConsumerHeartbeat)
-class ConsumerHeartbeatAdmin(SafeListMixin, admin.ModelAdmin):
+class ConsumerHeartbeatAdmin(ReadOnlyListAdmin):
     """Running (and recently stopped) consumers, from their heartbeats."""
 
     list_display = ("host", "pid", "queues", "workers_text", "started", "last_beat", "tasks_run", "alive")
     list_filter = ("host",)
     search_fields = ("identity", "host", "queues")
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
-        context = {"title": "Consumers", **(extra_context or {}), "nav": admin_nav(self.admin_site.name)}
-        return super().changelist_view(request, context)
+    list_title = "Consumers"
 
     @admin.display(description="workers", ordering="workers")
     def workers_text(self, beat: ConsumerHeartbeat) -> str:

@@ -63,10 +63,12 @@ class MessageListAdmin(AnchorAdmin):
     kind = "pending"
 
     def fetch(self, hub: Any, limit: int) -> list[MessageView]:
-        return hub.pending_entries(limit)
+        """Up to ``limit`` messages of this page's kind (``pending_entries`` or ``scheduled_entries``)."""
+        return getattr(hub, f"{self.kind}_entries")(limit)
 
     def count(self, hub: Any) -> int:
-        return hub.pending_count()
+        """How many messages of this page's kind the queue holds."""
+        return getattr(hub, f"{self.kind}_count")()
 
     def page(self, request: HttpRequest) -> dict[str, Any]:
         _queue, names = selected_queues(request)
@@ -105,12 +107,6 @@ class ScheduledTaskAdmin(MessageListAdmin):
 
     title = "Scheduled tasks"
     kind = "scheduled"
-
-    def fetch(self, hub: Any, limit: int) -> list[MessageView]:
-        return hub.scheduled_entries(limit)
-
-    def count(self, hub: Any) -> int:
-        return hub.scheduled_count()
 
 
 def _collect(names: list[str], read: Callable[[Any], list[Any]]) -> tuple[list[tuple[str, Any, Any]], list[str]]:

@@ -26,7 +26,7 @@ from django.utils.html import format_html, format_html_join
 
 from ..conf import configured_queues, queues
 from ..crontab import Crontab
-from ..schedules import Schedule, schedulable_tasks, validate_interval
+from ..history.schedules import Schedule, schedulable_tasks, validate_interval
 from .base import SafeListMixin, admin_nav, refuse_json_constant
 
 

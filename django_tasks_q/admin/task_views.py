@@ -21,10 +21,10 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 
-from ..conf import consumer_options, queues
+from ..conf import consumer_options
 from ..exceptions import TasksQError
 from ..history.models import TaskHistory
-from .access import APP, SCAN_LIMIT, get_hub, log_action, require_perm, selected_queues
+from .access import APP, SCAN_LIMIT, get_hub, log_action, require_perm, selected_hubs
 from .base import AnchorAdmin, refuse_json_constant
 
 NEXT_RUNS = 5
@@ -117,10 +117,8 @@ class RegisteredTaskAdmin(AnchorAdmin):
         return [path("run/", self.admin_site.admin_view(self.run_view), name=f"{APP}_registeredtask_run")]
 
     def page(self, request: HttpRequest) -> dict[str, Any]:
-        _queue, names = selected_queues(request)
         groups = []
-        for name in names:
-            hub = queues[name]
+        for name, hub in selected_hubs(request):
             tasks = []
             for task_name in hub.registry.names():
                 wrapper = hub.registry.get(task_name)
@@ -167,10 +165,8 @@ class PeriodicTaskAdmin(AnchorAdmin):
     title = "Periodic tasks"
 
     def page(self, request: HttpRequest) -> dict[str, Any]:
-        _queue, names = selected_queues(request)
         rows, errors = [], []
-        for name in names:
-            hub = queues[name]
+        for name, hub in selected_hubs(request):
             periodic = hub.registry.periodic()
             if not periodic:
                 continue
@@ -209,10 +205,8 @@ class LockEntryAdmin(AnchorAdmin):
     title = "Locks, unique keys and rate limits"
 
     def page(self, request: HttpRequest) -> dict[str, Any]:
-        _queue, names = selected_queues(request)
         groups, errors = [], []
-        for name in names:
-            hub = queues[name]
+        for name, hub in selected_hubs(request):
             try:
                 groups.append({
                     "queue": name, "locks": hub.locks_held(), "unique_keys": hub.unique_keys_held(SCAN_LIMIT),

@@ -25,6 +25,7 @@ from .. import decorators
 from ..conf import DEFAULT_QUEUE, configured_queues, queues, registry_for
 from ..huey_settings import huey_translation
 from ..task import Task, TaskWrapper
+from ..task_options import require_schedule
 
 __all__ = [
     "HUEY",
@@ -106,16 +107,8 @@ def task(
     **kwargs: Any,
 ) -> Callable[[Callable[..., Any]], TaskWrapper]:
     """Decorator: a task of the djhuey queue (huey's ``task()`` options, plus ours such as ``timeout``)."""
-    return decorators.task(
-        queue_name(),
-        retries=retries,
-        retry_delay=retry_delay,
-        priority=priority,
-        context=context,
-        name=name,
-        expires=expires,
-        **kwargs,
-    )
+    return decorators.task(queue_name(), retries=retries, retry_delay=retry_delay, priority=priority,
+                           context=context, name=name, expires=expires, **kwargs)  # fmt: skip
 
 
 def periodic_task(
@@ -129,17 +122,9 @@ def periodic_task(
     **kwargs: Any,
 ) -> Callable[[Callable[..., Any]], TaskWrapper]:
     """Decorator: a periodic task of the djhuey queue, enqueued whenever ``validate_datetime(now)`` is true."""
-    return decorators.periodic_task(
-        validate_datetime,
-        queue_name(),
-        retries=retries,
-        retry_delay=retry_delay,
-        priority=priority,
-        context=context,
-        name=name,
-        expires=expires,
-        **kwargs,
-    )
+    require_schedule(validate_datetime)
+    return task(retries=retries, retry_delay=retry_delay, priority=priority, context=context, name=name,
+                expires=expires, validate_datetime=validate_datetime, **kwargs)  # fmt: skip
 
 
 def close_db(fn: Callable[..., Any]) -> Callable[..., Any]:

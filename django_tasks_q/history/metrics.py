@@ -42,8 +42,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
 from ..conf import configured_queues
-from ..health import snapshot
 from ..timeutils import now_utc
+from .health import snapshot
 
 if TYPE_CHECKING:
     import datetime as dt
@@ -90,7 +90,7 @@ GAUGES = (
     ),
     ("consumers_alive", Family("tasks_q_consumers_alive", "gauge", "Consumers with a recent heartbeat.")),
 )
-"""The :class:`~django_tasks_q.health.QueueHealth` attribute behind each gauge."""
+"""The :class:`~django_tasks_q.history.health.QueueHealth` attribute behind each gauge."""
 UP = Family("tasks_q_up", "gauge", "Whether the queue's storage answered (1) or not (0).")
 TASKS = Family(
     "tasks_q_tasks",

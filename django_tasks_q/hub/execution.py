@@ -19,6 +19,7 @@ import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from .. import signals
 from ..backends.base import EmptyData
 from ..exceptions import (
     CancelExecution,
@@ -32,17 +33,6 @@ from ..exceptions import (
     TaskTimeout,
 )
 from ..serializers import encode_exception
-from ..signals import (
-    SIGNAL_CANCELED,
-    SIGNAL_ERROR,
-    SIGNAL_EXECUTING,
-    SIGNAL_EXPIRED,
-    SIGNAL_INTERRUPTED,
-    SIGNAL_LOCKED,
-    SIGNAL_RATE_LIMITED,
-    SIGNAL_REVOKED,
-    SIGNAL_TIMEOUT,
-)
 from ..task import Task, TaskWrapper
 from ..timeouts import TimeLimit
 from ..timeutils import from_epoch, now_utc, resolve_eta
@@ -122,7 +112,7 @@ class Executor:
         if self._skipped(task, now, outcome, may_be_revoked) or self._canceled_by_hooks(task, outcome):
             return None
         hub = self.hub
-        hub._emit(SIGNAL_EXECUTING, task)
+        hub._emit(signals.SIGNAL_EXECUTING, task)
         # As in huey, periodic tasks store no result: nobody holds a handle to read (and remove) it.
         store = hub.results and task.wrapper.validate_datetime is None
         attempt = self._attempt(task)
@@ -146,11 +136,11 @@ class Executor:
             outcome.requeued = True
             return True
         if may_be_revoked and hub.is_revoked(task, timestamp=now, peek=False):
-            hub._emit(SIGNAL_REVOKED, task)
+            hub._emit(signals.SIGNAL_REVOKED, task)
             self._plan_chord_skip(task, "revoked", outcome)
             return True
         if task.expires_resolved is not None and now > hub.as_utc(task.expires_resolved):
-            hub._emit(SIGNAL_EXPIRED, task)
+            hub._emit(signals.SIGNAL_EXPIRED, task)
             self._plan_chord_skip(task, "expired", outcome)
             return True
         return False
@@ -167,7 +157,7 @@ class Executor:
                 except Exception:
                     logger.exception("pre-execute hook %r failed for task %s", hook_name, task)
         except CancelExecution as exc:
-            self.hub._emit(SIGNAL_CANCELED, task)
+            self.hub._emit(signals.SIGNAL_CANCELED, task)
             self._plan_cancel_retry(task, exc, outcome)
             return True
         return False
@@ -190,14 +180,14 @@ class Executor:
         except TaskLockedException as exc:
             logger.warning("task %s not run: unable to acquire its lock (%s)", task, exc)
             attempt.exception = exc
-            hub._emit(SIGNAL_LOCKED, task)
+            hub._emit(signals.SIGNAL_LOCKED, task)
         except RateLimitExceeded as exc:
             self._rate_limited(task, exc, attempt)
         except RetryTask as exc:
             self._retry_asked(task, exc, attempt)
         except CancelExecution as exc:
             attempt.exception = exc
-            hub._emit(SIGNAL_CANCELED, task)
+            hub._emit(signals.SIGNAL_CANCELED, task)
             attempt.retry_wanted = _retried_after_cancel(task, exc)
             if not attempt.retry_wanted:
                 task.retries = 0
@@ -206,10 +196,10 @@ class Executor:
             error.__cause__ = exc
             attempt.exception = error
             logger.error("%s", error)
-            hub._emit(SIGNAL_TIMEOUT, task)
+            hub._emit(signals.SIGNAL_TIMEOUT, task)
         except KeyboardInterrupt:
             logger.info("task %s interrupted by shutdown before it finished", task)
-            hub._emit(SIGNAL_INTERRUPTED, task)
+            hub._emit(signals.SIGNAL_INTERRUPTED, task)
             raise
         except BaseException as exc:
             # SystemExit and other BaseExceptions raised by a task's code are that task's failure: letting one
@@ -219,7 +209,7 @@ class Executor:
 
     def _rate_limited(self, task: Task, exc: RateLimitExceeded, attempt: Attempt) -> None:
         attempt.exception = exc
-        self.hub._emit(SIGNAL_RATE_LIMITED, task)
+        self.hub._emit(signals.SIGNAL_RATE_LIMITED, task)
         if not (exc.retry or task.retries > 0):
             logger.info("task %s rate-limited by %r, not retried", task, exc.key)
             attempt.retry_wanted = False
@@ -295,7 +285,7 @@ class Executor:
             else:
                 outcome.result = error
         if not isinstance(attempt.exception, _NOT_AN_ERROR_SIGNAL):
-            hub._emit(SIGNAL_ERROR, task, attempt.exception)
+            hub._emit(signals.SIGNAL_ERROR, task, attempt.exception)
 
     def _run_post_hooks(self, task: Task, attempt: Attempt) -> None:
         for hook in list(self.hub.hooks.after.values()):

@@ -239,10 +239,7 @@ class TaskQueue:
         """The storage in use (built on first use, so nothing connects at import time)."""
         storage = self._storage
         if storage is None:
-            with self._lock:
-                if self._storage is None:
-                    self._storage = self.create_storage()
-                storage = self._storage
+            storage = self._build_once("_storage", self.create_storage)
         return storage
 
     @storage.setter
@@ -285,18 +282,25 @@ class TaskQueue:
         """The message codec (serializer, compression, signing, size limit), built on first use."""
         codec = self._codec
         if codec is None:
-            with self._lock:
-                if self._codec is None:
-                    key, fallbacks = self._signing_keys()
-                    self._codec = MessageCodec(
-                        serializer=self.serializer,
-                        compression=self.compression,
-                        signing_key=key,
-                        fallback_keys=fallbacks,
-                        max_size=self.max_message_size,
-                    )
-                codec = self._codec
+            codec = self._build_once("_codec", self._new_codec)
         return codec
+
+    def _new_codec(self) -> MessageCodec:
+        key, fallbacks = self._signing_keys()
+        return MessageCodec(
+            serializer=self.serializer,
+            compression=self.compression,
+            signing_key=key,
+            fallback_keys=fallbacks,
+            max_size=self.max_message_size,
+        )
+
+    def _build_once(self, attr: str, build: Callable[[], Any]) -> Any:
+        """``self.<attr>``, set to ``build()`` under the lock when it is still ``None`` (one build across threads)."""
+        with self._lock:
+            if getattr(self, attr) is None:
+                setattr(self, attr, build())
+            return getattr(self, attr)
 
     def reset_codec(self) -> None:
         """Forget the codec so the next use rebuilds it (after ``SECRET_KEY`` changes)."""

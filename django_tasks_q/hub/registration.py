@@ -6,8 +6,8 @@ import datetime as dt
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..exceptions import ConfigurationError
 from ..task import TaskWrapper
+from ..task_options import require_schedule
 
 if TYPE_CHECKING:
     from .queue import TaskQueue
@@ -62,11 +62,9 @@ class Declarations:
         ``validate_datetime`` is usually a :func:`~django_tasks_q.crontab.crontab`;
         it is checked once a minute. Periodic tasks take no arguments.
         """
-        if not callable(validate_datetime):
-            raise ConfigurationError("periodic_task() needs a callable such as crontab(...) as its first argument")
-        options = {"retries": retries, "retry_delay": retry_delay, "priority": priority, "context": context,
-                   "name": name, "expires": expires, "timeout": timeout}
-        return self.hub.task(validate_datetime=validate_datetime, **options, **kwargs)
+        require_schedule(validate_datetime)
+        return self.hub.task(retries=retries, retry_delay=retry_delay, priority=priority, context=context, name=name,
+                             expires=expires, timeout=timeout, validate_datetime=validate_datetime, **kwargs)  # fmt: skip
 
     def context_task(self, obj: Any, as_argument: bool = False, **kwargs: Any) -> Callable[..., TaskWrapper]:
         """Decorator: a task that runs inside ``with obj:`` (``as_argument`` passes what it yields first)."""

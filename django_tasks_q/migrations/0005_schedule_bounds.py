@@ -2,7 +2,7 @@
 
 from django.db import migrations, models
 
-import django_tasks_q.schedules
+import django_tasks_q.history.schedules
 
 
 class Migration(migrations.Migration):
@@ -15,16 +15,16 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name='schedule',
             name='end_at',
-            field=models.DateTimeField(blank=True, null=True, validators=[django_tasks_q.schedules.validate_window_time]),
+            field=models.DateTimeField(blank=True, null=True, validators=[django_tasks_q.history.schedules.validate_window_time]),
         ),
         migrations.AlterField(
             model_name='schedule',
             name='interval',
-            field=models.FloatField(blank=True, help_text='From 1 to 315360000 seconds (3650 days).', null=True, validators=[django_tasks_q.schedules.validate_interval], verbose_name='interval (seconds)'),
+            field=models.FloatField(blank=True, help_text='From 1 to 315360000 seconds (3650 days).', null=True, validators=[django_tasks_q.history.schedules.validate_interval], verbose_name='interval (seconds)'),
         ),
         migrations.AlterField(
             model_name='schedule',
             name='start_at',
-            field=models.DateTimeField(blank=True, null=True, validators=[django_tasks_q.schedules.validate_window_time]),
+            field=models.DateTimeField(blank=True, null=True, validators=[django_tasks_q.history.schedules.validate_window_time]),
         ),
     ]

@@ -8,12 +8,10 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from django_tasks_q import reloading
 from django_tasks_q.backends.features import Feature
 from django_tasks_q.conf import configured_queues, consumer_options, queues
-from django_tasks_q.consumer import Consumer, ConsumerOptions
+from django_tasks_q.consumer import Consumer, ConsumerOptions, StorageUnavailable, reloading
 from django_tasks_q.exceptions import ConfigurationError
-from django_tasks_q.outages import StorageUnavailable
 
 COMMAND_LINE_OPTIONS = (
     "workers",

@@ -10,7 +10,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from django_tasks_q.conf import configured_queues
-from django_tasks_q.health import Thresholds, evaluate, snapshot
+from django_tasks_q.history.health import Thresholds, evaluate, snapshot
 
 EXIT_UNHEALTHY = 1
 EXIT_UNREACHABLE = 2

@@ -7,7 +7,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
-from django_tasks_q.schedules import Schedule
+from django_tasks_q.history.schedules import Schedule
 
 USERNAME = "demo"
 PASSWORD = "demo-password"

@@ -10,17 +10,22 @@ exponential backoff instead of one warning per worker per retry.
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .workers import backoff_delay
-
 logger = logging.getLogger("django_tasks_q.consumer")
 
 OUTAGE_MAX_DELAY = 30.0
 """The longest wait between two attempts of a worker during an outage (seconds)."""
+
+
+def backoff_delay(current: float, factor: float, maximum: float) -> float:
+    """The next delay of a capped exponential backoff, with up to 25% jitter."""
+    grown = min(current * factor, maximum)
+    return min(maximum, grown * (1 + random.uniform(0, 0.25)))
 
 
 class StorageUnavailable(Exception):

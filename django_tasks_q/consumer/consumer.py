@@ -8,7 +8,6 @@ second signal stops it at once; SIGHUP restarts the process in place.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import multiprocessing
 import os
@@ -19,13 +18,12 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from .exceptions import ConfigurationError
-from .outages import OutageLog, StorageUnavailable, outage_max_delay, verify_storages
-from .signals import (
+from ..exceptions import ConfigurationError
+from ..signals import (
     SIGNAL_CANCELED,
     SIGNAL_COMPLETE,
     SIGNAL_ERROR,
@@ -37,79 +35,15 @@ from .signals import (
     SIGNAL_REVOKED,
     SIGNAL_TIMEOUT,
 )
-from .timeutils import now_utc
-from .workers import (
-    AcknowledgementHealth,
-    LeaseKeeper,
-    RunningTasks,
-    WorkerLoop,
-    backoff_delay,
-    close_thread_connections,
-    process_worker_main,
-)
+from ..timeutils import now_utc
+from .options import ConsumerOptions
+from .outages import OutageLog, StorageUnavailable, outage_max_delay, verify_storages
+from .processes import process_worker_main
+from .scheduler import QueueScheduler
+from .workers import AcknowledgementHealth, LeaseKeeper, RunningTasks, WorkerLoop
 
 logger = logging.getLogger("django_tasks_q.consumer")
 _TASK_LINE = "%s %s %s %s"  # task path, task id, what happened (signal name), run time
-
-WORKER_TYPES = ("thread", "process")
-
-
-@dataclass
-class ConsumerOptions:
-    """How one queue is consumed (huey's consumer options, plus shutdown and recycling)."""
-
-    workers: int = 1
-    worker_type: str = "thread"
-    threads: int = 1
-    """Worker threads inside each worker process (``worker_type="process"`` only)."""
-    periodic: bool = True
-    initial_delay: float = 0.1
-    backoff: float = 1.15
-    max_delay: float = 1.0
-    scheduler_interval: float = 1.0
-    check_worker_health: bool = True
-    health_check_interval: float = 10.0
-    max_tasks: int | None = None
-    shutdown_timeout: float = 30.0
-    renew_interval: float | None = None
-    """Seconds between lease renewals of running tasks; ``None``: a quarter of the queue's lease."""
-
-    def __post_init__(self) -> None:
-        def positive(name: str, integer: bool = False) -> None:
-            value = getattr(self, name)
-            kinds = (int,) if integer else (int, float)
-            if isinstance(value, bool) or not isinstance(value, kinds) or value <= 0:
-                kind = "an int" if integer else "a number"
-                raise ConfigurationError(f"consumer option {name} must be {kind} > 0, got {value!r}")
-
-        positive("workers", integer=True)
-        positive("threads", integer=True)
-        if self.threads > 1 and self.worker_type != "process":
-            raise ConfigurationError(
-                "consumer option threads (threads per worker process) needs worker_type='process'; "
-                "for thread workers, raise workers instead"
-            )
-        if self.worker_type not in WORKER_TYPES:
-            raise ConfigurationError(
-                f"consumer option worker_type must be one of {WORKER_TYPES}, got {self.worker_type!r}"
-            )
-        for name in ("initial_delay", "max_delay", "scheduler_interval", "health_check_interval", "shutdown_timeout"):
-            positive(name)
-        if isinstance(self.backoff, bool) or not isinstance(self.backoff, (int, float)) or self.backoff < 1:
-            raise ConfigurationError(f"consumer option backoff must be a number >= 1, got {self.backoff!r}")
-        if self.max_tasks is not None:
-            positive("max_tasks", integer=True)
-        if self.renew_interval is not None:
-            positive("renew_interval")
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any], *, where: str) -> ConsumerOptions:
-        """Build from a ``CONSUMER`` settings dict; unknown keys are a ConfigurationError naming ``where``."""
-        known = set(cls.__dataclass_fields__)
-        unknown = set(values) - known
-        if unknown:
-            raise ConfigurationError(f"{where}: unknown consumer option(s) {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**values)
 
 
 class _WorkerHandle:
@@ -180,9 +114,7 @@ class Consumer:
         self._signals_seen = 0
         self._restart = False
         self._threads: list[threading.Thread] = []
-        self._stopped_workers = threading.Event()
         self._task_starts: dict[str, float] = {}
-        self._schedule_error_logged = float("-inf")
         self._log_receivers: list[tuple[Any, Callable[..., Any]]] = []
         self.heartbeat_file = Path(heartbeat_file) if heartbeat_file else None
         """A file whose modification time the consumer refreshes every second (container liveness probes)."""
@@ -195,6 +127,8 @@ class Consumer:
         """Wait (with a capped backoff) for an unavailable storage at start instead of raising."""
         self.outages = {queue.name: OutageLog(queue.name, max_delay=outage_max_delay(queue)) for queue in self.queues}
         """Per queue: the storage failures its workers and the scheduler report (logged once per outage)."""
+        self.scheduler = QueueScheduler(self.queues, self.options, self.wake, self.outages, self.stop_event)
+        """Moves due messages, enqueues periodic tasks and reaps expired leases, in a thread of its own."""
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -243,7 +177,7 @@ class Consumer:
                 self._start_worker(_WorkerHandle(f"{queue.name}-{index + 1}", queue, options.worker_type))
         keeper = LeaseKeeper(self.running, self.stop_event, min(map(self._renew_interval, self.queues)))
         keeper.start()
-        scheduler = threading.Thread(target=self._schedule_loop, name="tasks-q-scheduler", daemon=True)
+        scheduler = threading.Thread(target=self.scheduler.run, name="tasks-q-scheduler", daemon=True)
         scheduler.start()
         self._threads = [keeper, scheduler]
 
@@ -262,7 +196,7 @@ class Consumer:
         deadline = time.monotonic() + timeout
         for handle in self._workers:
             if handle.process is not None and handle.process.is_alive():
-                os.kill(handle.process.pid, signal.SIGUSR1)  # a graceful stop request (see workers.py)
+                os.kill(handle.process.pid, signal.SIGUSR1)  # a graceful stop request (see processes.py)
         for handle in self._workers:
             remaining = max(deadline - time.monotonic(), 0)
             if handle.thread is not None:
@@ -287,7 +221,7 @@ class Consumer:
         logger.info("consumer %s stopped", self.identity)
 
     def _start_monitoring(self) -> None:
-        """History, heartbeats and depth samples (django_tasks_q.heartbeats), when the Django app is installed."""
+        """History, heartbeats and depth samples (:mod:`.heartbeats`), when the Django app is installed."""
         from django.apps import apps
 
         if self.monitor and self._monitoring is None and apps.ready and apps.is_installed("django_tasks_q"):
@@ -415,106 +349,6 @@ class Consumer:
                 return False
         return True
 
-    # ------------------------------------------------------------------ scheduler, reaper
-
-    def _schedule_loop(self) -> None:
-        interval = min(options.scheduler_interval for options in self.options.values())
-        reap_every = {queue.name: max(min(queue.lease / 2, 30.0), 0.05) for queue in self.queues}
-        next_reap = {queue.name: 0.0 for queue in self.queues}
-        last_minute: dict[str, dt.datetime] = {}
-        error_delay = interval
-        # The backoff never outgrows the reaper's interval: once the store is back, expired leases are reclaimed
-        # within lease + reaper interval, however long the outage was.
-        max_error_delay = max(interval, min(30.0, *reap_every.values()))
-        while not self.stop_event.is_set():
-            try:
-                self.scheduler_tick(now_utc(), next_reap, reap_every, last_minute)
-                error_delay = interval
-                wait = interval
-            except Exception:  # logged once per outage by the queue's OutageLog (see scheduler_tick)
-                wait = error_delay
-                error_delay = backoff_delay(error_delay, 2.0, max_error_delay)
-            self.stop_event.wait(wait)
-        close_thread_connections()
-
-    def scheduler_tick(
-        self,
-        now: dt.datetime,
-        next_reap: dict[str, float],
-        reap_every: dict[str, float],
-        last_minute: dict[str, dt.datetime],
-    ) -> None:
-        """One pass: move due messages, enqueue periodic tasks for a new minute, reap expired leases.
-
-        Each step of each queue runs even when another fails (a broken periodic task must not stop the
-        reaper); each queue's failures go to its :class:`OutageLog`, and the first is raised at the end so that
-        the scheduler backs off.
-        """
-        minute = now.replace(second=0, microsecond=0)
-        failures: list[Exception] = []
-        failed_queues: set[str] = set()
-
-        def step(action: Callable[[], None], queue: Any) -> None:
-            try:
-                action()
-            except Exception as exc:
-                failures.append(exc)
-                if queue.name not in failed_queues:
-                    failed_queues.add(queue.name)
-                    self.outages[queue.name].failed(exc, "the scheduler")
-
-        for queue in self.queues:
-            step(lambda queue=queue: self._move_due(queue, now), queue)
-            if self.options[queue.name].periodic and last_minute.get(queue.name) != minute:
-                step(lambda queue=queue: self._enqueue_periodic(queue, minute, last_minute), queue)
-            if self.options[queue.name].periodic:
-                self._dispatch_db_schedules(queue, now)
-            if time.monotonic() >= next_reap[queue.name]:
-                step(lambda queue=queue: self._reap(queue, now), queue)
-                next_reap[queue.name] = time.monotonic() + reap_every[queue.name]
-            if queue.name not in failed_queues:
-                self.outages[queue.name].recovered()
-        if failures:
-            raise failures[0]
-
-    def _move_due(self, queue: Any, now: dt.datetime) -> None:
-        if queue.enqueue_due(now):
-            self.wake[queue.name].set()
-
-    def _enqueue_periodic(self, queue: Any, minute: dt.datetime, last_minute: dict[str, dt.datetime]) -> None:
-        previous = last_minute.get(queue.name)
-        if previous is not None and minute - previous > dt.timedelta(minutes=1):
-            logger.warning(
-                "queue %r: scheduler skipped %d minute(s) of periodic tasks (missed runs are not caught up)",
-                queue.name,
-                int((minute - previous).total_seconds() // 60) - 1,
-            )
-        for task in queue.enqueue_periodic(minute):
-            logger.info("queue %r: enqueued periodic task %s", queue.name, task.name)
-            self.wake[queue.name].set()
-        last_minute[queue.name] = minute
-
-    def _reap(self, queue: Any, now: dt.datetime) -> None:
-        if queue.reclaim_expired(now):
-            self.wake[queue.name].set()
-
-    def _dispatch_db_schedules(self, queue: Any, now: dt.datetime) -> None:
-        """Enqueue due database schedules; a failure here never stops the rest of the scheduler."""
-        from django.apps import apps
-
-        if not (apps.ready and apps.is_installed("django_tasks_q")):
-            return
-        try:
-            from .schedules import dispatch_schedules
-
-            for schedule in dispatch_schedules(queue, now):
-                self.wake[queue.name].set()
-                logger.debug("queue %r: schedule %r fired", queue.name, schedule.name)
-        except Exception as exc:
-            if time.monotonic() >= self._schedule_error_logged + 60:
-                logger.warning("queue %r: database schedules unavailable (%s); will retry", queue.name, exc)
-                self._schedule_error_logged = time.monotonic()
-
     # ------------------------------------------------------------------ logging
 
     def _connect_task_logging(self, queue: Any) -> None:
@@ -594,22 +428,3 @@ class Consumer:
                     next_run = f", next run {runs[0].isoformat()}" if runs else ", never runs"
                 lines.append(f"    periodic task {name}{next_run}")
         logger.info("\n".join(lines))
-
-
-class Scheduler:
-    """huey's name for the consumer's scheduler, to be stepped by hand: each :meth:`loop` is one pass.
-
-    A pass moves due scheduled messages into the queues, enqueues the periodic tasks of a minute not yet seen
-    and reclaims expired leases, as the consumer's scheduler thread does every ``scheduler_interval`` seconds.
-    """
-
-    def __init__(self, consumer: Consumer) -> None:
-        """Step the scheduler of ``consumer`` (its queues and options)."""
-        self.consumer = consumer
-        self._next_reap = {queue.name: 0.0 for queue in consumer.queues}
-        self._reap_every = {queue.name: max(min(queue.lease / 2, 30.0), 0.05) for queue in consumer.queues}
-        self._last_minute: dict[str, dt.datetime] = {}
-
-    def loop(self, now: dt.datetime | None = None) -> None:
-        """Run one pass at ``now`` (default: the current time); a storage error is raised after every step ran."""
-        self.consumer.scheduler_tick(now or now_utc(), self._next_reap, self._reap_every, self._last_minute)

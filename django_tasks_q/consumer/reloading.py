@@ -10,7 +10,6 @@ forwarding anything (``kill -9``, a closed terminal), Linux sends the child SIGT
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import signal
@@ -18,6 +17,8 @@ import subprocess
 import sys
 import threading
 from typing import Any
+
+from .processes import die_with_parent
 
 logger = logging.getLogger("django_tasks_q.consumer")
 
@@ -70,13 +71,7 @@ def run_parent() -> int:
 def prepare_child() -> None:
     """In the child: die gracefully with the parent (SIGTERM on Linux), or exit if it is already gone."""
     parent = int(os.environ[PARENT_PID_ENV])
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    except OSError:  # not Linux: the watch thread of start_watching notices the parent's death instead
-        libc = None
-    if libc is not None:
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+    die_with_parent(signal.SIGTERM)  # not Linux: the watch thread of start_watching notices the parent's death
     if os.getppid() != parent:
         sys.exit(0)
 

@@ -19,9 +19,9 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from .history.models import ConsumerHeartbeat
-from .history.recorder import HistoryRecorder
-from .history.writers import add_minute
+from ..history.models import ConsumerHeartbeat
+from ..history.recorder import HistoryRecorder
+from ..history.writers import add_minute
 
 logger = logging.getLogger("django_tasks_q.history")
 

@@ -33,9 +33,9 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone as dj_timezone
 
-from .conf import queues, registry_for
-from .crontab import Crontab
-from .exceptions import ConfigurationError
+from ..conf import queues, registry_for
+from ..crontab import Crontab
+from ..exceptions import ConfigurationError
 
 logger = logging.getLogger("django_tasks_q.schedules")
 

@@ -6,8 +6,8 @@ import datetime as dt
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .conf import queues
-from .timeutils import now_utc
+from ..conf import queues
+from ..timeutils import now_utc
 
 
 @dataclass
@@ -68,7 +68,7 @@ def snapshot(name: str, now: dt.datetime | None = None) -> QueueHealth:
 def _consumers(name: str, now: dt.datetime) -> tuple[int | None, float | None]:
     """Live consumers of ``name`` and the age of the newest heartbeat (None when heartbeats are unavailable)."""
     try:
-        from .history.models import ConsumerHeartbeat
+        from .models import ConsumerHeartbeat
 
         rows = [
             row

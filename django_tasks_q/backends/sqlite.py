@@ -30,28 +30,39 @@ Parameters (huey's ``SqliteStorage`` names and defaults)
 How it is made safe
 -------------------
 
+The storage runs the ORM storage's statements (:mod:`django_tasks_q.backends.sql.queue`,
+:mod:`~django_tasks_q.backends.sql.delivery`, :mod:`~django_tasks_q.backends.sql.data`) on its own file.
 Connections, transactions and waiting are described in :mod:`django_tasks_q.backends.sql.sqlite_connection`,
-the claim, the reaper and the handling of rows that cannot be read in
+what only this storage does (reads before writes, the claim of ``ack_and_reserve`` in a savepoint) in
 :mod:`django_tasks_q.backends.sql.sqlite_delivery`. In short: one connection per thread and process, WAL mode,
 every write one short ``BEGIN IMMEDIATE`` transaction, never a transaction open while a task runs.
 
 Tables (shared by every queue in the file; each row carries its queue ``name``)
 -------------------------------------------------------------------------------
 
+The ORM storage's five tables (see :mod:`django_tasks_q.orm_models`), named ``tasks_q_*``, with 64-bit
+priorities and attempts:
+
 ``tasks_q_message``
-    Ready and in-flight messages in one table: ``id`` (delivery order within a priority), ``queue``,
-    ``message_id``, ``data``, ``priority``, ``state`` (0 ready, 1 in flight), ``claims``, ``token``,
-    ``deadline``, ``reserved_at``. A message keeps its row (and so its place) for life; ``reserve`` /
-    ``release`` / ``requeue_expired`` only change its state. Ready order: ``priority DESC, id``.
+    Ready and in-flight messages in one table: ``id`` (the message id, and its place: delivery order within a
+    priority), ``queue``, ``data``, ``priority``, ``state`` (``'ready'`` or ``'in_flight'``), ``token``,
+    ``attempts``, ``deadline``, ``reserved_at``, ``created_at``. A message keeps its row (and so its place) for
+    life; ``reserve`` / ``release`` / ``requeue_expired`` only change its state. Ready order: ``priority DESC,
+    id``.
 ``tasks_q_schedule``
-    ``queue``, ``data``, ``timestamp``, ``priority``; due order ``timestamp, id``.
+    ``queue``, ``data``, ``priority``, ``eta``, ``created_at``; due order ``eta, id``.
 ``tasks_q_kv``
-    ``queue``, ``key``, ``value``, ``is_result``, ``expires_at`` (results, locks, revocations ...).
+    ``queue``, ``key_hash`` (SHA-256 of the key, hex; unique per queue), ``key``, ``value``, ``is_result``,
+    ``expires_at``, ``updated_at`` (results, locks, revocations ...).
 ``tasks_q_counter``
-    ``queue``, ``key``, ``value``, ``expires_at`` (``incr``).
+    ``queue``, ``key_hash``, ``key``, ``value``, ``expires_at`` (``incr``).
 ``tasks_q_dead``
-    Dead letters: ``queue``, ``letter_id``, ``data``, ``reason``, ``detail``, ``attempts``, ``failed_at``,
-    ``priority``.
+    Dead letters, their id the row id: ``queue``, ``data``, ``priority``, ``reason``, ``detail``, ``attempts``,
+    ``failed_at``, ``created_at``.
+
+A file written by an older version (its message table has a ``claims`` column) is rebuilt in this layout when
+the storage first opens it, keeping every message, value and counter; see
+:mod:`django_tasks_q.backends.sql.sqlite_layout`.
 
 Values with a ttl are invisible once expired and are deleted by :meth:`SqliteStorage.purge_expired`, which
 writes run at most every ``purge_interval`` seconds.
@@ -60,14 +71,12 @@ writes run at most every ``purge_interval`` seconds.
 from __future__ import annotations
 
 import os
-import sqlite3
 from typing import Any
 
-from django_tasks_q.backends.base import BaseStorage, Feature, check_bytes, new_token, schedule_time
+from django_tasks_q.backends.base import BaseStorage, Feature
 from django_tasks_q.backends.errors import ConfigurationError
 
-from .sql.core import SQLITE_FILE_SCHEMA
-from .sql.sqlite_connection import SUPPORTS_RETURNING, SchemaMissing, limit_param
+from .sql.sqlite_connection import SUPPORTS_RETURNING, SchemaMissing
 from .sql.sqlite_delivery import SqliteDelivery
 
 __all__ = ["SUPPORTS_RETURNING", "SchemaMissing", "SqliteStorage"]
@@ -131,168 +140,3 @@ class SqliteStorage(SqliteDelivery, BaseStorage):
         self._use_returning = SUPPORTS_RETURNING
         self.create_tables = bool(create_tables)
         self._init_connections()
-
-    # ------------------------------------------------------------------ the queue
-
-    def enqueue(self, data: bytes, priority: int | None = None) -> None:
-        """Insert a ready message (one ``INSERT`` in a write transaction)."""
-        data = check_bytes(data, "data")
-        prio = SQLITE_FILE_SCHEMA.bounded_priority(priority)
-        self._write(
-            "enqueue",
-            lambda conn: conn.execute(
-                "INSERT INTO tasks_q_message (queue, message_id, data, priority) VALUES (?, ?, ?, ?)",
-                (self.name, new_token(), data, prio),
-            ),
-        )
-        self._wake_waiters()
-
-    def enqueue_many(self, items: list[tuple[bytes, int | None]]) -> None:
-        """Insert the messages in order (one ``executemany`` in one write transaction: all or none)."""
-        rows = [(self.name, new_token(), check_bytes(data, "data"), SQLITE_FILE_SCHEMA.bounded_priority(priority)) for data, priority in items]
-        if not rows:
-            return
-        self._write(
-            "enqueue",
-            lambda conn: conn.executemany(
-                "INSERT INTO tasks_q_message (queue, message_id, data, priority) VALUES (?, ?, ?, ?)", rows
-            ),
-        )
-        self._wake_waiters()
-
-    def dequeue(self) -> bytes | None:
-        """Delete and return the next ready message (``DELETE … RETURNING`` in one write transaction)."""
-        if not self._read("dequeue", self._has_ready):
-            return None
-
-        def work(conn: sqlite3.Connection) -> bytes | None:
-            if self._use_returning:
-                row = conn.execute(
-                    f"DELETE FROM tasks_q_message WHERE id = ({self._NEXT_READY}) RETURNING data",
-                    (self.name,),
-                ).fetchone()
-                return None if row is None else bytes(row[0])
-            row = conn.execute(
-                "SELECT id, data FROM tasks_q_message WHERE queue = ? AND state = 0 "
-                "ORDER BY priority DESC, id LIMIT 1",
-                (self.name,),
-            ).fetchone()
-            if row is None:
-                return None
-            conn.execute("DELETE FROM tasks_q_message WHERE id = ?", (row[0],))
-            return bytes(row[1])
-
-        return self._write("dequeue", work)
-
-    def queue_size(self) -> int:
-        """Count ready messages."""
-        return self._count(
-            "count the queue",
-            "SELECT COUNT(*) FROM tasks_q_message WHERE queue = ? AND state = 0", (self.name,)
-        )
-
-    def enqueued_items(self, limit: int | None = None) -> list[bytes]:
-        """Return ready messages in delivery order (``priority DESC, id``)."""
-        rows = self._query(
-            "list the queue",
-            "SELECT data FROM tasks_q_message WHERE queue = ? AND state = 0 "
-            "ORDER BY priority DESC, id LIMIT ?",
-            (self.name, limit_param(limit)),
-        )
-        return [bytes(row[0]) for row in rows]
-
-    def flush_queue(self) -> None:
-        """Delete every ready message (in-flight rows stay)."""
-        self._write(
-            "flush the queue",
-            lambda conn: conn.execute(
-                "DELETE FROM tasks_q_message WHERE queue = ? AND state = 0", (self.name,)
-            ),
-        )
-
-    # ------------------------------------------------------------------ the schedule
-
-    def add_to_schedule(self, data: bytes, timestamp: float, priority: int | None = None) -> None:
-        """Insert a scheduled item with its priority."""
-        data = check_bytes(data, "data")
-        prio = SQLITE_FILE_SCHEMA.bounded_priority(priority)
-        when = schedule_time(timestamp)
-        self._write(
-            "add to the schedule",
-            lambda conn: conn.execute(
-                "INSERT INTO tasks_q_schedule (queue, data, timestamp, priority) VALUES (?, ?, ?, ?)",
-                (self.name, data, when, prio),
-            ),
-        )
-
-    def _has_due(self, conn: sqlite3.Connection, timestamp: float) -> bool:
-        row = conn.execute(
-            "SELECT EXISTS (SELECT 1 FROM tasks_q_schedule WHERE queue = ? AND timestamp <= ?)",
-            (self.name, timestamp),
-        ).fetchone()
-        return bool(row[0])
-
-    def read_schedule(self, timestamp: float) -> list[bytes]:
-        """Select and delete the due items in one write transaction; earliest first."""
-        when = schedule_time(timestamp)
-        if not self._read("read the schedule", lambda conn: self._has_due(conn, when)):
-            return []
-
-        def work(conn: sqlite3.Connection) -> list[bytes]:
-            rows = conn.execute(
-                "SELECT data FROM tasks_q_schedule WHERE queue = ? AND timestamp <= ? ORDER BY timestamp, id",
-                (self.name, when),
-            ).fetchall()
-            conn.execute("DELETE FROM tasks_q_schedule WHERE queue = ? AND timestamp <= ?", (self.name, when))
-            return [bytes(row[0]) for row in rows]
-
-        return self._write("read the schedule", work)
-
-    def scheduled_items(self, limit: int | None = None) -> list[bytes]:
-        """Return scheduled items, earliest first."""
-        rows = self._query(
-            "list the schedule",
-            "SELECT data FROM tasks_q_schedule WHERE queue = ? ORDER BY timestamp, id LIMIT ?",
-            (self.name, limit_param(limit)),
-        )
-        return [bytes(row[0]) for row in rows]
-
-    def schedule_size(self) -> int:
-        """Count scheduled items."""
-        return self._count(
-            "count the schedule",
-            "SELECT COUNT(*) FROM tasks_q_schedule WHERE queue = ?", (self.name,)
-        )
-
-    def flush_schedule(self) -> None:
-        """Delete every scheduled item."""
-        self._write(
-            "flush the schedule",
-            lambda conn: conn.execute("DELETE FROM tasks_q_schedule WHERE queue = ?", (self.name,)),
-        )
-
-    def enqueue_due(self, timestamp: float) -> int:
-        """``INSERT … SELECT`` the due items into the queue (earliest first, priority kept), then delete them.
-
-        Both statements run in one write transaction, so an item is moved exactly once even with several
-        schedulers, and a crash in between changes nothing.
-        """
-        when = schedule_time(timestamp)
-        if not self._read("move due items", lambda conn: self._has_due(conn, when)):
-            return 0
-
-        def work(conn: sqlite3.Connection) -> int:
-            moved = conn.execute(
-                "INSERT INTO tasks_q_message (queue, message_id, data, priority) "
-                "SELECT queue, lower(hex(randomblob(16))), data, priority FROM tasks_q_schedule "
-                "WHERE queue = ? AND timestamp <= ? ORDER BY timestamp, id",
-                (self.name, when),
-            ).rowcount
-            conn.execute("DELETE FROM tasks_q_schedule WHERE queue = ? AND timestamp <= ?", (self.name, when))
-            return moved
-
-        moved = self._write("move due items", work)
-        if moved:
-            self._wake_waiters()
-        return moved
-

@@ -108,7 +108,7 @@ def test_crash_inside_ack_keeps_the_message_and_writes_no_result(tmp_path: Path)
     filename = str(tmp_path / "crash.db")
     storage = SqliteStorage(NAME, filename=filename)
     storage.enqueue(b"task")
-    assert _run(crash, filename, "ack_with_result", "INSERT OR REPLACE INTO tasks_q_kv") == CRASH
+    assert _run(crash, filename, "ack_with_result", "INSERT INTO tasks_q_kv") == CRASH
     assert storage.in_flight_size() == 1  # the DELETE of the ack was rolled back
     assert storage.peek_data("result:1") is EmptyData
     storage.requeue_expired(time.time() + 3600, 5)

@@ -58,21 +58,21 @@ class TestSqliteStorage(StorageContract):
         assert isinstance(storage, SqliteStorage)
         return self.make(storage.filename, name)
 
-    unreadable_kinds = ("priority_text", "claims_text", "claims_at_maximum")
+    unreadable_kinds = ("priority_text", "attempts_text", "attempts_at_maximum")
 
     def corrupt_record(self, storage: BaseStorage, data: bytes, kind: str, in_flight: bool) -> None:
         assert isinstance(storage, SqliteStorage)
-        if kind == "claims_at_maximum" and in_flight:
-            pytest.skip("a reserved row at the maximum claim count is reaped like any other")
+        if kind == "attempts_at_maximum" and in_flight:
+            pytest.skip("a reserved row at the maximum attempts is reaped like any other")
         column, value = {
             "priority_text": ("priority", "high"),
-            "claims_text": ("claims", "many"),
-            "claims_at_maximum": ("claims", 2**63 - 1),
+            "attempts_text": ("attempts", "many"),
+            "attempts_at_maximum": ("attempts", 2**63 - 1),
         }[kind]
         with contextlib.closing(sqlite3.connect(storage.filename)) as conn, conn:
             changed = conn.execute(
                 f"UPDATE tasks_q_message SET {column} = ? WHERE queue = ? AND data = ? AND state = ?",
-                (value, storage.name, data, 1 if in_flight else 0),
+                (value, storage.name, data, "in_flight" if in_flight else "ready"),
             ).rowcount
         assert changed == 1
 
@@ -162,7 +162,7 @@ def test_the_library_in_use_and_the_claim_statement(tmp_path: Path) -> None:
     writes = [s for s in statements if not s.startswith("SELECT")]
     if SUPPORTS_RETURNING:
         assert writes[0] == "BEGIN IMMEDIATE"
-        assert writes[1].startswith("UPDATE tasks_q_message SET state = 1") and "RETURNING" in writes[1]
+        assert writes[1].startswith("UPDATE tasks_q_message SET state = 'in_flight'") and "RETURNING" in writes[1]
         assert writes[2:] == ["COMMIT"]
     storage.close()
 

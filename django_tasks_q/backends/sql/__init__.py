@@ -2,9 +2,12 @@
 ``sqlite3``) and the ORM storage (:mod:`django_tasks_q.backends.orm`: the tables of the Django database, through
 Django's connections).
 
-``core`` holds what the two share (the tables' description, row checks and mappers, the reaper's decisions, the
-views of the key/value area, waiting for messages), ``dialects`` what differs between SQLite, PostgreSQL and
-MariaDB/MySQL. Each storage has three layers here: how it reaches the database (``sqlite_connection``,
-``orm_transport``), its key/value area and counters (``sqlite_data``, ``orm_data``) and reliable delivery with
-the dead letters (``sqlite_delivery``, ``orm_delivery``); the storage classes add the queue and the schedule.
+Both storages run the same statements on tables of the same layout. ``core`` holds what does not depend on the
+database (the columns, the tables' names, row checks and mappers, the reaper's decisions, the views of the
+key/value area, waiting for messages), ``dialects`` what differs between SQLite, PostgreSQL and MariaDB/MySQL.
+The statements are in three layers, each on the primitives of a transport (``_run``, ``_execute``, ``_fetchone``,
+``_txn`` ...): ``data`` (the key/value area and counters), ``delivery`` (reliable delivery and dead letters)
+and ``queue`` (the queue and the schedule). The transports are ``orm_transport`` (Django's connections) and
+``sqlite_connection`` (one ``sqlite3`` connection per thread); ``sqlite_layout`` creates the SQLite file's
+tables (and rebuilds a file of an earlier layout), ``sqlite_delivery`` holds what only the SQLite storage does.
 """

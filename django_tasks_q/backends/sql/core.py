@@ -3,9 +3,9 @@
 Both storages run the same reliable-queue algorithm on one message table that holds ready and in-flight rows
 (a state column tells them apart, a reservation keeps its row and so its place), a schedule table, a
 key/value table, a counter table and a dead-letter table. This module holds what does not depend on how a
-statement reaches the database: the description of each storage's tables (:class:`Schema`, the one place
-where the two schemas differ), the checks of a row read back from the message table, the row mappers to the
-contract's :class:`~django_tasks_q.backends.base.Reservation` and
+statement reaches the database: the columns every statement names and the description of each storage's
+tables (:class:`Schema`: only their names and integer width differ), the checks of a row read back from the
+message table, the row mappers to the contract's :class:`~django_tasks_q.backends.base.Reservation` and
 :class:`~django_tasks_q.backends.base.DeadLetter`, the reaper's decision for each expired reservation, and the
 views of the key/value area that the contract names (results, counts, flushes).
 """
@@ -32,6 +32,9 @@ from ..watch import ChangeWatch
 
 __all__ = [
     "CHUNK",
+    "COLUMNS",
+    "IN_FLIGHT",
+    "READY",
     "SQLITE_FILE_SCHEMA",
     "CommonOperations",
     "MessageWaiting",
@@ -51,24 +54,32 @@ CHUNK = 500
 """Ids per ``IN (...)`` list: far below every database's limit on bound parameters."""
 
 
+READY = "ready"
+"""The state of a message waiting to be claimed."""
+IN_FLIGHT = "in_flight"
+"""The state of a claimed message (a reservation)."""
+
+COLUMNS = (
+    *("id", "queue", "data", "priority", "state", "token", "attempts", "deadline", "reserved_at", "created_at"),
+    *("eta", "reason", "detail", "failed_at", "key_hash", "key", "value", "is_result", "expires_at", "updated_at"),
+)
+"""The columns the statement templates name (``{queue}`` ...): the same in both storages' tables."""
+
+TABLE_ALIASES = ("msg", "sched", "dead", "kv", "counter")
+"""How the statement templates name the tables (``{msg}`` ...), in the order of :attr:`Schema.tables`."""
+
+
 @dataclass(frozen=True)
 class Schema:
-    """How one storage's tables spell the queue's columns: the only difference between the two schemas.
-
-    ``ready`` and ``in_flight`` are the values of the message table's state column, ``attempts`` the column
-    that counts claims (and ``attempts_label`` how a problem with it reads), ``int_bits`` the width of the
-    integer columns (priority and claim count).
-    """
+    """The one thing in which the two storages' tables differ: their names (the ORM storage's come from the
+    models, the SQLite storage's start with ``tasks_q_``), and the width of the integer columns (priority and
+    attempts: 32 bits in the ORM storage's model fields, 64 bits in a SQLite file)."""
 
     message: str
     schedule: str
     kv: str
     counter: str
     dead: str
-    ready: Any
-    in_flight: Any
-    attempts: str
-    attempts_label: str
     int_bits: int
 
     @property
@@ -86,6 +97,13 @@ class Schema:
         where = "in a 64-bit integer" if self.int_bits == 64 else "the database column (a 32-bit integer)"
         return bounded_priority(priority, self.int_bits, where)
 
+    def template_names(self, quote: Callable[[str], str]) -> dict[str, str]:
+        """What ``{msg}``, ``{queue}``, ``{ready}`` ... stand for in the statement templates."""
+        names = {alias: quote(table) for alias, table in zip(TABLE_ALIASES, self.tables, strict=True)}
+        names.update({column: quote(column) for column in COLUMNS})
+        names.update(ready=f"'{READY}'", in_flight=f"'{IN_FLIGHT}'")
+        return names
+
 
 SQLITE_FILE_SCHEMA = Schema(
     message="tasks_q_message",
@@ -93,13 +111,10 @@ SQLITE_FILE_SCHEMA = Schema(
     kv="tasks_q_kv",
     counter="tasks_q_counter",
     dead="tasks_q_dead",
-    ready=0,
-    in_flight=1,
-    attempts="claims",
-    attempts_label="claim count",
     int_bits=64,
 )
 """The tables of :class:`~django_tasks_q.backends.sqlite.SqliteStorage` (created by the storage itself)."""
+
 
 def orm_schema() -> Schema:
     """The tables of the ORM storage, named by the models that ``migrate`` creates them from."""
@@ -111,30 +126,25 @@ def orm_schema() -> Schema:
         kv=KeyValue._meta.db_table,
         counter=Counter._meta.db_table,
         dead=DeadLetterMessage._meta.db_table,
-        ready=QueueMessage.READY,
-        in_flight=QueueMessage.IN_FLIGHT,
-        attempts="attempts",
-        attempts_label="attempts",
         int_bits=32,
     )
 
 
 def unreadable_problems(schema: Schema, priority: object, attempts: object, claimed: bool = True) -> str:
-    """What is wrong with a message row's priority and claim count as read ('' when both are usable).
+    """What is wrong with a message row's priority and attempts as read ('' when both are usable).
 
     Both must be integers that fit their columns (SQLite stores whatever is written into a column, and a
     column may have been changed by hand); the count of a ``claimed`` row must also stay below the column's
     maximum, to be counted up again.
     """
     top = schema.int_max
-    label = schema.attempts_label
     problems = []
     if type(priority) is not int or not -top - 1 <= priority <= top:
         problems.append(f"priority {priority!r} is not a {schema.int_bits}-bit integer")
     if type(attempts) is not int or attempts < 0:
-        problems.append(f"{label} {attempts!r} is not a count")
+        problems.append(f"attempts {attempts!r} is not a count")
     elif claimed and attempts >= top:
-        problems.append(f"{label} {attempts!r} is at the column's maximum and cannot be counted up")
+        problems.append(f"attempts {attempts!r} is at the column's maximum and cannot be counted up")
     return "; ".join(problems)
 
 

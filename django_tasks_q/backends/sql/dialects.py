@@ -9,12 +9,13 @@ parameter.
 
 from __future__ import annotations
 
+import functools
 import select
 import time
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-__all__ = ["Dialect", "MysqlDialect", "PostgresDialect", "SqliteDialect", "dialect_for"]
+__all__ = ["Dialect", "MysqlDialect", "PostgresDialect", "SqliteDialect", "SqliteDialectWithoutReturning", "dialect_for"]
 
 _PG_TRANSIENT = frozenset({"40P01", "40001"})  # deadlock_detected, serialization_failure
 _MYSQL_TRANSIENT = frozenset({1213})  # ER_LOCK_DEADLOCK
@@ -36,6 +37,12 @@ _UPSERT_COUNTER = (
     f"{{expires_at}} = CASE WHEN {_EXPIRED_COUNTER} THEN EXCLUDED.{{expires_at}} ELSE {{counter}}.{{expires_at}} END "
     "RETURNING {value}"
 )
+
+
+@functools.cache
+def _joined(statement: str, clause: str) -> str:
+    """``statement`` and ``clause`` as one string, made once (the transport then finds its statement at once)."""
+    return statement + clause
 
 
 class Dialect:
@@ -67,7 +74,7 @@ class Dialect:
     def upsert_value(self, insert: str, params: list[Any]) -> tuple[str, list[Any]]:
         """The insert of a key/value row (``params``: queue, key hash, key, value, is_result, expires_at,
         updated_at) that replaces the value, flag and expiry of an existing key."""
-        return insert + _UPSERT_VALUE, params
+        return _joined(insert, _UPSERT_VALUE), params
 
     def incr_counter(self, insert: str, params: list[Any], now: float) -> tuple[str, list[Any], bool]:
         """The counter upsert (``params``: queue, key hash, key, amount, expires_at): add to a live counter,
@@ -210,6 +217,18 @@ class SqliteDialect(Dialect):
         if code is not None:
             return code & 0xFF in _SQLITE_TRANSIENT
         return "locked" in str(error)
+
+
+class SqliteDialectWithoutReturning(SqliteDialect):
+    """SQLite before 3.35, for the SQLite storage: no ``RETURNING``, so claims and takes select the rows first
+    (inside ``BEGIN IMMEDIATE``, as atomic), and a counter's new value is read back in the same transaction."""
+
+    returning = False
+
+    def incr_counter(self, insert: str, params: list[Any], now: float) -> tuple[str, list[Any], bool]:
+        """The upsert without its ``RETURNING``."""
+        sql, values, _ = super().incr_counter(insert, params, now)
+        return sql.removesuffix(" RETURNING {value}"), values, False
 
 
 _DIALECTS: dict[str, type[Dialect]] = {d.vendor: d for d in (PostgresDialect, MysqlDialect, SqliteDialect)}

@@ -29,7 +29,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, TypeVar
 
 from django.db import Error as DjangoDatabaseError
-from django.db import connections, transaction
+from django.db import IntegrityError, connections, transaction
 
 from ..errors import ConfigurationError, StorageError
 from ..watch import ChangeWatch, probe_poller
@@ -48,12 +48,6 @@ SQLITE_FAST_POLL = 0.001
 """Seconds between two reads of a SQLite database's ``data_version`` by idle workers while the queue is busy
 (see :func:`~django_tasks_q.backends.watch.probe_poller`): a new message waits half of it on average. A read
 costs a few microseconds; it goes back to every 50 ms once the queue has been quiet for a second."""
-
-COLUMNS = (
-    *("id", "queue", "data", "priority", "state", "token", "attempts", "deadline", "reserved_at", "created_at"),
-    *("eta", "reason", "detail", "failed_at", "key_hash", "key", "value", "is_result", "expires_at", "updated_at"),
-)
-"""The columns the statement templates name (``{queue}`` ...)."""
 
 _FORMAT_PLACEHOLDER = re.compile(r"(?<!%)%s")
 """Django's ``%s`` placeholder (``%%`` is a literal ``%``), ``?`` for the ``sqlite3`` module."""
@@ -92,13 +86,6 @@ def database_write_lock(using: str) -> AbstractContextManager[Any]:
     if conn.vendor != "sqlite" or conn.in_atomic_block:
         return nullcontext()
     return _sqlite_lock(conn)
-
-
-_PEEK_COLUMN = (
-    ", (SELECT {value} FROM {kv} WHERE {queue} = %s AND {key_hash} = %s "
-    "AND ({expires_at} IS NULL OR {expires_at} > %s))"
-)
-"""A column of the claim's ``RETURNING``: the live value of one ``peek`` key (``NULL`` when there is none)."""
 
 
 class _TransactionState(threading.local):
@@ -198,6 +185,9 @@ class OrmTransport(MessageWaiting):
     fsync: bool
     channel: str
 
+    _kind = "ORM storage"
+    """How log lines name the storage."""
+
     def _init_transport(self, conn: Any, using: str, fsync: bool) -> None:
         """Set up the plumbing for database ``using`` (whose Django connection is ``conn``)."""
         self.using = using
@@ -258,20 +248,9 @@ class OrmTransport(MessageWaiting):
         sql = self._sql_cache.get(template)
         if sql is None:
             if not self._names:
-                self._names = self._template_names()
+                self._names = self._schema.template_names(self._quote_name)
             sql = self._sql_cache[template] = template.format_map(self._names)
         return sql
-
-    def _template_names(self) -> dict[str, str]:
-        """What ``{msg}``, ``{queue}``, ``{ready}`` ... stand for in the statement templates."""
-        schema, quote = self._schema, self._quote_name
-        names = {
-            alias: quote(table)
-            for alias, table in zip(("msg", "sched", "dead", "kv", "counter"), schema.tables, strict=True)
-        }
-        names.update({column: quote(column) for column in COLUMNS})
-        names.update(ready=f"'{schema.ready}'", in_flight=f"'{schema.in_flight}'")
-        return names
 
     def _direct(self, conn: Any) -> bool:
         """Whether statements go straight to the SQLite connection (see :meth:`_run_direct`).
@@ -346,21 +325,6 @@ class OrmTransport(MessageWaiting):
             cursor.execute(self._sql(template), params)
             return cursor.fetchone()
 
-    def _fetch_limited(self, conn: Any, template: str, params: list[Any], limit: int | None) -> list[tuple[Any, ...]]:
-        """The rows of a listing, the first ``limit`` of them unless ``limit`` is ``None``."""
-        if limit is not None:
-            template += " LIMIT %s"
-            params = [*params, int(limit)]
-        return self._fetchall(conn, template, params)
-
-    def _count(self, what: str, template: str, params: Sequence[Any]) -> int:
-        """The number one statement yields (a count), as one storage operation."""
-        return self._run(what, lambda conn: int(self._scalar(conn, template, params)))
-
-    def _scalar(self, conn: Any, template: str, params: Sequence[Any] = ()) -> Any:
-        row = self._fetchone(conn, template, params)
-        return None if row is None else row[0]
-
     def _txn(self, conn: Any) -> AbstractContextManager[None]:
         """One atomic step (a savepoint inside a transaction already open).
 
@@ -393,6 +357,27 @@ class OrmTransport(MessageWaiting):
             self._local.after_commit.append(callback)
         else:
             transaction.on_commit(callback, using=self.using)
+
+    _UNIQUE_CONFLICT: type[Exception] = IntegrityError
+    """What a statement raises when it breaks a unique constraint (the key/value area's ``put_if_empty``)."""
+
+    def _in_caller_transaction(self) -> bool:
+        """Whether the storage is being called inside a transaction of the caller's (``transaction.atomic()``)."""
+        return connections[self.using].in_atomic_block
+
+    def _insert_returning_id(self, conn: Any, template: str, params: Sequence[Any]) -> Any:
+        """Run one ``INSERT`` and return the new row's id (read by ``RETURNING`` where the database has it)."""
+        if self._dialect.returning:
+            row = self._fetchone(conn, template + " RETURNING {id}", params)
+            assert row is not None
+            return row[0]
+        with conn.cursor() as cursor:
+            cursor.execute(self._sql(template), params)
+            return cursor.lastrowid
+
+    def _message_row_place(self, pk: Any) -> str:
+        """Where a message row is, as a log line names it."""
+        return f"message row {pk} of DATABASES[{self.using!r}]"
 
     def _process_lock(self, conn: Any) -> AbstractContextManager[Any]:
         """On SQLite, one thread of this process at a time per database (outside a caller's transaction)."""
@@ -542,12 +527,6 @@ class OrmTransport(MessageWaiting):
             return []
         return [table for table in self._schema.tables if table.lower() not in existing]
 
-
-    def _notify(self, conn: Any) -> None:
-        """Wake this queue's listeners in other processes when the transaction commits (PostgreSQL)."""
-        notify = self._dialect.notify(self.channel)
-        if notify is not None:
-            self._execute(conn, *notify)
 
     def _make_watch(self) -> ChangeWatch:
         """PostgreSQL: ``LISTEN`` on the queue's channel over a connection of its own (every enqueue, release,

@@ -1,10 +1,16 @@
 """How the SQLite storage reaches its file: one connection per thread and process, short write transactions.
 
+The storage runs the statements of :mod:`~django_tasks_q.backends.sql.data`,
+:mod:`~django_tasks_q.backends.sql.delivery` and :mod:`~django_tasks_q.backends.sql.queue` (the ORM storage's),
+through the primitives :class:`SqliteConnections` gives them: ``_run`` (one operation, its errors turned into
+:class:`~django_tasks_q.exceptions.StorageError` that say what to do), ``_execute`` and ``_fetch*`` (each
+template made once into the statement ``sqlite3`` prepares), ``_txn`` and ``_savepoint``.
+
 * One connection per thread and per process (a connection is never shared between threads, and a process
   that was forked opens its own instead of using its parent's).
 * ``PRAGMA journal_mode=WAL``: readers never wait for the writer. ``journal_size_limit`` truncates the WAL
   file back to 16 MiB after a checkpoint, so a busy queue's ``-wal`` file does not stay at its high-water mark.
-* Every write is one short ``BEGIN IMMEDIATE`` … ``COMMIT`` transaction (:meth:`SqliteConnections._write`):
+* Every write is one short ``BEGIN IMMEDIATE`` … ``COMMIT`` transaction (:meth:`SqliteConnections._run`):
   the write lock is taken up front, so a transaction never has to upgrade a read lock (the classic source of
   "database is locked" errors that no busy timeout can cure); contenders wait up to ``timeout``. No
   transaction is ever left open while a task runs: every method commits before it returns.
@@ -17,19 +23,23 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sqlite3
 import threading
 import time
 import weakref
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, ClassVar, TypeVar
 
 from django_tasks_q.backends.errors import ConfigurationError, StorageError
 from django_tasks_q.backends.watch import ChangeWatch, probe_poller
 
 from .core import SQLITE_FILE_SCHEMA, MessageWaiting
+from .dialects import Dialect, SqliteDialect, SqliteDialectWithoutReturning
+from .sqlite_layout import create_statements, rebuild_older_layout
 
-__all__ = ["SUPPORTS_RETURNING", "SchemaMissing", "SqliteConnections", "limit_param"]
+__all__ = ["SUPPORTS_RETURNING", "SchemaMissing", "SqliteConnections"]
 
 T = TypeVar("T")
 
@@ -48,70 +58,25 @@ WAL_SIZE_LIMIT = 16 * 1024 * 1024
 _INHERITED: list[Any] = []
 
 
-def _create_statements(strict_fifo: bool) -> list[str]:
-    autoincrement = " AUTOINCREMENT" if strict_fifo else ""
-    return [
-        f"""CREATE TABLE IF NOT EXISTS tasks_q_message (
-            id INTEGER PRIMARY KEY{autoincrement},
-            queue TEXT NOT NULL,
-            message_id TEXT NOT NULL,
-            data BLOB NOT NULL,
-            priority INTEGER NOT NULL DEFAULT 0,
-            state INTEGER NOT NULL DEFAULT 0,
-            claims INTEGER NOT NULL DEFAULT 0,
-            token TEXT,
-            deadline REAL,
-            reserved_at REAL
-        )""",
-        "CREATE INDEX IF NOT EXISTS tasks_q_message_order ON tasks_q_message (queue, state, priority DESC, id)",
-        "CREATE INDEX IF NOT EXISTS tasks_q_message_lease ON tasks_q_message (queue, state, deadline)",
-        "CREATE UNIQUE INDEX IF NOT EXISTS tasks_q_message_ident ON tasks_q_message (queue, message_id)",
-        """CREATE TABLE IF NOT EXISTS tasks_q_schedule (
-            id INTEGER PRIMARY KEY,
-            queue TEXT NOT NULL,
-            data BLOB NOT NULL,
-            timestamp REAL NOT NULL,
-            priority INTEGER NOT NULL DEFAULT 0
-        )""",
-        "CREATE INDEX IF NOT EXISTS tasks_q_schedule_due ON tasks_q_schedule (queue, timestamp, id)",
-        """CREATE TABLE IF NOT EXISTS tasks_q_kv (
-            id INTEGER PRIMARY KEY,
-            queue TEXT NOT NULL,
-            key TEXT NOT NULL,
-            value BLOB NOT NULL,
-            is_result INTEGER NOT NULL DEFAULT 0,
-            expires_at REAL,
-            UNIQUE (queue, key)
-        )""",
-        "CREATE INDEX IF NOT EXISTS tasks_q_kv_expiry ON tasks_q_kv (queue, expires_at)",
-        """CREATE TABLE IF NOT EXISTS tasks_q_counter (
-            id INTEGER PRIMARY KEY,
-            queue TEXT NOT NULL,
-            key TEXT NOT NULL,
-            value INTEGER NOT NULL,
-            expires_at REAL,
-            UNIQUE (queue, key)
-        )""",
-        "CREATE INDEX IF NOT EXISTS tasks_q_counter_expiry ON tasks_q_counter (queue, expires_at)",
-        """CREATE TABLE IF NOT EXISTS tasks_q_dead (
-            id INTEGER PRIMARY KEY,
-            queue TEXT NOT NULL,
-            letter_id TEXT NOT NULL,
-            data BLOB NOT NULL,
-            reason TEXT NOT NULL,
-            detail TEXT NOT NULL,
-            attempts INTEGER NOT NULL,
-            failed_at REAL NOT NULL,
-            priority INTEGER,
-            UNIQUE (queue, letter_id)
-        )""",
-    ]
+_FORMAT_PLACEHOLDER = re.compile(r"(?<!%)%s")
+"""The templates' ``%s`` placeholder (``%%`` is a literal ``%``), ``?`` for the ``sqlite3`` module."""
 
+READS = frozenset({
+    *("peek_data", "peek_many", "has_data_for_key", "data_keys", "task_results", "result_items"),
+    *("task_result_count", "result_store_size", "queue_size", "enqueued_items", "scheduled_items"),
+    *("schedule_size", "in_flight_items", "in_flight_size", "dead_letters", "dead_letter_count"),
+    *("look for ready messages", "look for due items", "look for expired leases"),
+})
+"""The operations that only read: each of their statements runs on its own (in WAL mode a read never waits
+for the writer); every other operation is one ``BEGIN IMMEDIATE`` transaction, which takes the write lock up
+front, so it never has to upgrade a read lock (the classic source of "database is locked" errors that no busy
+timeout can cure)."""
 
+_JOINED = nullcontext()
+"""A step of the transaction under way (``nullcontext`` can be entered again and again)."""
 
-def limit_param(limit: int | None) -> int:
-    """``limit`` as a ``LIMIT ?`` parameter (SQLite reads -1 as no limit)."""
-    return -1 if limit is None else max(int(limit), 0)
+_WITH_RETURNING = SqliteDialect(None)
+_WITHOUT_RETURNING = SqliteDialectWithoutReturning(None)
 
 
 class _Handle:
@@ -120,15 +85,75 @@ class _Handle:
     When the thread ends, its thread-local handle is dropped and the connection closed with it.
     """
 
-    __slots__ = ("__weakref__", "conn")
+    __slots__ = ("__weakref__", "after_commit", "conn", "depth")
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
+        self.depth = 0
+        """How deep the transaction under way is (0: none; more than 1: in savepoints)."""
+        self.after_commit: list[Callable[[], None]] = []
 
     def __del__(self) -> None:
         try:
             self.conn.close()
         except Exception:
+            pass
+
+
+class _FileTransaction:
+    """``BEGIN IMMEDIATE`` … ``COMMIT`` on a thread's connection (a savepoint when nested): the write lock is
+    taken at the start, waiting for it with the busy timeout, so what the statements read stays true until the
+    commit. Any exception rolls back (to the savepoint) and is raised again; what was to run after the commit
+    from inside a rolled-back savepoint is dropped."""
+
+    __slots__ = ("handle", "kept", "savepoint")
+
+    def __init__(self, handle: _Handle) -> None:
+        self.handle = handle
+        self.savepoint = ""
+        self.kept = 0
+
+    def __enter__(self) -> None:
+        handle = self.handle
+        if handle.depth:
+            self.savepoint = f"tasks_q_{handle.depth}"
+            self.kept = len(handle.after_commit)
+            handle.conn.execute(f"SAVEPOINT {self.savepoint}")
+        else:
+            handle.conn.execute("BEGIN IMMEDIATE")
+            handle.after_commit = []
+        handle.depth += 1
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None, tb: Any) -> None:
+        handle = self.handle
+        handle.depth -= 1
+        conn = handle.conn
+        if self.savepoint:
+            if kind is not None:
+                conn.execute(f"ROLLBACK TO {self.savepoint}")
+                del handle.after_commit[self.kept :]
+            conn.execute(f"RELEASE {self.savepoint}")
+            return
+        callbacks, handle.after_commit = handle.after_commit, []
+        if kind is None:
+            try:
+                conn.execute("COMMIT")
+            except BaseException:
+                _roll_back(conn)
+                raise
+            for callback in callbacks:
+                callback()
+        else:
+            _roll_back(conn)
+
+
+def _roll_back(conn: sqlite3.Connection) -> None:
+    """Roll back the transaction under way, if any; a rollback that fails is ignored (the error that led
+    here is the one to report)."""
+    if conn.in_transaction:
+        try:
+            conn.execute("ROLLBACK")
+        except sqlite3.Error:
             pass
 
 
@@ -142,7 +167,7 @@ class SchemaMissing(StorageError, sqlite3.OperationalError):
 
 class SqliteConnections(MessageWaiting):
     """The plumbing of :class:`~django_tasks_q.backends.sqlite.SqliteStorage` (see the module
-    documentation): connections, the tables, transactions, errors, and the sweep of expired values."""
+    documentation): connections, the tables, transactions, errors, and the primitives the statements run on."""
 
     name: str
     filename: str
@@ -153,11 +178,14 @@ class SqliteConnections(MessageWaiting):
     create_tables: bool
     _timeout: float
     _schema_ready: bool
-    _last_purge: float
 
     _schema = SQLITE_FILE_SCHEMA
+    _kind = "SQLite storage"
+    _UNIQUE_CONFLICT: ClassVar[type[Exception]] = sqlite3.IntegrityError
+    channel = ""
+    """No channel: other processes see new messages by the file's ``data_version``."""
 
-    purge_interval: ClassVar[float] = 5.0
+    purge_interval: float | None = 5.0
     """At most this often (seconds), a write also deletes expired values and counters (``purge_expired``)."""
 
     def _init_connections(self) -> None:
@@ -168,8 +196,10 @@ class SqliteConnections(MessageWaiting):
         self._setup_lock = threading.Lock()
         self._watch_lock = threading.Lock()
         self._schema_ready = not self.create_tables
-        self._last_purge = 0.0
+        self._last_purge = -float("inf")  # the first write sweeps
         self._watch_conn: sqlite3.Connection | None = None
+        self._statements: dict[str, str] = {}
+        self._peek_hash_cache: dict[Any, tuple[str, ...]] = {}
 
     @property
     def timeout(self) -> float:
@@ -188,6 +218,9 @@ class SqliteConnections(MessageWaiting):
     # ------------------------------------------------------------------ connections
 
     def _connection(self) -> sqlite3.Connection:
+        return self._handle().conn
+
+    def _handle(self) -> _Handle:
         if os.getpid() != self._pid:
             self._forget_parent_connections()
         handle = getattr(self._local, "handle", None)
@@ -195,7 +228,7 @@ class SqliteConnections(MessageWaiting):
             handle = _Handle(self._open())
             self._local.handle = handle
             self._handles.add(handle)
-        return handle.conn
+        return handle
 
     def _forget_parent_connections(self) -> None:
         """In a forked child: never use (nor close) the parent's connections; open fresh ones on demand."""
@@ -273,7 +306,8 @@ class SqliteConnections(MessageWaiting):
                         f"strict_fifo={self.strict_fifo}; the table cannot change. Use strict_fifo="
                         f"{created_strict} for every queue in this file, or point filename= at a new file"
                     )
-            for statement in _create_statements(self.strict_fifo):
+            rebuild_older_layout(conn, self.strict_fifo)
+            for statement in create_statements(self.strict_fifo):
                 conn.execute(statement)
         except BaseException:
             conn.execute("ROLLBACK")
@@ -364,63 +398,103 @@ class SqliteConnections(MessageWaiting):
             )
         return StorageError(f"{where}: cannot {action}: {exc} ({code or type(exc).__name__})")
 
-    def _write(self, action: str, work: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``work`` in one ``BEGIN IMMEDIATE`` transaction; commit, or roll back on any exception."""
-        conn = self._connection()
+    # ------------------------------------------------------------------ the primitives the statements run on
+
+    _dialect: Dialect = _WITH_RETURNING
+
+    @property
+    def _use_returning(self) -> bool:
+        """Whether statements use ``RETURNING`` (SQLite 3.35+; settable, to run the older library's path)."""
+        return self._dialect.returning
+
+    @_use_returning.setter
+    def _use_returning(self, value: bool) -> None:
+        self._dialect = _WITH_RETURNING if value else _WITHOUT_RETURNING
+
+    def _run(self, what: str, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(conn, *args)`` as one storage operation on this thread's connection: in one ``BEGIN
+        IMMEDIATE`` transaction unless it only reads (:data:`READS`); errors say what to do.
+
+        The transaction is spelled out here rather than through :class:`_FileTransaction`: this runs for
+        every operation, and each call saved shows in a worker's rate."""
+        handle = self._handle()
+        conn = handle.conn
         try:
+            if what in READS or handle.depth:
+                return fn(conn, *args)
             conn.execute("BEGIN IMMEDIATE")
+            handle.depth = 1
+            try:
+                result = fn(conn, *args)
+                handle.depth = 0
+                conn.execute("COMMIT")
+            except BaseException:
+                handle.depth = 0
+                handle.after_commit.clear()
+                _roll_back(conn)
+                raise
         except sqlite3.Error as exc:
-            raise self._error(exc, action) from exc
-        try:
-            result = work(conn)
-            conn.execute("COMMIT")
-        except BaseException as exc:
-            if conn.in_transaction:
-                try:
-                    conn.execute("ROLLBACK")
-                except sqlite3.Error:
-                    pass
-            if isinstance(exc, sqlite3.Error):
-                raise self._error(exc, action) from exc
-            raise
+            raise self._error(exc, what) from exc
+        if handle.after_commit:
+            callbacks, handle.after_commit = handle.after_commit, []
+            for callback in callbacks:
+                callback()
         return result
 
-    def _read(self, action: str, work: Callable[[sqlite3.Connection], T]) -> T:
-        """Run read-only ``work`` (single statements in autocommit mode: each sees one consistent snapshot)."""
-        conn = self._connection()
+    def _exists(self, what: str, template: str, params: Sequence[Any]) -> bool:
+        """Whether the ``SELECT EXISTS (…)`` of ``template`` is true: one read, as cheap as it can be made."""
+        conn = self._handle().conn
         try:
-            return work(conn)
+            return conn.execute(self._statements.get(template) or self._prepare(template), params).fetchone()[0] == 1
         except sqlite3.Error as exc:
-            raise self._error(exc, action) from exc
+            raise self._error(exc, what) from exc
 
-    def _query(self, action: str, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        """The rows of one read-only statement."""
-        return self._read(action, lambda conn: conn.execute(sql, params).fetchall())
+    def _prepare(self, template: str) -> str:
+        """The statement of ``template``: table and column names filled in, ``?`` placeholders (made once)."""
+        sql = _FORMAT_PLACEHOLDER.sub("?", template.format_map(self._schema.template_names(str))).replace("%%", "%")
+        self._statements[template] = sql
+        return sql
 
-    def _count(self, action: str, sql: str, params: Sequence[Any] = ()) -> int:
-        """The single number one read-only statement yields (a count)."""
-        return self._read(action, lambda conn: conn.execute(sql, params).fetchone()[0])
+    def _execute(self, conn: sqlite3.Connection, template: str, params: Sequence[Any] = ()) -> int:
+        return conn.execute(self._statements.get(template) or self._prepare(template), params).rowcount
 
-    def _maybe_purge(self, conn: sqlite3.Connection, now: float) -> None:
-        if now >= self._last_purge + self.purge_interval:
-            self._last_purge = now
-            self._purge(conn, now)
+    def _executemany(self, conn: sqlite3.Connection, template: str, rows: Sequence[Sequence[Any]]) -> None:
+        conn.executemany(self._statements.get(template) or self._prepare(template), rows)
 
-    def _purge(self, conn: sqlite3.Connection, now: float) -> int:
-        deleted = conn.execute(
-            "DELETE FROM tasks_q_kv WHERE queue = ? AND expires_at <= ?", (self.name, now)
-        ).rowcount
-        deleted += conn.execute(
-            "DELETE FROM tasks_q_counter WHERE queue = ? AND expires_at <= ?", (self.name, now)
-        ).rowcount
-        return deleted
+    def _fetchall(self, conn: sqlite3.Connection, template: str, params: Sequence[Any] = ()) -> list[Any]:
+        return conn.execute(self._statements.get(template) or self._prepare(template), params).fetchall()
 
-    def purge_expired(self, now: float | None = None) -> int:
-        """Delete every value and counter whose ttl has run out; return how many rows were deleted.
+    def _fetchone(self, conn: sqlite3.Connection, template: str, params: Sequence[Any] = ()) -> Any:
+        """The first row of a statement that yields at most one (read to its end, so that it is finished)."""
+        rows = conn.execute(self._statements.get(template) or self._prepare(template), params).fetchall()
+        return rows[0] if rows else None
 
-        Expired values are already invisible to every read; this reclaims their space. Writes call it by
-        themselves at most every ``purge_interval`` seconds.
-        """
-        moment = time.time() if now is None else now
-        return self._write("purge expired values", lambda conn: self._purge(conn, moment))
+    def _insert_returning_id(self, conn: sqlite3.Connection, template: str, params: Sequence[Any]) -> int:
+        """Run one ``INSERT`` and return the new row's id."""
+        return conn.execute(self._statements.get(template) or self._prepare(template), params).lastrowid or 0
 
+    def _txn(self, conn: sqlite3.Connection) -> AbstractContextManager[None]:
+        """One atomic step: part of the operation's transaction (see :meth:`_run`), or ``BEGIN IMMEDIATE`` …
+        ``COMMIT`` of its own in an operation that only reads."""
+        handle = self._local.handle  # inside _run, which opened it
+        return _JOINED if handle.depth else _FileTransaction(handle)
+
+    def _savepoint(self, conn: sqlite3.Connection) -> _FileTransaction:
+        """A savepoint inside the transaction under way: an error rolls back only what ran inside it."""
+        return _FileTransaction(self._local.handle)
+
+    def _after_commit(self, conn: sqlite3.Connection, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once the transaction under way commits (never if it, or its savepoint, rolls back)."""
+        handle = self._local.handle
+        if handle.depth:
+            handle.after_commit.append(callback)
+        else:
+            callback()
+
+    def _in_caller_transaction(self) -> bool:
+        """Never: every operation of this storage is a transaction of its own."""
+        return False
+
+    def _message_row_place(self, pk: Any) -> str:
+        """Where a message row is, as a log line names it."""
+        return f"message row {pk} in {self.filename!r}"

@@ -1,8 +1,8 @@
-"""The ORM storage's key/value area and counters: results, locks, revocations, rate-limit windows.
+"""The key/value area and counters of both SQL storages: results, locks, revocations, rate-limit windows.
 
 Keys can be of any length: rows are found by ``key_hash`` (SHA-256 of the key, hex), which also makes lookups
-exact whatever the database's collation. Expired values read as absent, are deleted when a read finds them, and
-are swept by :meth:`OrmDataArea.purge_expired`, which the storage also runs by itself every ``purge_interval``
+exact whatever the database's collation. Expired values read as absent, are deleted when a read of the ORM
+storage finds them (the SQLite storage's reads never write), and are swept by :meth:`SqlDataArea.purge_expired`, which the storage also runs by itself every ``purge_interval``
 seconds after writes. ``put_if_empty`` inserts in a savepoint and reports ``False`` on the unique-key conflict;
 ``incr`` is one upsert that starts a new window when the old one has expired.
 """
@@ -10,17 +10,18 @@ seconds after writes. ``put_if_empty`` inserts in a savepoint and reports ``Fals
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
-from typing import Any
-
-from django.db import IntegrityError, connections
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 from ..base import EmptyData, EmptyDataType, check_bytes, check_key, expiry_time, is_live
 from ..errors import StorageError
 from .core import CHUNK, CommonOperations, placeholders
-from .orm_transport import OrmTransport, logger
 
-__all__ = ["OrmDataArea"]
+__all__ = ["SqlDataArea", "hash_key"]
+
+logger = logging.getLogger("django_tasks_q.backends.sql")
 
 
 def hash_key(key: str) -> str:
@@ -28,24 +29,46 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
-class OrmDataArea(CommonOperations, OrmTransport):
-    """The key/value area and the counters of the ORM storage (see the module documentation)."""
+class SqlDataArea(CommonOperations):
+    """The key/value area and the counters (see the module documentation), on the primitives of the storage's
+    transport (``_run``, ``_execute``, ``_fetchone``, ``_txn`` ...)."""
 
+    name: str
+    _kind: str
     purge_interval: float | None
-    _next_purge: float
+    _last_purge: float
+
+    _reads_delete_expired: ClassVar[bool] = True
+    """Whether a read that finds an expired value deletes it (the SQLite storage's reads never write: its
+    expired values wait for ``purge_expired``)."""
 
     def _maybe_purge(self) -> None:
         """Sweep expired values now and then (``purge_interval``), never inside a caller's transaction."""
-        if self.purge_interval is None or time.monotonic() < self._next_purge:
+        if self.purge_interval is None or time.monotonic() < self._last_purge + self.purge_interval:
             return
-        if connections[self.using].in_atomic_block:
+        if self._in_caller_transaction():
             return
-        self._next_purge = time.monotonic() + self.purge_interval
+        self._last_purge = time.monotonic()
         try:
             self.purge_expired()
         except StorageError:
-            logger.warning("ORM storage %r: sweeping expired values failed", self.name, exc_info=True)
+            logger.warning("%s %r: sweeping expired values failed", self._kind, self.name, exc_info=True)
 
+
+    def _fetch_limited(self, conn: Any, template: str, params: list[Any], limit: int | None) -> list[tuple[Any, ...]]:
+        """The rows of a listing, the first ``limit`` of them unless ``limit`` is ``None``."""
+        if limit is not None:
+            template += " LIMIT %s"
+            params = [*params, int(limit)]
+        return self._fetchall(conn, template, params)
+
+    def _count(self, what: str, template: str, params: Sequence[Any]) -> int:
+        """The number one statement yields (a count), as one storage operation."""
+        return self._run(what, lambda conn: int(self._scalar(conn, template, params)))
+
+    def _scalar(self, conn: Any, template: str, params: Sequence[Any] = ()) -> Any:
+        row = self._fetchone(conn, template, params)
+        return None if row is None else row[0]
 
     # ================================================================== key/value data
 
@@ -82,7 +105,8 @@ class OrmDataArea(CommonOperations, OrmTransport):
             return False, None
         now = time.time()
         if not is_live(row[1], now):
-            self._delete_expired_value(conn, key_hash, now)
+            if self._reads_delete_expired:
+                self._delete_expired_value(conn, key_hash, now)
             return False, None
         return True, row[0]
 
@@ -168,7 +192,7 @@ class OrmDataArea(CommonOperations, OrmTransport):
                         "{updated_at}) VALUES (%s, %s, %s, %s, %s, %s, %s)",
                         [self.name, key_hash, key, value, False, expires_at, now],
                     )
-            except IntegrityError:
+            except self._UNIQUE_CONFLICT:
                 return False
         return True
 

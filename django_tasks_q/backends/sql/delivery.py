@@ -1,4 +1,4 @@
-"""Reliable delivery on the ORM storage: the claim, acknowledgement, lease renewal and release, the reaper,
+"""Reliable delivery on both SQL storages: the claim, acknowledgement, lease renewal and release, the reaper,
 and the dead letters.
 
 The claim is one ``UPDATE … RETURNING`` where the database has it (PostgreSQL with ``FOR UPDATE SKIP
@@ -16,6 +16,7 @@ fencing token. A message's id is its row's id, so a reservation keeps its place 
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from collections.abc import Iterable, Sequence
@@ -36,6 +37,7 @@ from ..base import (
     new_token,
 )
 from .core import (
+    READY,
     chunks,
     dead_letter_from_row,
     placeholders,
@@ -43,9 +45,9 @@ from .core import (
     reservation_from_row,
     unreadable_problems,
 )
-from .orm_data import OrmDataArea, hash_key
+from .data import SqlDataArea, hash_key
 
-__all__ = ["OrmDelivery"]
+__all__ = ["SqlDelivery"]
 
 REASON_MAX_LENGTH = 191
 """The longest dead-letter reason the column holds."""
@@ -57,6 +59,16 @@ _PEEK_COLUMN = (
     "AND ({expires_at} IS NULL OR {expires_at} > %s))"
 )
 """A column of the claim's ``RETURNING``: the live value of one ``peek`` key (``NULL`` when there is none)."""
+
+
+@functools.cache
+def _claim_template(action: str, returning: str, lock: str) -> str:
+    """The claim of the next ready row (``action``: its ``UPDATE … SET`` or ``DELETE``), made once: the same
+    string every time, whose statement the transport finds at once."""
+    return (
+        f"{action} WHERE {{id}} = (SELECT {{id}} FROM {{msg}} WHERE {{queue}} = %s AND {{state}} = {{ready}} "
+        f"ORDER BY {{priority}} DESC, {{id}} LIMIT 1{lock}) AND {{state}} = {{ready}} RETURNING {returning}"
+    )
 
 
 def _peek_params(queue: str, hashes: Sequence[str], now: float) -> list[Any]:
@@ -82,8 +94,8 @@ def message_pk(message_id: object) -> int | None:
     return None
 
 
-class OrmDelivery(OrmDataArea):
-    """Reliable delivery and dead letters of the ORM storage (see the module documentation)."""
+class SqlDelivery(SqlDataArea):
+    """Reliable delivery and dead letters (see the module documentation)."""
 
     def _insert_message(
         self,
@@ -98,7 +110,7 @@ class OrmDelivery(OrmDataArea):
             conn,
             *self._dialect.insert_and_notify(
                 self._INSERT_MESSAGE,
-                [self.name, data, priority, self._schema.ready, "", 0, now if created_at is None else created_at],
+                [self.name, data, priority, READY, "", 0, now if created_at is None else created_at],
                 self.channel,
             ),
         )
@@ -109,11 +121,7 @@ class OrmDelivery(OrmDataArea):
     )
 
     def _claim_sql_returning(self, conn: Any, action: str, returning: str) -> str:
-        lock = self._dialect.lock_clause(skip_locked=True)
-        return (
-            f"{action} WHERE {{id}} = (SELECT {{id}} FROM {{msg}} WHERE {{queue}} = %s AND {{state}} = {{ready}} "
-            f"ORDER BY {{priority}} DESC, {{id}} LIMIT 1{lock}) AND {{state}} = {{ready}} RETURNING {returning}"
-        )
+        return _claim_template(action, returning, self._dialect.lock_clause(skip_locked=True))
 
     def _next_ready_locked(self, conn: Any) -> tuple[Any, ...] | None:
         """MariaDB/MySQL: lock the next ready row (inside a transaction) and return (id, data, attempts, priority)."""
@@ -133,7 +141,12 @@ class OrmDelivery(OrmDataArea):
         contended = 0
         while True:
             if self._dialect.returning:
-                hashes = self._peek_hashes(peek)
+                params = [token, self._schema.int_max, deadline, now, self.name]
+                returning = "{id}, {data}, {attempts}, {priority}"
+                if peek:
+                    hashes = self._peek_hashes(peek)
+                    returning += _PEEK_COLUMN * len(hashes)
+                    params += _peek_params(self.name, hashes, now)
                 row = self._fetchone(
                     conn,
                     self._claim_sql_returning(
@@ -141,9 +154,9 @@ class OrmDelivery(OrmDataArea):
                         "UPDATE {msg} SET {state} = {in_flight}, {token} = %s, "
                         "{attempts} = CASE WHEN {attempts} < %s THEN {attempts} + 1 ELSE {attempts} END, "
                         "{deadline} = %s, {reserved_at} = %s",
-                        "{id}, {data}, {attempts}, {priority}" + _PEEK_COLUMN * len(hashes),
+                        returning,
                     ),
-                    [token, self._schema.int_max, deadline, now, self.name, *_peek_params(self.name, hashes, now)],
+                    params,
                 )
                 if row is None:
                     return None
@@ -194,7 +207,7 @@ class OrmDelivery(OrmDataArea):
         counted = attempts if type(attempts) is int and 0 <= attempts <= self._schema.int_max else 0
         kept_priority = priority if type(priority) is int and -self._schema.int_max - 1 <= priority <= self._schema.int_max else None
         self._insert_dead(conn, _as_bytes(data), UNREADABLE_RECORD, problem, counted, kept_priority, None)
-        where = f"message row {pk} of DATABASES[{self.using!r}]"
+        where = self._message_row_place(pk)
         self._after_commit(conn, lambda: log_unreadable_record(self.name, where, problem))
 
     def _peek_hashes(self, keys: Sequence[str]) -> tuple[str, ...]:
@@ -231,10 +244,11 @@ class OrmDelivery(OrmDataArea):
         return [pk, self.name, token]
 
     _OWNED = "{id} = %s AND {queue} = %s AND {state} = {in_flight} AND {token} = %s"
+    _DELETE_OWNED = "DELETE FROM {msg} WHERE " + _OWNED
 
     def _ack(self, conn: Any, owned: list[Any], result: tuple[str, bytes, float | None] | None) -> bool:
         with self._txn(conn):
-            if self._execute(conn, "DELETE FROM {msg} WHERE " + self._OWNED, owned) != 1:
+            if self._execute(conn, self._DELETE_OWNED, owned) != 1:
                 return False
             if result is not None:
                 key, value, expires_at = result
@@ -261,11 +275,15 @@ class OrmDelivery(OrmDataArea):
         peek: Sequence[str],
     ) -> tuple[bool, Reservation | None]:
         with self._txn(conn):
-            acked = self._execute(conn, "DELETE FROM {msg} WHERE " + self._OWNED, owned) == 1
+            acked = self._execute(conn, self._DELETE_OWNED, owned) == 1
             if acked and result is not None:
                 key, value, expires_at = result
                 self._upsert_value(conn, key, value, True, expires_at, time.time())
-            return acked, self._reserve(conn, lease, peek)
+            return acked, self._claim_after_ack(conn, lease, peek)
+
+    def _claim_after_ack(self, conn: Any, lease: float, peek: Sequence[str]) -> Reservation | None:
+        """The claim of ``ack_and_reserve``, in the transaction of the acknowledgement."""
+        return self._reserve(conn, lease, peek)
 
     def ack_and_reserve(
         self, reservation: Reservation, result: ResultWrite | None, lease: float, peek: Sequence[str] = ()
@@ -325,6 +343,12 @@ class OrmDelivery(OrmDataArea):
             self._notify_now()
         return released
 
+    def _notify(self, conn: Any) -> None:
+        """Wake this queue's listeners in other processes when the transaction commits (PostgreSQL)."""
+        notify = self._dialect.notify(self.channel)
+        if notify is not None:
+            self._execute(conn, *notify)
+
     def _notify_now(self) -> None:
         """Wake listeners in other processes (PostgreSQL) and waiters in this one."""
         if self._dialect.notify(self.channel) is not None:
@@ -355,13 +379,7 @@ class OrmDelivery(OrmDataArea):
             "INSERT INTO {dead} ({queue}, {data}, {priority}, {reason}, {detail}, {attempts}, {failed_at}, "
             "{created_at}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
         )
-        if self._dialect.returning:
-            row = self._fetchone(conn, insert + " RETURNING {id}", params)
-            assert row is not None
-            return str(row[0])
-        with conn.cursor() as cursor:
-            cursor.execute(self._sql(insert), params)
-            return str(cursor.lastrowid)
+        return str(self._insert_returning_id(conn, insert, params))
 
     def _bury(self, conn: Any, owned: list[Any], reason: str, detail: str) -> bool:
         with self._txn(conn):

@@ -1,11 +1,23 @@
-"""Shared pytest fixtures for the django-tasks-q test suite.
+"""The fixtures shared by the test folders; a fixture used in one folder only lives in that folder's conftest.py.
 
-Keep this file small: feature-specific fixtures live beside their tests (for example ``tests/storage_contract.py``).
+Helpers (functions and classes, not fixtures) are in ``tests/support``; the fixtures of its subprocess
+deployments and private Redis servers are registered here, so that any test may ask for them by name.
 """
 
 import os
+import time
+from collections.abc import Iterator
 
 import pytest
+
+from tests.support.deployments import (  # noqa: F401  (fixtures, registered by being imported here)
+    fixture_chaos_lab,
+    fixture_chaos_redis,
+    fixture_django_sqlite_template,
+    fixture_postgres,
+    fixture_postgres_template,
+)
+from tests.support.redis_servers import fixture_synced_redis  # noqa: F401  (a fixture)
 
 REDIS_HOST = "127.0.0.1"
 REDIS_PORT = 6379
@@ -77,3 +89,13 @@ def fresh_redis_url(redis_url):
     _flush(redis_url)
     yield redis_url
     _flush(redis_url)
+
+
+@pytest.fixture
+def new_york_time(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The machine's local time is New York's for the test (EDT, UTC-4, in June)."""
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()

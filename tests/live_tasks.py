@@ -1,4 +1,4 @@
-"""A schedulable task for the live schedule tests (``tests/test_schedules_live.py``).
+"""A schedulable task for the live schedule tests (``tests/django/test_schedules_live.py``).
 
 This module is an app of its own (``tests.live_settings`` adds it to ``INSTALLED_APPS``), so that consumers
 started with those settings register its task; the pytest process never imports it, so the task is not

@@ -97,7 +97,7 @@ LANGUAGE_CODE = "en-us"
 # Fast hashing: the tests create users, they do not test password security.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
-# Django's standard task API runs on django-tasks-q (see tests/test_tasks_backend.py).
+# Django's standard task API runs on django-tasks-q (see tests/django/test_tasks_backend.py).
 TASKS = {
     "default": {
         "BACKEND": "django_tasks_q.tasks_backend.TasksQBackend",

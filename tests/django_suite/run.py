@@ -32,9 +32,9 @@ from pathlib import Path
 import django
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))  # for tests.expected_failures, when run as a script
+sys.path.insert(0, str(ROOT))  # for tests.support.expected_failures, when run as a script
 
-from tests.expected_failures import read_expected  # noqa: E402
+from tests.support.expected_failures import read_expected  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 EXPECTED = HERE / "expected_failures.txt"

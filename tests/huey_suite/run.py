@@ -35,9 +35,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
-sys.path.insert(0, str(ROOT))  # for tests.expected_failures, when run as a script
+sys.path.insert(0, str(ROOT))  # for tests.support.expected_failures, when run as a script
 
-from tests.expected_failures import read_expected  # noqa: E402
+from tests.support.expected_failures import read_expected  # noqa: E402
 
 SHIM = HERE / "shim" / "huey"
 EXPECTED = HERE / "expected_failures.txt"

@@ -37,6 +37,7 @@ DEFAULT_QUEUE = "default"
 DEFAULT_SETTINGS: dict[str, dict[str, Any]] = {DEFAULT_QUEUE: {"BACKEND": "orm"}}
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
+"""An empty read-only mapping (a field default: Python 3.11 refuses an unhashable default, so through a factory)."""
 
 
 def configured_queues() -> dict[str, dict[str, Any]]:
@@ -80,9 +81,9 @@ class QueueSettings:
     """The storage as ``BACKEND`` gives it, or the alias its ``URL`` means."""
     storage_class: type[BaseStorage] | None = None
     """The storage class (``None`` when ``errors`` says why not)."""
-    storage_options: Mapping[str, Any] = _EMPTY
+    storage_options: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
     """The storage's constructor keywords: the ``URL``'s parameters, then ``OPTIONS``, which win."""
-    hub_options: Mapping[str, Any] = _EMPTY
+    hub_options: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
     """The hub's (``TaskQueue``'s) keyword arguments, from the queue keys in :data:`HUB_KEYS`."""
     errors: tuple[ConfigurationError, ...] = field(default=())
     """What makes the queue unusable (empty when it can be built)."""

@@ -103,7 +103,7 @@ the hub and the system checks read that declaration, checked when the class is d
 :class:`~django_tasks_q.backends.errors.StorageError` (chaining the cause) when the store cannot be reached;
 refuse bad options with :class:`~django_tasks_q.backends.errors.ConfigurationError` naming them, and report
 settings mistakes before anything is built with :meth:`BaseStorage.check_options`.
-The reusable test-suite ``tests/storage_contract.py`` checks a storage against this contract.
+The reusable test-suite ``tests/support/storage_contract.py`` checks a storage against this contract.
 """
 
 from __future__ import annotations

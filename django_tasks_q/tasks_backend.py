@@ -115,8 +115,9 @@ class TasksQBackend(BaseTaskBackend):
             if value:
                 options[option] = value
         call = hub.build_task(wrapper, tuple(args), dict(kwargs), **options)
-        if getattr(task, "retry_backoff", 1.0) != 1.0:
-            call.retry_backoff = task.retry_backoff
+        retry_backoff = getattr(task, "retry_backoff", 1.0)
+        if retry_backoff != 1.0:
+            call.retry_backoff = retry_backoff
         record = _ready_record(task, args, kwargs, run_after=task.run_after, enqueued_at=timezone.now())
         _save(hub, call.id, record)
         task_enqueued.send(type(self), task_result=_result(self.alias, task, call.id, record))
@@ -176,7 +177,7 @@ def _load_task(record: dict[str, Any]) -> DjangoTask:
 
 
 def _result(alias: str, task: DjangoTask, result_id: str, record: dict[str, Any]) -> TaskResult:
-    result = TaskResult(
+    result: TaskResult = TaskResult(
         task=task,
         id=result_id,
         status=TaskResultStatus(record["status"]),

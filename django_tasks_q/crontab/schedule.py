@@ -338,7 +338,8 @@ class Crontab:
                 f"invalid crontab expression {expression!r}: expected 5 fields "
                 f"(minute hour day month day_of_week) or an alias such as @daily, got {len(tokens)}"
             )
-        return cls(*tokens, tz=tz, reject_seconds=reject_seconds)
+        minute, hour, day, month, day_of_week = tokens
+        return cls(minute, hour, day, month, day_of_week, tz=tz, reject_seconds=reject_seconds)
 
     # -- comparison -----------------------------------------------------------------------------------
 

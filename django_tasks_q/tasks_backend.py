@@ -102,7 +102,7 @@ class TasksQBackend(BaseTaskBackend):
         wrapper = QueueTaskWrapper(task.queue_name, _make_runner(self.alias, task), name=path, context=True)
         # Registered and sent under Django's module_path (our path); named as Django names it.
         wrapper.name = task.name
-        wrapper.django_task = task  # type: ignore[attr-defined]
+        wrapper.django_task = task
         registry.register(wrapper)
         return wrapper
 

@@ -397,8 +397,8 @@ def _daily(tz: TzArg = None) -> Crontab:
     return crontab(minute=0, hour=0, tz=tz)
 
 
-crontab.hourly = _hourly  # type: ignore[attr-defined]
-crontab.daily = _daily  # type: ignore[attr-defined]
+crontab.hourly = _hourly  # type: ignore[attr-defined]  # huey names them as attributes of crontab
+crontab.daily = _daily  # type: ignore[attr-defined]  # huey names them as attributes of crontab
 
 
 def _add_days(day: date, delta: timedelta) -> date:

@@ -36,6 +36,7 @@ errors of that parsing, each carrying its check id; E005 and E012 come from the 
 from __future__ import annotations
 
 import sys
+from types import FrameType
 from typing import Any
 
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
@@ -149,7 +150,7 @@ def check_tasks_q_tables(app_configs: Any = None, databases: Any = None, **kwarg
 
 def _inside_migrate() -> bool:
     """Whether ``manage.py migrate`` runs these checks: it is about to create the tables, so say nothing."""
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None:  # BaseCommand.execute() of the migrate command runs the checks
         if type(frame.f_locals.get("self")).__module__ == "django.core.management.commands.migrate":
             return True

@@ -22,9 +22,12 @@ from .task_options import require_schedule
 class QueueTaskWrapper(TaskWrapper):
     """A task bound to a queue by name (see :func:`task`)."""
 
+    django_task: Any
+    """The ``django.tasks`` task this wrapper runs, when the ``django.tasks`` backend registered it."""
+
     def __init__(self, queue_name: str, func: Callable[..., Any], **options: Any) -> None:
         self.queue_name = queue_name
-        super().__init__(None, func, **options)  # type: ignore[arg-type]
+        super().__init__(None, func, **options)  # type: ignore[arg-type]  # the queue is found by name (queue)
 
     @property
     def queue(self) -> Any:

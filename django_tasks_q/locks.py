@@ -22,19 +22,24 @@ class _DecoratorContext:
     Subclasses are context managers (they define ``__enter__`` and ``__exit__``).
     """
 
+    if TYPE_CHECKING:
+
+        def __enter__(self) -> Any: ...
+        def __exit__(self, *exc_info: Any) -> None: ...
+
     def __call__(self, func: Callable[..., Any]) -> Callable[..., Any]:
         if inspect.iscoroutinefunction(func):
 
             @functools.wraps(func)
             async def async_inner(*args: Any, **kwargs: Any) -> Any:
-                with self:  # type: ignore[attr-defined]
+                with self:
                     return await func(*args, **kwargs)
 
             return async_inner
 
         @functools.wraps(func)
         def inner(*args: Any, **kwargs: Any) -> Any:
-            with self:  # type: ignore[attr-defined]
+            with self:
                 return func(*args, **kwargs)
 
         return inner

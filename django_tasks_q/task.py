@@ -514,7 +514,7 @@ class TaskWrapper:
             args, delay = None, args
         if args is not None and not isinstance(args, (list, tuple)):
             args = (args,)
-        options = {
+        options: dict[str, Any] = {
             "eta": eta,
             "delay": delay,
             "priority": priority,

@@ -6,7 +6,7 @@ Both are built first and enqueued later: ``queue.enqueue(group([...]))`` or ``gr
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from .exceptions import InvalidOption
 from .task import Task, TaskWrapper, as_task
@@ -44,7 +44,7 @@ class group:
 
     def enqueue(self) -> ResultGroup:
         """Enqueue the group on the queue of its first call."""
-        return _queue_of(self).enqueue(self)
+        return cast("ResultGroup", _queue_of(self).enqueue(self))  # what the queue returns for a group
 
     def __repr__(self) -> str:
         return f"<group of {len(self.tasks)}>"
@@ -88,7 +88,7 @@ class chord:
 
     def enqueue(self) -> ChordResult:
         """Enqueue the chord on the queue of its first call."""
-        return _queue_of(self).enqueue(self)
+        return cast("ChordResult", _queue_of(self).enqueue(self))  # what the queue returns for a chord
 
     def __repr__(self) -> str:
         return f"<chord of {len(self.tasks)} then {self.callback!r}>"

@@ -30,8 +30,13 @@ def validate_priority(priority: object, where: str) -> int | None:
 
 
 def _non_negative(value: object, option: str, where: str, *, integer: bool = False) -> Any:
-    kinds: tuple[type, ...] = (int,) if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kinds) or not math.isfinite(value) or value < 0:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or (integer and not isinstance(value, int))
+        or not math.isfinite(value)
+        or value < 0
+    ):
         kind = "a non-negative int" if integer else "a non-negative number"
         raise InvalidOption(f"{where}: {option} must be {kind}, got {value!r}", field=option)
     return value

@@ -67,9 +67,11 @@ def parse_queue_url(url: str, *, where: str = "URL") -> tuple[str, dict[str, Any
     if entry is None:
         raise _error(f"{where}: unknown URL scheme {scheme!r} in {url!r}; expected one of {URL_SCHEMES}")
     options = {key: _coerce(value) for key, value in parse_qsl(parts.query, keep_blank_values=False)}
-    storage_options = _SCHEME_OPTIONS.get(entry.alias)
+    alias = entry.alias
+    assert alias is not None  # every storage with URL schemes has an alias
+    storage_options = _SCHEME_OPTIONS.get(alias)
     if storage_options is None:
-        return entry.alias, options
+        return alias, options
     return storage_options(url, parts, options, where)
 
 

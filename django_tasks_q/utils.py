@@ -22,7 +22,7 @@ from .timeutils import now_utc, to_utc
 try:
     import fcntl
 except ImportError:  # pragma: no cover - not POSIX
-    fcntl = None  # type: ignore[assignment]
+    fcntl = None  # type: ignore[assignment]  # checked before each use
 
 __all__ = ["FileLock", "normalize_expire_time", "normalize_time", "process_timeout", "utcnow"]
 

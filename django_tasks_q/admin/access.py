@@ -62,10 +62,17 @@ def user_perms(request: HttpRequest) -> dict[str, bool]:
     return {codename: request.user.has_perm(f"{APP}.{codename}") for codename in codenames}
 
 
+def acting_user_id(request: HttpRequest) -> int | str:
+    """The id of the signed-in user taking an admin action (the admin lets no one else in)."""
+    user_id = request.user.pk
+    assert user_id is not None
+    return user_id
+
+
 def log_action(request: HttpRequest, object_id: str, object_repr: str, message: str, flag: int) -> None:
     """Write a LogEntry (on the dashboard anchor's content type) for an admin action."""
     LogEntry.objects.create(
-        user_id=request.user.pk,
+        user_id=acting_user_id(request),
         content_type=ContentType.objects.get_for_model(QueueOverview, for_concrete_model=False),
         object_id=str(object_id)[:191],
         object_repr=str(object_repr)[:200],
@@ -79,16 +86,16 @@ def breadcrumbs_as_list() -> bool:
     """Whether the installed admin draws its breadcrumbs as ``<ol class="breadcrumbs">`` (Django 6.1 on)
     rather than ``<div class="breadcrumbs">`` (up to 6.0): read from the admin's own base template, so the
     pages of this app look like the admin's whichever version (or project override) is installed."""
-    source = getattr(get_template("admin/base.html").template, "source", "")
+    source = getattr(getattr(get_template("admin/base.html"), "template", None), "source", "")
     return '<ol class="breadcrumbs">' in source
 
 
 def breadcrumbs(site_name: str, *trail: str | tuple[str, str]) -> dict[str, Any]:
     """The breadcrumbs of a page: Home, Tasks, then ``trail`` (``(label, url)`` links, then the page's label)."""
-    links = [
+    links: list[str | tuple[str, str]] = [
         ("Home", reverse(f"{site_name}:index")),
         ("Tasks", reverse(f"{site_name}:app_list", kwargs={"app_label": APP})),
     ]
     *parents, current = trail
-    links.extend(parents)  # type: ignore[arg-type]
+    links.extend(parents)
     return {"as_list": breadcrumbs_as_list(), "links": links, "current": current}

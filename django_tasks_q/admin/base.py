@@ -68,7 +68,7 @@ class SafeListMixin:
             messages.error(request, f"The search text is too long ({len(search_term):,} characters; "
                                     f"at most {MAX_SEARCH_LENGTH} are searched).")  # fmt: skip
             return queryset.none(), False
-        return super().get_search_results(request, queryset, search_term)  # type: ignore[misc]
+        return super().get_search_results(request, queryset, search_term)  # type: ignore[misc]  # a mixin: the admin class has the method
 
 
 @dataclass

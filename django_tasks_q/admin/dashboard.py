@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
@@ -98,7 +99,7 @@ def charts_for(names: list[str], now: dt.datetime) -> dict[str, Any]:
         )
     }
     empty: dict[str, Any] = {}
-    rows = [per_minute.get(minute, empty) for minute in minutes]
+    rows: list[Mapping[str, Any]] = [per_minute.get(minute, empty) for minute in minutes]
     throughput = charts.stacked_bars(
         "tq-chart-throughput",
         "Tasks finished per minute, last hour",

@@ -110,7 +110,8 @@ class ScheduledTaskAdmin(MessageListAdmin):
 
 
 def _collect(names: list[str], read: Callable[[Any], list[Any]]) -> tuple[list[tuple[str, Any, Any]], list[str]]:
-    items, errors = [], []
+    items: list[tuple[str, Any, Any]] = []
+    errors: list[str] = []
     for name in names:
         hub = queues[name]
         try:

@@ -27,6 +27,7 @@ from django.utils.html import format_html, format_html_join
 from ..conf import configured_queues, queues
 from ..crontab import Crontab
 from ..history.schedules import Schedule, schedulable_tasks, validate_interval
+from .access import acting_user_id
 from .base import SafeListMixin, admin_nav, refuse_json_constant
 
 
@@ -150,13 +151,11 @@ class ScheduleAdmin(SafeListMixin, admin.ModelAdmin):
         changing = list(queryset.exclude(enabled=enabled))
         count = Schedule.objects.filter(pk__in=[schedule.pk for schedule in changing]).update(enabled=enabled)
         if changing:
-            LogEntry.objects.log_actions(
-                user_id=request.user.pk,
-                queryset=changing,
-                action_flag=CHANGE,
-                change_message=what,
-                single_object=len(changing) == 1,
-            )
+            user_id = acting_user_id(request)
+            if len(changing) == 1:
+                LogEntry.objects.log_actions(user_id, changing, CHANGE, what, single_object=True)
+            else:
+                LogEntry.objects.log_actions(user_id, changing, CHANGE, what, single_object=False)
         return count
 
     @admin.action(description="Run the selected schedules once now", permissions=["change"])
@@ -171,7 +170,7 @@ class ScheduleAdmin(SafeListMixin, admin.ModelAdmin):
             task_id = result.id if result is not None else ""
             Schedule.objects.filter(pk=schedule.pk).update(last_task_id=task_id)
             LogEntry.objects.log_actions(
-                user_id=request.user.pk,
+                user_id=acting_user_id(request),
                 queryset=[schedule],
                 action_flag=CHANGE,
                 change_message=f"Ran once now as task {task_id}",

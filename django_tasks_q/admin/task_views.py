@@ -58,7 +58,9 @@ class RunTaskForm(forms.Form):
     def __init__(self, hub: Any, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.hub = hub
-        self.fields["task"].choices = [(name, name) for name in hub.registry.names()]
+        task_field = self.fields["task"]
+        assert isinstance(task_field, forms.ChoiceField)
+        task_field.choices = [(name, name) for name in hub.registry.names()]
 
     def _json(self, field: str, kind: type, empty: Any) -> Any:
         text = (self.cleaned_data.get(field) or "").strip()
@@ -92,7 +94,8 @@ class RunTaskForm(forms.Form):
         return options
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         name = data.get("task")
         if name and "args" in data and "kwargs" in data:
             try:

@@ -156,7 +156,7 @@ class BaseStorage(DeliveryContract):
         """
         super().__init_subclass__(**kwargs)
         if "peek_data" in cls.__dict__ and "peek_many" not in cls.__dict__:
-            cls.peek_many = BaseStorage.peek_many  # type: ignore[method-assign]
+            cls.peek_many = BaseStorage.peek_many  # type: ignore[method-assign]  # set per class on purpose
         cls.features = declared_features(cls, BaseStorage)
 
     def __init__(self, name: str = "huey", **storage_kwargs: Any) -> None:

@@ -161,12 +161,15 @@ class BlackHoleStorage(BaseStorage):
 
     def wait_for_messages(self, timeout: float, wake: threading.Event | None = None) -> bool:
         # Nothing ever arrives: only ``wake`` ends the wait early.
-        return wake.wait(timeout) if wake is not None else bool(time.sleep(timeout))
+        if wake is not None:
+            return wake.wait(timeout)
+        time.sleep(timeout)
+        return False
 
     def renew(self, reservation: Reservation, lease: float) -> bool:
         return True
 
-    def release(self, reservation: Reservation) -> bool:
+    def release(self, reservation: Reservation, count_attempt: bool = False) -> bool:
         return True
 
     def bury(self, reservation: Reservation, reason: str, detail: str = "") -> bool:

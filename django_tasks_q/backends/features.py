@@ -87,7 +87,7 @@ def declared_features(storage_class: type, contract: type) -> frozenset[Feature]
     shares with it is not implemented.
     """
     name = storage_class.__name__
-    declared = getattr(storage_class, "features", frozenset())
+    declared: object = getattr(storage_class, "features", frozenset())
     if isinstance(declared, (str, bytes)) or not isinstance(declared, (set, frozenset, tuple, list)):
         raise TypeError(f"{name}.features must be a frozenset of feature names, got {declared!r}")
     features = []

@@ -83,7 +83,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from django.db import connections
 from django.utils.connection import ConnectionDoesNotExist
@@ -92,6 +92,9 @@ from .base import BaseStorage, Feature
 from .errors import ConfigurationError
 from .sql.orm_transport import OrmTablesMissing, OrmTransport
 from .sql.queue import SqlQueue
+
+if TYPE_CHECKING:
+    from django.db.backends.sqlite3.base import DatabaseWrapper as SqliteDatabaseWrapper
 
 __all__ = ["OrmStorage", "OrmTablesMissing"]
 
@@ -174,7 +177,7 @@ class OrmStorage(SqlQueue, OrmTransport, BaseStorage):
                 f"storage runs on {', '.join(self.supported_vendors)}"
             )
         if conn.vendor == "sqlite":
-            version = tuple(conn.Database.sqlite_version_info)
+            version = tuple(cast("SqliteDatabaseWrapper", conn).Database.sqlite_version_info)
             if version < MIN_SQLITE_VERSION:
                 raise ConfigurationError(
                     f"ORM storage of queue {name!r}: SQLite {'.'.join(map(str, version))} is too old; the ORM "

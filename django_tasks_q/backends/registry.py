@@ -113,7 +113,7 @@ def load_storage_class(backend: str | type, *, where: str) -> type[BaseStorage]:
     from .base import BaseStorage
 
     if isinstance(backend, type):
-        storage_class = backend
+        storage_class: object = backend
     else:
         if not isinstance(backend, str):
             raise ConfigurationError(f"{where} must be a string, got {type(backend).__name__}", check_id=_E003)

@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
+from functools import partial
 from typing import Any
 
 from ..timeutils import now_utc
@@ -87,7 +88,7 @@ class QueueScheduler:
         failures: list[Exception] = []
         failed_queues: set[str] = set()
 
-        def step(action: Callable[[], None], queue: Any) -> None:
+        def step(action: Callable[[], object], queue: Any) -> None:
             try:
                 action()
             except Exception as exc:
@@ -97,13 +98,13 @@ class QueueScheduler:
                     self.outages[queue.name].failed(exc, "the scheduler")
 
         for queue in self.queues:
-            step(lambda queue=queue: self._move_due(queue, now), queue)
+            step(partial(self._move_due, queue, now), queue)
             if self.options[queue.name].periodic and last_minute.get(queue.name) != minute:
-                step(lambda queue=queue: self._enqueue_periodic(queue, minute, last_minute), queue)
+                step(partial(self._enqueue_periodic, queue, minute, last_minute), queue)
             if self.options[queue.name].periodic:
                 self._dispatch_db_schedules(queue, now)
             if time.monotonic() >= next_reap[queue.name]:
-                step(lambda queue=queue: self._reap(queue, now), queue)
+                step(partial(self._reap, queue, now), queue)
                 next_reap[queue.name] = time.monotonic() + reap_every[queue.name]
             if queue.name not in failed_queues:
                 self.outages[queue.name].recovered()

@@ -169,7 +169,7 @@ class WorkerLoop:
                     if self.stop.is_set():  # claimed while a blocking reserve waited out a stop: never start
                         break  # it; the finally below gives it back without counting an attempt
                 idle_delay = self.initial_delay
-                last = bool(self.max_tasks) and self.tasks_run + 1 >= self.max_tasks
+                last = bool(self.max_tasks and self.tasks_run + 1 >= self.max_tasks)
                 current, reservation = reservation, None
                 reservation = self._process(current, reserve_next=not last, after_wait=not claimed_with_ack)
                 self.tasks_run += 1

@@ -157,7 +157,7 @@ def _closing_db(
     def with_arguments(*args: Any, **kwargs: Any) -> Callable[[Callable[..., Any]], TaskWrapper]:
         def decorator(fn: Callable[..., Any]) -> TaskWrapper:
             wrapper = make_decorator(*args, **kwargs)(close_db(fn))
-            wrapper.call_local = fn  # type: ignore[method-assign]
+            wrapper.call_local = fn  # type: ignore[method-assign]  # djhuey runs the undecorated function
             return wrapper
 
         return decorator
@@ -190,7 +190,7 @@ def on_commit_task(*args: Any, **kwargs: Any) -> Callable[[Callable[..., Any]], 
         def inner(*call_args: Any, **call_kwargs: Any) -> Any:
             return wrapper.queue.enqueue(wrapper.s(*call_args, **call_kwargs), on_commit=True)
 
-        inner.call_local = fn  # type: ignore[attr-defined]
+        inner.call_local = fn  # type: ignore[attr-defined]  # djhuey runs the undecorated function
         return inner
 
     return decorator

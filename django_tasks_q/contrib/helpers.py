@@ -17,7 +17,7 @@ import math
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from django_tasks_q.backends.redis import RedisStorage
 from django_tasks_q.exceptions import ConfigurationError, TaskLockedException
@@ -103,6 +103,6 @@ def lock_task_semaphore(queue: Any, lock_name: str, value: int = 1, timeout: flo
             finally:
                 semaphore.release(holder)
 
-        return inner  # type: ignore[return-value]
+        return cast(F, inner)
 
     return decorator

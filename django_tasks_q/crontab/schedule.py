@@ -338,7 +338,8 @@ class Crontab:
                 f"invalid crontab expression {expression!r}: expected 5 fields "
                 f"(minute hour day month day_of_week) or an alias such as @daily, got {len(tokens)}"
             )
-        return cls(*tokens, tz=tz, reject_seconds=reject_seconds)
+        minute, hour, day, month, day_of_week = tokens
+        return cls(minute, hour, day, month, day_of_week, tz=tz, reject_seconds=reject_seconds)
 
     # -- comparison -----------------------------------------------------------------------------------
 
@@ -396,8 +397,8 @@ def _daily(tz: TzArg = None) -> Crontab:
     return crontab(minute=0, hour=0, tz=tz)
 
 
-crontab.hourly = _hourly  # type: ignore[attr-defined]
-crontab.daily = _daily  # type: ignore[attr-defined]
+crontab.hourly = _hourly  # type: ignore[attr-defined]  # huey names them as attributes of crontab
+crontab.daily = _daily  # type: ignore[attr-defined]  # huey names them as attributes of crontab
 
 
 def _add_days(day: date, delta: timedelta) -> date:

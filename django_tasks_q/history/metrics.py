@@ -164,7 +164,7 @@ def _totals(names: list[str]) -> dict[str, dict[str, Any]] | None:
             .annotate(**{field: Sum(field) for field in QueueMinute.COUNTERS})
             .order_by()
         )
-        return {row.pop("queue"): row for row in rows}
+        return {row["queue"]: {key: value for key, value in row.items() if key != "queue"} for row in rows}
     except DatabaseError as exc:
         logger.warning("metrics: could not read the task counters: %s: %s", type(exc).__name__, exc)
         return None

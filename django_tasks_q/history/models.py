@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, register
 from django.db import models
+from django.db.models.base import ModelBase
 from django.utils import timezone
 
 __all__ = [
@@ -193,12 +194,12 @@ class ConsumerHeartbeat(models.Model):
     def __str__(self) -> str:
         return self.identity
 
-    def is_alive(self, now: object = None) -> bool:
+    def is_alive(self, now: dt.datetime | None = None) -> bool:
         """Running and heard from within three heartbeat intervals (plus a little slack)."""
         if self.stopped_at is not None:
             return False
         moment = now or timezone.now()
-        return (moment - self.last_heartbeat).total_seconds() <= 3 * self.interval + 5  # type: ignore[operator]
+        return (moment - self.last_heartbeat).total_seconds() <= 3 * self.interval + 5
 
 
 class QueueMinute(models.Model):
@@ -308,7 +309,7 @@ def _page_anchor(name: str, table: str, singular: str, plural: str) -> type[_Anc
     options = {"db_table": f"django_tasks_q_admin_{table}", "verbose_name": singular, "verbose_name_plural": plural}
     meta = type("Meta", (_Anchor.Meta,), options)
     body = {"__module__": __name__, "__qualname__": name, "__doc__": f'Anchor of the "{plural}" admin page.', "Meta": meta}
-    return type(_Anchor)(name, (_Anchor,), body)
+    return cast("type[_Anchor]", ModelBase(name, (_Anchor,), body))
 
 
 PendingTask = _page_anchor("PendingTask", "pending", "pending task", "pending tasks")

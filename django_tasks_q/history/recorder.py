@@ -261,7 +261,7 @@ class HistoryRecorder:
         outcome = _OUTCOME_OF.get(event)
         if outcome is not None:
             timed = started is not None and event in _TIMED
-            self._count(queue, now, outcome, time.monotonic() - started if timed else None)
+            self._count(queue, now, outcome, time.monotonic() - started if timed and started is not None else None)
 
     def _receive_without_task(self, queue: str, event: str, args: tuple[Any, ...], now: dt.datetime) -> None:
         task_id = None
@@ -355,8 +355,8 @@ class HistoryRecorder:
         except Exception as exc:
             self._log_failure("could not write task counters", exc)
             with self._lock:  # kept for the next try
-                for key, counts in minutes.items():
-                    mine = self._minutes.setdefault(key, {})
+                for minute_key, counts in minutes.items():
+                    mine = self._minutes.setdefault(minute_key, {})
                     for field, value in counts.items():
                         mine[field] = mine.get(field, 0) + value
         with self._lock:

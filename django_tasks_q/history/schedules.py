@@ -27,6 +27,7 @@ import datetime as dt
 import logging
 import math
 import zoneinfo
+from collections.abc import Callable
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -183,7 +184,7 @@ class Schedule(models.Model):
         """Why this row's timing cannot be computed (a value out of bounds, however it was stored), or None."""
         if bool(self.crontab) == (self.interval is not None):
             return "it needs either a crontab expression or an interval, not both or neither"
-        checks = [("interval", validate_interval, self.interval)] + [
+        checks: list[tuple[str, Callable[[Any], None], Any]] = [("interval", validate_interval, self.interval)] + [
             (field, validate_window_time, getattr(self, field))
             for field in ("start_at", "end_at", "created_at", "last_run_at")
         ]

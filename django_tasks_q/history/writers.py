@@ -15,7 +15,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connections, router, transaction
-from django.db.models import F
+from django.db.models import F, Field
 from django.utils import timezone
 
 from ..backends.sql.orm_transport import database_write_lock
@@ -112,6 +112,13 @@ def _new_values(key: tuple[str, str], changes: dict[str, Any]) -> dict[str, Any]
     return values
 
 
+def _column(name: str) -> str:
+    """The database column of ``TaskHistory``'s concrete field ``name``."""
+    field = TaskHistory._meta.get_field(name)
+    assert isinstance(field, Field) and field.column is not None  # a concrete field has a column
+    return field.column
+
+
 @functools.cache
 def _history_fields() -> tuple[Any, ...]:
     """The columns a history row is inserted with (all but the id), in table order."""
@@ -170,7 +177,7 @@ class _HistoryRows:
         updated = [field for field in fields if field.attname in _UPDATED]
         self.update_sql = (
             f"UPDATE {self.table} SET {', '.join(f'{quote(field.column)} = %s' for field in updated)} "
-            f"WHERE {quote(TaskHistory._meta.pk.column)} = %s"
+            f"WHERE {quote(_column(TaskHistory._meta.pk.name))} = %s"
         )
         self.update_columns = [(field.attname, self._converter(field)) for field in updated]
 
@@ -179,7 +186,7 @@ class _HistoryRows:
         conn = self.conn
         kind = field.get_internal_type()
         if kind == "DateTimeField":
-            adapt = conn.ops.adapt_datetimefield_value
+            adapt: Callable[[Any], Any] = conn.ops.adapt_datetimefield_value
             if conn.vendor == "sqlite" and settings.USE_TZ:
                 # What the SQLite backend's adapter does with an aware datetime, without its checks per value.
                 zone = conn.timezone
@@ -205,7 +212,7 @@ class _HistoryRows:
         task_ids = [task_id for _, task_id in keys]
         quote = self.quote
         pk, queue_column, task_column = (
-            quote(TaskHistory._meta.get_field(name).column) for name in ("id", "queue", "task_id")
+            quote(_column(name)) for name in ("id", "queue", "task_id")
         )
         with self.conn.cursor() as cursor:
             cursor.execute(

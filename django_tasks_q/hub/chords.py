@@ -47,15 +47,18 @@ class Chords:
         chord_id = uuid.uuid4().hex
         size = len(item.tasks)
         tails = []
+        markers: list[dict[str, Any]] = []
         for index, member in enumerate(item.tasks):
             head = member.callback if isinstance(member, chord) else member
             tail = head.chain()[-1]
             # The last step of a member reports to the chord: a pipeline member counts when it has finished.
-            tail.chord = {"id": chord_id, "size": size, "index": index, "callback": None}
+            marker: dict[str, Any] = {"id": chord_id, "size": size, "index": index, "callback": None}
+            tail.chord = marker
+            markers.append(marker)
             tails.append(tail)
         callback_data = callback.to_message(hub.as_utc).to_dict()
-        for tail in tails:
-            tail.chord["callback"] = callback_data
+        for marker in markers:
+            marker["callback"] = callback_data
         plain = [member for member in item.tasks if isinstance(member, Task)]
         if len(plain) == size:
             hub.enqueue_many(plain)

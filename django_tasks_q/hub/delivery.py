@@ -11,8 +11,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from ..backends.base import Feature, Reclaimed, Reservation
 from ..exceptions import AcknowledgementFailed, InvalidMessage, StorageError, UnknownTaskInMessage
@@ -32,6 +32,16 @@ PROGRESS_AFTER = 0.25
 running well when its worker vanished, so ``max_reclaims`` caps it rather than ``max_attempts``."""
 
 
+class _PeekingStorage(Protocol):
+    """A storage with the feature ``peek_on_reserve``: its claims also read the values of ``peek`` keys."""
+
+    def reserve(self, lease: float, peek: Sequence[str] = ()) -> Reservation | None: ...
+
+    def ack_and_reserve(
+        self, reservation: Reservation, result: Any, lease: float, peek: Sequence[str] = ()
+    ) -> tuple[bool, Reservation | None]: ...
+
+
 class Delivery:
     """Claims, acknowledgements, leases and dead letters of a hub's messages."""
 
@@ -46,7 +56,7 @@ class Delivery:
         hub = self.hub
         storage = hub.storage
         if Feature.PEEK_ON_RESERVE in storage.features:
-            return storage.reserve(lease or hub.lease, peek=keyspace.REVOCATION_PEEK)
+            return cast(_PeekingStorage, storage).reserve(lease or hub.lease, peek=keyspace.REVOCATION_PEEK)
         return storage.reserve(lease or hub.lease)
 
     def release(self, reservation: Reservation, count_attempt: bool = False) -> bool:
@@ -246,7 +256,8 @@ class Delivery:
     ) -> tuple[bool, Reservation | None]:
         storage = self.hub.storage
         if Feature.PEEK_ON_RESERVE in storage.features:
-            return storage.ack_and_reserve(reservation, result, lease, peek=keyspace.REVOCATION_PEEK)
+            peeking = cast(_PeekingStorage, storage)
+            return peeking.ack_and_reserve(reservation, result, lease, peek=keyspace.REVOCATION_PEEK)
         return storage.ack_and_reserve(reservation, result, lease)
 
     # ------------------------------------------------------------------ recovery

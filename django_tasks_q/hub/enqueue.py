@@ -109,7 +109,7 @@ class Enqueuer:
         """Check ``expires`` (InvalidEta); the moment it stands for when it is a datetime, else None: a relative
         expiry counts from when the call is enqueued (a pipeline step's from when that step is)."""
         resolved = resolve_expires(expires, naive_is_utc=self.hub.utc)
-        return self.hub.present(resolved) if isinstance(expires, dt.datetime) else None
+        return self.hub.present(resolved) if isinstance(expires, dt.datetime) and resolved is not None else None
 
     def _arguments_digest(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
         """A stable digest of a call's arguments (keyword order does not matter)."""
@@ -151,7 +151,9 @@ class Enqueuer:
         now = now_utc()
         if task.expires_resolved is None and task.expires is not None:
             # Fixed at the first enqueue: a retry or a call moved to the schedule keeps its expiry.
-            task.expires_resolved = hub.present(resolve_expires(task.expires, naive_is_utc=hub.utc))
+            expires = resolve_expires(task.expires, naive_is_utc=hub.utc)
+            assert expires is not None  # a given expiry resolves to a moment
+            task.expires_resolved = hub.present(expires)
         message = task.to_message(hub.as_utc)
         message.enqueued_at = now
         return hub.codec.encode(message)
@@ -271,9 +273,11 @@ class Enqueuer:
             return hub.chords.enqueue(item)
         if not isinstance(item, group):
             raise InvalidOption(f"enqueue() takes a task call, a group or a chord, got {type(item).__name__}")
-        if all(isinstance(member, Task) for member in item.tasks):
-            return hub.enqueue_many(item.tasks)
-        return ResultGroup([hub.enqueue(member) for member in item.tasks])
+        plain = [member for member in item.tasks if isinstance(member, Task)]
+        if len(plain) == len(item.tasks):
+            return hub.enqueue_many(plain)
+        members: list[Any] = [hub.enqueue(member) for member in item.tasks]
+        return ResultGroup(members)
 
     def reschedule(
         self,
@@ -340,6 +344,7 @@ class Enqueuer:
         ``execute(task, timestamp)``), so the call goes to the schedule whatever the clock says now.
         """
         hub = self.hub
+        assert task.eta is not None  # only a call with an eta is taken early
         self._add_to_schedule(task, self.encode(task), hub.as_utc(task.eta))
         hub._emit(SIGNAL_SCHEDULED, task)
 

@@ -114,13 +114,14 @@ class Executor:
         hub = self.hub
         hub._emit(signals.SIGNAL_EXECUTING, task)
         # As in huey, periodic tasks store no result: nobody holds a handle to read (and remove) it.
+        assert task.wrapper is not None  # bound when the call was received
         store = hub.results and task.wrapper.validate_datetime is None
         attempt = self._attempt(task)
         if attempt.exception is None and store and (attempt.value is not None or hub.store_none):
             self._encode_value(task, attempt, outcome)
         will_retry = attempt.exception is not None and not outcome.final_failure and attempt.retry_wanted
         surface_error = attempt.exception is not None and (not will_retry or hub.store_intermediate_errors)
-        metadata = hub.build_error_result(task, attempt.exception) if surface_error else None
+        metadata = hub.build_error_result(task, attempt.exception) if surface_error and attempt.exception else None
         if attempt.raised is not None:
             log_failure(task, attempt.raised, will_retry, attempt.retry_eta)
         self._settle(task, attempt, outcome, store=store and surface_error, will_retry=will_retry, metadata=metadata)
@@ -174,6 +175,7 @@ class Executor:
             running[task.id] = task
             try:
                 with TimeLimit(task.timeout):
+                    assert task.wrapper is not None  # bound when the call was received
                     attempt.value = hub.run_function(task.wrapper, args, task.kwargs, task)
             finally:
                 running.pop(task.id, None)

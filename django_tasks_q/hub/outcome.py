@@ -35,7 +35,7 @@ class Outcome:
         self.result: bytes | None = None
         self.intermediate_error: bytes | None = None
         self.completed: Task | None = None
-        self.follow_ups: list[Callable[[], None]] = []
+        self.follow_ups: list[Callable[[], object]] = []
         self.final_failure = False
         self.requeued = False
 

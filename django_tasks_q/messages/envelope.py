@@ -256,12 +256,14 @@ def _parse(data: Any, where: str) -> Message:
             return None
         if type(value) not in (int, float):
             raise fail(name, f"must be a number{' or None' if nullable else ''}, got {_kind(value)}")
+        assert isinstance(value, int | float)
         if not math.isfinite(value) or value < 0:
             raise fail(name, f"must be a finite, non-negative number, got {value!r}")
         return float(value)
 
     retry_delay = number("retry_delay", 0, False)
     retry_backoff = number("retry_backoff", 1.0, False)
+    assert retry_delay is not None and retry_backoff is not None  # not nullable
     timeout = number("timeout", None, True)
 
     def when(name: str) -> dt.datetime | None:

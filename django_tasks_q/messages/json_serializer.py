@@ -121,11 +121,13 @@ def _encode_tz(tz: dt.tzinfo, what: str, out: dict[str, Any]) -> None:
     tz_type = type(tz)
     if tz_type is dt.timezone:
         offset = tz.utcoffset(None)
-        if tz.tzname(None) != dt.timezone(offset).tzname(None):  # type: ignore[arg-type]
+        assert offset is not None  # a fixed-offset zone always has one
+        if tz.tzname(None) != dt.timezone(offset).tzname(None):
             out["tzname"] = tz.tzname(None)
         return
     if tz_type is zoneinfo.ZoneInfo:
-        key = tz.key  # type: ignore[attr-defined]
+        assert isinstance(tz, zoneinfo.ZoneInfo)
+        key = tz.key
         if key is None:
             raise _Refused(f"{what} with a ZoneInfo built from a file (no key) cannot be serialized as JSON")
         if key not in known_zones():
@@ -309,7 +311,7 @@ class JSONSerializer(BaseSerializer):
                 raise _Refused(f"dict key {_short_repr(key)} is not a string")
             _check_text(key)
         active.add(marker)
-        key: Any = None
+        key = None
         out: dict[str, Any] = {}
         try:
             for key, value in obj.items():

@@ -32,7 +32,7 @@ from django_tasks_q.backends.file.names import DEAD_RE, SUBDIRS, dir_name, next_
 try:
     import fcntl
 except ImportError:  # pragma: no cover - not POSIX
-    fcntl = None  # type: ignore[assignment]
+    fcntl = None  # type: ignore[assignment]  # checked before each use
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -161,9 +161,9 @@ def make_client(
     }
     if url is not None:
         if explicit.keys() & {"host", "port", "db", "password"}:
-            given = ", ".join(key for key in ("host", "port", "db", "password") if key in explicit)
+            both = ", ".join(key for key in ("host", "port", "db", "password") if key in explicit)
             raise ConfigurationError(
-                f"{where}: give either url or {given}, not both (the url already says where to connect)"
+                f"{where}: give either url or {both}, not both (the url already says where to connect)"
             )
         if not isinstance(url, str):
             raise ConfigurationError(f"{where}: url must be a str, not {type(url).__name__}")

@@ -18,9 +18,11 @@ redis-py error chained.
 
 from __future__ import annotations
 
+import importlib
 import os
 import threading
 from collections.abc import Iterator, Mapping, Sequence
+from types import ModuleType
 from typing import Any
 
 import redis
@@ -30,8 +32,9 @@ from redis.exceptions import NoScriptError, RedisError
 from django_tasks_q.backends.errors import StorageError
 from django_tasks_q.backends.redis.scripts import SCRIPTS
 
+hiredis: ModuleType | None
 try:
-    import hiredis
+    hiredis = importlib.import_module("hiredis")
 except ImportError:  # the redis extra installs it; redis-py works without it
     hiredis = None
 

@@ -12,12 +12,18 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Sequence
-from typing import Any, ClassVar
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from ..base import EmptyData, EmptyDataType, check_bytes, check_key, expiry_time, is_live
 from ..errors import StorageError
 from .core import CHUNK, CommonOperations, placeholders
+
+if TYPE_CHECKING:
+    from .dialects import Dialect
+
+T = TypeVar("T")
 
 __all__ = ["SqlDataArea", "hash_key"]
 
@@ -41,6 +47,28 @@ class SqlDataArea(CommonOperations):
     _reads_delete_expired: ClassVar[bool] = True
     """Whether a read that finds an expired value deletes it (the SQLite storage's reads never write: its
     expired values wait for ``purge_expired``)."""
+
+    # The transport's primitives, which the storage class mixes in after this one (OrmTransport or
+    # SqliteConnections): declared for the type checker only, so that they never shadow the transport's.
+    _dialect: Dialect
+    _UNIQUE_CONFLICT: ClassVar[type[Exception]]
+    channel: str
+    _peek_hash_cache: dict[Any, tuple[str, ...]]
+
+    if TYPE_CHECKING:
+
+        def _run(self, what: str, fn: Callable[..., T], *args: Any) -> T: ...
+        def _execute(self, conn: Any, template: str, params: Sequence[Any] = ()) -> int: ...
+        def _executemany(self, conn: Any, template: str, rows: Sequence[Sequence[Any]]) -> None: ...
+        def _fetchall(self, conn: Any, template: str, params: Sequence[Any] = ()) -> list[Any]: ...
+        def _fetchone(self, conn: Any, template: str, params: Sequence[Any] = ()) -> Any: ...
+        def _insert_returning_id(self, conn: Any, template: str, params: Sequence[Any]) -> Any: ...
+        def _txn(self, conn: Any) -> AbstractContextManager[None]: ...
+        def _savepoint(self, conn: Any) -> AbstractContextManager[Any]: ...
+        def _after_commit(self, conn: Any, callback: Callable[[], None]) -> None: ...
+        def _in_caller_transaction(self) -> bool: ...
+        def _message_row_place(self, pk: Any) -> str: ...
+        def _wake_waiters(self) -> None: ...
 
     def _maybe_purge(self) -> None:
         """Sweep expired values now and then (``purge_interval``), never inside a caller's transaction."""
@@ -138,7 +166,7 @@ class SqlDataArea(CommonOperations):
         """The live values of ``keys`` in one ``SELECT`` (expired ones count as none); ``EmptyData`` elsewhere."""
         hashes = [hash_key(check_key(key)) for key in keys]
         if not hashes or len(set(hashes)) > CHUNK:
-            return super().peek_many(keys)
+            return [self.peek_data(key) for key in keys]
         return self._run("peek_many", self._values_in_order, hashes)
 
     def _values_in_order(self, conn: Any, hashes: list[str]) -> list[bytes | EmptyDataType]:

@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from django.db import Error as DjangoDatabaseError
 from django.db import IntegrityError, connections, transaction
@@ -35,6 +35,9 @@ from ..errors import ConfigurationError, StorageError
 from ..watch import ChangeWatch, probe_poller
 from .core import MessageWaiting, Schema, orm_schema
 from .dialects import Dialect, dialect_for
+
+if TYPE_CHECKING:
+    from django.db.backends.sqlite3.base import DatabaseWrapper as SqliteDatabaseWrapper
 
 __all__ = ["OrmTablesMissing", "OrmTransport", "database_write_lock"]
 
@@ -544,7 +547,7 @@ class OrmTransport(MessageWaiting):
     def _make_poll(self) -> Callable[[float], bool] | None:
         conn = connections[self.using]
         if self._sqlite:
-            if conn.is_in_memory_db():
+            if cast("SqliteDatabaseWrapper", conn).is_in_memory_db():
                 return None
             name = str(conn.settings_dict["NAME"])
             watch_conn = sqlite3.connect(name, check_same_thread=False, uri=name.startswith("file:"))

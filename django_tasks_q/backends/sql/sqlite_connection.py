@@ -479,7 +479,7 @@ class SqliteConnections(MessageWaiting):
         handle = self._local.handle  # inside _run, which opened it
         return _JOINED if handle.depth else _FileTransaction(handle)
 
-    def _savepoint(self, conn: sqlite3.Connection) -> _FileTransaction:
+    def _savepoint(self, conn: sqlite3.Connection) -> AbstractContextManager[Any]:
         """A savepoint inside the transaction under way: an error rolls back only what ran inside it."""
         return _FileTransaction(self._local.handle)
 

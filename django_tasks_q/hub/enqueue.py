@@ -233,11 +233,12 @@ class Enqueuer:
 
     def _send(self, task: Task, data: bytes) -> None:
         hub = self.hub
-        if hub.immediate and hub.ready_to_run(task):
+        immediate = hub.immediate
+        if immediate and hub.ready_to_run(task):
             hub._emit(SIGNAL_ENQUEUED, task)
             hub.execute(hub._decode_task(data))
             return
-        if hub.immediate:
+        if immediate:
             # Not yet due, and no worker to take it: it waits in the schedule, as if taken early.
             hub._emit(SIGNAL_ENQUEUED, task)
             self.schedule_early_call(task)

@@ -55,7 +55,7 @@ def _forward(part: str, method: Callable[Concatenate[Any, P], R]) -> Callable[Co
     name = method.__name__
 
     def forwarded(self: Any, *args: P.args, **kwargs: P.kwargs) -> R:
-        return getattr(getattr(self, part), name)(*args, **kwargs)
+        return method(getattr(self, part), *args, **kwargs)
 
     forwarded.__name__ = name
     forwarded.__qualname__ = f"TaskQueue.{name}"
@@ -287,13 +287,8 @@ class TaskQueue:
 
     def _new_codec(self) -> MessageCodec:
         key, fallbacks = self._signing_keys()
-        return MessageCodec(
-            serializer=self.serializer,
-            compression=self.compression,
-            signing_key=key,
-            fallback_keys=fallbacks,
-            max_size=self.max_message_size,
-        )
+        return MessageCodec(serializer=self.serializer, compression=self.compression, signing_key=key,
+                            fallback_keys=fallbacks, max_size=self.max_message_size)  # fmt: skip
 
     def _build_once(self, attr: str, build: Callable[[], Any]) -> Any:
         """``self.<attr>``, set to ``build()`` under the lock when it is still ``None`` (one build across threads)."""

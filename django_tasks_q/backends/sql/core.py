@@ -24,7 +24,6 @@ from ..base import (
     Reclaimed,
     Reservation,
     bounded_priority,
-    check_bytes,
     expired_verdict,
     made_progress,
 )
@@ -36,7 +35,6 @@ __all__ = [
     "IN_FLIGHT",
     "READY",
     "SQLITE_FILE_SCHEMA",
-    "CommonOperations",
     "MessageWaiting",
     "Schema",
     "chunks",
@@ -227,63 +225,6 @@ def placeholders(count: int, mark: str = "%s") -> str:
     return ", ".join([mark] * count)
 
 
-class CommonOperations:
-    """The contract methods both SQL storages build the same way from primitives of their own: the views of
-    the key/value area (on ``_values``, ``_count_values`` and ``_flush_values``, each given whether to keep to
-    task results) and the intake of dead letters (on ``_add_dead_letter``)."""
-
-    _schema: Schema
-
-    def _add_dead_letter(self, data: bytes, reason: str, detail: str, attempts: int, priority: int | None) -> str:
-        raise NotImplementedError
-
-    def add_dead_letter(
-        self,
-        data: bytes,
-        reason: str,
-        detail: str = "",
-        attempts: int = 0,
-        priority: int | None = None,
-    ) -> str:
-        """Insert a dead letter and return its new id."""
-        data = check_bytes(data, "data")
-        prio = None if priority is None else self._schema.bounded_priority(priority)
-        return self._add_dead_letter(data, str(reason), str(detail), int(attempts), prio)
-
-    def _values(self, results_only: bool) -> dict[str, bytes]:
-        raise NotImplementedError
-
-    def _count_values(self, results_only: bool) -> int:
-        raise NotImplementedError
-
-    def _flush_values(self, results_only: bool) -> None:
-        raise NotImplementedError
-
-    def result_items(self) -> dict[str, bytes]:
-        """Every live value, results or not, as ``{key: value}``."""
-        return self._values(results_only=False)
-
-    def result_store_size(self) -> int:
-        """Count the live values, results or not."""
-        return self._count_values(results_only=False)
-
-    def flush_results(self) -> None:
-        """Delete every value, results or not (counters stay), in one statement."""
-        self._flush_values(results_only=False)
-
-    def task_results(self) -> dict[str, bytes]:
-        """Every live task result as ``{key: value}``."""
-        return self._values(results_only=True)
-
-    def task_result_count(self) -> int:
-        """Count the live task results."""
-        return self._count_values(results_only=True)
-
-    def flush_task_results(self) -> None:
-        """Delete every task result (locks and other values stay), in one statement."""
-        self._flush_values(results_only=True)
-
-
 class MessageWaiting:
     """``wait_for_messages`` on a :class:`~django_tasks_q.backends.watch.ChangeWatch` of the database, made
     once per process by the storage's ``_make_watch`` (a forked child makes its own), and woken at once by the
@@ -294,7 +235,9 @@ class MessageWaiting:
     _watch_lock: threading.Lock
 
     def _make_watch(self) -> ChangeWatch:
-        raise NotImplementedError
+        """The change watch of this storage's database; each transport (Django's connections, sqlite3)
+        defines its own."""
+        raise NotImplementedError(f"{type(self).__name__} must define _make_watch()")
 
     def wait_for_messages(self, timeout: float, wake: threading.Event | None = None) -> bool:
         """Wait up to ``timeout`` seconds for a change that may have made a message ready (or for ``wake``);

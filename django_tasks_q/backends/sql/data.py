@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from ..base import EmptyData, EmptyDataType, check_bytes, check_key, expiry_time, is_live
 from ..errors import StorageError
-from .core import CHUNK, CommonOperations, placeholders
+from .core import CHUNK, Schema, placeholders
 
 if TYPE_CHECKING:
     from .dialects import Dialect
@@ -35,11 +35,12 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
-class SqlDataArea(CommonOperations):
+class SqlDataArea:
     """The key/value area and the counters (see the module documentation), on the primitives of the storage's
     transport (``_run``, ``_execute``, ``_fetchone``, ``_txn`` ...)."""
 
     name: str
+    _schema: Schema
     _kind: str
     purge_interval: float | None
     _last_purge: float
@@ -281,6 +282,30 @@ class SqlDataArea(CommonOperations):
         return keys if limit is None else keys[:limit]
 
     # ================================================================== results and counters
+
+    def result_items(self) -> dict[str, bytes]:
+        """Every live value, results or not, as ``{key: value}``."""
+        return self._values(results_only=False)
+
+    def result_store_size(self) -> int:
+        """Count the live values, results or not."""
+        return self._count_values(results_only=False)
+
+    def flush_results(self) -> None:
+        """Delete every value, results or not (counters stay), in one statement."""
+        self._flush_values(results_only=False)
+
+    def task_results(self) -> dict[str, bytes]:
+        """Every live task result as ``{key: value}``."""
+        return self._values(results_only=True)
+
+    def task_result_count(self) -> int:
+        """Count the live task results."""
+        return self._count_values(results_only=True)
+
+    def flush_task_results(self) -> None:
+        """Delete every task result (locks and other values stay), in one statement."""
+        self._flush_values(results_only=True)
 
     def _values(self, results_only: bool) -> dict[str, bytes]:
         only, params = ("AND {is_result} = %s ", [True]) if results_only else ("", [])

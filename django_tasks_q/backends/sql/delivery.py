@@ -488,8 +488,20 @@ class SqlDelivery(SqlDataArea):
 
     # ================================================================== dead letters
 
-    def _add_dead_letter(self, data: bytes, reason: str, detail: str, attempts: int, priority: int | None) -> str:
-        return self._run("add_dead_letter", self._insert_dead, data, reason, detail, attempts, priority, None)
+    def add_dead_letter(
+        self,
+        data: bytes,
+        reason: str,
+        detail: str = "",
+        attempts: int = 0,
+        priority: int | None = None,
+    ) -> str:
+        """Insert a dead letter and return its new id."""
+        data = check_bytes(data, "data")
+        prio = None if priority is None else self._schema.bounded_priority(priority)
+        return self._run(
+            "add_dead_letter", self._insert_dead, data, str(reason), str(detail), int(attempts), prio, None
+        )
 
     def dead_letters(self, limit: int | None = None) -> list[DeadLetter]:
         """The dead letters, oldest first (up to ``limit``)."""

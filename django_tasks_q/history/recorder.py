@@ -15,6 +15,7 @@ process that is killed are lost, the tasks are not.
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import json
 import logging
@@ -79,15 +80,27 @@ _OUTCOME_OF = {
 """The ``QueueMinute`` counter each event adds to."""
 _TIMED = {signals.SIGNAL_COMPLETE, signals.SIGNAL_ERROR, signals.SIGNAL_TIMEOUT}
 """Events that end a run whose duration goes into the histogram."""
+_BUCKET_BOUNDS = [bound for bound, _field in QueueMinute.DURATION_BUCKETS]
+_BUCKET_FIELDS = [field for _bound, field in QueueMinute.DURATION_BUCKETS]
 _SETTLED_OK = {TaskStatus.COMPLETE, TaskStatus.REVOKED, TaskStatus.EXPIRED, TaskStatus.CANCELED}
+
+
+_EXACT_JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
+_APPROXIMATE_JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True, default=repr).encode
+# Built once: json.dumps with any option builds a new encoder per call, a third of the cost of a small value.
+_CONSTANT_JSON = {None: "null", True: "true", False: "false"}
 
 
 def to_json_text(value: Any) -> tuple[str, bool]:
     """``value`` as JSON text, and whether that text is exact (plain JSON, not cut short)."""
+    if value is None or value is True or value is False:
+        return _CONSTANT_JSON[value], True
+    if (value == [] or value == {}) and type(value) in (list, dict):  # the arguments of most calls
+        return ("[]" if type(value) is list else "{}"), True
     try:
-        text, exact = json.dumps(value, ensure_ascii=False, sort_keys=True), True
+        text, exact = _EXACT_JSON(value), True
     except (TypeError, ValueError):
-        text, exact = json.dumps(value, ensure_ascii=False, sort_keys=True, default=repr), False
+        text, exact = _APPROXIMATE_JSON(value), False
     except RecursionError:
         text, exact = repr(value), False
     if len(text) > MAX_TEXT:
@@ -101,6 +114,19 @@ def _cut(text: str) -> str:
 
 def worker_label(identity: str | None = None) -> str:
     """Who is running in this thread: the consumer identity (or host:pid) and the worker's name."""
+    key = (threading.get_ident(), os.getpid(), identity)
+    label = _worker_labels.get(key)
+    if label is None:
+        label = _worker_labels[key] = _describe_worker(identity)
+        while len(_worker_labels) > MAX_OPEN:  # thread ids of ended threads are reused: keep the map small
+            _worker_labels.pop(next(iter(_worker_labels)))
+    return label
+
+
+_worker_labels: dict[tuple[int, int, str | None], str] = {}
+
+
+def _describe_worker(identity: str | None) -> str:
     thread = threading.current_thread().name
     name = thread if thread.startswith("tasks-q-worker-") else multiprocessing.current_process().name
     name = name.removeprefix("tasks-q-worker-")
@@ -304,9 +330,11 @@ class HistoryRecorder:
         if outcome in ("succeeded", "failed"):
             self._tasks_run += 1
         if duration is not None:
-            for bound, field in QueueMinute.DURATION_BUCKETS:
-                if duration <= bound:
-                    counts[field] = counts.get(field, 0) + 1
+            # Only the smallest bucket that holds the run is counted here; flush() makes the counts cumulative.
+            index = bisect.bisect_left(_BUCKET_BOUNDS, duration)
+            if index < len(_BUCKET_FIELDS):
+                field = _BUCKET_FIELDS[index]
+                counts[field] = counts.get(field, 0) + 1
             counts["duration_count"] = counts.get("duration_count", 0) + 1
             counts["duration_sum"] = counts.get("duration_sum", 0.0) + duration
 
@@ -350,7 +378,7 @@ class HistoryRecorder:
             written = -1
         try:
             with database_write_lock(router.db_for_write(QueueMinute)):
-                add_minutes(minutes)
+                add_minutes({key: _cumulative(counts) for key, counts in minutes.items()})
                 tasks_run = count_tasks_run(self.consumer_identity, tasks_run)
         except Exception as exc:
             self._log_failure("could not write task counters", exc)
@@ -453,3 +481,14 @@ def _describe_error(exception: Any) -> dict[str, Any]:
     kind = type(exception)
     text = "".join(traceback.format_exception(kind, exception, exception.__traceback__))
     return {"error": _cut(f"{kind.__name__}: {exception}"), "traceback": _cut(text)}
+
+
+def _cumulative(counts: dict[str, float]) -> dict[str, float]:
+    """One minute's counters as stored: the runs of each duration bucket become the runs ≤ its bound."""
+    stored = dict(counts)
+    total = 0
+    for field in _BUCKET_FIELDS:
+        total += counts.get(field, 0)
+        if total:
+            stored[field] = total
+    return stored

@@ -141,7 +141,11 @@ def _history_defaults() -> tuple[dict[str, Any], tuple[tuple[str, Callable[[], A
 _UPDATED = frozenset({*_FIELDS, "attempts"})
 """The fields a later event can change in a stored row (never its queue, task id or first-seen time)."""
 
-_PLAIN_TYPES = {
+class _Converted:
+    """Stands for "no type": a column of this kind converts every value but ``None``."""
+
+
+_PLAIN_TYPES: dict[str, type] = {
     "CharField": str,
     "TextField": str,
     "BooleanField": bool,
@@ -173,15 +177,22 @@ class _HistoryRows:
             f"INSERT INTO {self.table} ({', '.join(quote(field.column) for field in fields)}) "
             f"VALUES ({', '.join(['%s'] * len(fields))})"
         )
-        self.columns = [(field.attname, self._converter(field)) for field in fields]
+        self.names = [field.attname for field in fields]
+        self.checks = self._checks(fields)
         updated = [field for field in fields if field.attname in _UPDATED]
         self.update_sql = (
             f"UPDATE {self.table} SET {', '.join(f'{quote(field.column)} = %s' for field in updated)} "
             f"WHERE {quote(_column(TaskHistory._meta.pk.name))} = %s"
         )
-        self.update_columns = [(field.attname, self._converter(field)) for field in updated]
+        self.update_names = [field.attname for field in updated]
+        self.update_checks = self._checks(updated)
 
-    def _converter(self, field: Any) -> Callable[[Any], Any]:
+    def _checks(self, fields: list[Any]) -> list[tuple[int, type, Callable[[Any], Any]]]:
+        """For each column: its position, the type the database takes as it is, and the conversion of any other
+        value (``None`` always passes)."""
+        return [(index, *self._converter(field)) for index, field in enumerate(fields)]
+
+    def _converter(self, field: Any) -> tuple[type, Callable[[Any], Any]]:
         prepare = field.get_db_prep_save
         conn = self.conn
         kind = field.get_internal_type()
@@ -190,20 +201,28 @@ class _HistoryRows:
             if conn.vendor == "sqlite" and settings.USE_TZ:
                 # What the SQLite backend's adapter does with an aware datetime, without its checks per value.
                 zone = conn.timezone
-                adapt = lambda value: str(value.astimezone(zone).replace(tzinfo=None))  # noqa: E731
+
+                def adapt(value: dt.datetime) -> str:
+                    if value.tzinfo is dt.UTC and zone is dt.UTC:  # timezone.now(): only the "+00:00" to drop
+                        return value.isoformat(" ")[:-6]
+                    return str(value.astimezone(zone).replace(tzinfo=None))
 
             def datetime_value(value: Any) -> Any:
-                if value is None:
-                    return None
                 if type(value) is dt.datetime and value.utcoffset() is not None:
                     return adapt(value)
                 return prepare(value, conn)  # naive or another type: the field decides (and warns)
 
-            return datetime_value
-        plain = _PLAIN_TYPES.get(kind)
-        if plain is None:
-            return lambda value: prepare(value, conn)
-        return lambda value: value if value is None or type(value) is plain else prepare(value, conn)
+            return _Converted, datetime_value
+        return _PLAIN_TYPES.get(kind, _Converted), lambda value: prepare(value, conn)
+
+    @staticmethod
+    def _params(values: dict[str, Any], names: list[str], checks: list[tuple[int, type, Any]]) -> list[Any]:
+        params = [values[name] for name in names]
+        for index, taken_as_is, convert in checks:
+            value = params[index]
+            if value is not None and type(value) is not taken_as_is:
+                params[index] = convert(value)
+        return params
 
     def existing(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], TaskHistory]:
         """The stored rows of these ``(queue, task id)`` keys: one plain query finds their ids (usually none),
@@ -229,7 +248,7 @@ class _HistoryRows:
 
     def insert_params(self, values: dict[str, Any]) -> list[Any]:
         """The ``INSERT``'s parameters for a new row's field values."""
-        return [convert(values[name]) for name, convert in self.columns]
+        return self._params(values, self.names, self.checks)
 
     def insert(self, params: list[list[Any]]) -> None:
         """Insert rows (one ``executemany``)."""
@@ -238,8 +257,7 @@ class _HistoryRows:
 
     def update_params(self, row: TaskHistory) -> list[Any]:
         """The ``UPDATE``'s parameters for a stored row whose fields were changed."""
-        values = row.__dict__
-        return [*(convert(values[name]) for name, convert in self.update_columns), row.pk]
+        return [*self._params(row.__dict__, self.update_names, self.update_checks), row.pk]
 
     def update(self, params: list[list[Any]]) -> None:
         """Update rows by id (one ``executemany``)."""

@@ -291,7 +291,7 @@ def test_history_columns_get_the_values_django_would_write() -> None:
         {
             "name": "tests.add", "status": TaskStatus.COMPLETE, "args": "[1]", "arguments_exact": False,
             "priority": -3, "_attempts": 2, "enqueued_at": dt.datetime(2026, 5, 1, 12, 0, 0, 5, tzinfo=paris),
-            "started_at": timezone.now(), "finished_at": timezone.now(), "duration": 0.5, "worker": "w",
+            "started_at": timezone.now(), "finished_at": dt.datetime(2026, 5, 1, 12, 0, tzinfo=dt.UTC), "duration": 0.5, "worker": "w",
             "created_at": timezone.now(), "updated_at": timezone.now(),
         },
     )  # fmt: skip
@@ -303,3 +303,25 @@ def test_history_columns_get_the_values_django_would_write() -> None:
             warnings.simplefilter("ignore", RuntimeWarning)
             expected = [field.get_db_prep_save(row[field.attname], connection) for field in _history_fields()]
             assert statement.insert_params(row) == expected
+
+
+@pytest.mark.django_db
+def test_run_durations_are_counted_in_cumulative_buckets(monkeypatch: pytest.MonkeyPatch) -> None:
+    import django_tasks_q.history.recorder as recorder_module
+
+    # Three runs, timed from their "executing" to their "complete" event: 3 ms, 70 ms and 100 s (past every bound).
+    clock = iter([0.0, 0.003, 10.0, 10.07, 20.0, 120.0])
+    monkeypatch.setattr(recorder_module.time, "monotonic", lambda: next(clock))
+    hub = queues[Q]
+    with recording(hub):
+        for number in range(3):
+            hub.enqueue_call("tests.support.admin.add", [number, 1])
+            drain(Q)
+    fields = ["succeeded", "duration_count", "duration_sum", "duration_le_5ms", "duration_le_10ms",
+              "duration_le_50ms", "duration_le_100ms", "duration_le_60s"]
+    rows = QueueMinute.objects.filter(queue=Q).values_list(*fields)  # two rows if a minute ended meanwhile
+    totals = dict(zip(fields, (sum(column) for column in zip(*rows, strict=True)), strict=True))
+    assert (totals["succeeded"], totals["duration_count"]) == (3, 3)
+    assert 100.0 < totals["duration_sum"] < 100.08
+    assert (totals["duration_le_5ms"], totals["duration_le_10ms"], totals["duration_le_50ms"]) == (1, 1, 1)
+    assert (totals["duration_le_100ms"], totals["duration_le_60s"]) == (2, 2)

@@ -614,6 +614,9 @@ def parse_options(argv: list[str]) -> argparse.Namespace:
                              f"{', '.join(MEMORY_SYSTEMS)})")
     parser.add_argument("--output", default=str(REPO / "docs"), help=f"folder for {PAGE} and {FIGURE}")
     parser.add_argument("--no-docs", action="store_true", help="print the tables only; write no files")
+    parser.add_argument("--work-dir", default="",
+                        help="folder for the run's files: SQLite databases, file queues, the ledger (default: the "
+                             "system's temporary folder)")
     parser.add_argument("--json", default="", help="also write the raw figures to this JSON file")
     parser.add_argument("--silent", action="store_true", help="no progress lines on stderr")
     parser.add_argument("--body", choices=["redis", "append"], default="redis",
@@ -640,7 +643,7 @@ def main(argv: list[str] | None = None) -> int:
     options = parse_options(argv)
     REDIS_DB = options.redis_db
     run_id = options.run_id = uuid.uuid4().hex[:8]
-    work = Path(tempfile.mkdtemp(prefix="tasks-q-bench-"))
+    work = Path(tempfile.mkdtemp(prefix="tasks-q-bench-", dir=options.work_dir or None))
     with_postgres = postgres_available()
     systems = make_systems(work, run_id, with_postgres)
     if options.only:

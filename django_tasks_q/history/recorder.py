@@ -95,8 +95,9 @@ def to_json_text(value: Any) -> tuple[str, bool]:
     """``value`` as JSON text, and whether that text is exact (plain JSON, not cut short)."""
     if value is None or value is True or value is False:
         return _CONSTANT_JSON[value], True
-    if (value == [] or value == {}) and type(value) in (list, dict):  # the arguments of most calls
-        return ("[]" if type(value) is list else "{}"), True
+    kind = type(value)
+    if (kind is list or kind is dict) and not value:  # the arguments of most calls
+        return ("[]" if kind is list else "{}"), True
     try:
         text, exact = _EXACT_JSON(value), True
     except (TypeError, ValueError):
@@ -486,7 +487,7 @@ def _describe_error(exception: Any) -> dict[str, Any]:
 def _cumulative(counts: dict[str, float]) -> dict[str, float]:
     """One minute's counters as stored: the runs of each duration bucket become the runs ≤ its bound."""
     stored = dict(counts)
-    total = 0
+    total: float = 0
     for field in _BUCKET_FIELDS:
         total += counts.get(field, 0)
         if total:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.conf import settings
@@ -187,7 +187,7 @@ class _HistoryRows:
         self.update_names = [field.attname for field in updated]
         self.update_checks = self._checks(updated)
 
-    def _checks(self, fields: list[Any]) -> list[tuple[int, type, Callable[[Any], Any]]]:
+    def _checks(self, fields: Sequence[Any]) -> list[tuple[int, type, Callable[[Any], Any]]]:
         """For each column: its position, the type the database takes as it is, and the conversion of any other
         value (``None`` always passes)."""
         return [(index, *self._converter(field)) for index, field in enumerate(fields)]

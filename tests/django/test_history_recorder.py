@@ -325,3 +325,26 @@ def test_run_durations_are_counted_in_cumulative_buckets(monkeypatch: pytest.Mon
     assert 100.0 < totals["duration_sum"] < 100.08
     assert (totals["duration_le_5ms"], totals["duration_le_10ms"], totals["duration_le_50ms"]) == (1, 1, 1)
     assert (totals["duration_le_100ms"], totals["duration_le_60s"]) == (2, 2)
+
+
+class _NoTruth:
+    """Like a NumPy array: comparing it or asking whether it is empty raises."""
+
+    def __eq__(self, other: object) -> bool:
+        raise ValueError("the truth value is ambiguous")
+
+    __hash__ = object.__hash__
+
+    def __repr__(self) -> str:
+        return "NoTruth()"
+
+
+def test_values_become_the_json_text_json_dumps_would_write() -> None:
+    import json
+
+    from django_tasks_q.history.recorder import to_json_text
+
+    for value in (None, True, False, 0, 1.5, "é", [], {}, [1, {"b": 2, "a": [None]}], {"z": 1, "a": "ü"}):
+        assert to_json_text(value) == (json.dumps(value, ensure_ascii=False, sort_keys=True), True)
+    assert to_json_text(_NoTruth()) == ('"NoTruth()"', False)
+    assert to_json_text([_NoTruth()]) == ('["NoTruth()"]', False)

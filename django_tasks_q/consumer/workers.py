@@ -272,15 +272,19 @@ def close_thread_connections() -> None:
 
 
 def close_old_connections(keep: Collection[str] = ()) -> None:
-    """Close Django database connections that are broken or past their lifetime (huey's ``db_task``).
+    """Close Django database connections that are broken or past their lifetime (huey's ``db_task``), and
+    forget the queries they logged.
 
     A connection of an alias in ``keep`` is closed only when broken (or left outside autocommit): with Django's
     default ``CONN_MAX_AGE = 0`` every connection is past its lifetime after a task, and reconnecting the
-    storage's own connection for every task would cost more than the task.
+    storage's own connection for every task would cost more than the task. With ``DEBUG = True`` (as
+    startproject leaves it) each connection logs its queries until the next request begins; a worker never
+    begins one, so its logs are emptied here, as Django does when a request starts.
     """
     from django.db import connections
 
     for conn in connections.all(initialized_only=True):
+        conn.queries_log.clear()
         if conn.alias in keep:
             conn.close_at = None  # no lifetime: only the usability checks below can close it
         conn.close_if_unusable_or_obsolete()

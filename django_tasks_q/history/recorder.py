@@ -29,7 +29,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from django.db import OperationalError, close_old_connections, connection, router
+from django.db import OperationalError, close_old_connections, connection, reset_queries, router
 from django.utils import timezone
 
 from .. import signals
@@ -210,6 +210,9 @@ class HistoryRecorder:
             while True:
                 stopping = self._stop.wait(min([interval, *(job[0] for job in self._jobs)]))
                 self.flush(run_jobs=True)
+                # With DEBUG = True this thread's connections log every statement (each batch's lookup with
+                # its parameters spelled out) until a request begins, which never happens here.
+                reset_queries()
                 if stopping:
                     for _retry in range(5):  # last chance: a busy database gets a few more tries
                         if not self.pending():

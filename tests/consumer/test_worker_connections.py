@@ -67,3 +67,14 @@ def test_without_keep_every_connection_past_its_lifetime_closes(file_aliases: tu
 @pytest.mark.django_db
 def test_the_orm_storage_asks_workers_to_keep_its_connection() -> None:
     assert OrmStorage("kept-connection", using="default").kept_connection_aliases == ("default",)
+
+
+def test_the_queries_a_task_logged_are_forgotten_after_it(file_aliases: tuple[str, str], settings: Any) -> None:
+    settings.DEBUG = True  # as startproject leaves it: every connection logs its statements
+    kept, other = file_aliases
+    for alias in file_aliases:
+        with connections[alias].cursor() as cursor:
+            cursor.execute("SELECT 1")
+        assert connections[alias].queries_log
+    close_old_connections(keep=(kept,))
+    assert not connections[kept].queries_log and not connections[other].queries_log

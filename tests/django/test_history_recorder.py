@@ -348,3 +348,25 @@ def test_values_become_the_json_text_json_dumps_would_write() -> None:
         assert to_json_text(value) == (json.dumps(value, ensure_ascii=False, sort_keys=True), True)
     assert to_json_text(_NoTruth()) == ('"NoTruth()"', False)
     assert to_json_text([_NoTruth()]) == ('["NoTruth()"]', False)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_flusher_thread_forgets_the_statements_it_logged(settings: Any) -> None:
+    from django.db import connection
+
+    settings.DEBUG = True
+    logged: list[int] = []
+    recorder = HistoryRecorder(consumer_identity=None)
+    recorder.every(0.05, lambda: logged.append(len(connection.queries_log)))  # runs in the flusher thread
+    hub = queues[Q]
+    recorder.attach(hub)
+    recorder.start()
+    try:
+        for number in range(3):
+            hub.enqueue_call("tests.support.admin.add", [number, 1])
+            drain(Q)
+            time.sleep(0.1)
+    finally:
+        recorder.stop()
+    assert TaskHistory.objects.count() == 3
+    assert len(logged) >= 3 and max(logged) < 20  # without the reset, every batch's statements would pile up
